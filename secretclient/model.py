@@ -1,0 +1,330 @@
+"""Values: secrets, versions, metadata and database credentials.
+
+All are frozen dataclasses, so the cache hands the same object to every caller without
+copying. Nothing here ever shows secret data in ``repr`` or ``str``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal, Mapping
+
+from .errors import InvalidSecretContent
+
+__all__ = [
+    "CURRENT",
+    "PENDING",
+    "PREVIOUS",
+    "Secret",
+    "VersionInfo",
+    "SecretInfo",
+    "PasswordPolicy",
+    "DbCredentials",
+]
+
+CURRENT = "ACSCurrent"
+PENDING = "ACSPending"
+PREVIOUS = "ACSPrevious"
+
+
+@dataclass(frozen=True, slots=True)
+class Secret:
+    """One version of a secret, with its value.
+
+    ``data`` is ``str`` for text secrets and ``bytes`` for binary ones. It is excluded from
+    ``repr``/``str`` and comparisons print only names and version ids.
+    """
+
+    name: str
+    version_id: str
+    stages: frozenset[str]
+    data: str | bytes = field(repr=False)
+    created: datetime | None = None
+    secret_type: str = "Generic"
+    extended_config: Mapping[str, Any] | None = field(default=None, repr=False)
+
+    @property
+    def data_type(self) -> Literal["text", "binary"]:
+        return "binary" if isinstance(self.data, bytes) else "text"
+
+    @property
+    def text(self) -> str:
+        """The value as text (binary data is decoded as UTF-8)."""
+        if isinstance(self.data, bytes):
+            try:
+                return self.data.decode("utf-8")
+            except UnicodeDecodeError:
+                raise InvalidSecretContent(
+                    f"secret {self.name!r} version {self.version_id!r} is binary and not UTF-8"
+                ) from None
+        return self.data
+
+    def json(self) -> Any:
+        """The value parsed as JSON; :class:`InvalidSecretContent` if it is not JSON."""
+        try:
+            return json.loads(self.text)
+        except ValueError:
+            # Never chain: the JSON error message quotes the document.
+            raise InvalidSecretContent(
+                f"secret {self.name!r} version {self.version_id!r} is not valid JSON"
+            ) from None
+
+    def db_credentials(self) -> "DbCredentials":
+        return DbCredentials.from_secret(self)
+
+    def __str__(self) -> str:
+        return repr(self)
+
+
+@dataclass(frozen=True, slots=True)
+class VersionInfo:
+    """A version's id and labels, without its value (``ListSecretVersionIds``)."""
+
+    version_id: str
+    stages: frozenset[str]
+    created: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SecretInfo:
+    """Metadata of a secret (``DescribeSecret``): no value."""
+
+    name: str
+    secret_type: str = "Generic"
+    description: str = ""
+    created: datetime | None = None
+    updated: datetime | None = None
+    automatic_rotation: bool = False
+    rotation_interval: timedelta | None = None
+    last_rotation: datetime | None = None
+    next_rotation: datetime | None = None
+    arn: str | None = None
+    extended_config: Mapping[str, Any] | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordPolicy:
+    """Parameters of a random password (KMS ``GetRandomPassword``).
+
+    ``require_each_included_type`` makes every character class that is not excluded
+    appear at least once.
+    """
+
+    length: int = 32
+    exclude_characters: str = ""
+    exclude_lowercase: bool = False
+    exclude_uppercase: bool = False
+    exclude_numbers: bool = False
+    exclude_punctuation: bool = False
+    require_each_included_type: bool = True
+
+    def __post_init__(self) -> None:
+        from .errors import InvalidParameter
+
+        if not isinstance(self.length, int) or not 8 <= self.length <= 128:
+            raise InvalidParameter("PasswordPolicy.length must be an integer from 8 to 128")
+        if not self.alphabet():
+            raise InvalidParameter("PasswordPolicy excludes every character; allow at least one class")
+
+    def classes(self) -> list[str]:
+        """The character classes allowed, each minus the excluded characters; empty ones dropped."""
+        import string
+
+        punctuation = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
+        groups = []
+        for excluded, chars in (
+            (self.exclude_lowercase, string.ascii_lowercase),
+            (self.exclude_uppercase, string.ascii_uppercase),
+            (self.exclude_numbers, string.digits),
+            (self.exclude_punctuation, punctuation),
+        ):
+            if not excluded:
+                kept = "".join(c for c in chars if c not in self.exclude_characters)
+                if kept:
+                    groups.append(kept)
+        return groups
+
+    def alphabet(self) -> str:
+        return "".join(self.classes())
+
+    def generate(self) -> str:
+        """A password from the ``secrets`` module following this policy."""
+        import secrets
+
+        classes = self.classes()
+        alphabet = "".join(classes)
+        while True:
+            pw = "".join(secrets.choice(alphabet) for _ in range(self.length))
+            if not self.require_each_included_type or self.length < len(classes):
+                return pw
+            if all(any(c in group for c in pw) for group in classes):
+                return pw
+
+    def accepts(self, password: str) -> bool:
+        """Whether ``password`` could have been produced by this policy."""
+        classes = self.classes()
+        alphabet = set("".join(classes))
+        if len(password) != self.length or not set(password) <= alphabet:
+            return False
+        if self.require_each_included_type and self.length >= len(classes):
+            return all(any(c in group for c in password) for group in classes)
+        return True
+
+
+# Key spellings accepted for each field: Alibaba first, then AWS / NCP / common ones.
+_ALIASES: dict[str, tuple[str, ...]] = {
+    "account_name": ("AccountName", "username", "user", "Username", "cdbUserName", "dbUser"),
+    "account_password": ("AccountPassword", "password", "Password", "cdbPassword", "dbPassword"),
+    "endpoint": ("Endpoint", "host", "Host", "cdbHost", "dbHost"),
+    "port": ("Port", "port", "cdbPort", "dbPort"),
+    "db_name": ("DBName", "dbname", "DbName", "database", "Database"),
+    "ssl": ("SSL", "ssl"),
+    "master_secret": ("MasterSecret", "masterarn", "masterSecret"),
+}
+
+
+def _pick(data: Mapping[str, Any], key: str) -> tuple[str | None, Any]:
+    for spelling in _ALIASES[key]:
+        if spelling in data:
+            return spelling, data[spelling]
+    return None, None
+
+
+@dataclass(frozen=True, slots=True)
+class DbCredentials:
+    """Database credentials parsed from a secret's JSON.
+
+    Accepts the Alibaba seed's keys (``AccountName``, ``AccountPassword``, ``Endpoint``,
+    ``Port``, ``DBName``, ``SSL``, ``MasterSecret``) and the AWS / NCP spellings
+    (``username``, ``password``, ``host``, ``port``, ``dbname``, ``masterarn``).
+    ``ssl`` is ``True``/``False`` when the secret says so, ``None`` when it does not.
+    Validation errors name the field, never its value. ``extra`` keeps unknown keys.
+    """
+
+    account_name: str
+    account_password: str = field(repr=False)
+    endpoint: str | None = None
+    port: int = 3306
+    db_name: str | None = None
+    ssl: bool | None = None
+    master_secret: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    version_id: str | None = None
+    stages: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_mapping(
+        cls,
+        data: Any,
+        *,
+        source: str = "secret",
+        version_id: str | None = None,
+        stages: frozenset[str] = frozenset(),
+    ) -> "DbCredentials":
+        if not isinstance(data, Mapping):
+            raise InvalidSecretContent(f"{source}: database credentials must be a JSON object")
+        used: set[str] = set()
+
+        def get(key: str, required: bool = False) -> tuple[str | None, Any]:
+            spelling, value = _pick(data, key)
+            if spelling is None:
+                if required:
+                    raise InvalidSecretContent(
+                        f"{source}: field {_ALIASES[key][0]!r} is missing"
+                    )
+                return None, None
+            used.add(spelling)
+            return spelling, value
+
+        name_key, name = get("account_name", required=True)
+        pw_key, password = get("account_password", required=True)
+        if not isinstance(name, str) or not name:
+            raise InvalidSecretContent(f"{source}: field {name_key!r} must be a non-empty string")
+        if not isinstance(password, str):
+            raise InvalidSecretContent(f"{source}: field {pw_key!r} must be a string")
+
+        ep_key, endpoint = get("endpoint")
+        if endpoint is not None and (not isinstance(endpoint, str) or not endpoint):
+            raise InvalidSecretContent(f"{source}: field {ep_key!r} must be a non-empty string")
+
+        port_key, port_raw = get("port")
+        port = 3306
+        if port_raw is not None:
+            try:
+                if isinstance(port_raw, bool):
+                    raise ValueError
+                port = int(port_raw)
+            except (TypeError, ValueError):
+                raise InvalidSecretContent(f"{source}: field {port_key!r} must be an integer") from None
+            if not 1 <= port <= 65535:
+                raise InvalidSecretContent(f"{source}: field {port_key!r} must be from 1 to 65535")
+
+        db_key, db_name = get("db_name")
+        if db_name is not None and not isinstance(db_name, str):
+            raise InvalidSecretContent(f"{source}: field {db_key!r} must be a string")
+
+        ssl_key, ssl_raw = get("ssl")
+        ssl: bool | None
+        if ssl_raw is None:
+            ssl = None
+        elif isinstance(ssl_raw, bool):
+            ssl = ssl_raw
+        elif isinstance(ssl_raw, str) and ssl_raw.strip().lower() in ("true", "false"):
+            ssl = ssl_raw.strip().lower() == "true"
+        else:
+            raise InvalidSecretContent(f"{source}: field {ssl_key!r} must be true or false")
+
+        ms_key, master = get("master_secret")
+        if master is not None and not isinstance(master, str):
+            raise InvalidSecretContent(f"{source}: field {ms_key!r} must be a string")
+
+        extra = {k: v for k, v in data.items() if k not in used}
+        return cls(
+            account_name=name,
+            account_password=password,
+            endpoint=endpoint,
+            port=port,
+            db_name=db_name or None,
+            ssl=ssl,
+            master_secret=master or None,
+            extra=extra,
+            version_id=version_id,
+            stages=stages,
+        )
+
+    @classmethod
+    def from_secret(cls, secret: Secret) -> "DbCredentials":
+        source = f"secret {secret.name!r} version {secret.version_id!r}"
+        return cls.from_mapping(
+            secret.json(), source=source, version_id=secret.version_id, stages=secret.stages
+        )
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """The Alibaba-style JSON object (unknown keys kept as they were)."""
+        out: dict[str, Any] = dict(self.extra)
+        out["AccountName"] = self.account_name
+        out["AccountPassword"] = self.account_password
+        if self.endpoint is not None:
+            out["Endpoint"] = self.endpoint
+        if self.endpoint is not None:
+            out["Port"] = self.port
+        if self.db_name is not None:
+            out["DBName"] = self.db_name
+        if self.ssl is not None:
+            out["SSL"] = self.ssl
+        if self.master_secret is not None:
+            out["MasterSecret"] = self.master_secret
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_json_dict())
+
+    def with_changes(self, **changes: Any) -> "DbCredentials":
+        from dataclasses import replace
+
+        return replace(self, **changes)
+
+    def __str__(self) -> str:
+        return repr(self)

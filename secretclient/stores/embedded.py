@@ -1,0 +1,540 @@
+"""EmbeddedStore: the default store, a SQLite file (or memory) with KMS stage semantics.
+
+Safe from many threads (one connection behind a lock) and many processes (WAL journal,
+``BEGIN IMMEDIATE`` write transactions, a busy timeout). Errors carry the KMS code a real
+KMS would answer, so the KMS emulator can serve this store unchanged.
+
+Without a key, secret data is stored in plain text inside the SQLite file: protect the file
+(permissions are set to 0600 on creation) and its backups. With ``key=`` (16, 24 or 32
+bytes), every version's data is sealed with AES-GCM, bound to its secret name and VersionId;
+names, VersionIds, stages and timestamps stay readable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import threading
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+
+from ..errors import (
+    InvalidParameter,
+    LimitExceeded,
+    SecretClientError,
+    SecretNotFound,
+    VersionConflict,
+)
+from ..model import CURRENT, PREVIOUS, PasswordPolicy, Secret, SecretInfo, VersionInfo
+from .base import MAX_STAGE_LENGTH, MAX_STAGES_PER_VERSION, MAX_VERSIONS
+
+__all__ = ["EmbeddedStore", "EncryptionKeyError"]
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9_/+=.@-]{1,192}$")
+_VERSION_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+_STAGE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,%d}$" % MAX_STAGE_LENGTH)
+_KEY_CHECK = b"secretclient-embedded-key-check"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v BLOB);
+CREATE TABLE IF NOT EXISTS secrets (
+    name TEXT PRIMARY KEY,
+    secret_type TEXT NOT NULL,
+    description TEXT NOT NULL,
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    rotation_interval REAL,
+    extended_config TEXT
+);
+CREATE TABLE IF NOT EXISTS versions (
+    name TEXT NOT NULL REFERENCES secrets(name) ON DELETE CASCADE,
+    version_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    created REAL NOT NULL,
+    binary INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (name, version_id)
+);
+CREATE TABLE IF NOT EXISTS stages (
+    name TEXT NOT NULL,
+    stage TEXT NOT NULL,
+    version_id TEXT NOT NULL,
+    PRIMARY KEY (name, stage),
+    FOREIGN KEY (name, version_id) REFERENCES versions(name, version_id) ON DELETE CASCADE
+);
+"""
+
+
+class EncryptionKeyError(SecretClientError):
+    """The key given to :class:`EmbeddedStore` is malformed or does not open this file."""
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _ts(value: float) -> datetime:
+    return datetime.fromtimestamp(value, timezone.utc)
+
+
+def _not_found(what: str) -> SecretNotFound:
+    return SecretNotFound(f"{what} does not exist", code="Forbidden.ResourceNotFound", http_status=404)
+
+
+def _invalid(message: str) -> InvalidParameter:
+    return InvalidParameter(message, code="InvalidParameter", http_status=400)
+
+
+class _Sealer:
+    """AES-GCM with the (name, version_id) pair as associated data."""
+
+    def __init__(self, key: bytes) -> None:
+        if not isinstance(key, (bytes, bytearray)) or len(key) not in (16, 24, 32):
+            raise EncryptionKeyError("EmbeddedStore key must be 16, 24 or 32 bytes (see EmbeddedStore.generate_key())")
+        try:
+            from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+        except ImportError:  # pragma: no cover - depends on the environment
+            raise EncryptionKeyError(
+                "encryption at rest needs the 'cryptography' package: pip install secretclient[crypto]"
+            ) from None
+        self._aead = AESGCM(bytes(key))
+
+    def seal(self, plain: bytes, aad: bytes) -> bytes:
+        nonce = os.urandom(12)
+        return nonce + self._aead.encrypt(nonce, plain, aad)
+
+    def open(self, sealed: bytes, aad: bytes) -> bytes:
+        from cryptography.exceptions import InvalidTag
+
+        try:
+            return self._aead.decrypt(sealed[:12], sealed[12:], aad)
+        except InvalidTag:
+            raise EncryptionKeyError("stored data cannot be decrypted with this key (wrong key or tampered file)") from None
+
+
+class EmbeddedStore:
+    """A :class:`~secretclient.stores.SecretStore` in a SQLite database.
+
+    :param path: a file path, or ``":memory:"`` (the default) for a private in-memory store.
+    :param key: optional AES key (16/24/32 bytes) sealing secret data at rest.
+    :param clock: returns the current UTC time; injected for tests.
+    :param busy_timeout: seconds to wait for another process's write lock.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] = ":memory:",
+        *,
+        key: bytes | None = None,
+        clock: Callable[[], datetime] = _utc_now,
+        busy_timeout: float = 10.0,
+    ) -> None:
+        self.path = str(path)
+        self._clock = clock
+        self._sealer = _Sealer(key) if key is not None else None
+        self._lock = threading.RLock()
+        if self.path != ":memory:":
+            p = Path(self.path)
+            if not p.exists():
+                p.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(p, os.O_CREAT | os.O_WRONLY, 0o600)
+                os.close(fd)
+        self._db = sqlite3.connect(
+            self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+        if self.path != ":memory:":
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+        with self._write() as db:
+            for stmt in _SCHEMA.split(";"):
+                if stmt.strip():
+                    db.execute(stmt)
+            self._check_key(db)
+
+    @staticmethod
+    def generate_key() -> bytes:
+        """A new random 32-byte key for ``key=``. Keep it outside the database file."""
+        return os.urandom(32)
+
+    def __repr__(self) -> str:
+        return f"EmbeddedStore(path={self.path!r}, encrypted={self._sealer is not None})"
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            else:
+                self._db.execute("COMMIT")
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                yield self._db
+            finally:
+                self._db.execute("COMMIT")
+
+    def _check_key(self, db: sqlite3.Connection) -> None:
+        row = db.execute("SELECT v FROM meta WHERE k = 'key_check'").fetchone()
+        if row is None:
+            has_data = db.execute("SELECT 1 FROM versions LIMIT 1").fetchone() is not None
+            if self._sealer is not None:
+                if has_data:
+                    raise EncryptionKeyError("this store already holds unencrypted data; a key cannot be added to it")
+                db.execute("INSERT INTO meta VALUES ('key_check', ?)", (self._sealer.seal(_KEY_CHECK, b"meta"),))
+            return
+        if self._sealer is None:
+            raise EncryptionKeyError("this store is encrypted: pass the key it was created with")
+        if self._sealer.open(row[0], b"meta") != _KEY_CHECK:  # pragma: no cover - AEAD already fails
+            raise EncryptionKeyError("wrong key for this store")
+
+    def _aad(self, name: str, version_id: str) -> bytes:
+        return json.dumps([name, version_id]).encode()
+
+    def _encode(self, name: str, version_id: str, data: str | bytes) -> tuple[int, bytes]:
+        binary = isinstance(data, bytes)
+        raw = data if isinstance(data, bytes) else data.encode("utf-8")
+        if self._sealer is not None:
+            raw = self._sealer.seal(raw, self._aad(name, version_id))
+        return int(binary), raw
+
+    def _decode(self, name: str, version_id: str, binary: int, raw: bytes) -> str | bytes:
+        if self._sealer is not None:
+            raw = self._sealer.open(raw, self._aad(name, version_id))
+        return bytes(raw) if binary else bytes(raw).decode("utf-8")
+
+    def _now(self) -> float:
+        return self._clock().timestamp()
+
+    @staticmethod
+    def _check_name(name: Any) -> None:
+        if not isinstance(name, str) or not _NAME_RE.match(name):
+            raise _invalid(
+                "secret name must be 1-192 characters of letters, digits and _ / + = . @ -"
+            )
+
+    @staticmethod
+    def _check_version_id(version_id: Any) -> None:
+        if not isinstance(version_id, str) or not _VERSION_RE.match(version_id):
+            raise _invalid("VersionId must be 1-64 characters of letters, digits and _ . : -")
+
+    @staticmethod
+    def _check_stage(stage: Any) -> None:
+        if not isinstance(stage, str) or not _STAGE_RE.match(stage):
+            raise _invalid(
+                f"a version stage must be 1-{MAX_STAGE_LENGTH} characters of letters, digits and _ . -"
+            )
+
+    def _require_secret(self, db: sqlite3.Connection, name: str) -> tuple[Any, ...]:
+        row = db.execute(
+            "SELECT name, secret_type, description, created, updated, rotation_interval, extended_config"
+            " FROM secrets WHERE name = ?",
+            (name,),
+        ).fetchone()
+        if row is None:
+            raise _not_found(f"secret {name!r}")
+        return row
+
+    def _stages_of(self, db: sqlite3.Connection, name: str, version_id: str) -> frozenset[str]:
+        rows = db.execute(
+            "SELECT stage FROM stages WHERE name = ? AND version_id = ?", (name, version_id)
+        ).fetchall()
+        return frozenset(r[0] for r in rows)
+
+    def _holder(self, db: sqlite3.Connection, name: str, stage: str) -> str | None:
+        row = db.execute("SELECT version_id FROM stages WHERE name = ? AND stage = ?", (name, stage)).fetchone()
+        return row[0] if row else None
+
+    def _attach(self, db: sqlite3.Connection, name: str, stage: str, version_id: str) -> None:
+        """Put ``stage`` on ``version_id``; moving ACSCurrent drags ACSPrevious behind it."""
+        old = self._holder(db, name, stage)
+        if old == version_id:
+            return
+        if stage == CURRENT and old is not None:
+            db.execute(
+                "INSERT OR REPLACE INTO stages (name, stage, version_id) VALUES (?, ?, ?)",
+                (name, PREVIOUS, old),
+            )
+        db.execute(
+            "INSERT OR REPLACE INTO stages (name, stage, version_id) VALUES (?, ?, ?)",
+            (name, stage, version_id),
+        )
+        count = db.execute(
+            "SELECT COUNT(*) FROM stages WHERE name = ? AND version_id = ?", (name, version_id)
+        ).fetchone()[0]
+        if count > MAX_STAGES_PER_VERSION:
+            raise LimitExceeded(
+                f"a version may carry at most {MAX_STAGES_PER_VERSION} stages",
+                code="Rejected.LimitExceeded",
+                http_status=400,
+            )
+
+    def _enforce_cap(self, db: sqlite3.Connection, name: str) -> None:
+        while True:
+            count = db.execute("SELECT COUNT(*) FROM versions WHERE name = ?", (name,)).fetchone()[0]
+            if count <= MAX_VERSIONS:
+                return
+            oldest = db.execute(
+                "SELECT version_id FROM versions v WHERE name = ? AND NOT EXISTS"
+                " (SELECT 1 FROM stages s WHERE s.name = v.name AND s.version_id = v.version_id)"
+                " ORDER BY seq LIMIT 1",
+                (name,),
+            ).fetchone()
+            if oldest is None:
+                raise LimitExceeded(
+                    f"secret {name!r} already has {MAX_VERSIONS} versions that all carry stages",
+                    code="Rejected.LimitExceeded",
+                    http_status=400,
+                )
+            db.execute("DELETE FROM versions WHERE name = ? AND version_id = ?", (name, oldest[0]))
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def get_secret(
+        self, name: str, *, stage: str | None = None, version_id: str | None = None
+    ) -> Secret:
+        self._check_name(name)
+        if version_id is not None:
+            self._check_version_id(version_id)
+        if stage is not None:
+            self._check_stage(stage)
+        with self._read() as db:
+            meta = self._require_secret(db, name)
+            if version_id is None:
+                wanted = stage or CURRENT
+                version_id = self._holder(db, name, wanted)
+                if version_id is None:
+                    raise _not_found(f"stage {wanted!r} of secret {name!r}")
+            row = db.execute(
+                "SELECT created, binary, data FROM versions WHERE name = ? AND version_id = ?",
+                (name, version_id),
+            ).fetchone()
+            if row is None:
+                raise _not_found(f"version {version_id!r} of secret {name!r}")
+            stages = self._stages_of(db, name, version_id)
+            if stage is not None and stage not in stages:
+                raise _not_found(f"version {version_id!r} with stage {stage!r} of secret {name!r}")
+        return Secret(
+            name=name,
+            version_id=version_id,
+            stages=stages,
+            data=self._decode(name, version_id, row[1], row[2]),
+            created=_ts(row[0]),
+            secret_type=meta[1],
+            extended_config=json.loads(meta[6]) if meta[6] else None,
+        )
+
+    def list_versions(self, name: str, *, include_deprecated: bool = False) -> list[VersionInfo]:
+        self._check_name(name)
+        with self._read() as db:
+            self._require_secret(db, name)
+            rows = db.execute(
+                "SELECT version_id, created FROM versions WHERE name = ? ORDER BY seq DESC", (name,)
+            ).fetchall()
+            out = []
+            for version_id, created in rows:
+                stages = self._stages_of(db, name, version_id)
+                if stages or include_deprecated:
+                    out.append(VersionInfo(version_id, stages, _ts(created)))
+        return out
+
+    def describe(self, name: str) -> SecretInfo:
+        self._check_name(name)
+        with self._read() as db:
+            meta = self._require_secret(db, name)
+            current = self._holder(db, name, CURRENT)
+            current_created = None
+            if current is not None:
+                current_created = db.execute(
+                    "SELECT created FROM versions WHERE name = ? AND version_id = ?", (name, current)
+                ).fetchone()[0]
+        interval = timedelta(seconds=meta[5]) if meta[5] else None
+        last = _ts(current_created) if current_created is not None else None
+        return SecretInfo(
+            name=name,
+            secret_type=meta[1],
+            description=meta[2],
+            created=_ts(meta[3]),
+            updated=_ts(meta[4]),
+            automatic_rotation=interval is not None,
+            rotation_interval=interval,
+            last_rotation=last if interval else None,
+            next_rotation=(last + interval) if (interval and last) else None,
+            arn=f"acs:kms:local:embedded:secret/{name}",
+            extended_config=json.loads(meta[6]) if meta[6] else None,
+        )
+
+    def random_password(self, policy: PasswordPolicy = PasswordPolicy()) -> str:
+        return policy.generate()
+
+    # -- writes --------------------------------------------------------------------------
+
+    def create_secret(
+        self,
+        name: str,
+        data: str | bytes,
+        *,
+        version_id: str,
+        secret_type: str = "Generic",
+        description: str = "",
+        extended_config: Mapping[str, Any] | None = None,
+        rotation_interval: timedelta | None = None,
+    ) -> SecretInfo:
+        self._check_name(name)
+        self._check_version_id(version_id)
+        if not isinstance(data, (str, bytes)):
+            raise _invalid("secret data must be str or bytes")
+        if rotation_interval is not None and rotation_interval.total_seconds() <= 0:
+            raise _invalid("rotation_interval must be positive")
+        now = self._now()
+        with self._write() as db:
+            if db.execute("SELECT 1 FROM secrets WHERE name = ?", (name,)).fetchone():
+                raise VersionConflict(
+                    f"secret {name!r} already exists", code="Rejected.ResourceExist", http_status=409
+                )
+            db.execute(
+                "INSERT INTO secrets VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    name,
+                    secret_type,
+                    description,
+                    now,
+                    now,
+                    rotation_interval.total_seconds() if rotation_interval else None,
+                    json.dumps(dict(extended_config)) if extended_config is not None else None,
+                ),
+            )
+            binary, raw = self._encode(name, version_id, data)
+            db.execute("INSERT INTO versions VALUES (?, ?, 1, ?, ?, ?)", (name, version_id, now, binary, raw))
+            self._attach(db, name, CURRENT, version_id)
+        return self.describe(name)
+
+    def put_secret(
+        self,
+        name: str,
+        version_id: str,
+        data: str | bytes,
+        *,
+        stages: Sequence[str] | None = None,
+    ) -> VersionInfo:
+        self._check_name(name)
+        self._check_version_id(version_id)
+        if not isinstance(data, (str, bytes)):
+            raise _invalid("secret data must be str or bytes")
+        if isinstance(stages, str):
+            raise _invalid("stages must be a list of stage names, not a string")
+        wanted = list(stages) if stages is not None else [CURRENT]
+        for s in wanted:
+            self._check_stage(s)
+        if len(set(wanted)) > MAX_STAGES_PER_VERSION:
+            raise _invalid(f"a version may carry at most {MAX_STAGES_PER_VERSION} stages")
+        now = self._now()
+        with self._write() as db:
+            self._require_secret(db, name)
+            row = db.execute(
+                "SELECT binary, data, created FROM versions WHERE name = ? AND version_id = ?",
+                (name, version_id),
+            ).fetchone()
+            if row is not None:
+                existing = self._decode(name, version_id, row[0], row[1])
+                if existing != data:
+                    raise VersionConflict(
+                        f"version {version_id!r} of secret {name!r} already exists with other data",
+                        code="Rejected.ResourceExist",
+                        http_status=409,
+                    )
+                # Same VersionId and data: a retry of an earlier call; change nothing.
+                return VersionInfo(version_id, self._stages_of(db, name, version_id), _ts(row[2]))
+            seq = db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM versions WHERE name = ?", (name,)).fetchone()[0]
+            binary, raw = self._encode(name, version_id, data)
+            db.execute(
+                "INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?)", (name, version_id, seq, now, binary, raw)
+            )
+            for s in dict.fromkeys(wanted):
+                self._attach(db, name, s, version_id)
+            self._enforce_cap(db, name)
+            db.execute("UPDATE secrets SET updated = ? WHERE name = ?", (now, name))
+            return VersionInfo(version_id, self._stages_of(db, name, version_id), _ts(now))
+
+    def update_stage(
+        self,
+        name: str,
+        stage: str,
+        *,
+        move_to: str | None = None,
+        remove_from: str | None = None,
+    ) -> None:
+        self._check_name(name)
+        self._check_stage(stage)
+        if move_to is None and remove_from is None:
+            raise _invalid("update_stage needs move_to, remove_from or both")
+        for v in (move_to, remove_from):
+            if v is not None:
+                self._check_version_id(v)
+        if stage == CURRENT and move_to is None:
+            raise _invalid("ACSCurrent cannot be removed, only moved to another version (give move_to)")
+        with self._write() as db:
+            self._require_secret(db, name)
+            for v in (move_to, remove_from):
+                if v is not None and not db.execute(
+                    "SELECT 1 FROM versions WHERE name = ? AND version_id = ?", (name, v)
+                ).fetchone():
+                    raise _not_found(f"version {v!r} of secret {name!r}")
+            holder = self._holder(db, name, stage)
+            if move_to is not None and holder == move_to:
+                return  # already done: retries of a finished move succeed
+            if remove_from is not None and holder != remove_from:
+                raise VersionConflict(
+                    f"stage {stage!r} of secret {name!r} is not on version {remove_from!r}",
+                    code="Rejected.StageNotOnVersion",
+                    http_status=409,
+                )
+            if move_to is not None:
+                self._attach(db, name, stage, move_to)
+            else:
+                db.execute("DELETE FROM stages WHERE name = ? AND stage = ?", (name, stage))
+            db.execute("UPDATE secrets SET updated = ? WHERE name = ?", (self._now(), name))
+
+    def delete_secret(self, name: str) -> None:
+        self._check_name(name)
+        with self._write() as db:
+            self._require_secret(db, name)
+            db.execute("DELETE FROM stages WHERE name = ?", (name,))
+            db.execute("DELETE FROM versions WHERE name = ?", (name,))
+            db.execute("DELETE FROM secrets WHERE name = ?", (name,))
+
+    def set_rotation(self, name: str, interval: timedelta | None) -> None:
+        """Turn automatic rotation on with ``interval``, or off with ``None``."""
+        self._check_name(name)
+        if interval is not None and interval.total_seconds() <= 0:
+            raise _invalid("rotation interval must be positive")
+        with self._write() as db:
+            self._require_secret(db, name)
+            db.execute(
+                "UPDATE secrets SET rotation_interval = ?, updated = ? WHERE name = ?",
+                (interval.total_seconds() if interval else None, self._now(), name),
+            )
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> "EmbeddedStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
