@@ -1,0 +1,64 @@
+"""rotation: in-process rotation of MySQL/MariaDB credentials held in a secret store.
+
+The new / set / test / end steps of Alibaba's Function Compute + CloudFlow rotation, run by
+:class:`Rotator` — resumable, locked across instances, fenced in the store — on a schedule
+(:class:`Scheduler`), from the command line (``rotation …``) or as the Function Compute
+handler :func:`rotation.fc.handler`. See docs/rotation.md.
+"""
+
+from .engine import STEPS, AbortResult, RotationResult, Rotator
+from .errors import (
+    DatabaseError,
+    InvalidRotationSetup,
+    LockLost,
+    LoginFailed,
+    RotationConflict,
+    RotationError,
+    RotationInProgress,
+    RotationTooSoon,
+    UnsafeAccountName,
+    UnsupportedGrant,
+    UnsupportedServer,
+    VerificationFailed,
+)
+from .events import RotationEvent
+from .lock import LocalLock, Lock, LockHandle, MySqlLock, lock_name
+from .passwords import DEFAULT_POLICY, RDS_POLICY
+from .plan import Plan
+from .scheduler import RotationWindow, Scheduler
+from .status import Status
+from .strategies import AlternatingUsersStrategy, SingleUserStrategy, Strategy
+
+__all__ = [
+    "STEPS",
+    "AbortResult",
+    "AlternatingUsersStrategy",
+    "DEFAULT_POLICY",
+    "DatabaseError",
+    "InvalidRotationSetup",
+    "LocalLock",
+    "Lock",
+    "LockHandle",
+    "LockLost",
+    "LoginFailed",
+    "MySqlLock",
+    "Plan",
+    "RDS_POLICY",
+    "RotationConflict",
+    "RotationError",
+    "RotationEvent",
+    "RotationInProgress",
+    "RotationResult",
+    "RotationTooSoon",
+    "RotationWindow",
+    "Rotator",
+    "Scheduler",
+    "SingleUserStrategy",
+    "Status",
+    "Strategy",
+    "UnsafeAccountName",
+    "UnsupportedGrant",
+    "UnsupportedServer",
+    "VerificationFailed",
+    "lock_name",
+]

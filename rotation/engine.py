@@ -1,0 +1,344 @@
+"""The rotation state machine: new → set → test → end, resumable, locked and fenced.
+
+Invariants kept here (see docs/rotation.md):
+
+* the database is changed only after the new password is stored as ACSPending;
+* nothing is promoted to ACSCurrent before it logged in (``end`` checks again when it was not
+  preceded by ``test`` in the same process);
+* a rotation that was interrupted is resumed with its stored ACSPending password, never a new one;
+* ACSCurrent moves with a compare-and-set on the version it was read from, under a lock that
+  is re-checked at every step.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Iterable, Iterator
+
+from secretclient.errors import SecretNotFound, VersionConflict
+from secretclient.model import CURRENT, PENDING, Secret
+from secretclient.stores.base import SecretStore
+
+from .errors import InvalidRotationSetup, LoginFailed, RotationConflict, RotationInProgress
+from .events import Events, Listener, RotationEvent
+from .lock import Lock, LockHandle, MySqlLock
+from .plan import Plan, make_plan
+from .status import Status, make_status
+from .strategies.base import RotationContext, Strategy
+
+__all__ = ["Rotator", "RotationResult", "AbortResult", "STEPS"]
+
+STEPS = ("new", "set", "test", "end")
+
+#: Called at named points ("set:start", "set:mid", "end:mid", …); raising stops the step.
+Checkpoint = Callable[[str], None]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True, slots=True)
+class RotationResult:
+    """What :meth:`Rotator.rotate` did. ``rotated`` is False when the secret was not due."""
+
+    secret_name: str
+    rotated: bool
+    version_id: str
+    previous_version_id: str | None = None
+    resumed: bool = False
+    duration: float = 0.0
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AbortResult:
+    """What :meth:`Rotator.abort` did."""
+
+    secret_name: str
+    removed_version_id: str | None
+    reason: str = ""
+
+
+class Rotator:
+    """Rotates secrets held in ``store`` with ``strategy``.
+
+    :param lock: a :class:`~rotation.lock.Lock`; default: ``GET_LOCK`` on the database through
+        the strategy (:class:`~rotation.lock.MySqlLock`).
+    :param client: a :class:`secretclient.SecretClient`; after a promotion it gets the new
+        ACSCurrent through ``publish()``, so this process switches without waiting for its TTL.
+    :param listeners: callables receiving every :class:`~rotation.events.RotationEvent`.
+    :param clock: returns the current UTC time (grace periods, due times).
+    :param checkpoint: called at named points inside steps (tests pause or kill there).
+    :param lock_timeout: seconds to wait for the lock before :class:`RotationInProgress`.
+    """
+
+    def __init__(
+        self,
+        store: SecretStore,
+        *,
+        strategy: Strategy,
+        lock: Lock | None = None,
+        client: Any = None,
+        listeners: Iterable[Listener] = (),
+        clock: Callable[[], datetime] = _utc_now,
+        checkpoint: Checkpoint | None = None,
+        lock_timeout: float = 0.0,
+        version_ids: Callable[[], str] = lambda: uuid.uuid4().hex,
+    ) -> None:
+        self.store = store
+        self.strategy = strategy
+        if lock is None:
+            connector = getattr(strategy, "lock_connection", None)
+            if connector is None:
+                raise InvalidRotationSetup("give lock=: the strategy cannot make a database lock")
+            lock = MySqlLock(lambda name: connector(store, name))
+        self.lock = lock
+        self.client = client
+        self.events = Events(listeners)
+        self.clock = clock
+        self._checkpoint = checkpoint
+        self.lock_timeout = lock_timeout
+        self._version_ids = version_ids
+
+    def __repr__(self) -> str:
+        return f"Rotator(store={self.store!r}, strategy={self.strategy!r})"
+
+    # -- public API -----------------------------------------------------------------------
+
+    def rotate(self, secret_name: str, *, due_after: timedelta | None = None) -> RotationResult:
+        """Run a whole rotation (or finish an interrupted one).
+
+        With ``due_after``, rotate only if the ACSCurrent version is at least that old (checked
+        under the lock, so many instances racing for a due secret rotate it once).
+        Raises :class:`RotationInProgress` when another rotator holds the lock.
+        """
+        started = time.monotonic()
+        with self._locked(secret_name) as handle:
+            ctx = self._ctx(secret_name, handle)
+            try:
+                current_vid, pending_vid = self._stage_holders(secret_name)
+                if due_after is not None and pending_vid is None:
+                    current = self.store.get_secret(secret_name)
+                    if current.created is not None and self.clock() - current.created < due_after:
+                        return RotationResult(secret_name, False, current.version_id, reason="not due")
+                resumed = pending_vid is not None
+                if pending_vid is not None and pending_vid == current_vid:
+                    self._emit("resumed", secret_name, pending_vid, detail="promotion done; clearing ACSPending")
+                    self._end(ctx, pending_vid, verified=True)
+                    return self._finish(secret_name, pending_vid, None, True, started)
+                if pending_vid is not None:
+                    vid = pending_vid
+                    self._emit("resumed", secret_name, vid, detail="resuming interrupted rotation")
+                else:
+                    vid = self._version_ids()
+                    self._emit("started", secret_name, vid)
+                    self._timed(ctx, "new", vid, lambda: self._new(ctx, vid))
+                self._timed(ctx, "set", vid, lambda: self._set(ctx, vid, fresh=not resumed))
+                self._timed(ctx, "test", vid, lambda: self._test(ctx, vid))
+                self._timed(ctx, "end", vid, lambda: self._end(ctx, vid, verified=True))
+                return self._finish(secret_name, vid, current_vid, resumed, started)
+            except Exception as exc:
+                self._emit("failed", secret_name, None, detail=f"{type(exc).__name__}: {exc}")
+                raise
+
+    def step(self, secret_name: str, step: str, version_id: str | None = None) -> str:
+        """Run one step, as the seed's Function Compute function does; returns the VersionId to
+        pass to the next step.
+
+        ``new`` returns the VersionId of an interrupted rotation's ACSPending instead of
+        creating another, so a re-run flow resumes it. ``set``, ``test`` and ``end`` need
+        ``version_id``. Every step is idempotent.
+        """
+        if step not in STEPS:
+            raise InvalidRotationSetup(f"step must be one of {', '.join(STEPS)}, not {str(step)[:20]!r}")
+        if step != "new" and not version_id:
+            raise InvalidRotationSetup(f"step {step!r} needs the VersionId returned by step 'new'")
+        with self._locked(secret_name) as handle:
+            ctx = self._ctx(secret_name, handle)
+            try:
+                if step == "new":
+                    vid = self._new_or_resume(ctx, version_id or self._version_ids())
+                    self._emit("step_done", secret_name, vid, step="new")
+                    return vid
+                assert version_id is not None
+                action = {
+                    "set": lambda: self._set(ctx, version_id, fresh=False),
+                    "test": lambda: self._test(ctx, version_id),
+                    "end": lambda: self._end(ctx, version_id, verified=False),
+                }[step]
+                self._timed(ctx, step, version_id, action)
+                if step == "end":
+                    self._emit("promoted", secret_name, version_id)
+                    self._publish(secret_name, version_id)
+                return version_id
+            except Exception as exc:
+                self._emit("failed", secret_name, version_id, step=step, detail=f"{type(exc).__name__}: {exc}")
+                raise
+
+    def plan(self, secret_name: str) -> Plan:
+        """What :meth:`rotate` would do now, changing nothing (a dry run)."""
+        return make_plan(self.store, self.strategy, self._ctx(secret_name, None), self.lock)
+
+    def status(self, secret_name: str, interval: timedelta | None = None) -> Status:
+        """Versions, stages, last and next rotation (``interval`` or the secret's own)."""
+        return make_status(self.store, secret_name, interval)
+
+    def abort(self, secret_name: str) -> AbortResult:
+        """Remove ACSPending — only after proving that ACSCurrent still logs in."""
+        with self._locked(secret_name) as handle:
+            ctx = self._ctx(secret_name, handle)
+            current_vid, pending_vid = self._stage_holders(secret_name)
+            if pending_vid is None:
+                return AbortResult(secret_name, None, "no ACSPending version")
+            if pending_vid != current_vid:
+                current = self.store.get_secret(secret_name, stage=CURRENT).db_credentials()
+                if not self.strategy.can_login(ctx, current):
+                    raise LoginFailed(
+                        f"ACSCurrent of {secret_name!r} does not log in, so ACSPending {pending_vid!r} is the only "
+                        "working version: finish the rotation (rotation rotate) instead of aborting"
+                    )
+            self._update_stage(secret_name, PENDING, remove_from=pending_vid)
+            self._emit("aborted", secret_name, pending_vid)
+            return AbortResult(secret_name, pending_vid, "ACSPending removed")
+
+    def add_listener(self, listener: Listener) -> Callable[[], None]:
+        """Register an event listener; returns a function that unregisters it."""
+        return self.events.add(listener)
+
+    # -- steps ----------------------------------------------------------------------------
+
+    def _new_or_resume(self, ctx: RotationContext, version_id: str) -> str:
+        current_vid, pending_vid = self._stage_holders(ctx.secret_name)
+        if pending_vid is not None and pending_vid == current_vid:
+            self._update_stage(ctx.secret_name, PENDING, remove_from=pending_vid)  # leftover label
+        elif pending_vid is not None:
+            if pending_vid != version_id:
+                self._emit("resumed", ctx.secret_name, pending_vid, detail="step new found an interrupted rotation")
+            return pending_vid
+        self._new(ctx, version_id)
+        return version_id
+
+    def _new(self, ctx: RotationContext, vid: str) -> None:
+        current = self.store.get_secret(ctx.secret_name, stage=CURRENT)
+        self.strategy.preflight(ctx, current)
+        try:
+            existing = self.store.get_secret(ctx.secret_name, version_id=vid)
+        except SecretNotFound:
+            existing = None
+        if existing is not None:
+            if existing.stages & {PENDING, CURRENT}:
+                return  # a retry of this very step
+            raise RotationConflict(f"version {vid!r} of {ctx.secret_name!r} exists but is neither ACSPending nor ACSCurrent")
+        creds = current.db_credentials()
+        password = self.strategy.new_password(self.store)
+        pending = self.strategy.pending_credentials(creds, password)
+        ctx.checkpoint("new:put")
+        # Explicit stages: a version without them would become ACSCurrent before it was ever set.
+        self.store.put_secret(ctx.secret_name, vid, pending.to_json(), stages=[PENDING])
+
+    def _load(self, ctx: RotationContext, vid: str) -> tuple[Secret, Secret]:
+        """(ACSCurrent, the version ``vid``) — ``vid`` must be ACSPending or already ACSCurrent."""
+        version = self.store.get_secret(ctx.secret_name, version_id=vid)
+        if not version.stages & {PENDING, CURRENT}:
+            raise RotationConflict(f"version {vid!r} of {ctx.secret_name!r} is not ACSPending (stages: {sorted(version.stages)})")
+        return self.store.get_secret(ctx.secret_name, stage=CURRENT), version
+
+    def _set(self, ctx: RotationContext, vid: str, *, fresh: bool) -> None:
+        current, version = self._load(ctx, vid)
+        if CURRENT in version.stages:
+            return  # promoted already: its account is ACSCurrent now and must not be touched
+        self.strategy.preflight(ctx, current)
+        self.strategy.set(ctx, current.db_credentials(), version.db_credentials(), fresh=fresh)
+
+    def _test(self, ctx: RotationContext, vid: str) -> None:
+        current, version = self._load(ctx, vid)
+        if CURRENT in version.stages:
+            if not self.strategy.can_login(ctx, version.db_credentials()):
+                raise LoginFailed(f"ACSCurrent version {vid!r} of {ctx.secret_name!r} does not log in")
+            return
+        self.strategy.test(ctx, current.db_credentials(), version.db_credentials())
+
+    def _end(self, ctx: RotationContext, vid: str, *, verified: bool) -> None:
+        current, version = self._load(ctx, vid)
+        if CURRENT not in version.stages:
+            if not verified:  # never promote what has not logged in
+                self.strategy.test(ctx, current.db_credentials(), version.db_credentials())
+            ctx.checkpoint("end:promote")
+            try:
+                # Compare-and-set: fails if another rotator moved ACSCurrent since we read it.
+                self.store.update_stage(ctx.secret_name, CURRENT, move_to=vid, remove_from=current.version_id)
+            except VersionConflict:
+                raise RotationConflict(
+                    f"ACSCurrent of {ctx.secret_name!r} moved away from {current.version_id!r} during the rotation"
+                ) from None
+            ctx.checkpoint("end:mid")
+        _, pending_vid = self._stage_holders(ctx.secret_name)
+        if pending_vid == vid:
+            self._update_stage(ctx.secret_name, PENDING, remove_from=vid)
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    @contextmanager
+    def _locked(self, secret_name: str) -> Iterator[LockHandle]:
+        handle = self.lock.acquire(secret_name, self.lock_timeout)
+        if handle is None:
+            self._emit("skipped", secret_name, None, detail="another rotator holds the lock")
+            raise RotationInProgress(f"another rotator is rotating {secret_name!r} right now")
+        try:
+            yield handle
+        finally:
+            handle.release()
+
+    def _ctx(self, secret_name: str, handle: LockHandle | None) -> RotationContext:
+        hook = self._checkpoint
+
+        def checkpoint(point: str) -> None:
+            if handle is not None:
+                handle.check()
+            if hook is not None:
+                hook(point)
+
+        return RotationContext(store=self.store, secret_name=secret_name, now=self.clock, checkpoint=checkpoint)
+
+    def _stage_holders(self, secret_name: str) -> tuple[str | None, str | None]:
+        current = pending = None
+        for v in self.store.list_versions(secret_name):
+            if CURRENT in v.stages:
+                current = v.version_id
+            if PENDING in v.stages:
+                pending = v.version_id
+        return current, pending
+
+    def _update_stage(self, secret_name: str, stage: str, *, remove_from: str) -> None:
+        try:
+            self.store.update_stage(secret_name, stage, remove_from=remove_from)
+        except VersionConflict:
+            pass  # already removed by a retry or another rotator: the goal state holds
+
+    def _timed(self, ctx: RotationContext, step: str, vid: str, action: Callable[[], None]) -> None:
+        ctx.checkpoint(f"{step}:start")
+        t0 = time.monotonic()
+        action()
+        self._emit("step_done", ctx.secret_name, vid, step=step, duration=time.monotonic() - t0)
+        ctx.checkpoint(f"{step}:done")
+
+    def _finish(self, name: str, vid: str, previous: str | None, resumed: bool, started: float) -> RotationResult:
+        duration = time.monotonic() - started
+        self._emit("promoted", name, vid, duration=duration)
+        self._publish(name, vid)
+        return RotationResult(name, True, vid, previous, resumed, duration)
+
+    def _publish(self, name: str, vid: str) -> None:
+        if self.client is not None:
+            self.client.publish(self.store.get_secret(name, version_id=vid))
+
+    def _emit(self, kind: Any, name: str, vid: str | None, *, step: str | None = None,
+              duration: float | None = None, detail: str = "") -> None:
+        self.events.emit(RotationEvent(kind, name, vid, step, duration, detail, self.clock()))
+
+

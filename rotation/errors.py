@@ -1,0 +1,71 @@
+"""Errors raised by the rotation engine, all under :class:`secretclient.errors.SecretClientError`.
+
+Messages name secrets, versions, accounts and steps — never passwords or secret data.
+"""
+
+from __future__ import annotations
+
+from secretclient.errors import SecretClientError
+
+__all__ = [
+    "RotationError",
+    "InvalidRotationSetup",
+    "UnsafeAccountName",
+    "UnsupportedServer",
+    "UnsupportedGrant",
+    "RotationInProgress",
+    "LockLost",
+    "RotationTooSoon",
+    "LoginFailed",
+    "VerificationFailed",
+    "DatabaseError",
+    "RotationConflict",
+]
+
+
+class RotationError(SecretClientError):
+    """Base class of every rotation failure."""
+
+
+class InvalidRotationSetup(RotationError):
+    """The secret, the strategy or its options cannot be rotated as given; nothing was changed."""
+
+
+class UnsafeAccountName(InvalidRotationSetup):
+    """An account or host name fails strict validation (quotes, backticks, ``%``, spaces, length)."""
+
+
+class UnsupportedServer(InvalidRotationSetup):
+    """The server's version is too old or unknown for the statements rotation needs."""
+
+
+class UnsupportedGrant(InvalidRotationSetup):
+    """A ``SHOW GRANTS`` line could not be parsed, so grants cannot be copied exactly."""
+
+
+class RotationInProgress(RotationError):
+    """Another rotator holds the lock for this secret; nothing was done."""
+
+
+class LockLost(RotationError):
+    """The rotation lock was lost (its connection died); the step stopped before changing more."""
+
+
+class RotationTooSoon(RotationError):
+    """Rotating now would reset the ACSPrevious account inside its grace period."""
+
+
+class LoginFailed(RotationError):
+    """A login with stored credentials failed (the message says which stage and account)."""
+
+
+class VerificationFailed(RotationError):
+    """The pending credentials logged in but do not have the expected privileges or TLS mode."""
+
+
+class DatabaseError(RotationError):
+    """The database refused a statement; ``code`` holds the server's error number."""
+
+
+class RotationConflict(RotationError):
+    """The secret's stages changed under us (another rotator promoted a version); stopped safely."""

@@ -1,0 +1,73 @@
+"""Audit events of a rotation: a listener API and one log line per event.
+
+Events carry secret names, VersionIds, steps, accounts and timings — never passwords or data.
+Library code only logs to the ``rotation`` logger; configuring handlers is the application's job.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable, Iterable, Literal
+
+__all__ = ["RotationEvent", "Listener", "EventKind", "Events"]
+
+log = logging.getLogger("rotation")
+
+EventKind = Literal["started", "resumed", "step_done", "promoted", "failed", "skipped", "aborted"]
+
+#: Called with every event; exceptions it raises are logged and otherwise ignored.
+Listener = Callable[["RotationEvent"], None]
+
+_LEVELS = {"failed": logging.ERROR, "skipped": logging.INFO, "step_done": logging.DEBUG}
+
+
+@dataclass(frozen=True, slots=True)
+class RotationEvent:
+    """One thing that happened to a secret's rotation.
+
+    ``duration`` is in seconds (for ``step_done`` the step's, for ``promoted`` the whole
+    rotation's). ``detail`` is a short human text (an error's class and message, a reason for
+    skipping); it never holds secret values.
+    """
+
+    kind: EventKind
+    secret_name: str
+    version_id: str | None = None
+    step: str | None = None
+    duration: float | None = None
+    detail: str = ""
+    at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+
+    def log_line(self) -> str:
+        parts = [f"rotation {self.kind}", f"secret={self.secret_name}"]
+        if self.version_id:
+            parts.append(f"version={self.version_id}")
+        if self.step:
+            parts.append(f"step={self.step}")
+        if self.duration is not None:
+            parts.append(f"duration_ms={self.duration * 1000:.1f}")
+        if self.detail:
+            parts.append(f"detail={self.detail!r}")
+        return " ".join(parts)
+
+
+class Events:
+    """Delivers events to listeners and to the ``rotation`` logger."""
+
+    def __init__(self, listeners: Iterable[Listener] = ()) -> None:
+        self._listeners: list[Listener] = list(listeners)
+
+    def add(self, listener: Listener) -> Callable[[], None]:
+        """Register ``listener``; returns a function that unregisters it."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    def emit(self, event: RotationEvent) -> None:
+        log.log(_LEVELS.get(event.kind, logging.INFO), "%s", event.log_line())
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:  # a broken listener must not break a rotation half-way
+                log.exception("rotation event listener %r failed", listener)

@@ -1,0 +1,91 @@
+"""Dry run: what a rotation would do now — accounts, grant changes, SQL with passwords
+redacted, and the checks that would fail — without changing anything."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from secretclient.model import CURRENT, PENDING
+from secretclient.stores.base import SecretStore
+
+from .errors import RotationError
+from .status import stage_holder
+from .strategies.base import Check, RotationContext, Strategy
+
+__all__ = ["Plan", "make_plan"]
+
+#: Stands in for the password in a dry run; it is never sent anywhere (statements are redacted).
+_PLACEHOLDER = "<generated at rotation time>"
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A dry run's result. ``ok`` is False when a check would make the rotation fail."""
+
+    secret_name: str
+    strategy: str
+    current_version_id: str | None
+    pending_version_id: str | None
+    steps: tuple[str, ...]
+    accounts: tuple[str, ...] = ()
+    statements: tuple[str, ...] = ()
+    grant_changes: tuple[str, ...] = ()
+    checks: tuple[Check, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    @property
+    def resumes(self) -> bool:
+        return self.pending_version_id is not None
+
+    def lines(self) -> list[str]:
+        out = [f"plan for {self.secret_name} ({self.strategy})",
+               f"ACSCurrent: {self.current_version_id}",
+               f"ACSPending: {self.pending_version_id or '(new version)'}" + (" — resuming" if self.resumes else ""),
+               f"steps: {' -> '.join(self.steps)}"]
+        out += [f"account: {a}" for a in self.accounts]
+        out += [f"grant change: {g}" for g in self.grant_changes]
+        out += [f"sql: {s}" for s in self.statements]
+        out += [f"check: {'ok  ' if c.ok else 'FAIL'} {c.name}{' — ' + c.detail if c.detail else ''}" for c in self.checks]
+        return out
+
+
+def make_plan(store: SecretStore, strategy: Strategy, ctx: RotationContext, lock: Any) -> Plan:
+    name = ctx.secret_name
+    versions = store.list_versions(name)
+    current_v, pending_v = stage_holder(versions, CURRENT), stage_holder(versions, PENDING)
+    current_vid = current_v.version_id if current_v else None
+    pending_vid = pending_v.version_id if pending_v else None
+    base = dict(secret_name=name, strategy=strategy.name, current_version_id=current_vid, pending_version_id=pending_vid)
+    checks: list[Check] = []
+
+    handle = lock.acquire(name, 0.0)
+    checks.append(Check("lock is free", handle is not None, "" if handle else "another rotator holds it"))
+    if handle is not None:
+        handle.release()
+
+    if pending_vid is not None and pending_vid == current_vid:
+        return Plan(**base, steps=("end",), checks=tuple(checks))  # type: ignore[arg-type]
+    current = store.get_secret(name, stage=CURRENT)
+    steps = ("set", "test", "end") if pending_vid else ("new", "set", "test", "end")
+    try:
+        strategy.preflight(ctx, current)
+        checks.append(Check("secret and accounts are valid", True))
+    except RotationError as exc:
+        checks.append(Check("secret and accounts are valid", False, str(exc)))
+        return Plan(**base, steps=steps, checks=tuple(checks))  # type: ignore[arg-type]
+    creds = current.db_credentials()
+    if pending_vid:
+        pending = store.get_secret(name, version_id=pending_vid).db_credentials()
+    else:
+        pending = strategy.pending_credentials(creds, _PLACEHOLDER)
+    try:
+        sp = strategy.plan(ctx, creds, pending)
+    except RotationError as exc:
+        checks.append(Check("database can be prepared", False, str(exc)))
+        return Plan(**base, steps=steps, checks=tuple(checks))  # type: ignore[arg-type]
+    return Plan(**base, steps=steps, accounts=sp.accounts, statements=sp.statements,  # type: ignore[arg-type]
+                grant_changes=sp.grant_changes, checks=(*checks, *sp.checks))

@@ -1,0 +1,66 @@
+"""``status``: a secret's versions and stages, last and next rotation — read only, no values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from secretclient.model import CURRENT, PENDING, PREVIOUS, VersionInfo
+from secretclient.stores.base import SecretStore
+
+__all__ = ["Status", "make_status", "stage_holder"]
+
+
+def stage_holder(versions: list[VersionInfo] | tuple[VersionInfo, ...], stage: str) -> VersionInfo | None:
+    """The version carrying ``stage``, if any."""
+    return next((v for v in versions if stage in v.stages), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """Where a secret's rotation stands. ``last_rotation`` is the ACSCurrent version's creation time."""
+
+    secret_name: str
+    versions: tuple[VersionInfo, ...]
+    current_version_id: str | None
+    pending_version_id: str | None
+    previous_version_id: str | None
+    last_rotation: datetime | None
+    next_rotation: datetime | None
+    rotation_interval: timedelta | None
+
+    @property
+    def in_progress(self) -> bool:
+        """An ACSPending version exists (a rotation is running or was interrupted)."""
+        return self.pending_version_id is not None
+
+    def lines(self) -> list[str]:
+        out = [f"secret {self.secret_name}"]
+        for v in self.versions:
+            created = v.created.isoformat(timespec="seconds") if v.created else "?"
+            out.append(f"  {v.version_id}  {created}  {', '.join(sorted(v.stages)) or '-'}")
+        out.append(f"last rotation: {self.last_rotation.isoformat(timespec='seconds') if self.last_rotation else 'unknown'}")
+        out.append(f"next rotation: {self.next_rotation.isoformat(timespec='seconds') if self.next_rotation else 'not scheduled'}")
+        if self.in_progress:
+            out.append(f"rotation in progress or interrupted: ACSPending is {self.pending_version_id}")
+        return out
+
+
+def make_status(store: SecretStore, secret_name: str, interval: timedelta | None = None) -> Status:
+    versions = tuple(store.list_versions(secret_name))
+    current = stage_holder(versions, CURRENT)
+    pending = stage_holder(versions, PENDING)
+    previous = stage_holder(versions, PREVIOUS)
+    if interval is None:
+        interval = store.describe(secret_name).rotation_interval
+    last = current.created if current else None
+    return Status(
+        secret_name=secret_name,
+        versions=versions,
+        current_version_id=current.version_id if current else None,
+        pending_version_id=pending.version_id if pending else None,
+        previous_version_id=previous.version_id if previous else None,
+        last_rotation=last,
+        next_rotation=(last + interval) if (last and interval) else None,
+        rotation_interval=interval,
+    )

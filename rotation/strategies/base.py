@@ -1,0 +1,76 @@
+"""What a rotation strategy does for the engine, and the context the engine gives it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable, Protocol, runtime_checkable
+
+from secretclient.model import DbCredentials, PasswordPolicy, Secret
+from secretclient.stores.base import SecretStore
+
+__all__ = ["RotationContext", "Check", "StrategyPlan", "Strategy"]
+
+
+@dataclass(frozen=True)
+class RotationContext:
+    """Handed to every strategy call.
+
+    ``checkpoint(point)`` must be called at the named points of a step (``"set:mid"``): the
+    engine re-checks its lock there (and test hooks may pause the process there).
+    """
+
+    store: SecretStore
+    secret_name: str
+    now: Callable[[], datetime]
+    checkpoint: Callable[[str], None] = field(default=lambda point: None)
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One check of a dry run: what, whether it passed, and why (never a secret)."""
+
+    name: str
+    ok: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StrategyPlan:
+    """What ``set`` would do: accounts touched, SQL with passwords redacted, grant changes, checks."""
+
+    accounts: tuple[str, ...] = ()
+    statements: tuple[str, ...] = ()
+    grant_changes: tuple[str, ...] = ()
+    checks: tuple[Check, ...] = ()
+
+
+@runtime_checkable
+class Strategy(Protocol):
+    """How credentials of one kind are rotated. Every method is idempotent."""
+
+    #: Short name for logs and the CLI ("single-user", "alternating-users").
+    name: str
+    password_policy: PasswordPolicy
+
+    def preflight(self, ctx: RotationContext, current: Secret) -> None:
+        """Validate everything that can be validated before any change (names, grace periods)."""
+
+    def pending_credentials(self, current: DbCredentials, password: str) -> DbCredentials:
+        """The credentials the new version will hold."""
+
+    def new_password(self, store: Any) -> str:
+        """A new password following the strategy's policy."""
+
+    def set(self, ctx: RotationContext, current: DbCredentials, pending: DbCredentials, *, fresh: bool) -> None:
+        """Make ``pending`` valid in the database. ``fresh`` is True when the pending version was
+        written moments ago in this process, so it cannot be applied already."""
+
+    def test(self, ctx: RotationContext, current: DbCredentials, pending: DbCredentials) -> None:
+        """Log in with ``pending`` and check privileges and TLS; raise if anything is off."""
+
+    def can_login(self, ctx: RotationContext, creds: DbCredentials) -> bool:
+        """Whether ``creds`` log in right now."""
+
+    def plan(self, ctx: RotationContext, current: DbCredentials, pending: DbCredentials) -> StrategyPlan:
+        """What :meth:`set` would do, changing nothing."""

@@ -1,0 +1,397 @@
+"""MySQL / MariaDB strategies: single user and alternating users (the seed's ``_rt`` scheme).
+
+Both read the server version once per connection and write SQL for it (:mod:`rotation.sql`).
+A privileged account comes from the *MasterSecret* named in the secret (or ``master_secret=``);
+its Endpoint and Port must match the rotated secret's.
+"""
+
+from __future__ import annotations
+
+from contextlib import closing
+from datetime import timedelta
+from typing import Any
+
+import pymysql
+
+from secretclient.errors import SecretNotFound
+from secretclient.model import PREVIOUS, DbCredentials, PasswordPolicy, Secret
+
+from ..dbconn import ConnectOptions, connect, query, run, session_cipher, try_login
+from ..errors import InvalidRotationSetup, LoginFailed, RotationError, RotationTooSoon, VerificationFailed
+from ..grants import Grants, grant_statements, parse_grants
+from ..passwords import DEFAULT_POLICY, PasswordSource, new_password
+from ..sql import (
+    NAME_LIMIT_MYSQL,
+    AccountOptions,
+    Dialect,
+    ServerVersion,
+    Statement,
+    check_account_name,
+    check_host,
+)
+from .base import Check, RotationContext, StrategyPlan
+
+__all__ = ["SingleUserStrategy", "AlternatingUsersStrategy"]
+
+
+class _MySqlStrategy:
+    name = "mysql"
+
+    def __init__(
+        self,
+        *,
+        master_secret: str | None = None,
+        password_policy: PasswordPolicy = DEFAULT_POLICY,
+        password_source: PasswordSource | None = None,
+        connect_options: ConnectOptions = ConnectOptions(),
+        name_limit: int = NAME_LIMIT_MYSQL,
+    ) -> None:
+        if not isinstance(name_limit, int) or not 1 <= name_limit <= 80:
+            raise InvalidRotationSetup("name_limit must be from 1 to 80 (16 RDS, 32 MySQL, 80 MariaDB)")
+        self.master_secret = master_secret
+        self.password_policy = password_policy
+        self.password_source = password_source
+        self.connect_options = connect_options
+        self.name_limit = name_limit
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name_limit={self.name_limit}, master_secret={self.master_secret!r})"
+
+    # -- shared helpers -----------------------------------------------------------------------
+
+    def new_password(self, store: Any) -> str:
+        return new_password(store, self.password_policy, self.password_source)
+
+    def can_login(self, ctx: RotationContext, creds: DbCredentials) -> bool:
+        return try_login(creds, self.connect_options, database=creds.db_name)
+
+    def _master_name(self, current: DbCredentials) -> str | None:
+        return self.master_secret or current.master_secret
+
+    def _master(self, ctx: RotationContext, current: DbCredentials) -> DbCredentials:
+        name = self._master_name(current)
+        if not name:
+            raise InvalidRotationSetup(
+                f"secret {ctx.secret_name!r} has no MasterSecret and no master_secret= was given"
+            )
+        master = ctx.store.get_secret(name).db_credentials()
+        if (master.endpoint, master.port) != (current.endpoint, current.port):
+            raise InvalidRotationSetup(
+                f"MasterSecret {name!r} points at {master.endpoint}:{master.port}, "
+                f"not at the rotated account's {current.endpoint}:{current.port}"
+            )
+        return master
+
+    def _admin(self, ctx: RotationContext, current: DbCredentials) -> pymysql.Connection:
+        return connect(self._master(ctx, current), self.connect_options, who="MasterSecret account")
+
+    @staticmethod
+    def _dialect(conn: pymysql.Connection) -> Dialect:
+        row = query(conn, Statement("SELECT VERSION(), @@version_comment"))[0]
+        return Dialect(ServerVersion.parse(str(row[0]), str(row[1] or "")))
+
+    @staticmethod
+    def _hosts(conn: pymysql.Connection, user: str) -> list[str]:
+        rows = query(conn, Statement("SELECT Host FROM mysql.user WHERE User = %s AND Host <> '' ORDER BY Host", (user,)))
+        return [check_host(str(r[0])) for r in rows]
+
+    @staticmethod
+    def _options(conn: pymysql.Connection, user: str, host: str) -> AccountOptions | None:
+        rows = query(conn, Statement(AccountOptions.QUERY, (user, host)))
+        return AccountOptions.from_row(rows[0]) if rows else None
+
+    @staticmethod
+    def _grants(conn: pymysql.Connection, user: str, host: str) -> Grants:
+        rows = query(conn, Statement("SHOW GRANTS FOR %s@%s", (user, host)))
+        return parse_grants((str(r[0]) for r in rows), user, host)
+
+    def _check_endpoint(self, current: DbCredentials) -> None:
+        if not current.endpoint:
+            raise InvalidRotationSetup("the secret has no Endpoint: rotation must know which server to change")
+
+    def lock_connection(self, store: Any, secret_name: str) -> pymysql.Connection:
+        """A connection for the rotation lock: the MasterSecret account, else the secret's own
+        ACSCurrent, else its ACSPending (after a crash in self-rotation only that one logs in)."""
+        current = store.get_secret(secret_name).db_credentials()
+        candidates = []
+        if self._master_name(current):
+            candidates.append(self._master(_ctx(store, secret_name), current))
+        candidates.append(current)
+        try:
+            candidates.append(store.get_secret(secret_name, stage="ACSPending").db_credentials())
+        except SecretNotFound:
+            pass
+        last: Exception | None = None
+        for creds in candidates:
+            try:
+                return connect(creds, self.connect_options, who="lock account")
+            except LoginFailed as exc:
+                last = exc
+        assert last is not None
+        raise last
+
+    def _test_session(self, conn: pymysql.Connection, pending: DbCredentials, needs_tls: bool) -> None:
+        """Exercise a real privilege and the TLS mode on a session of the pending account."""
+        if pending.db_name:
+            rows = query(conn, Statement(
+                "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", (pending.db_name,)
+            ))
+            if not rows or not rows[0][0]:
+                raise VerificationFailed(f"account {pending.account_name!r} cannot see database {pending.db_name!r}")
+        elif not query(conn, Statement("SHOW GRANTS")):
+            raise VerificationFailed(f"account {pending.account_name!r} has no grants at all")
+        if (needs_tls or pending.ssl) and not session_cipher(conn):
+            raise VerificationFailed(f"account {pending.account_name!r} logged in without TLS although TLS is required")
+
+
+def _ctx(store: Any, secret_name: str) -> RotationContext:
+    from datetime import datetime, timezone
+
+    return RotationContext(store=store, secret_name=secret_name, now=lambda: datetime.now(timezone.utc))
+
+
+class SingleUserStrategy(_MySqlStrategy):
+    """One account whose password changes in place.
+
+    With a MasterSecret (in the secret or ``master_secret=``) the privileged account runs
+    ``ALTER USER`` on every host entry of the account; otherwise the account changes its own
+    password (``SET PASSWORD`` / ``ALTER USER USER()``), which needs no privileges.
+    ``retain_current_password`` (MySQL 8.0.14+ only) keeps the old password valid until the
+    next rotation, closing the gap during which only the new one works.
+    """
+
+    name = "single-user"
+
+    def __init__(self, *, use_master: bool | None = None, retain_current_password: bool = True, **options: Any) -> None:
+        super().__init__(**options)
+        self.use_master = use_master
+        self.retain_current_password = retain_current_password
+
+    def _uses_master(self, current: DbCredentials) -> bool:
+        return self.use_master if self.use_master is not None else bool(self._master_name(current))
+
+    def preflight(self, ctx: RotationContext, current: Secret) -> None:
+        creds = current.db_credentials()
+        check_account_name(creds.account_name, self.name_limit)
+        self._check_endpoint(creds)
+        if self._uses_master(creds) and not self._master_name(creds):
+            raise InvalidRotationSetup("use_master=True but the secret has no MasterSecret")
+
+    def pending_credentials(self, current: DbCredentials, password: str) -> DbCredentials:
+        return current.with_changes(account_password=password, version_id=None, stages=frozenset())
+
+    def _statements(self, conn: pymysql.Connection, current: DbCredentials, pending: DbCredentials) -> list[Statement]:
+        dialect = self._dialect(conn)
+        user = current.account_name
+        hosts = self._hosts(conn, user)
+        if not hosts:
+            raise InvalidRotationSetup(f"account {user!r} does not exist on the server")
+        out = []
+        for host in hosts:
+            opts = self._options(conn, user, host) or AccountOptions()
+            out.append(dialect.set_password(user, host, pending.account_password, plugin=opts.plugin,
+                                            retain=self.retain_current_password))
+        return out
+
+    def set(self, ctx: RotationContext, current: DbCredentials, pending: DbCredentials, *, fresh: bool) -> None:
+        if pending.account_name != current.account_name:
+            raise InvalidRotationSetup(
+                f"single-user rotation of {current.account_name!r} found a pending version for {pending.account_name!r}"
+            )
+        if self._uses_master(current):
+            with closing(self._admin(ctx, current)) as conn:
+                for i, stmt in enumerate(self._statements(conn, current, pending)):
+                    run(conn, stmt)
+                    if i == 0:
+                        ctx.checkpoint("set:mid")
+            return
+        if not fresh and self.can_login(ctx, pending):
+            return  # applied before a crash: the old password no longer works, the new one does
+        try:
+            conn = connect(current, self.connect_options, who="ACSCurrent account")
+        except LoginFailed:
+            raise LoginFailed(
+                f"neither ACSCurrent nor ACSPending of {ctx.secret_name!r} logs in as {current.account_name!r}; "
+                "repair by hand (see docs/rotation.md)"
+            ) from None
+        with closing(conn):
+            dialect = self._dialect(conn)
+            ctx.checkpoint("set:mid")
+            run(conn, dialect.set_own_password(pending.account_password, current.account_password,
+                                               retain=self.retain_current_password))
+
+    def test(self, ctx: RotationContext, current: DbCredentials, pending: DbCredentials) -> None:
+        with closing(connect(pending, self.connect_options, database=pending.db_name, who="ACSPending account")) as conn:
+            self._test_session(conn, pending, needs_tls=False)
+
+    def plan(self, ctx: RotationContext, current: DbCredentials, pending: DbCredentials) -> StrategyPlan:
+        checks = [Check("ACSCurrent logs in", self.can_login(ctx, current))]
+        if not self._uses_master(current):
+            stmts: tuple[str, ...] = ()
+            accounts = (f"{current.account_name} (changes its own password)",)
+            if checks[0].ok:
+                with closing(connect(current, self.connect_options)) as conn:
+                    d = self._dialect(conn)
+                    stmts = (d.set_own_password(pending.account_password, current.account_password,
+                                                retain=self.retain_current_password).redacted(),)
+            return StrategyPlan(accounts, stmts, (), tuple(checks))
+        try:
+            conn = self._admin(ctx, current)
+        except RotationError as exc:
+            return StrategyPlan((current.account_name,), (), (), (*checks, Check("MasterSecret logs in", False, str(exc))))
+        with closing(conn):
+            stmts_ = self._statements(conn, current, pending)
+            accounts = tuple(f"{s.params[0]}@{s.params[1]}" for s in stmts_)
+            return StrategyPlan(accounts, tuple(s.redacted() for s in stmts_), (),
+                                (*checks, Check("MasterSecret logs in", True)))
+
+
+class AlternatingUsersStrategy(_MySqlStrategy):
+    """Two accounts, ``appuser`` and ``appuser_rt``; each rotation prepares the one not in use.
+
+    ``set`` creates the alternate account when missing, gives it the auth plugin, TLS
+    requirement and resource limits of the ACSCurrent account, copies grants by difference
+    (granting what is missing, revoking what is extra) and sets the password — on every host
+    entry of the ACSCurrent account. It never changes the ACSCurrent account, and refuses to
+    reset the ACSPrevious account within ``grace`` of the current version's creation (set it
+    to the consumers' cache TTL). ``name_limit``: 16 for RDS, 32 for MySQL 5.7+, 80 for MariaDB.
+    """
+
+    name = "alternating-users"
+
+    def __init__(self, *, suffix: str = "_rt", grace: timedelta = timedelta(0), **options: Any) -> None:
+        super().__init__(**options)
+        if not suffix or not all(c.isalnum() or c in "_.-" for c in suffix) or not suffix.isascii():
+            raise InvalidRotationSetup("suffix must be letters, digits, '_', '.' or '-'")
+        if grace < timedelta(0):
+            raise InvalidRotationSetup("grace must not be negative")
+        self.suffix = suffix
+        self.grace = grace
+
+    def alternate(self, account: str) -> str:
+        """The other account of the pair (``appuser`` ↔ ``appuser_rt``), both names validated."""
+        check_account_name(account, self.name_limit)
+        if account.endswith(self.suffix) and len(account) > len(self.suffix):
+            other = account[: -len(self.suffix)]
+        else:
+            other = account + self.suffix
+        return check_account_name(other, self.name_limit, what=f"alternate account name of {account!r}")
+
+    def preflight(self, ctx: RotationContext, current: Secret) -> None:
+        creds = current.db_credentials()
+        alternate = self.alternate(creds.account_name)
+        self._check_endpoint(creds)
+        if not self._master_name(creds):
+            raise InvalidRotationSetup(
+                f"alternating users need a privileged account: put MasterSecret into {ctx.secret_name!r} "
+                "or pass master_secret="
+            )
+        if self.grace and current.created is not None:
+            try:
+                previous = ctx.store.get_secret(ctx.secret_name, stage=PREVIOUS).db_credentials()
+            except SecretNotFound:
+                return
+            age = ctx.now() - current.created
+            if previous.account_name == alternate and age < self.grace:
+                raise RotationTooSoon(
+                    f"account {alternate!r} (ACSPrevious) may still be in use for "
+                    f"{(self.grace - age).total_seconds():.0f} s more (grace {self.grace.total_seconds():.0f} s)"
+                )
+
+    def pending_credentials(self, current: DbCredentials, password: str) -> DbCredentials:
+        return current.with_changes(
+            account_name=self.alternate(current.account_name), account_password=password,
+            version_id=None, stages=frozenset(),
+        )
+
+    def _guard(self, current: DbCredentials, pending: DbCredentials) -> str:
+        alternate = self.alternate(current.account_name)
+        if pending.account_name != alternate or pending.account_name == current.account_name:
+            raise InvalidRotationSetup(
+                f"pending account {pending.account_name!r} is not the alternate {alternate!r} "
+                f"of ACSCurrent account {current.account_name!r}; refusing to modify it"
+            )
+        if (pending.endpoint, pending.port) != (current.endpoint, current.port):
+            raise InvalidRotationSetup("the pending version points at another Endpoint/Port than ACSCurrent")
+        return alternate
+
+    def _work(self, conn: pymysql.Connection, current: DbCredentials, pending: DbCredentials) -> list[tuple[str, list[Statement], Grants, Grants]]:
+        """Per host: the statements, and the alternate's grants before and the grants wanted."""
+        dialect = self._dialect(conn)
+        user, alt = current.account_name, pending.account_name
+        hosts = self._hosts(conn, user)
+        if not hosts:
+            raise InvalidRotationSetup(f"ACSCurrent account {user!r} does not exist on the server")
+        out = []
+        for host in hosts:
+            template = self._options(conn, user, host) or AccountOptions()
+            dialect.check_plugin(template.plugin)
+            want = self._grants(conn, user, host)
+            existing = self._options(conn, alt, host)
+            if existing is None:
+                stmts = [dialect.create_user(alt, host, pending.account_password, template.plugin)]
+                existing, have = AccountOptions(plugin=template.plugin), Grants()
+            else:
+                stmts = [dialect.set_password(alt, host, pending.account_password, plugin=template.plugin)]
+                have = self._grants(conn, alt, host)
+            if not existing.tls_equal(template):
+                stmts.append(dialect.require(alt, host, template))
+            if existing.limits != template.limits:
+                stmts.append(dialect.limits(alt, host, template.limits))
+            stmts += grant_statements(have, want, alt, host, dialect)
+            for s in stmts:  # the invariant, checked rather than assumed: only the alternate is touched
+                if s.params[:2] != (alt, host):
+                    raise RotationError("internal error: a statement would touch an account other than the alternate")
+            out.append((host, stmts, have, want))
+        return out
+
+    def set(self, ctx: RotationContext, current: DbCredentials, pending: DbCredentials, *, fresh: bool) -> None:
+        self._guard(current, pending)
+        with closing(self._admin(ctx, current)) as conn:
+            for _host, stmts, _have, _want in self._work(conn, current, pending):
+                for i, stmt in enumerate(stmts):
+                    run(conn, stmt)
+                    if i == 0:
+                        ctx.checkpoint("set:mid")
+
+    def test(self, ctx: RotationContext, current: DbCredentials, pending: DbCredentials) -> None:
+        alt = self._guard(current, pending)
+        needs_tls = False
+        with closing(self._admin(ctx, current)) as admin:
+            for host in self._hosts(admin, current.account_name):
+                template = self._options(admin, current.account_name, host) or AccountOptions()
+                mine = self._options(admin, alt, host)
+                if mine is None:
+                    raise VerificationFailed(f"account {alt!r}@{host!r} does not exist")
+                if not mine.tls_equal(template) or mine.plugin != template.plugin or mine.limits != template.limits:
+                    raise VerificationFailed(f"account {alt!r}@{host!r} differs from {current.account_name!r} in TLS, plugin or limits")
+                want, have = self._grants(admin, current.account_name, host), self._grants(admin, alt, host)
+                if want != have:
+                    diff = [f"+{p}" for p in sorted(map(str, want.privileges - have.privileges))]
+                    diff += [f"-{p}" for p in sorted(map(str, have.privileges - want.privileges))]
+                    raise VerificationFailed(f"grants of {alt!r}@{host!r} differ from ACSCurrent's: {diff[:10]}")
+                needs_tls = needs_tls or template.requires_tls
+        with closing(connect(pending, self.connect_options, database=pending.db_name, who="ACSPending account")) as conn:
+            self._test_session(conn, pending, needs_tls)
+
+    def plan(self, ctx: RotationContext, current: DbCredentials, pending: DbCredentials) -> StrategyPlan:
+        self._guard(current, pending)
+        checks = [Check("ACSCurrent logs in", self.can_login(ctx, current))]
+        try:
+            conn = self._admin(ctx, current)
+        except RotationError as exc:
+            return StrategyPlan((pending.account_name,), (), (), (*checks, Check("MasterSecret logs in", False, str(exc))))
+        with closing(conn):
+            checks.append(Check("MasterSecret logs in", True))
+            try:
+                work = self._work(conn, current, pending)
+            except RotationError as exc:
+                return StrategyPlan((pending.account_name,), (), (), (*checks, Check("grants can be copied", False, str(exc))))
+        accounts, stmts, changes = [], [], []
+        for host, host_stmts, have, want in work:
+            accounts.append(f"{pending.account_name}@{host}")
+            stmts += [s.redacted() for s in host_stmts]
+            changes += [f"{pending.account_name}@{host}: +{p}" for p in want.describe() if p not in have.describe()]
+            changes += [f"{pending.account_name}@{host}: -{p}" for p in have.describe() if p not in want.describe()]
+        checks.append(Check("grants can be copied", True))
+        return StrategyPlan(tuple(accounts), tuple(stmts), tuple(changes), tuple(checks))

@@ -1,0 +1,191 @@
+"""The cache behind :class:`~secretclient.client.SecretClient`: entries, deadlines, single-flight.
+
+Reads never take a lock: :attr:`EntryCache.view` is a plain ``dict`` whose values are
+immutable :class:`Entry` objects, replaced whole (a dict store is atomic). Writes go through
+:class:`EntryCache` under the client's lock; a ``cachetools.LRUCache`` keeps the size
+bounded and its evictions are mirrored into ``view``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable, Hashable, Iterator
+
+import cachetools
+
+from .errors import StoreError
+from .model import Secret
+
+__all__ = ["Entry", "Failure", "EntryCache", "Flight", "SingleFlight", "deadlines"]
+
+INFINITY = math.inf
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A cached value and its deadlines (all on the client's monotonic clock).
+
+    ``refresh_at``: from then on a read triggers a background refresh (the hot path only
+    compares the clock with this). ``expires_at``: the end of the TTL; past it the value is
+    served only as a stale fallback while the store fails. ``started`` is when the store call
+    that produced it began, so an older, slower call never overwrites a newer value.
+    ``rotation_at`` (monotonic) and ``described_version`` come from DescribeSecret.
+    """
+
+    secret: Secret
+    started: float
+    refresh_at: float
+    expires_at: float
+    rotation_at: float | None = None
+    described_version: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """Failed store calls for one key: no new call before ``retry_at``."""
+
+    attempts: int
+    retry_at: float
+    error: StoreError
+
+
+def deadlines(started: float, ttl: float, refresh_ahead: float) -> tuple[float, float]:
+    """``(refresh_at, expires_at)`` for a value fetched at ``started``.
+
+    The refresh starts when ``refresh_ahead`` (a fraction) of the TTL is left.
+    """
+    if ttl == INFINITY:
+        return INFINITY, INFINITY
+    return started + ttl * (1.0 - refresh_ahead), started + ttl
+
+
+class _MirroredLRU(cachetools.LRUCache):
+    """An LRU cache that tells its owner about evictions (to drop them from the view)."""
+
+    def __init__(self, maxsize: int, on_evict: Callable[[Any, Any], None]) -> None:
+        super().__init__(maxsize)
+        self._on_evict = on_evict
+
+    def popitem(self) -> tuple[Any, Any]:
+        key, value = super().popitem()
+        self._on_evict(key, value)
+        return key, value
+
+
+class EntryCache:
+    """Bounded entries with a lock-free read view. Not locked itself: the caller holds a lock
+    around every write."""
+
+    def __init__(self, max_size: int, on_evict: Callable[[Hashable, Entry], None]) -> None:
+        #: The read view: never replaced, only mutated, so readers may hold a reference.
+        self.view: dict[Hashable, Entry] = {}
+        self._by_name: dict[str, set[Hashable]] = {}
+        self._on_evict = on_evict
+        self._lru = _MirroredLRU(max_size, self._evicted)
+
+    def _evicted(self, key: Hashable, entry: Entry) -> None:
+        self._forget(key)
+        self._on_evict(key, entry)
+
+    def _forget(self, key: Hashable) -> Entry | None:
+        keys = self._by_name.get(key[0])  # type: ignore[index]
+        if keys is not None:
+            keys.discard(key)
+            if not keys:
+                del self._by_name[key[0]]  # type: ignore[index]
+        return self.view.pop(key, None)
+
+    def put(self, key: Hashable, entry: Entry) -> None:
+        self._lru[key] = entry  # may evict another key first
+        self.view[key] = entry
+        self._by_name.setdefault(key[0], set()).add(key)  # type: ignore[index]
+
+    def touch(self, key: Hashable) -> None:
+        """Mark ``key`` as used (the hot path does not, to stay lock-free)."""
+        self._lru.get(key)
+
+    def pop(self, key: Hashable) -> Entry | None:
+        self._lru.pop(key, None)
+        return self._forget(key)
+
+    def keys_of(self, name: str) -> list[Hashable]:
+        """Every key of secret ``name`` (stages and versions)."""
+        return list(self._by_name.get(name, ()))
+
+    def clear(self) -> None:
+        self._lru.clear()
+        self.view.clear()
+        self._by_name.clear()
+
+    def __len__(self) -> int:
+        return len(self.view)
+
+    def __iter__(self) -> Iterator[Hashable]:
+        return iter(list(self.view))
+
+
+class Flight:
+    """One store call in progress; other callers wait for its outcome."""
+
+    __slots__ = ("_done", "value", "error")
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+    def set(self, value: Any = None, error: BaseException | None = None) -> None:
+        self.value, self.error = value, error
+        self._done.set()
+
+    def wait(self) -> Any:
+        self._done.wait()
+        if self.error is not None:
+            raise copy_error(self.error)
+        return self.value
+
+
+class SingleFlight:
+    """At most one call in flight per key.
+
+    :meth:`begin` returns ``(flight, True)`` to the caller that must do the work (the leader),
+    which then calls :meth:`finish`; everybody else gets ``(flight, False)`` and waits.
+    The leader must publish its result (e.g. into the cache) before :meth:`finish`, and
+    re-check for it after :meth:`begin`, so a late caller never repeats a finished call.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._flights: dict[Hashable, Flight] = {}
+
+    def begin(self, key: Hashable) -> tuple[Flight, bool]:
+        with self._lock:
+            flight = self._flights.get(key)
+            if flight is not None:
+                return flight, False
+            flight = self._flights[key] = Flight()
+            return flight, True
+
+    def finish(self, key: Hashable, flight: Flight, value: Any = None, error: BaseException | None = None) -> None:
+        with self._lock:
+            if self._flights.get(key) is flight:
+                del self._flights[key]
+        flight.set(value, error)
+
+    def in_flight(self, key: Hashable) -> bool:
+        with self._lock:
+            return key in self._flights
+
+
+def copy_error(error: BaseException) -> BaseException:
+    """A fresh copy of ``error`` to raise in another thread (sharing one exception object
+    across threads would splice their tracebacks together)."""
+    try:
+        clone = copy.copy(error)
+    except Exception:  # an exception type that cannot be copied: raise the original
+        return error
+    clone.__traceback__ = None
+    return clone

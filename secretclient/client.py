@@ -1,0 +1,651 @@
+"""SecretClient: the cached, rotation-aware secret fetcher applications hold.
+
+The warm read (:meth:`SecretClient.get` of a cached value within its refresh window) is a
+dictionary lookup plus one clock read, with no lock and no copy: values are immutable
+:class:`~secretclient.model.Secret` objects shared by every caller. Everything else (misses,
+refresh-ahead, single-flight, stale-if-error, backoff, rotation awareness, subscriptions)
+lives on the slow path. See docs/client.md for every option and the guarantees.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import threading
+import time
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import replace
+from datetime import datetime, timezone
+from typing import Any, Callable, Hashable, Mapping
+
+import cachetools
+
+from .backoff import Backoff
+from .cache import INFINITY, Entry, EntryCache, Failure, Flight, SingleFlight, copy_error, deadlines
+from .errors import InvalidParameter, SecretClientError, SecretNotFound, StoreError
+from .model import CURRENT, DbCredentials, Secret, SecretInfo
+from .stats import ClientEvent, ClientObserver, ClientStats, Counters
+from .stores.base import SecretStore
+
+__all__ = ["SecretClient", "ClientClosed", "DEFAULT_BACKOFF"]
+
+logger = logging.getLogger("secretclient.client")
+
+#: Between failed store calls for one key: up to 1 s, then 2, 4, ... at most 60 s (full jitter).
+DEFAULT_BACKOFF = Backoff(base=1.0, cap=60.0)
+
+# (name, stage) for stage reads, (name, None, version_id) for reads by VersionId.
+Key = tuple
+
+
+class ClientClosed(SecretClientError):
+    """The client was closed; create a new one."""
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _check_str(what: str, value: Any) -> None:
+    if not isinstance(value, str) or not value:
+        raise InvalidParameter(f"{what} must be a non-empty string, not {type(value).__name__}")
+
+
+def _check_seconds(what: str, value: Any, *, positive: bool = False, infinite: bool = True) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        raise InvalidParameter(f"{what} must be a number of seconds")
+    if value < 0 or (positive and value == 0) or (not infinite and value == INFINITY):
+        bound = "> 0" if positive else ">= 0"
+        raise InvalidParameter(f"{what} must be {bound}{'' if infinite else ' and finite'}")
+    return float(value)
+
+
+class SecretClient:
+    """A cache of secrets in front of a :class:`~secretclient.stores.SecretStore`.
+
+    :param store: where the secrets live.
+    :param ttl: seconds a value is used before it must be re-read (default one hour).
+    :param ttls: per-secret TTLs overriding ``ttl``, by secret name.
+    :param refresh_ahead: fraction of the TTL, before expiry, during which a read triggers a
+        background refresh while callers keep the cached value (0 disables refresh-ahead).
+    :param max_stale: seconds past its TTL a value is still served while the store fails;
+        after that the store's error is raised.
+    :param backoff: delay between failed store calls for one key (full jitter, capped).
+    :param negative_ttl: seconds a :class:`SecretNotFound` is remembered (0 disables).
+    :param max_size: most entries kept (one per secret and stage, and per VersionId read).
+    :param rotation_aware: call DescribeSecret once per secret and version, and refresh right
+        after the store's next rotation time.
+    :param rotation_delay: seconds after the next rotation time to refresh.
+    :param executor: runs background refreshes and DescribeSecret calls; default a private
+        two-thread pool created on first use and shut down by :meth:`close`.
+    :param observer: receives a :class:`~secretclient.stats.ClientEvent` per slow-path event.
+    :param clock: monotonic seconds, for every deadline.
+    :param wall_clock: current UTC time, to place the store's next rotation date.
+    :param rng: random source of the backoff jitter.
+    :param close_store: whether :meth:`close` also closes ``store``.
+    """
+
+    def __init__(
+        self,
+        store: SecretStore,
+        *,
+        ttl: float = 3600.0,
+        ttls: Mapping[str, float] | None = None,
+        refresh_ahead: float = 0.2,
+        max_stale: float = 86400.0,
+        backoff: Backoff = DEFAULT_BACKOFF,
+        negative_ttl: float = 5.0,
+        max_size: int = 1024,
+        rotation_aware: bool = True,
+        rotation_delay: float = 60.0,
+        executor: Executor | None = None,
+        observer: ClientObserver | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], datetime] = _utc_now,
+        rng: random.Random | None = None,
+        close_store: bool = False,
+    ) -> None:
+        if not callable(getattr(store, "get_secret", None)):
+            raise InvalidParameter("store must be a SecretStore (it has no get_secret method)")
+        self._ttl = _check_seconds("ttl", ttl, positive=True)
+        self._ttls = {}
+        for name, value in (ttls or {}).items():
+            _check_str("ttls key (a secret name)", name)
+            self._ttls[name] = _check_seconds(f"ttls[{name!r}]", value, positive=True)
+        if isinstance(refresh_ahead, bool) or not isinstance(refresh_ahead, (int, float)) or not 0 <= refresh_ahead < 1:
+            raise InvalidParameter("refresh_ahead must be a fraction of the TTL in [0, 1)")
+        if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 1:
+            raise InvalidParameter("max_size must be an integer >= 1")
+        if not isinstance(backoff, Backoff):
+            raise InvalidParameter("backoff must be a secretclient.Backoff")
+        if observer is not None and not callable(getattr(observer, "on_event", None)):
+            raise InvalidParameter("observer must have an on_event(event) method")
+        self._store = store
+        self._ahead = float(refresh_ahead)
+        self._max_stale = _check_seconds("max_stale", max_stale)
+        self._backoff = backoff
+        negative_ttl = _check_seconds("negative_ttl", negative_ttl, infinite=False)
+        self._rotation_aware = bool(rotation_aware)
+        self._rotation_delay = _check_seconds("rotation_delay", rotation_delay, infinite=False)
+        self._observer = observer
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._rng = rng
+        self._close_store = close_store
+
+        self._lock = threading.RLock()
+        self._counters = Counters()
+        self._hit = self._counters.hit
+        self._cache = EntryCache(max_size, self._evicted)
+        self._view = self._cache.view  # read lock-free by get()
+        self._negative: cachetools.TTLCache | None = (
+            cachetools.TTLCache(max_size, negative_ttl, timer=clock) if negative_ttl > 0 else None
+        )
+        self._failures: cachetools.LRUCache = cachetools.LRUCache(max_size)
+        self._flights = SingleFlight()
+        self._describing: set[str] = set()
+        self._subscribers: dict[str, tuple[Callable[[Secret], None], ...]] = {}
+        self._seen: dict[str, str] = {}  # last ACSCurrent VersionId told to subscribers
+        self._executor = executor
+        self._owns_executor = executor is None
+        self._closed = False
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def get(self, name: str, stage: str = CURRENT, *, version_id: str | None = None) -> Secret:
+        """The secret's version at ``stage`` (default ``ACSCurrent``), or the version
+        ``version_id`` (then ``stage`` must be left as is).
+
+        Raises the store's typed error (:class:`SecretNotFound`, :class:`StoreUnavailable`, ...)
+        when there is no value to serve.
+        """
+        if version_id is None:
+            entry = self._view.get((name, stage))
+            if entry is not None and self._clock() < entry.refresh_at:
+                self._hit()
+                return entry.secret
+        return self._get_slow(name, stage, version_id)
+
+    def get_text(self, name: str, stage: str = CURRENT, *, version_id: str | None = None) -> str:
+        """The value as text (binary values decoded as UTF-8)."""
+        return self.get(name, stage, version_id=version_id).text
+
+    def get_json(self, name: str, stage: str = CURRENT, *, version_id: str | None = None) -> Any:
+        """The value parsed as JSON (a new object per call: callers may change it)."""
+        return self.get(name, stage, version_id=version_id).json()
+
+    def get_db_credentials(
+        self, name: str, stage: str = CURRENT, *, version_id: str | None = None
+    ) -> DbCredentials:
+        """The value parsed as database credentials (with its VersionId and stages)."""
+        return DbCredentials.from_secret(self.get(name, stage, version_id=version_id))
+
+    def _get_slow(self, name: str, stage: str, version_id: str | None) -> Secret:
+        if self._closed:
+            raise ClientClosed("this SecretClient is closed")
+        _check_str("secret name", name)
+        _check_str("stage", stage)
+        if version_id is not None:
+            _check_str("version_id", version_id)
+            if stage != CURRENT:
+                raise InvalidParameter("give a stage or a version_id, not both")
+        key: Key = (name, stage) if version_id is None else (name, None, version_id)
+        try:
+            secret, staleness = self._lookup(key)
+        except SecretClientError as exc:
+            self._counters.add("caller_errors")
+            self._emit("caller_error", key, error_code=exc.code or type(exc).__name__)
+            raise
+        if staleness is not None:
+            self._counters.add("stale_serves")
+            self._emit("stale_serve", key, version_id=secret.version_id, staleness=staleness)
+        return secret
+
+    def _lookup(self, key: Key) -> tuple[Secret, float | None]:
+        now = self._clock()
+        entry = self._view.get(key)
+        if entry is not None and now < entry.expires_at:
+            self._hit()
+            if now >= entry.refresh_at:
+                self._refresh_ahead(key)
+            return entry.secret, None
+        answer = self._answer_without_store(key, now)
+        if answer is not None:
+            return answer
+        flight, leader = self._flights.begin(key)
+        if not leader:
+            self._counters.add("misses")
+            self._emit("miss", key)
+            return flight.wait()
+        # The previous leader may have finished between our look and begin(): look again.
+        try:
+            answer = self._answer_without_store(key, self._clock())
+        except BaseException as exc:
+            self._flights.finish(key, flight, error=exc)
+            raise
+        if answer is not None:
+            self._flights.finish(key, flight, value=answer)
+            return answer
+        self._counters.add("misses")
+        self._emit("miss", key)
+        return self._fetch(key, flight)
+
+    def _answer_without_store(self, key: Key, now: float) -> tuple[Secret, float | None] | None:
+        """A fresh value, a remembered not-found (raised), or the fallback while backing
+        off; ``None`` when a store call is due."""
+        entry = self._view.get(key)
+        if entry is not None and now < entry.expires_at:
+            self._hit()
+            return entry.secret, None
+        with self._lock:
+            missing = self._negative.get(key) if self._negative is not None else None
+            failure: Failure | None = self._failures.get(key)
+        if missing is not None:
+            self._counters.add("not_found")
+            raise copy_error(missing)
+        if failure is not None and now < failure.retry_at:
+            return self._fallback(key, failure.error, now)
+        return None
+
+    def _fallback(self, key: Key, error: StoreError, now: float) -> tuple[Secret, float | None]:
+        """The last good value while the store fails, if within ``max_stale``; else ``error``."""
+        entry = self._view.get(key)
+        if entry is None:
+            raise copy_error(error)
+        if now < entry.expires_at:
+            return entry.secret, None
+        staleness = now - entry.expires_at
+        if staleness <= self._max_stale:
+            return entry.secret, staleness
+        logger.error(
+            "secret %r stage %r: store failing and the cached value is %.0f s past its TTL "
+            "(max_stale %.0f s): raising %s",
+            key[0], _stage_of(key), staleness, self._max_stale, type(error).__name__,
+        )
+        raise copy_error(error)
+
+    # -- store calls ---------------------------------------------------------------------
+
+    def _fetch(self, key: Key, flight: Flight) -> tuple[Secret, float | None]:
+        """As the flight's leader: read the store, update the cache, share the outcome."""
+        try:
+            outcome = self._fetch_outcome(key)
+        except BaseException as exc:
+            self._flights.finish(key, flight, error=exc)
+            raise
+        self._flights.finish(key, flight, value=outcome)
+        return outcome
+
+    def _fetch_outcome(self, key: Key) -> tuple[Secret, float | None]:
+        started = self._clock()
+        try:
+            secret = self._read_store(key)
+        except SecretNotFound as exc:
+            self._remember_not_found(key, exc)
+            raise
+        except StoreError as exc:
+            if isinstance(exc, InvalidParameter):
+                raise
+            self._record_failure(key, exc)
+            return self._fallback(key, exc, self._clock())
+        self._install(key, secret, started)
+        return secret, None
+
+    def _read_store(self, key: Key) -> Secret:
+        name = key[0]
+        t0 = time.perf_counter()
+        try:
+            if len(key) == 2:
+                secret = self._store.get_secret(name, stage=key[1])
+            else:
+                secret = self._store.get_secret(name, version_id=key[2])
+        except BaseException as exc:
+            self._counters.add("store_calls")
+            if not isinstance(exc, SecretNotFound):  # an answer, counted as not_found
+                self._counters.add("store_errors")
+            code = exc.code if isinstance(exc, StoreError) and exc.code else type(exc).__name__
+            self._emit("store_call", key, duration=time.perf_counter() - t0, error_code=code)
+            raise
+        self._counters.add("store_calls")
+        self._emit("store_call", key, version_id=secret.version_id, duration=time.perf_counter() - t0)
+        logger.debug("read secret %r stage %r: version %r", name, _stage_of(key), secret.version_id)
+        return secret
+
+    def _remember_not_found(self, key: Key, exc: SecretNotFound) -> None:
+        with self._lock:
+            if self._negative is not None:
+                self._negative[key] = exc
+            self._cache.pop(key)
+            self._failures.pop(key, None)
+        self._counters.add("not_found")
+        self._emit("not_found", key, error_code=exc.code or type(exc).__name__)
+        logger.info("secret %r stage %r not found (%s)", key[0], _stage_of(key), exc.code)
+
+    def _record_failure(self, key: Key, exc: StoreError) -> None:
+        now = self._clock()
+        with self._lock:
+            previous: Failure | None = self._failures.get(key)
+            attempts = previous.attempts + 1 if previous is not None else 1
+            delay = self._backoff.delay(attempts - 1, self._rng)
+            self._failures[key] = Failure(attempts, now + delay, exc)
+        logger.warning(
+            "secret %r stage %r: store call failed (%s, code %s), failure %d; next call in %.2f s",
+            key[0], _stage_of(key), type(exc).__name__, exc.code, attempts, delay,
+        )
+
+    def _install(self, key: Key, secret: Secret, started: float) -> None:
+        """Cache ``secret``, read by a call that began at ``started``; then tell subscribers
+        and schedule DescribeSecret as needed (outside the lock)."""
+        name = key[0]
+        callbacks: tuple[Callable[[Secret], None], ...] = ()
+        describe = False
+        changed_from: str | None = None
+        with self._lock:
+            if self._closed:
+                return
+            old = self._view.get(key)
+            if old is not None and old.started > started:
+                return  # a newer read or a publish() already won
+            if len(key) == 3:
+                entry = Entry(secret, started, INFINITY, INFINITY)
+            else:
+                refresh_at, expires_at = deadlines(started, self._ttls.get(name, self._ttl), self._ahead)
+                rotation_at = described = None
+                if old is not None and old.secret.version_id == secret.version_id:
+                    rotation_at, described = old.rotation_at, old.described_version
+                    if rotation_at is not None and rotation_at > started:
+                        refresh_at = min(refresh_at, rotation_at)
+                entry = Entry(secret, started, refresh_at, expires_at, rotation_at, described)
+            self._cache.put(key, entry)
+            self._failures.pop(key, None)
+            if self._negative is not None:
+                self._negative.pop(key, None)
+            refreshed = old is not None
+            if refreshed:
+                self._counters.add("refreshes")
+            if key[1] == CURRENT:
+                if old is not None and old.secret.version_id != secret.version_id:
+                    changed_from = old.secret.version_id
+                    self._counters.add("version_changes")
+                if old is None or changed_from is not None:
+                    # Other stages cached may predate this version (ACSPrevious moved with
+                    # it, ACSPending was promoted): read them again when asked.
+                    for other in self._cache.keys_of(name):
+                        if len(other) == 2 and other != key:
+                            self._cache.pop(other)
+                    if self._negative is not None:
+                        for other in [k for k in list(self._negative) if k[0] == name and len(k) == 2]:
+                            self._negative.pop(other, None)
+                callbacks = self._new_version_seen(secret)
+                if (
+                    self._rotation_aware
+                    and entry.described_version != secret.version_id
+                    and name not in self._describing
+                ):
+                    self._describing.add(name)
+                    describe = True
+        if refreshed:
+            self._emit("refresh", key, version_id=secret.version_id)
+        if changed_from is not None:
+            self._emit("version_change", key, version_id=secret.version_id)
+            logger.info("secret %r: new ACSCurrent version %r (was %r)", name, secret.version_id, changed_from)
+        for callback in callbacks:
+            try:
+                callback(secret)
+            except Exception as exc:  # a subscriber's bug must not fail the reader
+                # Type only: the message of an application's exception may quote the value.
+                logger.error(
+                    "subscriber %s of secret %r raised %s",
+                    getattr(callback, "__qualname__", type(callback).__name__), name, type(exc).__name__,
+                )
+        if describe:
+            self._submit(self._describe, name, secret.version_id, on_cancel=lambda: self._describing.discard(name))
+
+    def _new_version_seen(self, secret: Secret) -> tuple[Callable[[Secret], None], ...]:
+        """Under the lock: the subscribers to call for this ACSCurrent version, if it is new.
+        The first version seen after subscribing is not a change."""
+        subscribers = self._subscribers.get(secret.name)
+        if not subscribers:
+            return ()
+        last = self._seen.get(secret.name)
+        if last == secret.version_id:
+            return ()
+        self._seen[secret.name] = secret.version_id
+        return subscribers if last is not None else ()
+
+    # -- background work -----------------------------------------------------------------
+
+    def _submit(self, fn: Callable[..., None], *args: Any, on_cancel: Callable[[], None]) -> None:
+        """Run ``fn`` on the executor; ``on_cancel`` if it will never run."""
+        with self._lock:
+            if self._closed:
+                on_cancel()
+                return
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="secretclient-refresh")
+            executor = self._executor
+        try:
+            future = executor.submit(fn, *args)
+        except RuntimeError:  # the executor was shut down
+            on_cancel()
+            return
+        future.add_done_callback(lambda f: on_cancel() if f.cancelled() else None)
+
+    def _refresh_ahead(self, key: Key) -> None:
+        """Start a background refresh of ``key`` unless one runs or the store is backing off."""
+        with self._lock:
+            self._cache.touch(key)  # an entry in use stays in the LRU
+            failure: Failure | None = self._failures.get(key)
+        if failure is not None and self._clock() < failure.retry_at:
+            return
+        flight, leader = self._flights.begin(key)
+        if not leader:
+            return
+        closed = ClientClosed("this SecretClient is closed")
+        self._submit(self._background_fetch, key, flight, on_cancel=lambda: self._flights.finish(key, flight, error=closed))
+
+    def _background_fetch(self, key: Key, flight: Flight) -> None:
+        if self._closed:
+            self._flights.finish(key, flight, error=ClientClosed("this SecretClient is closed"))
+            return
+        try:
+            self._fetch(key, flight)
+        except StoreError:
+            pass  # logged by _record_failure / _remember_not_found
+        except Exception as exc:  # a bug in the store: keep the refresh thread alive
+            logger.error("background refresh of secret %r failed: %s", key[0], type(exc).__name__)
+
+    def _describe(self, name: str, version_id: str) -> None:
+        """DescribeSecret, once per secret and version: learn when it rotates next."""
+        t0 = time.perf_counter()
+        key = (name, CURRENT)
+        try:
+            info = self._store.describe(name)
+        except Exception as exc:
+            code = exc.code if isinstance(exc, StoreError) and exc.code else type(exc).__name__
+            self._counters.add("describe_calls")
+            self._counters.add("store_errors")
+            self._emit("describe_call", key, duration=time.perf_counter() - t0, error_code=code)
+            logger.warning(
+                "DescribeSecret for %r failed (%s): rotation time unknown until the next refresh",
+                name, code,
+            )
+            with self._lock:
+                self._describing.discard(name)
+            return
+        self._counters.add("describe_calls")
+        self._emit("describe_call", key, duration=time.perf_counter() - t0)
+        rotation_at = self._rotation_time(info)
+        with self._lock:
+            self._describing.discard(name)
+            entry = self._view.get(key)
+            if self._closed or entry is None or entry.secret.version_id != version_id:
+                return
+            refresh_at = entry.refresh_at if rotation_at is None else min(entry.refresh_at, rotation_at)
+            self._cache.put(
+                key, replace(entry, refresh_at=refresh_at, rotation_at=rotation_at, described_version=version_id)
+            )
+        if rotation_at is not None:
+            logger.debug("secret %r rotates next in %.0f s: refresh then", name, rotation_at - self._clock())
+
+    def _rotation_time(self, info: SecretInfo) -> float | None:
+        """When to refresh for the next rotation, on the monotonic clock (``None``: no
+        rotation ahead, or one overdue by more than ``rotation_delay``)."""
+        when = info.next_rotation
+        if when is None and info.rotation_interval is not None:
+            base = info.last_rotation or info.created
+            if base is not None:
+                when = base + info.rotation_interval
+        if when is None:
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        delay = (when - self._wall_clock()).total_seconds() + self._rotation_delay
+        return self._clock() + delay if delay > 0 else None
+
+    def _evicted(self, key: Hashable, entry: Entry) -> None:
+        self._counters.add("evictions")
+
+    # -- control -------------------------------------------------------------------------
+
+    def refresh(self, name: str, stage: str = CURRENT) -> bool:
+        """Read ``stage`` from the store now, bypassing the cache and the backoff.
+
+        Returns whether the VersionId differs from the cached one (``True`` when nothing was
+        cached). Store errors are raised, never answered from the cache.
+        """
+        if self._closed:
+            raise ClientClosed("this SecretClient is closed")
+        _check_str("secret name", name)
+        _check_str("stage", stage)
+        key: Key = (name, stage)
+        old = self._view.get(key)
+        started = self._clock()
+        try:
+            secret = self._read_store(key)
+        except SecretClientError as exc:
+            if isinstance(exc, SecretNotFound):
+                self._remember_not_found(key, exc)
+            self._counters.add("caller_errors")
+            self._emit("caller_error", key, error_code=exc.code or type(exc).__name__)
+            raise
+        self._install(key, secret, started)
+        return old is None or old.secret.version_id != secret.version_id
+
+    def invalidate(self, name: str) -> None:
+        """Forget everything cached for ``name`` (every stage and version, not-found and
+        failure records); the next read goes to the store."""
+        _check_str("secret name", name)
+        with self._lock:
+            for key in self._cache.keys_of(name):
+                self._cache.pop(key)
+            for records in (self._failures, self._negative):
+                if records is not None:
+                    for key in [k for k in list(records) if k[0] == name]:
+                        records.pop(key, None)
+
+    def subscribe(self, name: str, callback: Callable[[Secret], None]) -> Callable[[], None]:
+        """Call ``callback(secret)`` once per new ACSCurrent VersionId of ``name`` this client
+        sees (by a read, a refresh or :meth:`publish`). The version current when subscribing
+        (or the first one seen) is not new. Callbacks run on the thread that saw the version,
+        outside the client's locks; their exceptions are logged, not raised.
+
+        Returns a function that unsubscribes.
+        """
+        _check_str("secret name", name)
+        if not callable(callback):
+            raise InvalidParameter("callback must be callable")
+        with self._lock:
+            if self._closed:
+                raise ClientClosed("this SecretClient is closed")
+            self._subscribers[name] = self._subscribers.get(name, ()) + (callback,)
+            if name not in self._seen:
+                current = self._view.get((name, CURRENT))
+                if current is not None:
+                    self._seen[name] = current.secret.version_id
+
+        def unsubscribe() -> None:
+            with self._lock:
+                remaining = tuple(cb for cb in self._subscribers.get(name, ()) if cb is not callback)
+                if remaining:
+                    self._subscribers[name] = remaining
+                else:
+                    self._subscribers.pop(name, None)
+                    self._seen.pop(name, None)
+
+        return unsubscribe
+
+    def publish(self, secret: Secret) -> None:
+        """Hand over a new ACSCurrent version (an in-process rotation just promoted it):
+        cached at once, other stages of the secret dropped, subscribers told."""
+        if not isinstance(secret, Secret):
+            raise InvalidParameter(f"publish() takes a Secret, not {type(secret).__name__}")
+        if CURRENT not in secret.stages:
+            raise InvalidParameter(
+                f"publish() takes the {CURRENT} version: version {secret.version_id!r} of secret "
+                f"{secret.name!r} has stages {sorted(secret.stages)}"
+            )
+        if self._closed:
+            raise ClientClosed("this SecretClient is closed")
+        self._install((secret.name, CURRENT), secret, self._clock())
+
+    @property
+    def store(self) -> SecretStore:
+        """The store this client reads."""
+        return self._store
+
+    def stats(self) -> ClientStats:
+        """Counters since creation, the entry count and the current staleness."""
+        now = self._clock()
+        with self._lock:
+            staleness = 0.0
+            for key in list(self._failures):
+                entry = self._view.get(key)
+                if entry is not None and now > entry.expires_at:
+                    staleness = max(staleness, now - entry.expires_at)
+            size = len(self._cache)
+        return self._counters.snapshot(size=size, current_staleness=staleness)
+
+    def close(self) -> None:
+        """Drop every cached value, stop the background thread (waiting for a refresh in
+        progress) and, with ``close_store=True``, close the store. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._cache.clear()
+            self._failures.clear()
+            if self._negative is not None:
+                self._negative.clear()
+            self._subscribers.clear()
+            self._seen.clear()
+            executor = self._executor if self._owns_executor else None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+        if self._close_store:
+            self._store.close()
+
+    def __enter__(self) -> "SecretClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"SecretClient(store={self._store!r}, size={len(self._cache)}, closed={self._closed})"
+
+    # -- observability -------------------------------------------------------------------
+
+    def _emit(self, kind: str, key: Key, **fields: Any) -> None:
+        observer = self._observer
+        if observer is None:
+            return
+        try:
+            observer.on_event(ClientEvent(kind, key[0], _stage_of(key), **fields))
+        except Exception as exc:  # metrics must never break reads
+            logger.error("observer %s raised %s on %s", type(observer).__name__, type(exc).__name__, kind)
+
+
+def _stage_of(key: Key) -> str | None:
+    return key[1] if len(key) == 2 else None

@@ -1,0 +1,58 @@
+"""Rotation-proof MySQL/MariaDB connections: PyMySQL and SQLAlchemy (``[sqlalchemy]`` extra).
+
+- :func:`connect` — a PyMySQL connection from a secret (:class:`RotatingConnection`);
+- :func:`create_engine` / :func:`attach` — SQLAlchemy engines (imported on first use);
+- :class:`Connector` — the credential search, shared per secret; :class:`RetryPolicy` — its limits;
+- :func:`classify` / :class:`ErrorKind` — what a connection error means;
+- :mod:`secretclient.db.errors` — what a failed connect raises (PyMySQL ``OperationalError`` s).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .classify import Classification, ErrorKind, classify
+from .connector import Connector, ConnectorStats
+from .errors import (
+    AccountUnavailable,
+    Attempt,
+    ClientMisconfigured,
+    CredentialsRejected,
+    DatabaseAccessDenied,
+    DatabaseUnreachable,
+    DbConnectError,
+    SecretUnavailable,
+    ServerBusy,
+)
+from .policy import RetryPolicy
+from .pymysql import RotatingConnection, connect
+
+__all__ = [
+    "AccountUnavailable",
+    "Attempt",
+    "Classification",
+    "ClientMisconfigured",
+    "Connector",
+    "ConnectorStats",
+    "CredentialsRejected",
+    "DatabaseAccessDenied",
+    "DatabaseUnreachable",
+    "DbConnectError",
+    "ErrorKind",
+    "RetryPolicy",
+    "RotatingConnection",
+    "SecretUnavailable",
+    "ServerBusy",
+    "attach",
+    "classify",
+    "connect",
+    "create_engine",
+]
+
+
+def __getattr__(name: str) -> Any:  # SQLAlchemy is optional: import it on first use
+    if name in ("create_engine", "attach"):
+        from . import sqlalchemy as _sqlalchemy
+
+        return getattr(_sqlalchemy, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

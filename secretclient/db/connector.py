@@ -1,0 +1,501 @@
+"""The credential search behind every rotation-aware connection.
+
+A :class:`Connector` logs in with the credentials of one secret. The hot path is the cached
+``ACSCurrent`` version. When the server rejects it (1045/1698), the connector reads the store
+again and tries only credentials it has not yet sent: a new ``ACSCurrent`` version, then
+``ACSPending`` (a rotation between its "set" and "end" steps), then ``ACSPrevious`` (in
+alternating-users rotation the previous account still works). A rejected (user, password) pair
+is never sent again in the same search, except once more as ``ACSCurrent`` after the store
+promoted it (the rotation has then changed the database), because MySQL's
+FAILED_LOGIN_ATTEMPTS and MariaDB's max_password_errors lock accounts that repeat bad passwords.
+Network and "too many connections" errors retry the same credentials with backoff (full
+jitter). Everything happens inside the :class:`~secretclient.db.policy.RetryPolicy` budget.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import ssl
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
+
+import pymysql
+
+from ..errors import InvalidParameter, SecretNotFound, StoreError
+from ..model import CURRENT, DbCredentials, Secret
+from .classify import ErrorKind, classify
+from .errors import (
+    AccountUnavailable,
+    Attempt,
+    ClientMisconfigured,
+    CredentialsRejected,
+    DatabaseAccessDenied,
+    DatabaseUnreachable,
+    DbConnectError,
+    ServerBusy,
+    SecretUnavailable,
+)
+from .policy import RetryPolicy
+
+if TYPE_CHECKING:
+    from ..client import SecretClient
+
+__all__ = ["Connector", "ConnectorStats", "Login"]
+
+log = logging.getLogger("secretclient.db")
+
+#: Makes a connection from PyMySQL keyword arguments (``pymysql.connect`` by default).
+Login = Callable[[dict[str, Any]], Any]
+
+_FORBIDDEN_KWARGS = ("user", "password", "passwd")
+_TLS_KWARGS = ("ssl_ca", "ssl_capath", "ssl_cert", "ssl_key", "ssl_key_password",
+               "ssl_verify_cert", "ssl_verify_identity")
+_MAX_REMEMBERED = 64  # parsed versions and retired versions kept per connector
+_HANDSHAKE_TIMEOUT = 30.0  # longest wait for one server reply while logging in
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorStats:
+    """Counters of one :class:`Connector` (totals since it was created).
+
+    ``logins``: logins sent; ``rejected``: of those, refused for bad credentials;
+    ``retries``: logins beyond the first within one ``connect``; ``store_reads``: forced store
+    reads by the search; ``recovered``: connects that succeeded after a rejection;
+    ``failures``: connects that raised; ``rollovers``: pooled connections dropped at checkout
+    because their credential version was replaced.
+    """
+
+    connects: int = 0
+    logins: int = 0
+    rejected: int = 0
+    retries: int = 0
+    store_reads: int = 0
+    recovered: int = 0
+    failures: int = 0
+    rollovers: int = 0
+
+
+class Connector:
+    """Logs in to MySQL/MariaDB with the credentials of ``secret``, surviving rotations.
+
+    Thread-safe; share one per secret (an engine does). ``clock``, ``sleep`` and ``rng`` are
+    injectable for tests.
+    """
+
+    def __init__(
+        self,
+        secret: str,
+        client: "SecretClient",
+        *,
+        policy: RetryPolicy | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        if not isinstance(secret, str) or not secret:
+            raise InvalidParameter("secret must be the name of a secret (a non-empty string)")
+        for method in ("get", "refresh"):
+            if not callable(getattr(client, method, None)):
+                raise InvalidParameter(f"client must be a SecretClient (it has no {method}())")
+        if policy is not None and not isinstance(policy, RetryPolicy):
+            raise InvalidParameter("policy must be a secretclient.db.RetryPolicy")
+        self.secret = secret
+        self.client = client
+        self.policy = policy or RetryPolicy()
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self._lock = threading.Lock()  # counters and the small state below
+        self._counts: Counter[str] = Counter()
+        self._parsed: dict[str, DbCredentials] = {}
+        self._current: str | None = None
+        self._retired: dict[str, None] = {}  # insertion-ordered set
+        # (ACSCurrent version that was rejected, credentials that worked instead): new logins
+        # skip the known-bad version until the cache moves on.
+        self._hint: tuple[str, DbCredentials, str] | None = None
+        self._refresh_lock = threading.Lock()
+        self._refresh_started: dict[str, float] = {}
+        self._tls: dict[tuple[Any, ...], ssl.SSLContext] = {}
+        self._unsubscribe: Callable[[], None] | None = None
+
+    def __repr__(self) -> str:
+        return f"Connector(secret={self.secret!r}, current_version={self._current!r})"
+
+    # -- watching the secret ----------------------------------------------------------------
+
+    def watch(self) -> None:
+        """Subscribe to the client, so versions replaced by a background refresh or an
+        in-process rotation are retired at once (engines call this). Idempotent."""
+        with self._lock:
+            if self._unsubscribe is not None or not callable(getattr(self.client, "subscribe", None)):
+                return
+            self._unsubscribe = self.client.subscribe(self.secret, self._on_current)
+
+    def close(self) -> None:
+        """Stop watching the secret."""
+        with self._lock:
+            unsubscribe, self._unsubscribe = self._unsubscribe, None
+        if unsubscribe is not None:
+            unsubscribe()
+
+    def _on_current(self, secret: Secret) -> None:
+        self._note_current(secret.version_id)
+
+    def _note_current(self, version_id: str) -> None:
+        if version_id == self._current:
+            return
+        with self._lock:
+            old, self._current = self._current, version_id
+            if old is not None and old != version_id:
+                self._retired[old] = None
+                self._retired.pop(version_id, None)  # a rollback makes a version current again
+                while len(self._retired) > _MAX_REMEMBERED:
+                    self._retired.pop(next(iter(self._retired)))
+        if old is not None:
+            log.info("secret %r: ACSCurrent is now version %r (was %r)", self.secret, version_id, old)
+
+    @property
+    def current_version(self) -> str | None:
+        """The ``ACSCurrent`` VersionId this connector last saw."""
+        return self._current
+
+    def is_retired(self, version_id: str | None) -> bool:
+        """Whether ``version_id`` was ``ACSCurrent`` and has since been replaced."""
+        return version_id is not None and version_id in self._retired
+
+    # -- stats ------------------------------------------------------------------------------
+
+    def _count(self, field: str, n: int = 1) -> None:
+        with self._lock:
+            self._counts[field] += n
+
+    def note_rollover(self) -> None:
+        """Count a pooled connection dropped because its version was replaced."""
+        self._count("rollovers")
+
+    def stats(self) -> ConnectorStats:
+        with self._lock:
+            return ConnectorStats(**self._counts)
+
+    # -- credentials ------------------------------------------------------------------------
+
+    def _credentials(self, secret: Secret) -> DbCredentials:
+        creds = self._parsed.get(secret.version_id)
+        if creds is None:
+            creds = DbCredentials.from_secret(secret)  # versions are immutable: parse once
+            with self._lock:
+                if len(self._parsed) >= _MAX_REMEMBERED:
+                    self._parsed.clear()
+                self._parsed[secret.version_id] = creds
+        return creds
+
+    def credentials(self, stage: str = CURRENT) -> DbCredentials:
+        """The (cached) credentials of ``stage``."""
+        secret = self.client.get(self.secret, stage)
+        if stage == CURRENT:
+            self._note_current(secret.version_id)
+        return self._credentials(secret)
+
+    def _fresh(self, stage: str, since: float) -> DbCredentials | None:
+        """The credentials of ``stage`` as the store has them now (None: no such stage).
+
+        Single-flight per stage: a refresh that began after ``since`` (our failure) is as good
+        as our own, so concurrent failing threads share one store read.
+        """
+        with self._refresh_lock:
+            if self._refresh_started.get(stage, float("-inf")) < since:
+                self._refresh_started[stage] = self._clock()
+                self._count("store_reads")
+                self.client.refresh(self.secret, stage)
+            return self.credentials(stage)
+
+    # -- logging in -------------------------------------------------------------------------
+
+    def connect(self, kwargs: Mapping[str, Any] | None = None, login: Login | None = None) -> tuple[Any, DbCredentials]:
+        """Log in and return ``(connection, credentials used)``.
+
+        ``kwargs`` are PyMySQL keyword arguments (never ``user``/``password``: those come from
+        the secret). Host, port and database come from the secret unless ``kwargs`` names them.
+        ``login`` makes the connection (``pymysql.connect`` by default).
+        """
+        kwargs = dict(kwargs or {})
+        bad = [k for k in _FORBIDDEN_KWARGS if k in kwargs]
+        if bad:
+            raise InvalidParameter(
+                f"do not pass {', '.join(bad)}: user and password come from the secret {self.secret!r}"
+            )
+        return _Search(self, kwargs, login or _pymysql_login).run()
+
+    def build_kwargs(self, creds: DbCredentials, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        """PyMySQL keyword arguments for ``creds`` on top of the caller's ``kwargs``."""
+        kw = dict(kwargs)
+        kw["user"] = creds.account_name
+        # UTF-8 bytes: PyMySQL would encode a str as latin-1, which fails (and would show a
+        # character of the password in the error) for other characters.
+        kw["password"] = creds.account_password.encode("utf-8")
+        if "host" not in kw and "unix_socket" not in kw and creds.endpoint:
+            kw["host"] = creds.endpoint
+        if "port" not in kw:
+            kw["port"] = creds.port
+        if "database" not in kw and "db" not in kw and creds.db_name:
+            kw["database"] = creds.db_name
+        if creds.ssl:
+            self._require_tls(kw)
+        return kw
+
+    def _require_tls(self, kw: dict[str, Any]) -> None:
+        """``SSL: true`` in the secret: verified TLS, never a plaintext fallback."""
+        if kw.get("ssl_disabled"):
+            raise ClientMisconfigured(
+                f"secret {self.secret!r} requires TLS (SSL: true) but ssl_disabled=True was passed",
+                errno=2026, secret=self.secret,
+            )
+        given = kw.pop("ssl", None)
+        tls = {k: kw.pop(k) for k in _TLS_KWARGS if k in kw}
+        if isinstance(given, ssl.SSLContext):
+            kw["ssl"] = given  # the caller's own context, used as it is
+            return
+        if isinstance(given, Mapping):
+            for src, dst in (("ca", "ssl_ca"), ("capath", "ssl_capath"), ("cert", "ssl_cert"),
+                             ("key", "ssl_key"), ("password", "ssl_key_password")):
+                if given.get(src) is not None:
+                    tls.setdefault(dst, given[src])
+            if given.get("check_hostname") is not None:
+                tls.setdefault("ssl_verify_identity", bool(given["check_hostname"]))
+        verify_cert = tls.get("ssl_verify_cert") is not False
+        verify_identity = verify_cert and tls.get("ssl_verify_identity") is not False
+        key = (tls.get("ssl_ca"), tls.get("ssl_capath"), tls.get("ssl_cert"), tls.get("ssl_key"),
+               tls.get("ssl_key_password"), verify_cert, verify_identity)
+        ctx = self._tls.get(key)
+        if ctx is None:
+            ctx = self._tls_context(*key)
+            with self._lock:
+                self._tls[key] = ctx
+        # An SSLContext makes PyMySQL require TLS: a server without it fails with 2026.
+        kw["ssl"] = ctx
+
+    def _tls_context(self, ca: Any, capath: Any, cert: Any, keyfile: Any, key_password: Any,
+                     verify_cert: bool, verify_identity: bool) -> ssl.SSLContext:
+        try:
+            ctx = ssl.create_default_context(cafile=ca, capath=capath)
+            if cert is not None:
+                ctx.load_cert_chain(cert, keyfile=keyfile, password=key_password)
+        except (OSError, ssl.SSLError) as exc:
+            raise ClientMisconfigured(
+                f"secret {self.secret!r}: cannot load the TLS CA or client certificate "
+                f"(ssl_ca={ca!r}, ssl_capath={capath!r}, ssl_cert={cert!r}): {type(exc).__name__}",
+                errno=2026, secret=self.secret,
+            ) from None
+        ctx.check_hostname = verify_identity
+        if not verify_cert:
+            ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+
+
+def _pymysql_login(kw: dict[str, Any]) -> pymysql.connections.Connection:
+    return pymysql.connect(**kw)
+
+
+class _Search:
+    """One ``connect``: the candidates, the attempts, the budget."""
+
+    def __init__(self, connector: Connector, kwargs: dict[str, Any], login: Login) -> None:
+        self.c = connector
+        self.policy = connector.policy
+        self.kwargs = kwargs
+        self.login = login
+        self.start = connector._clock()
+        self.deadline = self.start + self.policy.total
+        self.attempts: list[Attempt] = []
+        self.rejected: dict[tuple[str, str], set[str]] = {}
+        self.store_notes: list[str] = []
+        self.last_exc: BaseException | None = None
+        self.last_kind: ErrorKind | None = None
+        self.rejected_at = self.start
+
+    # -- budget -----------------------------------------------------------------------------
+
+    def remaining(self) -> float:
+        return self.deadline - self.c._clock()
+
+    def can_send(self) -> bool:
+        return len(self.attempts) < self.policy.max_attempts and self.remaining() > 0
+
+    def wait(self, attempt: int) -> bool:
+        """Back off before retry ``attempt``; False when the budget does not allow it."""
+        delay = min(self.policy.backoff.delay(attempt, self.c._rng), self.remaining())
+        if delay < 0 or not self.can_send():
+            return False
+        if delay > 0:
+            self.c._sleep(delay)
+        return self.can_send()
+
+    # -- candidates -------------------------------------------------------------------------
+
+    def candidates(self) -> Iterator[tuple[DbCredentials, str]]:
+        c = self.c
+        try:
+            first = c.credentials(CURRENT)
+        except SecretNotFound:
+            raise
+        except StoreError as exc:
+            raise SecretUnavailable(
+                f"secret {c.secret!r}: cannot read its credentials from the store ({type(exc).__name__}"
+                f"{', code=' + exc.code if exc.code else ''})",
+                errno=2000, secret=c.secret,
+            ) from exc
+        hint = c._hint
+        if hint is not None and hint[0] == first.version_id:
+            yield hint[1], hint[2]
+        yield first, CURRENT
+        for round_no in range(self.policy.rounds):
+            if round_no > 0 and not self.wait(round_no - 1):
+                return
+            since = self.rejected_at if round_no == 0 else c._clock()
+            for stage in self.policy.stages:
+                creds = self.fresh(stage, since)
+                if creds is not None:
+                    yield creds, stage
+
+    def fresh(self, stage: str, since: float) -> DbCredentials | None:
+        try:
+            return self.c._fresh(stage, since)
+        except SecretNotFound:
+            return None  # no such stage right now (no rotation in progress)
+        except StoreError as exc:
+            note = f"{stage}: {type(exc).__name__}" + (f" {exc.code}" if exc.code else "")
+            if note not in self.store_notes:
+                self.store_notes.append(note)
+            return None
+
+    def allowed(self, creds: DbCredentials, stage: str) -> bool:
+        stages = self.rejected.get((creds.account_name, creds.account_password))
+        # A rejected password is sent once more only after the store promoted it to ACSCurrent.
+        return stages is None or (stage == CURRENT and CURRENT not in stages)
+
+    # -- the search -------------------------------------------------------------------------
+
+    def run(self) -> tuple[Any, DbCredentials]:
+        c = self.c
+        try:
+            for creds, stage in self.candidates():
+                if not self.allowed(creds, stage):
+                    continue
+                if not self.can_send():
+                    break
+                conn = self.try_login(creds, stage)
+                if conn is not None:
+                    self.succeeded(creds, stage)
+                    return conn, creds
+        except BaseException:
+            c._count("failures")
+            raise
+        c._count("failures")
+        raise self.final_error()
+
+    def try_login(self, creds: DbCredentials, stage: str) -> Any:
+        """Log in with ``creds``, retrying network/busy errors; None when they were rejected."""
+        c = self.c
+        transient = 0
+        while True:
+            kw = c.build_kwargs(creds, self.kwargs)
+            injected = self.bound_handshake(kw)
+            started = c._clock()
+            c._count("logins")
+            if self.attempts:
+                c._count("retries")
+            try:
+                conn = self.login(kw)
+            except Exception as exc:
+                verdict = classify(exc)
+                self.attempts.append(Attempt(creds.version_id, stage, creds.account_name, verdict.kind, verdict.errno))
+                self.last_exc, self.last_kind = exc, verdict.kind
+                log.debug("secret %r version %r (%s) login failed: %s %s", c.secret, creds.version_id,
+                          stage, verdict.kind.value, verdict.errno)
+                if verdict.kind is ErrorKind.BAD_CREDENTIALS:
+                    c._count("rejected")
+                    self.rejected.setdefault((creds.account_name, creds.account_password), set()).add(stage)
+                    self.rejected_at = started
+                    return None
+                if (verdict.kind is ErrorKind.NETWORK and self.policy.retry_network) or (
+                    verdict.kind is ErrorKind.SERVER_BUSY and self.policy.retry_busy
+                ):
+                    if self.wait(transient):
+                        transient += 1
+                        continue
+                    raise self.final_error() from exc
+                if verdict.kind is ErrorKind.OTHER:
+                    raise
+                raise self.final_error() from exc
+            if injected:
+                _restore_read_timeout(conn)
+            self.attempts.append(Attempt(creds.version_id, stage, creds.account_name))
+            return conn
+
+    def bound_handshake(self, kw: dict[str, Any]) -> bool:
+        """Bound the login by the budget; True when we set a read timeout to undo afterwards."""
+        remaining = max(self.remaining(), 0.001)
+        if "connect_timeout" not in kw:
+            kw["connect_timeout"] = min(10.0, remaining)
+        if kw.get("read_timeout") is None:
+            # Without a read timeout a silent server hangs the login forever.
+            kw["read_timeout"] = min(_HANDSHAKE_TIMEOUT, remaining)
+            return True
+        return False
+
+    def succeeded(self, creds: DbCredentials, stage: str) -> None:
+        c = self.c
+        c._count("connects")
+        rejected = [a for a in self.attempts if a.kind is ErrorKind.BAD_CREDENTIALS]
+        if rejected:
+            c._count("recovered")
+            log.info("secret %r: logged in with version %r (%s) after %d rejected login(s)",
+                     c.secret, creds.version_id, stage, len(rejected))
+            first = self.attempts[0]
+            if first.stage == CURRENT and first.kind is ErrorKind.BAD_CREDENTIALS and first.version_id:
+                with c._lock:
+                    c._hint = (first.version_id, creds, stage)
+
+    def final_error(self) -> DbConnectError:
+        c = self.c
+        elapsed = c._clock() - self.start
+        kind = self.last_kind
+        cls: type[DbConnectError]
+        if kind is ErrorKind.BAD_CREDENTIALS or kind is None:
+            cls, what = CredentialsRejected, (
+                "the database rejected every credential the secret's stages offered; "
+                "the secret's user or password does not match the database"
+            )
+        elif kind is ErrorKind.ACCOUNT_UNAVAILABLE:
+            cls, what = AccountUnavailable, "the account is locked, expired or blocked; an administrator must unlock it"
+        elif kind is ErrorKind.SERVER_BUSY:
+            cls, what = ServerBusy, "the server refused for too many connections"
+        elif kind is ErrorKind.NETWORK:
+            cls, what = DatabaseUnreachable, "the database could not be reached"
+        elif kind is ErrorKind.ACCESS:
+            cls, what = DatabaseAccessDenied, "logged in but the account may not use the database (grants or DBName)"
+        else:
+            cls, what = ClientMisconfigured, (
+                "the client is misconfigured (TLS verification, TLS required, or a missing auth "
+                "dependency such as cryptography or PyNaCl)"
+            )
+        errno = next((a.errno for a in reversed(self.attempts) if a.errno is not None), None)
+        tried = "; ".join(a.describe() for a in self.attempts) or "nothing (no credentials found)"
+        message = (f"secret {c.secret!r}: {what}. {len(self.attempts)} login(s) in {elapsed:.2f} s; "
+                   f"tried {tried}")
+        if self.store_notes:
+            message += f"; store errors: {', '.join(self.store_notes)}"
+        log.warning("%s", message)
+        return cls(message, errno=errno or (1045 if cls is CredentialsRejected else 2003),
+                   secret=c.secret, attempts=tuple(self.attempts))
+
+
+def _restore_read_timeout(conn: Any) -> None:
+    # PyMySQL re-applies _read_timeout to the socket before each read.
+    target = getattr(conn, "__wrapped__", conn)
+    if hasattr(target, "_read_timeout"):
+        target._read_timeout = None

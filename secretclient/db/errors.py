@@ -1,0 +1,101 @@
+"""Errors of rotation-aware connections.
+
+Each is a PyMySQL (so DB-API) ``OperationalError`` as well as a :class:`SecretClientError`, so
+``except pymysql.err.OperationalError`` keeps working and SQLAlchemy wraps them like any driver
+error. ``args`` is ``(errno, message)`` like PyMySQL's own errors. Messages name the secret, its
+versions, stages and user names; never a password.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pymysql
+
+from ..errors import SecretClientError
+from .classify import ErrorKind
+
+__all__ = [
+    "Attempt",
+    "DbConnectError",
+    "CredentialsRejected",
+    "AccountUnavailable",
+    "ServerBusy",
+    "DatabaseUnreachable",
+    "ClientMisconfigured",
+    "DatabaseAccessDenied",
+    "SecretUnavailable",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One login sent: which version and stage, as which user, and how it ended."""
+
+    version_id: str | None
+    stage: str
+    user: str
+    kind: ErrorKind | None = None  # None: it succeeded
+    errno: int | None = None
+
+    def describe(self) -> str:
+        outcome = "ok" if self.kind is None else f"{self.kind.value}" + (f" {self.errno}" if self.errno else "")
+        return f"version {self.version_id!r} ({self.stage}, user {self.user!r}): {outcome}"
+
+
+class DbConnectError(pymysql.err.OperationalError, SecretClientError):
+    """A rotation-aware connect gave up. ``attempts`` lists every login sent."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        errno: int = 2003,
+        secret: str | None = None,
+        attempts: tuple[Attempt, ...] = (),
+    ) -> None:
+        SecretClientError.__init__(self, message, code=str(errno))
+        # DB-API code (SQLAlchemy's dialects included) reads the errno from args[0].
+        self.args = (errno, message)
+        self.errno = errno
+        self.secret = secret
+        self.attempts = attempts
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class CredentialsRejected(DbConnectError):
+    """Every credential the secret's stages offered was rejected (1045/1698).
+
+    The secret does not match the database: check the secret's user and password (no rotation
+    in progress would have been found by the search).
+    """
+
+
+class AccountUnavailable(DbConnectError):
+    """The account is locked, its password expired, or the host/user is blocked after too many
+    failed logins (4151, 3118, 1862, 1820, 1129, 3955, 4150). Retrying would not help: an
+    administrator must unlock it (``ALTER USER ... ACCOUNT UNLOCK``, ``FLUSH HOSTS``...)."""
+
+
+class ServerBusy(DbConnectError):
+    """The server kept refusing for too many connections (1040, 1203, 1226) within the budget."""
+
+
+class DatabaseUnreachable(DbConnectError):
+    """Network errors (2003, 2013, ...) on every attempt within the budget."""
+
+
+class ClientMisconfigured(DbConnectError):
+    """Our side is set up wrong: a missing auth dependency (``cryptography``, ``PyNaCl``), a TLS
+    certificate that does not verify, TLS required but refused or disabled, unknown host."""
+
+
+class DatabaseAccessDenied(DbConnectError):
+    """Logged in, but the account may not use the database (1044) or it does not exist (1049)."""
+
+
+class SecretUnavailable(DbConnectError):
+    """The secret's credentials could not be read from the store (its typed error is the
+    ``__cause__``), so no login was tried."""

@@ -1,0 +1,65 @@
+"""How hard a connection attempt tries: an immutable policy, in the spirit of urllib3's ``Retry``."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from ..backoff import Backoff
+from ..errors import InvalidParameter
+from ..model import CURRENT, PENDING, PREVIOUS
+
+__all__ = ["RetryPolicy"]
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Limits and choices for one ``connect()``.
+
+    - ``total``: seconds for the whole call, waits included; no new attempt starts after it.
+    - ``max_attempts``: logins sent, of every kind (bad credentials, network, busy).
+    - ``backoff``: the wait before a retry (full jitter); the first credential switch after a
+      rejected password does not wait, the refreshed secret is the fix.
+    - ``stages``: which stages to search after a rejection, in order. ``ACSCurrent`` is always
+      first; drop ``ACSPrevious`` in single-user rotation if you like (it is never valid there).
+    - ``rounds``: passes over the store when every credential found was rejected. A rotation
+      may be between its steps; a later pass can find its result. Each pass reads the store.
+    - ``retry_network`` / ``retry_busy``: retry the same credentials after network errors and
+      "too many connections" errors.
+    """
+
+    total: float = 10.0
+    max_attempts: int = 6
+    backoff: Backoff = Backoff(base=0.05, cap=2.0)
+    stages: tuple[str, ...] = (CURRENT, PENDING, PREVIOUS)
+    rounds: int = 3
+    retry_network: bool = True
+    retry_busy: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.total, (int, float)) or isinstance(self.total, bool) or self.total <= 0:
+            raise InvalidParameter("RetryPolicy.total must be a number of seconds > 0")
+        if not isinstance(self.max_attempts, int) or self.max_attempts < 1:
+            raise InvalidParameter("RetryPolicy.max_attempts must be an integer >= 1")
+        if not isinstance(self.rounds, int) or self.rounds < 1:
+            raise InvalidParameter("RetryPolicy.rounds must be an integer >= 1")
+        if not isinstance(self.backoff, Backoff):
+            raise InvalidParameter("RetryPolicy.backoff must be a secretclient.Backoff")
+        stages = tuple(self.stages)
+        if not stages or not all(isinstance(s, str) and s for s in stages):
+            raise InvalidParameter("RetryPolicy.stages must be non-empty stage names")
+        if len(set(stages)) != len(stages):
+            raise InvalidParameter("RetryPolicy.stages must not repeat a stage")
+        if stages[0] != CURRENT:
+            raise InvalidParameter(f"RetryPolicy.stages must start with {CURRENT!r}")
+        object.__setattr__(self, "stages", stages)
+
+    def replace(self, **changes: Any) -> "RetryPolicy":
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def no_retry(cls) -> "RetryPolicy":
+        """One login with the cached ``ACSCurrent`` credentials, nothing else."""
+        return cls(max_attempts=1, stages=(CURRENT,), rounds=1, retry_network=False, retry_busy=False)

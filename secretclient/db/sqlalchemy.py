@@ -1,0 +1,122 @@
+"""Rotation-aware SQLAlchemy engines (needs the ``sqlalchemy`` extra).
+
+    engine = secretclient.db.sqlalchemy.create_engine(
+        "mysql+pymysql:///", secret="prod/app-db", client=client, pool_pre_ping=True)
+
+Integration is the documented ``do_connect`` event: the URL's query and ``connect_args`` (TLS
+options included) reach PyMySQL unchanged, only user and password (and host, port, database
+when the URL leaves them out) come from the secret. Each pooled connection carries the VersionId
+it logged in with in ``connection_record.info[VERSION_KEY]``; after the secret's ``ACSCurrent``
+moves on, connections of the replaced version are closed lazily at their next checkout (a
+``DisconnectionError`` in the ``checkout`` event, which makes the pool open a new one) unless
+``rollover=False``: MySQL and MariaDB keep open sessions valid after a password change.
+Connect errors are PyMySQL ``OperationalError`` subclasses, so SQLAlchemy wraps them in its own
+``sqlalchemy.exc.OperationalError`` (``.orig`` is ours) like any driver error.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+try:
+    import sqlalchemy
+    from sqlalchemy import event, exc
+    from sqlalchemy.engine import Engine, make_url
+except ImportError as _missing:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "secretclient.db.sqlalchemy needs SQLAlchemy: pip install 'secretclient[sqlalchemy]'"
+    ) from _missing
+
+from ..errors import InvalidParameter
+from .connector import Connector
+from .policy import RetryPolicy
+
+if TYPE_CHECKING:
+    from ..client import SecretClient
+
+__all__ = ["create_engine", "attach", "VERSION_KEY"]
+
+#: Key of ``connection_record.info`` holding the credential VersionId of a pooled connection.
+VERSION_KEY = "secretclient.version"
+
+_DRIVERS = {("mysql", "pymysql"), ("mariadb", "pymysql")}
+
+
+def create_engine(
+    url: "str | sqlalchemy.engine.URL",
+    *,
+    secret: str | None = None,
+    client: "SecretClient | None" = None,
+    connector: Connector | None = None,
+    policy: RetryPolicy | None = None,
+    rollover: bool = True,
+    **kwargs: Any,
+) -> Engine:
+    """``sqlalchemy.create_engine(url, **kwargs)`` logging in with the credentials of ``secret``.
+
+    ``url`` must not contain a password (``mysql+pymysql:///`` takes everything from the secret;
+    a user name in it is ignored, since alternating-users rotation changes it). Give ``secret``
+    and ``client``, or a shared ``connector`` (whose :meth:`~Connector.stats` you can read).
+    """
+    parsed = make_url(url)
+    if parsed.password is not None:
+        raise InvalidParameter("the URL must not contain a password: it comes from the secret")
+    if (parsed.get_backend_name(), parsed.get_driver_name()) not in _DRIVERS:
+        raise InvalidParameter(
+            f"secretclient.db.sqlalchemy supports mysql+pymysql:// and mariadb+pymysql:// URLs, "
+            f"not {parsed.drivername}://"
+        )
+    if "password" in kwargs.get("connect_args", {}) or "passwd" in kwargs.get("connect_args", {}):
+        raise InvalidParameter("connect_args must not contain a password: it comes from the secret")
+    engine = sqlalchemy.create_engine(parsed, **kwargs)
+    attach(engine, secret, client, connector=connector, policy=policy, rollover=rollover)
+    return engine
+
+
+def attach(
+    engine: Engine,
+    secret: str | None = None,
+    client: "SecretClient | None" = None,
+    *,
+    connector: Connector | None = None,
+    policy: RetryPolicy | None = None,
+    rollover: bool = True,
+) -> Connector:
+    """Make an existing PyMySQL engine log in with the credentials of ``secret``.
+
+    Returns the :class:`Connector` (shared by every connection of the engine). Connections
+    already in the pool are tagged with no version and are left alone.
+    """
+    if not isinstance(engine, Engine):
+        raise InvalidParameter("attach() takes a sqlalchemy.engine.Engine")
+    if engine.dialect.driver != "pymysql":
+        raise InvalidParameter(f"attach() supports the pymysql driver, not {engine.dialect.driver!r}")
+    if connector is None:
+        if secret is None or client is None:
+            raise InvalidParameter("attach() needs secret= and client=, or connector=")
+        connector = Connector(secret, client, policy=policy)
+    elif (secret is not None and secret != connector.secret) or policy is not None:
+        raise InvalidParameter("with connector=, leave secret= (or give the same) and policy= out")
+    connector.watch()
+
+    @event.listens_for(engine, "do_connect")
+    def _do_connect(dialect: Any, conn_rec: Any, cargs: list[Any], cparams: dict[str, Any]) -> Any:
+        kwargs = {k: v for k, v in cparams.items() if k != "user"}
+        conn, creds = connector.connect(kwargs, lambda kw: dialect.loaded_dbapi.connect(*cargs, **kw))
+        if conn_rec is not None:
+            conn_rec.info[VERSION_KEY] = creds.version_id
+        return conn
+
+    if rollover:
+
+        @event.listens_for(engine, "checkout")
+        def _checkout(dbapi_conn: Any, conn_rec: Any, conn_proxy: Any) -> None:
+            version = conn_rec.info.get(VERSION_KEY)
+            if connector.is_retired(version):
+                connector.note_rollover()
+                # The pool closes this connection and checks out a new one (up to 3 times).
+                raise exc.DisconnectionError(
+                    f"secret {connector.secret!r}: credential version {version!r} was replaced"
+                )
+
+    return connector

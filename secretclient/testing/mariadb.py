@@ -1,0 +1,470 @@
+"""A throwaway MariaDB server for tests: its own temp dir, a free loopback port, gone on stop.
+
+    with MariaDB() as db:
+        db.create_user("app", "s3cret", grants=(f"ALL ON {db.create_database()}.*",))
+        with db.connect("app", "s3cret") as conn: ...
+
+The server runs ``mariadbd --no-defaults`` (no system config is read), listens on 127.0.0.1 only,
+and logs connection events with the ``server_audit`` plugin so tests can count failed logins.
+"""
+
+from __future__ import annotations
+
+import atexit
+import itertools
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import pymysql
+
+from secretclient.errors import InvalidParameter, SecretClientError
+
+__all__ = ["MariaDB", "MariaDBError", "MariaDBNotInstalled", "find_mariadbd"]
+
+_SBIN_DIRS = ("/usr/sbin", "/usr/local/sbin", "/usr/libexec", "/usr/local/mysql/bin")
+_NAME_RE = re.compile(r"[A-Za-z0-9_]{1,40}")
+_PORT_IN_USE = ("Bind on TCP/IP port", "Address already in use")
+
+
+class MariaDBError(SecretClientError):
+    """The throwaway server could not be set up, started or queried."""
+
+
+class MariaDBNotInstalled(MariaDBError):
+    """``mariadbd`` or ``mariadb-install-db`` is not on this machine (apt install mariadb-server)."""
+
+
+def _which(*names: str) -> str | None:
+    for name in names:
+        found = shutil.which(name) or shutil.which(name, path=os.pathsep.join(_SBIN_DIRS))
+        if found:
+            return found
+    return None
+
+
+def find_mariadbd() -> tuple[str, str] | None:
+    """Paths of ``mariadbd`` and ``mariadb-install-db``, or None when either is missing.
+
+    ``SECRETCLIENT_MARIADBD`` overrides the server binary.
+    """
+    override = os.environ.get("SECRETCLIENT_MARIADBD")
+    if override:
+        server = override if os.access(override, os.X_OK) else None
+    else:
+        server = _which("mariadbd", "mysqld")
+    install = _which("mariadb-install-db", "mysql_install_db")
+    return (server, install) if server and install else None
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _quote_ident(name: str) -> str:
+    if not name or "\x00" in name or len(name) > 64:
+        raise InvalidParameter("a database or table name must be 1-64 characters without NUL")
+    return "`" + name.replace("`", "``") + "`"
+
+
+def _account(name: str, host: str) -> None:
+    # MariaDB allows up to 80 characters for a user name and 255 for a host.
+    if not name or len(name) > 80 or "\x00" in name:
+        raise InvalidParameter("a user name must be 1-80 characters without NUL")
+    if not host or len(host) > 255 or "\x00" in host:
+        raise InvalidParameter("a host must be 1-255 characters without NUL")
+
+
+class MariaDB:
+    """A ``mariadbd`` on a free 127.0.0.1 port with its data in a temp dir.
+
+    Use it as a context manager, or call :meth:`start` and :meth:`stop`. ``stop`` kills the
+    server's process group and deletes the directory; it also runs at interpreter exit, so a
+    failing test does not leave a server behind.
+
+    ``tls=True`` makes a throwaway CA and server certificate (see :attr:`ca_file`).
+    ``options`` adds server flags: ``{"max_password_errors": 3}`` becomes
+    ``--max-password-errors=3``; a value of ``None`` or ``True`` gives the bare flag.
+    ``audit=False`` leaves out the audit plugin (then :meth:`failed_logins` is unavailable).
+    """
+
+    host = "127.0.0.1"
+    admin_user = "root"
+
+    def __init__(
+        self,
+        tls: bool = False,
+        options: Mapping[str, Any] | None = None,
+        *,
+        audit: bool = True,
+        base_dir: str | Path | None = None,
+        startup_timeout: float = 30.0,
+    ) -> None:
+        self.tls = tls
+        self.options = dict(options or {})
+        self.audit = audit
+        self.base_dir = base_dir
+        self.startup_timeout = startup_timeout
+        self.admin_password = secrets.token_urlsafe(18)
+        self.port = 0
+        self.directory: Path | None = None
+        self.ca_file: Path | None = None
+        self.version = ""
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._names = itertools.count(1)
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"MariaDB({self.host}:{self.port}, tls={self.tls}, {state})"
+
+    # -- paths ----------------------------------------------------------------------------
+
+    def _dir(self) -> Path:
+        if self.directory is None:
+            raise MariaDBError("the server is not started; call start() first")
+        return self.directory
+
+    @property
+    def datadir(self) -> Path:
+        """The server's data directory."""
+        return self._dir() / "data"
+
+    @property
+    def socket(self) -> Path:
+        """The server's Unix socket."""
+        return self._dir() / "sock"
+
+    @property
+    def error_log(self) -> Path:
+        return self._dir() / "error.log"
+
+    @property
+    def audit_log(self) -> Path:
+        return self._dir() / "audit.log"
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def __enter__(self) -> "MariaDB":
+        if self._proc is None:  # ``with MariaDB().start() as db`` is fine too
+            self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> "MariaDB":
+        """Create the data directory, start the server and wait until root can log in."""
+        if self._proc is not None:
+            raise MariaDBError("the server is already started")
+        binaries = find_mariadbd()
+        if binaries is None:
+            raise MariaDBNotInstalled(
+                "mariadbd or mariadb-install-db not found; install the Debian package mariadb-server "
+                "(or set SECRETCLIENT_MARIADBD)"
+            )
+        server, install = binaries
+        self.directory = Path(tempfile.mkdtemp(prefix="secretclient-mariadb-", dir=self.base_dir))
+        atexit.register(self.stop)
+        try:
+            self._install(install)
+            if self.tls:
+                from secretclient.testing.certs import make_certificates
+
+                self._certs = make_certificates(self._dir() / "tls")
+                self.ca_file = self._certs.ca_file
+            # Another process may grab the port between our probe and the server's bind.
+            for attempt in range(3):
+                self.port = _free_port()
+                try:
+                    self._launch(server)
+                    break
+                except MariaDBError:
+                    if attempt == 2 or not any(s in self._log_tail() for s in _PORT_IN_USE):
+                        raise
+            self._set_up_admin()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _as_root_flag(self) -> list[str]:
+        return ["--user=root"] if os.geteuid() == 0 else []
+
+    def _common_flags(self) -> list[str]:
+        return [
+            "--no-defaults",
+            *self._as_root_flag(),
+            f"--datadir={self.datadir}",
+            "--innodb-log-file-size=16M",
+            "--innodb-buffer-pool-size=64M",
+        ]
+
+    def _install(self, install: str) -> None:
+        cmd = [install, *self._common_flags(), "--auth-root-authentication-method=normal", "--skip-test-db"]
+        result = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+        if result.returncode != 0:
+            tail = result.stdout.decode(errors="replace")[-2000:]
+            raise MariaDBError(f"mariadb-install-db failed (exit {result.returncode}):\n{tail}")
+
+    def _server_flags(self) -> list[str]:
+        d = self._dir()
+        flags = [
+            *self._common_flags(),
+            f"--socket={self.socket}",
+            f"--port={self.port}",
+            "--bind-address=127.0.0.1",
+            "--skip-name-resolve",
+            "--skip-log-bin",
+            f"--log-error={self.error_log}",
+            f"--pid-file={d / 'mariadbd.pid'}",
+            f"--tmpdir={d}",
+        ]
+        if self.audit:
+            # Rotation off: failed_logins() must see every event of the server's life.
+            # "loose": without the plugin (mariadb-server-core only) the server still starts.
+            flags += [
+                "--plugin-load-add=server_audit",
+                "--loose-server-audit-events=CONNECT",
+                "--loose-server-audit-output-type=file",
+                f"--loose-server-audit-file-path={self.audit_log}",
+                "--loose-server-audit-file-rotations=0",
+                "--loose-server-audit-logging=ON",
+            ]
+        if self.tls:
+            flags += [
+                f"--ssl-ca={self._certs.ca_file}",
+                f"--ssl-cert={self._certs.cert_file}",
+                f"--ssl-key={self._certs.key_file}",
+            ]
+        for key, value in self.options.items():
+            flag = "--" + key.replace("_", "-")
+            flags.append(flag if value is None or value is True else f"{flag}={value}")
+        return flags
+
+    def _launch(self, server: str) -> None:
+        self.error_log.unlink(missing_ok=True)
+        # Own session, so stop() can kill the server and anything it spawned at once.
+        self._proc = subprocess.Popen(
+            [server, *self._server_flags()],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                code = self._proc.returncode
+                self._proc = None
+                raise MariaDBError(f"mariadbd exited with {code} during start-up; error log:\n{self._log_tail()}")
+            if self._socket_accepts():
+                return
+            time.sleep(0.02)
+        self._kill()
+        raise MariaDBError(
+            f"mariadbd not ready after {self.startup_timeout:.0f} s; error log:\n{self._log_tail()}"
+        )
+
+    def _socket_accepts(self) -> bool:
+        if not self.socket.exists():
+            return False
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(1.0)
+            try:
+                s.connect(str(self.socket))
+            except OSError:
+                return False
+        return True
+
+    def _log_tail(self, lines: int = 25) -> str:
+        try:
+            text = self.error_log.read_text(errors="replace")
+        except OSError:
+            return "(no error log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def _set_up_admin(self) -> None:
+        # install-db leaves root without a password and reachable only from localhost.
+        conn = pymysql.connect(
+            unix_socket=str(self.socket), user="root", password="", autocommit=True,
+            connect_timeout=10, read_timeout=60, write_timeout=60,
+        )
+        with conn, conn.cursor() as cur:
+            for host in ("localhost", "127.0.0.1"):
+                cur.execute("CREATE USER IF NOT EXISTS 'root'@%s", (host,))
+                cur.execute("ALTER USER 'root'@%s IDENTIFIED BY %s", (host, self.admin_password))
+                cur.execute("GRANT ALL ON *.* TO 'root'@%s WITH GRANT OPTION", (host,))
+            cur.execute("SELECT VERSION()")
+            row = cur.fetchone()
+            self.version = str(row[0]) if row else ""
+
+    def _kill(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # pragma: no cover - a zombie we cannot reap
+            pass
+
+    def stop(self) -> None:
+        """Kill the server (no graceful shutdown: the data is thrown away) and delete its directory.
+
+        Safe to call more than once.
+        """
+        self._kill()
+        directory, self.directory = self.directory, None
+        if directory is not None:
+            shutil.rmtree(directory, ignore_errors=True)
+        atexit.unregister(self.stop)
+
+    # -- connections ----------------------------------------------------------------------
+
+    def connect(
+        self,
+        user: str | None = None,
+        password: str | None = None,
+        database: str | None = None,
+        **pymysql_kwargs: Any,
+    ) -> pymysql.connections.Connection:
+        """A PyMySQL connection over TCP; root with the admin password by default.
+
+        Bounded by default: 5 s to connect, 30 s per read or write. TLS only if you ask for it,
+        e.g. ``ssl_ca=db.ca_file, ssl_verify_identity=True``.
+        """
+        if self.port == 0 or self.directory is None:
+            raise MariaDBError("the server is not started; call start() first")
+        kwargs: dict[str, Any] = {
+            "host": self.host,
+            "port": self.port,
+            "user": self.admin_user if user is None else user,
+            "password": self.admin_password if user is None and password is None else (password or ""),
+            "database": database,
+            "connect_timeout": 5,
+            "read_timeout": 30,
+            "write_timeout": 30,
+        }
+        kwargs.update(pymysql_kwargs)
+        return pymysql.connect(**kwargs)
+
+    def admin(self, **pymysql_kwargs: Any) -> pymysql.connections.Connection:
+        """A root connection in autocommit mode."""
+        pymysql_kwargs.setdefault("autocommit", True)
+        return self.connect(**pymysql_kwargs)
+
+    def execute(self, sql: str, args: Any = None) -> list[tuple[Any, ...]]:
+        """Run one statement as root and return its rows (empty for statements without any)."""
+        with self.admin() as conn, conn.cursor() as cur:
+            cur.execute(sql, args)
+            return list(cur.fetchall())
+
+    def create_database(self, prefix: str = "t") -> str:
+        """Create a database with a fresh name starting with ``prefix`` and return the name."""
+        if not _NAME_RE.fullmatch(prefix):
+            raise InvalidParameter("a database prefix must be 1-40 letters, digits or underscores")
+        name = f"{prefix}_{next(self._names)}_{secrets.token_hex(3)}"
+        self.execute(f"CREATE DATABASE {_quote_ident(name)}")
+        return name
+
+    def create_user(
+        self,
+        name: str,
+        password: str,
+        host: str = "%",
+        grants: Iterable[str] = (),
+        *,
+        require_ssl: bool = False,
+    ) -> None:
+        """Create (or replace) ``name@host`` with ``password`` and run ``GRANT <g> TO`` it for each grant.
+
+        Each grant is SQL such as ``"ALL ON mydb.*"`` or ``"SELECT ON mydb.t"`` (use
+        :meth:`quote_ident` for names you did not choose). The user, host and password are sent
+        as parameters, so any characters are safe in them.
+        """
+        _account(name, host)
+        require = " REQUIRE SSL" if require_ssl else ""
+        with self.admin() as conn, conn.cursor() as cur:
+            cur.execute(f"CREATE OR REPLACE USER %s@%s IDENTIFIED BY %s{require}", (name, host, password))
+            for grant in grants:
+                # A literal % in the grant must survive PyMySQL's parameter interpolation.
+                cur.execute(f"GRANT {grant.replace('%', '%%')} TO %s@%s", (name, host))
+
+    def drop_user(self, name: str, host: str = "%") -> None:
+        """Drop ``name@host`` if it exists."""
+        _account(name, host)
+        self.execute("DROP USER IF EXISTS %s@%s", (name, host))
+
+    @staticmethod
+    def quote_ident(name: str) -> str:
+        """``name`` quoted as a MariaDB identifier (backticks doubled)."""
+        return _quote_ident(name)
+
+    # -- failed logins --------------------------------------------------------------------
+
+    def failed_logins(self, user: str, host: str | None = None) -> int:
+        """How many logins as ``user`` (from client ``host``, if given) the server refused so far.
+
+        Read from the ``server_audit`` log (FAILED_CONNECT events), after waiting (at most 2 s)
+        for connections still in their login phase, because the server writes the event just
+        after sending the error to the client.
+        """
+        if not self.audit:
+            raise MariaDBError("failed_logins() needs the audit plugin; start MariaDB(audit=True)")
+        self._wait_for_logins()
+        try:
+            text = self.audit_log.read_text(errors="replace")
+        except FileNotFoundError:
+            raise MariaDBError(
+                f"no audit log: the server_audit plugin did not load; error log:\n{self._log_tail()}"
+            ) from None
+        count = 0
+        for line in text.splitlines():
+            # timestamp,serverhost,username,host,connectionid,queryid,operation,database,object,retcode
+            # The user name is not escaped, so split it off from both ends.
+            head = line.split(",", 2)
+            if len(head) < 3:
+                continue
+            fields = head[2].rsplit(",", 7)
+            if len(fields) == 8 and fields[4] == "FAILED_CONNECT" and fields[0] == user:
+                if host is None or fields[1] == host:
+                    count += 1
+        return count
+
+    def _wait_for_logins(self) -> None:
+        deadline = time.monotonic() + 2.0
+        with self.admin() as conn, conn.cursor() as cur:
+            while True:
+                cur.execute(
+                    "SELECT COUNT(*) FROM information_schema.PROCESSLIST "
+                    "WHERE COMMAND = 'Connect' AND ID <> CONNECTION_ID()"
+                )
+                row = cur.fetchone()
+                if not row or row[0] == 0 or time.monotonic() > deadline:
+                    return
+                time.sleep(0.01)

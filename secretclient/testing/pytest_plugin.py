@@ -1,0 +1,81 @@
+"""pytest fixtures for secretclient, loaded automatically once the package is installed.
+
+* ``mariadb`` - a session-wide throwaway :class:`~secretclient.testing.MariaDB`;
+* ``mariadb_tls`` - the same with TLS on (``.ca_file`` for clients to verify it);
+* ``mariadb_proxy`` - a fresh :class:`~secretclient.testing.FaultProxy` in front of ``mariadb``;
+* ``kms_emulator`` - a fresh :class:`~secretclient.testing.KmsEmulator` over HTTP per test;
+* ``embedded_store`` - a fresh in-memory :class:`~secretclient.stores.embedded.EmbeddedStore`.
+
+Without ``mariadbd`` the MariaDB fixtures skip the test, saying why; set
+``SECRETCLIENT_REQUIRE_MARIADB=1`` (as our CI does) to make that an error instead.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+
+from secretclient.testing.mariadb import MariaDB, find_mariadbd
+from secretclient.testing.proxy import FaultProxy
+
+if TYPE_CHECKING:
+    from secretclient.stores.embedded import EmbeddedStore
+    from secretclient.testing.kms_emulator import KmsEmulator
+
+_NO_MARIADB = "mariadbd is not installed (apt-get install mariadb-server)"
+
+
+def _started_mariadb(tls: bool) -> Iterator[MariaDB]:
+    if find_mariadbd() is None:
+        if os.environ.get("SECRETCLIENT_REQUIRE_MARIADB"):
+            pytest.fail(_NO_MARIADB + " and SECRETCLIENT_REQUIRE_MARIADB is set", pytrace=False)
+        pytest.skip(_NO_MARIADB)
+    with MariaDB(tls=tls) as db:
+        yield db
+
+
+@pytest.fixture(scope="session")
+def mariadb() -> Iterator[MariaDB]:
+    """A throwaway MariaDB shared by the whole test session (create your own databases and users)."""
+    yield from _started_mariadb(tls=False)
+
+
+@pytest.fixture(scope="session")
+def mariadb_tls() -> Iterator[MariaDB]:
+    """A throwaway MariaDB with TLS; verify it with ``ssl_ca=mariadb_tls.ca_file``."""
+    yield from _started_mariadb(tls=True)
+
+
+@pytest.fixture
+def mariadb_proxy(mariadb: MariaDB) -> Iterator[FaultProxy]:
+    """A FaultProxy to the session's MariaDB, passing traffic until the test says otherwise."""
+    with FaultProxy(mariadb.host, mariadb.port) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def kms_emulator() -> Iterator["KmsEmulator"]:
+    """A KMS emulator over HTTP on 127.0.0.1, empty, new for each test."""
+    try:
+        from secretclient.testing.kms_emulator import KmsEmulator
+    except ImportError as exc:
+        if (exc.name or "").startswith("secretclient"):
+            raise  # our own bug, not a missing optional dependency
+        pytest.skip(f"the KMS emulator needs an optional dependency: {exc}")
+    with KmsEmulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def embedded_store() -> Iterator["EmbeddedStore"]:
+    """An empty in-memory EmbeddedStore, closed after the test."""
+    from secretclient.stores.embedded import EmbeddedStore
+
+    store = EmbeddedStore(":memory:")
+    try:
+        yield store
+    finally:
+        store.close()

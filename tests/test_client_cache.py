@@ -1,0 +1,284 @@
+"""SecretClient cache behaviour against the real EmbeddedStore, with a manual clock and executor."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+import pytest
+
+from secretclient.client import ClientClosed, SecretClient
+from secretclient.errors import InvalidParameter, InvalidSecretContent, SecretNotFound
+from secretclient.manual import ManualClock, ManualExecutor
+from secretclient.model import PENDING, PREVIOUS
+from secretclient.stores.embedded import EmbeddedStore
+
+DB_JSON = '{"AccountName": "app", "AccountPassword": "s3cret-1", "Endpoint": "127.0.0.1", "Port": 3306}'
+
+
+class CountingStore:
+    """Our SecretStore protocol around a real EmbeddedStore, counting the reads it passes on."""
+
+    def __init__(self, inner: EmbeddedStore, gate: threading.Event | None = None) -> None:
+        self.inner = inner
+        self.gate = gate
+        self.calls: Counter[str] = Counter()
+
+    def get_secret(self, name, *, stage=None, version_id=None):
+        self.calls["get_secret"] += 1
+        if self.gate is not None:
+            assert self.gate.wait(10), "test gate never opened"
+        return self.inner.get_secret(name, stage=stage, version_id=version_id)
+
+    def describe(self, name):
+        self.calls["describe"] += 1
+        return self.inner.describe(name)
+
+    def __getattr__(self, attr):
+        return getattr(self.inner, attr)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def store(clock: ManualClock) -> CountingStore:
+    inner = EmbeddedStore(clock=clock.utc)
+    inner.create_secret("db", DB_JSON, version_id="v1")
+    inner.create_secret("token", "t0k3n", version_id="t1")
+    return CountingStore(inner)
+
+
+@pytest.fixture
+def executor() -> ManualExecutor:
+    return ManualExecutor()
+
+
+def make_client(store, clock, executor, **kw) -> SecretClient:
+    kw.setdefault("rotation_aware", False)
+    return SecretClient(store, clock=clock, wall_clock=clock.utc, executor=executor, **kw)
+
+
+def test_warm_get_is_served_from_cache_without_copy(store, clock, executor):
+    client = make_client(store, clock, executor)
+    first = client.get("token")
+    assert [client.get("token") is first for _ in range(5)] == [True] * 5
+    assert first.text == "t0k3n" and first.version_id == "t1"
+    assert store.calls["get_secret"] == 1
+    stats = client.stats()
+    assert (stats.hits, stats.misses, stats.store_calls) == (5, 1, 1)
+
+
+def test_value_is_reread_after_the_ttl(store, clock, executor):
+    client = make_client(store, clock, executor, ttl=100, refresh_ahead=0)
+    client.get("token")
+    store.inner.put_secret("token", "t2", "new")
+    clock.advance(99)
+    assert client.get_text("token") == "t0k3n"
+    clock.advance(1)
+    assert client.get_text("token") == "new"
+    assert store.calls["get_secret"] == 2
+
+
+def test_per_secret_ttl_overrides_the_global_one(store, clock, executor):
+    client = make_client(store, clock, executor, ttl=1000, ttls={"token": 10}, refresh_ahead=0)
+    client.get("token"), client.get("db")
+    clock.advance(10)
+    client.get("token"), client.get("db")
+    assert store.calls["get_secret"] == 3  # token twice, db once
+
+
+def test_refresh_ahead_serves_cached_value_while_refreshing_in_background(store, clock, executor):
+    client = make_client(store, clock, executor, ttl=100, refresh_ahead=0.2)
+    old = client.get("token")
+    store.inner.put_secret("token", "t2", "new")
+    clock.advance(79)
+    client.get("token")
+    assert executor.pending == 0  # not yet in the refresh window
+    clock.advance(1)
+    assert client.get("token") is old and client.get("token") is old
+    assert executor.pending == 1  # one background refresh, however many readers
+    assert store.calls["get_secret"] == 1  # callers did not wait for the store
+    executor.run_pending()
+    assert client.get("token").version_id == "t2"
+    assert store.calls["get_secret"] == 2
+    assert client.stats().refreshes == 1
+
+
+def test_refresh_ahead_runs_on_a_real_thread_stopped_by_close(store, clock):
+    client = SecretClient(store, clock=clock, wall_clock=clock.utc, ttl=100, rotation_aware=False)
+    client.get("token")
+    store.inner.put_secret("token", "t2", "new")
+    clock.advance(90)
+    client.get("token")  # starts the refresh thread
+    names = lambda: [t.name for t in threading.enumerate() if t.name.startswith("secretclient-refresh")]
+    assert names()
+    client.close()  # waits for the refresh and joins the thread
+    assert names() == []
+    assert store.calls["get_secret"] == 2
+
+
+def test_cold_key_hit_by_64_threads_makes_exactly_one_store_call(store, clock, executor):
+    gate = threading.Event()
+    store.gate = gate
+    waiting = threading.Semaphore(0)
+
+    class Observer:
+        def on_event(self, event):
+            if event.kind == "miss":
+                waiting.release()
+
+    client = make_client(store, clock, executor, observer=Observer())
+    results: list = []
+    threads = [threading.Thread(target=lambda: results.append(client.get("db"))) for _ in range(64)]
+    for t in threads:
+        t.start()
+    for _ in range(64):  # every caller is waiting on the same flight before the store answers
+        assert waiting.acquire(timeout=10)
+    gate.set()
+    for t in threads:
+        t.join(10)
+    assert len(results) == 64 and len({id(r) for r in results}) == 1
+    assert store.calls["get_secret"] == 1
+
+
+def test_concurrent_callers_share_the_error_of_one_failed_call(store, clock, executor):
+    gate = threading.Event()
+    store.gate = gate
+    waiting = threading.Semaphore(0)
+
+    class Observer:
+        def on_event(self, event):
+            if event.kind == "miss":
+                waiting.release()
+
+    client = make_client(store, clock, executor, observer=Observer())
+    errors: list = []
+
+    def read():
+        try:
+            client.get("missing")
+        except SecretNotFound as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=read) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for _ in range(8):
+        assert waiting.acquire(timeout=10)
+    gate.set()
+    for t in threads:
+        t.join(10)
+    assert len(errors) == 8 and store.calls["get_secret"] == 1
+
+
+def test_bounded_cache_evicts_least_recently_fetched(store, clock, executor):
+    for i in range(5):
+        store.inner.create_secret(f"s{i}", f"v{i}", version_id="a")
+    client = make_client(store, clock, executor, max_size=3)
+    for i in range(5):
+        client.get(f"s{i}")
+    assert client.stats().size == 3 and client.stats().evictions == 2
+    client.get("s4")
+    assert store.calls["get_secret"] == 5
+    client.get("s0")  # evicted: read again
+    assert store.calls["get_secret"] == 6
+
+
+def test_read_by_version_id_is_cached_for_good(store, clock, executor):
+    store.inner.put_secret("token", "t2", "new")
+    client = make_client(store, clock, executor, ttl=10)
+    old = client.get("token", version_id="t1")
+    assert old.text == "t0k3n" and old.version_id == "t1"
+    clock.advance(10_000)
+    assert client.get("token", version_id="t1") is old
+    assert store.calls["get_secret"] == 1
+    assert client.get("token").version_id == "t2"
+
+
+def test_stages_are_cached_separately(store, clock, executor):
+    store.inner.put_secret("token", "t2", "pending-value", stages=[PENDING])
+    client = make_client(store, clock, executor)
+    assert client.get_text("token", PENDING) == "pending-value"
+    assert client.get_text("token") == "t0k3n"
+    with pytest.raises(SecretNotFound):
+        client.get("token", PREVIOUS)
+
+
+def test_typed_readers(store, clock, executor):
+    store.inner.create_secret("cfg", '{"a": [1, 2]}', version_id="c1")
+    client = make_client(store, clock, executor)
+    creds = client.get_db_credentials("db")
+    assert (creds.account_name, creds.account_password, creds.version_id) == ("app", "s3cret-1", "v1")
+    first = client.get_json("cfg")
+    first["a"].append(3)  # callers own what get_json returns
+    assert client.get_json("cfg") == {"a": [1, 2]}
+    with pytest.raises(InvalidSecretContent):
+        client.get_db_credentials("token")
+
+
+def test_invalidate_forgets_every_stage_and_version(store, clock, executor):
+    client = make_client(store, clock, executor)
+    client.get("token"), client.get("token", version_id="t1"), client.get("db")
+    client.invalidate("token")
+    client.get("token"), client.get("token", version_id="t1"), client.get("db")
+    assert store.calls["get_secret"] == 5
+
+
+def test_forced_refresh_reports_whether_the_version_changed(store, clock, executor):
+    client = make_client(store, clock, executor)
+    client.get("token")
+    assert client.refresh("token") is False
+    store.inner.put_secret("token", "t2", "new")
+    assert client.refresh("token") is True
+    assert client.get_text("token") == "new"
+    assert store.calls["get_secret"] == 3
+
+
+def test_bad_arguments_raise_typed_errors_and_call_nothing(store, clock, executor):
+    client = make_client(store, clock, executor)
+    for call in (
+        lambda: client.get(""),
+        lambda: client.get(None),  # type: ignore[arg-type]
+        lambda: client.get("db", ""),
+        lambda: client.get("db", PENDING, version_id="v1"),
+        lambda: client.refresh(""),
+    ):
+        with pytest.raises(InvalidParameter):
+            call()
+    assert store.calls["get_secret"] == 0
+    for bad in (
+        {"ttl": 0},
+        {"ttl": -1},
+        {"ttls": {"db": 0}},
+        {"refresh_ahead": 1.0},
+        {"max_size": 0},
+        {"max_stale": float("nan")},
+        {"negative_ttl": float("inf")},
+        {"backoff": 3},
+    ):
+        with pytest.raises(InvalidParameter):
+            SecretClient(store, **bad)
+    with pytest.raises(InvalidParameter):
+        SecretClient(object())  # type: ignore[arg-type]
+
+
+def test_closed_client_refuses_reads_and_drops_values(store, clock, executor):
+    with make_client(store, clock, executor) as client:
+        client.get("token")
+    assert client.stats().size == 0
+    with pytest.raises(ClientClosed):
+        client.get("token")
+    client.close()  # idempotent
+
+
+def test_close_store_option(clock, executor):
+    inner = EmbeddedStore(clock=clock.utc)
+    inner.create_secret("x", "y", version_id="a")
+    make_client(inner, clock, executor).close()
+    assert inner.get_secret("x").text == "y"  # still open
+    make_client(inner, clock, executor, close_store=True).close()
+    with pytest.raises(Exception):
+        inner.get_secret("x")

@@ -1,0 +1,469 @@
+"""The KMS emulator through the real aliyun SDK (and raw HTTP where the SDK hides the wire),
+plus AliyunKmsStore's options and error mapping."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from datetime import datetime, timezone
+from urllib.parse import urlencode
+
+import pytest
+from aliyunsdkcore.acs_exception.exceptions import ClientException, ServerException
+from aliyunsdkcore.auth.credentials import AccessKeyCredential, StsTokenCredential
+from aliyunsdkcore.client import AcsClient
+from aliyunsdkkms.request.v20160120.GetSecretValueRequest import GetSecretValueRequest
+from aliyunsdkkms.request.v20160120.PutSecretValueRequest import PutSecretValueRequest
+
+from secretclient.errors import (
+    AccessDenied,
+    InvalidParameter,
+    LimitExceeded,
+    SecretNotFound,
+    StoreError,
+    StoreTimeout,
+    StoreUnavailable,
+    Throttled,
+    VersionConflict,
+)
+from secretclient.stores.aliyun import AliyunKmsStore, _proxies, map_sdk_error
+from secretclient.testing.kms_emulator import Faults, KmsEmulator, sign, string_to_sign
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def get_value(client: AcsClient, name: str, **kw: str) -> dict:
+    req = GetSecretValueRequest()
+    req.set_SecretName(name)
+    for key, value in kw.items():
+        getattr(req, f"set_{key}")(value)
+    return json.loads(client.do_action_with_exception(req))
+
+
+def raw_call(emu: KmsEmulator, params: dict[str, str], secret: str | None = None, nonce: str | None = None):
+    """A hand-signed POST, to see the status and body exactly as sent."""
+    full = {
+        "Version": "2016-01-20",
+        "Format": "JSON",
+        "RegionId": emu.region,
+        "AccessKeyId": emu.access_key_id,
+        "SignatureMethod": "HMAC-SHA1",
+        "SignatureVersion": "1.0",
+        "SignatureNonce": nonce or uuid.uuid4().hex,
+        "Timestamp": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        **params,
+    }
+    full["Signature"] = sign("POST", full, secret or emu.access_key_secret)
+    req = urllib.request.Request(f"{emu.endpoint}/?{urlencode(full)}", data=b"", method="POST")
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(req, timeout=5) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+@pytest.fixture
+def emu():
+    with KmsEmulator(seed=7) as e:
+        e.backing_store.create_secret("app", "s3cret-value", version_id="v1")
+        yield e
+
+
+# -- signatures -----------------------------------------------------------------------------
+
+
+def test_good_signature_with_the_raw_sdk(emu):
+    resp = get_value(emu.acs_client(), "app")
+    assert resp["SecretData"] == "s3cret-value"
+    assert set(resp) >= {
+        "SecretName", "VersionId", "CreateTime", "SecretData", "SecretDataType",
+        "VersionStages", "SecretType", "AutomaticRotation", "RequestId",
+    }
+    assert resp["VersionStages"] == {"VersionStage": ["ACSCurrent"]}
+    assert resp["SecretDataType"] == "text"
+
+
+def test_bad_secret_answers_signature_does_not_match(emu):
+    status, body = raw_call(emu, {"Action": "GetSecretValue", "SecretName": "app"}, secret="wrong")
+    assert status == 400
+    assert body["Code"] == "SignatureDoesNotMatch"
+    assert set(body) == {"RequestId", "HostId", "Code", "Message", "Recommend"}
+    # The SDK compares the text after ':' with its own string to sign.
+    assert body["Message"].split(":", 1)[1].startswith("POST&%2F&")
+    # Through the SDK, a matching string to sign is reported as a wrong AccessKey secret.
+    with pytest.raises(ServerException) as err:
+        get_value(emu.acs_client(secret="wrong"), "app")
+    assert err.value.get_http_status() == 400
+    assert err.value.get_error_code() == "InvalidAccessKeySecret"
+
+
+def test_unknown_access_key(emu):
+    with pytest.raises(ServerException) as err:
+        get_value(emu.acs_client(ak="LTAIunknown"), "app")
+    assert (err.value.get_error_code(), err.value.get_http_status()) == ("InvalidAccessKeyId.NotFound", 404)
+    assert err.value.get_request_id()
+
+
+def test_sts_token_is_checked(emu):
+    emu.add_access_key("STS.key", "sts-secret", security_token="token-1")
+    ok = AcsClient(region_id=emu.region, credential=StsTokenCredential("STS.key", "sts-secret", "token-1"), proxy={"all": None})
+    ok.add_endpoint(emu.region, "kms", emu.endpoint)
+    assert get_value(ok, "app")["VersionId"] == "v1"
+    for credential, code in (
+        (StsTokenCredential("STS.key", "sts-secret", "token-2"), "InvalidSecurityToken.Mismatch"),
+        (AccessKeyCredential("STS.key", "sts-secret"), "InvalidSecurityToken.Malformed"),
+    ):
+        bad = AcsClient(region_id=emu.region, credential=credential, proxy={"all": None})
+        bad.add_endpoint(emu.region, "kms", emu.endpoint)
+        with pytest.raises(ServerException) as err:
+            get_value(bad, "app")
+        assert err.value.get_error_code() == code
+    with emu.store(access_key_id="STS.key", access_key_secret="sts-secret", security_token="token-1") as store:
+        assert store.get_secret("app").data == "s3cret-value"
+
+
+def test_replayed_nonce_and_stale_timestamp_are_refused(emu):
+    params = {"Action": "GetSecretValue", "SecretName": "app"}
+    assert raw_call(emu, params, nonce="n-1")[0] == 200
+    status, body = raw_call(emu, params, nonce="n-1")
+    assert (status, body["Code"]) == (400, "SignatureNonceUsed")
+    with KmsEmulator(clock=lambda: time.time() + 3600) as late:
+        with pytest.raises(ServerException) as err:
+            get_value(late.acs_client(), "app")
+        assert err.value.get_error_code() == "InvalidTimeStamp.Expired"
+
+
+# -- error shapes -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "params, status, code",
+    [
+        ({"Action": "GetSecretValue", "SecretName": "nope"}, 404, "Forbidden.ResourceNotFound"),
+        ({"Action": "GetSecretValue"}, 400, "MissingSecretName"),
+        ({"Action": "GetSecretValue", "SecretName": "app", "VersionId": "v1", "VersionStage": "ACSPending"}, 404, "Forbidden.ResourceNotFound"),
+        ({"Action": "PutSecretValue", "SecretName": "app", "VersionId": "v1", "SecretData": "other"}, 409, "Rejected.ResourceExist"),
+        ({"Action": "CreateSecret", "SecretName": "app", "VersionId": "v9", "SecretData": "x"}, 409, "Rejected.ResourceExist"),
+        ({"Action": "UpdateSecretVersionStage", "SecretName": "app", "VersionStage": "ACSCurrent", "RemoveFromVersion": "v1"}, 400, "InvalidParameter"),
+        ({"Action": "GetRandomPassword", "PasswordLength": "4"}, 400, "InvalidParameter"),
+        ({"Action": "PutSecretValue", "SecretName": "app", "VersionId": "b", "SecretData": "%%%", "SecretDataType": "binary"}, 400, "InvalidParameter"),
+        ({"Action": "NoSuchAction"}, 404, "InvalidAction.NotFound"),
+    ],
+)
+def test_error_codes_and_statuses(emu, params, status, code):
+    got_status, body = raw_call(emu, params)
+    assert (got_status, body["Code"]) == (status, code)
+    assert body["RequestId"] and body["HostId"] == "127.0.0.1" and body["Message"]
+    assert code in body["Recommend"]
+    assert "other" not in body["Message"]
+
+
+def test_version_cap_and_list_pages(emu):
+    store = emu.store()
+    for i in range(2, 14):
+        store.put_secret("app", f"v{i}", f"d{i}")
+    status, body = raw_call(emu, {"Action": "ListSecretVersionIds", "SecretName": "app", "IncludeDeprecated": "true", "PageSize": "4", "PageNumber": "3"})
+    assert status == 200 and body["TotalCount"] == 10 and len(body["VersionIds"]["VersionId"]) == 2
+    assert len(store.list_versions("app", include_deprecated=True)) == 10
+
+
+def test_seed_style_version_stages_parameter(emu):
+    client = emu.acs_client()
+    req = PutSecretValueRequest()
+    req.set_SecretName("app")
+    req.set_VersionId("v2")
+    req.set_SecretData("pending-value")
+    req.set_VersionStages(json.dumps(["ACSPending"]))  # exactly as the Alibaba seed sends it
+    resp = json.loads(client.do_action_with_exception(req))
+    assert resp["VersionStages"] == {"VersionStage": ["ACSPending"]}
+    assert get_value(client, "app", VersionStage="ACSPending")["VersionId"] == "v2"
+
+
+def test_binary_secret_through_the_raw_sdk(emu):
+    payload = bytes(range(200, 256)) + b"\x00"
+    client = emu.acs_client()
+    req = PutSecretValueRequest()
+    req.set_SecretName("app")
+    req.set_VersionId("bin")
+    req.set_SecretData(base64.b64encode(payload).decode())
+    req.set_SecretDataType("binary")
+    client.do_action_with_exception(req)
+    resp = get_value(client, "app")
+    assert resp["SecretDataType"] == "binary"
+    assert base64.b64decode(resp["SecretData"]) == payload
+    assert emu.store().get_secret("app").data == payload
+
+
+# -- fault injection ----------------------------------------------------------------------------
+
+
+def test_call_counters(emu):
+    store = emu.store()
+    emu.faults.reset_calls()
+    for _ in range(3):
+        store.get_secret("app")
+    store.describe("app")
+    assert emu.calls["GetSecretValue"] == 3 and emu.calls["DescribeSecret"] == 1
+    assert emu.calls["PutSecretValue"] == 0
+
+
+def test_latency(emu):
+    store = emu.store()
+    emu.faults.set_latency(0.3, actions={"DescribeSecret"})
+    start = time.monotonic()
+    store.describe("app")
+    assert time.monotonic() - start >= 0.3
+    with emu.store(read_timeout=0.1) as impatient:
+        with pytest.raises(StoreTimeout) as err:
+            impatient.describe("app")
+    assert err.value.retryable and err.value.code == "SDK.HttpError"
+    emu.faults.clear()
+
+
+def test_error_rate_is_seeded_and_coded(emu):
+    store = emu.store()
+    emu.faults.set_error_rate(1.0, code="Rejected.Throttling")
+    with pytest.raises(Throttled) as err:
+        store.get_secret("app")
+    assert (err.value.code, err.value.http_status) == ("Rejected.Throttling", 429)
+
+    def failures(seed: int) -> list[int]:
+        emu.faults.set_error_rate(0.5, code="InternalFailure", seed=seed)
+        out = []
+        for i in range(20):
+            try:
+                store.get_secret("app")
+            except StoreUnavailable as exc:
+                assert exc.code == "InternalFailure" and exc.http_status == 500
+                out.append(i)
+        return out
+
+    first = failures(42)
+    assert 0 < len(first) < 20
+    assert failures(42) == first
+    emu.faults.clear()
+    assert store.get_secret("app").version_id == "v1"
+
+
+def test_outage_windows(emu):
+    store = emu.store()
+    with emu.faults.outage():
+        with pytest.raises(StoreUnavailable) as err:
+            store.get_secret("app")
+        assert (err.value.code, err.value.http_status) == ("ServiceUnavailableTemporary", 503)
+    with emu.faults.outage("drop"):
+        with pytest.raises(StoreUnavailable) as err:
+            store.get_secret("app")
+        assert err.value.code == "SDK.HttpError"
+    assert store.get_secret("app").version_id == "v1"
+
+
+def test_throttling_per_second():
+    now = [1000.0]
+    faults = Faults(clock=lambda: now[0])
+    with KmsEmulator(faults=faults) as emu:
+        emu.backing_store.create_secret("app", "x", version_id="v1")
+        store = emu.store()
+        faults.throttle(2)
+        store.get_secret("app")
+        store.get_secret("app")
+        with pytest.raises(Throttled):
+            store.get_secret("app")
+        now[0] += 1.0
+        store.get_secret("app")
+        faults.throttle(None)
+        for _ in range(5):
+            store.get_secret("app")
+
+
+# -- HTTPS, proxies, CLI --------------------------------------------------------------------------
+
+
+def test_https_needs_the_ca():
+    with KmsEmulator(https=True) as emu:
+        emu.backing_store.create_secret("app", "x", version_id="v1")
+        assert emu.endpoint.startswith("https://") and emu.ca_file.exists()
+        assert emu.store().get_secret("app").data == "x"
+        with emu.store(verify=True) as untrusted:
+            with pytest.raises(StoreUnavailable):
+                untrusted.get_secret("app")
+
+
+def test_env_proxies_do_not_capture_loopback(emu, monkeypatch):
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    assert emu.store().get_secret("app").version_id == "v1"
+    assert get_value(emu.acs_client(), "app")["VersionId"] == "v1"
+    assert _proxies("https", "kms.cn-hangzhou.aliyuncs.com", True) == {"https": "http://127.0.0.1:9"}
+    monkeypatch.setenv("NO_PROXY", ".aliyuncs.com")
+    assert _proxies("https", "kms.cn-hangzhou.aliyuncs.com", True) == {"all": None}
+    assert _proxies("https", "kms.cn-hangzhou.aliyuncs.com", "http://p:1") == {"http": "http://p:1", "https": "http://p:1"}
+    assert _proxies("https", "kms.cn-hangzhou.aliyuncs.com", False) == {"all": None}
+
+
+def test_proxy_mode_serves_kms_host_names(emu, monkeypatch):
+    """Unmodified code that targets kms-vpc.<region>.aliyuncs.com over HTTPS reaches the emulator."""
+    monkeypatch.setenv("HTTPS_PROXY", emu.proxy_url)
+    monkeypatch.setenv("ALIBABA_CLOUD_CA_BUNDLE", str(emu.ca_file))
+    client = AcsClient(region_id=emu.region, credential=AccessKeyCredential(emu.access_key_id, emu.access_key_secret))
+    client.add_endpoint(emu.region, "kms", f"kms-vpc.{emu.region}.aliyuncs.com")
+    assert get_value(client, "app")["SecretData"] == "s3cret-value"
+
+
+def test_cli_starts_serves_and_stops(tmp_path):
+    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    db = tmp_path / "kms.db"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "secretclient.testing.kms_emulator", "--port", "0", "--https",
+         "--db", str(db), "--access-key", "AKCLI:cli-secret"],
+        stdout=subprocess.PIPE, text=True, env=env,
+    )
+    try:
+        lines = [proc.stdout.readline() for _ in range(4)]
+        endpoint = lines[0].split(" on ")[1].split()[0]
+        ca = next(line.split(": ", 1)[1].strip() for line in lines if line.startswith("CA file"))
+        assert endpoint.startswith("https://127.0.0.1:")
+        assert "cli-secret" not in "".join(lines)
+        with AliyunKmsStore(region="cn-hangzhou", endpoint=endpoint, verify=ca,
+                            access_key_id="AKCLI", access_key_secret="cli-secret") as store:
+            store.create_secret("cli", "value", version_id="v1")
+            assert store.get_secret("cli").data == "value"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+        assert "stopped" in proc.stdout.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    from secretclient.stores.embedded import EmbeddedStore
+
+    with EmbeddedStore(db) as persisted:
+        assert persisted.get_secret("cli").data == "value"
+
+
+# -- AliyunKmsStore specifics -----------------------------------------------------------------------
+
+
+def test_secret_data_never_reaches_messages_or_sdk_logs(emu, caplog):
+    caplog.set_level(logging.DEBUG)
+    dead = AliyunKmsStore(region="cn-hangzhou", endpoint="http://127.0.0.1:9",
+                          access_key_id="a", access_key_secret="b", proxy=False)
+    with pytest.raises(StoreUnavailable) as err:
+        dead.put_secret("app", "v2", "TOP-SECRET-DATA")
+    assert "TOP-SECRET-DATA" not in str(err.value) + repr(err.value)
+    assert err.value.__cause__ is None and err.value.__suppress_context__
+    emu.store().put_secret("app", "v3", "TOP-SECRET-DATA")
+    with emu.store(access_key_secret="wrong") as bad, pytest.raises(AccessDenied) as err:
+        bad.put_secret("app", "v4", "TOP-SECRET-DATA")
+    assert "TOP-SECRET-DATA" not in str(err.value)
+    assert "TOP-SECRET-DATA" not in caplog.text
+    assert "TOP-SECRET" not in repr(emu.store().get_secret("app"))
+
+
+def test_credentials_from_environment(emu, monkeypatch):
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", emu.access_key_id)
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", emu.access_key_secret)
+    monkeypatch.setenv("ALIBABA_CLOUD_REGION_ID", emu.region)
+    assert AliyunKmsStore(endpoint=emu.endpoint).get_secret("app").version_id == "v1"
+    emu.add_access_key("STS.env", "env-secret", security_token="env-token")
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", "STS.env")
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "env-secret")
+    monkeypatch.setenv("ALIBABA_CLOUD_SECURITY_TOKEN", "env-token")
+    assert AliyunKmsStore(endpoint=emu.endpoint).get_secret("app").version_id == "v1"
+    for var in ("ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET"):
+        monkeypatch.delenv(var)
+    with pytest.raises(InvalidParameter, match="credentials"):
+        AliyunKmsStore(endpoint=emu.endpoint)
+
+
+@pytest.mark.parametrize(
+    "kwargs, fragment",
+    [
+        ({"region": "cn hangzhou"}, "region"),
+        ({"region": "cn-hangzhou", "endpoint": "http://h/path"}, "endpoint"),
+        ({"region": "cn-hangzhou", "endpoint": "http://h", "protocol": "https"}, "protocol"),
+        ({"region": "cn-hangzhou", "read_timeout": 0}, "read_timeout"),
+    ],
+)
+def test_bad_options_are_typed_errors(kwargs, fragment):
+    with pytest.raises(InvalidParameter, match=fragment):
+        AliyunKmsStore(access_key_id="a", access_key_secret="b", **kwargs)
+
+
+def test_endpoint_forms():
+    store = AliyunKmsStore(region="cn-shanghai", vpc=True, access_key_id="a", access_key_secret="b")
+    assert (store.protocol, store.host) == ("https", "kms-vpc.cn-shanghai.aliyuncs.com")
+    inst = AliyunKmsStore(region="cn-shanghai", endpoint="kst-sha123.cryptoservice.kms.aliyuncs.com",
+                          access_key_id="a", access_key_secret="b")
+    assert inst.host == "kst-sha123.cryptoservice.kms.aliyuncs.com"
+    local = AliyunKmsStore(region="cn-shanghai", endpoint="127.0.0.1:8100", protocol="http",
+                           access_key_id="a", access_key_secret="b")
+    assert (local.protocol, local.host) == ("http", "127.0.0.1:8100")
+    assert "b" not in repr(local).replace("b'", "")
+
+
+def test_import_without_the_sdk():
+    code = (
+        "import sys\n"
+        "for m in ('aliyunsdkcore', 'aliyunsdkkms'): sys.modules[m] = None\n"
+        "import secretclient, secretclient.stores\n"
+        "from secretclient.stores import AliyunKmsStore\n"
+        "try:\n    AliyunKmsStore(region='cn-hangzhou')\n"
+        "except Exception as e:\n    print(type(e).__name__, e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert "InvalidParameter" in out.stdout and "pip install secretclient[kms]" in out.stdout, out.stderr
+
+
+@pytest.mark.parametrize(
+    "code, status, cls",
+    [
+        ("Forbidden.ResourceNotFound", 404, SecretNotFound),
+        ("Rejected.Throttling", 429, Throttled),
+        ("Throttling.User", 400, Throttled),
+        ("SignatureDoesNotMatch", 400, AccessDenied),
+        ("InvalidAccessKeyId.NotFound", 404, AccessDenied),
+        ("InvalidAccessKeyId.Inactive", 400, AccessDenied),
+        ("Forbidden.NoPermission", 403, AccessDenied),
+        ("InvalidSecurityToken.Expired", 400, AccessDenied),
+        ("InvalidParameter", 400, InvalidParameter),
+        ("MissingSecretName", 400, InvalidParameter),
+        ("MissingParameter", 400, InvalidParameter),
+        ("Rejected.ResourceExist", 409, VersionConflict),
+        ("Rejected.LimitExceeded", 400, LimitExceeded),
+        ("InternalFailure", 500, StoreUnavailable),
+        ("ServiceUnavailableTemporary", 503, StoreUnavailable),
+        ("SDK.UnknownServerError", 502, StoreUnavailable),
+        ("Whatever.Else", 400, StoreError),
+    ],
+)
+def test_server_error_mapping(code, status, cls):
+    err = map_sdk_error(ServerException(code, "message", http_status=status, request_id="rid"), "GetSecretValue", "n")
+    assert type(err) is cls
+    assert (err.code, err.http_status, err.request_id) == (code, status, "rid")
+
+
+def test_client_error_mapping():
+    timeout = map_sdk_error(ClientException("SDK.HttpError", "Read timed out. url=/?SecretData=x"), "PutSecretValue")
+    assert isinstance(timeout, StoreTimeout) and "SecretData" not in str(timeout)
+    refused = map_sdk_error(ClientException("SDK.HttpError", "Connection refused"), "GetSecretValue")
+    assert type(refused) is StoreUnavailable
+    renamed = map_sdk_error(ServerException("InvalidAccessKeySecret", "x", 400, "r"), "GetSecretValue")
+    assert isinstance(renamed, AccessDenied) and renamed.code == "SignatureDoesNotMatch"
+    secret_msg = map_sdk_error(ServerException("InvalidParameter", "bad SecretData=abc", 400, "r"), "PutSecretValue")
+    assert "abc" not in str(secret_msg)
+
+
+def test_string_to_sign_matches_documented_algorithm():
+    params = {"b": "x y", "a": "1/2~", "Signature": "ignored"}
+    assert string_to_sign("POST", params) == "POST&%2F&a%3D1%252F2~%26b%3Dx%2520y"

@@ -1,0 +1,269 @@
+"""One contract, every store: the KMS stage semantics of secretclient.stores.base.
+
+The same assertions run against EmbeddedStore (memory and file) and AliyunKmsStore talking
+through the real aliyun SDK to our KMS emulator over HTTP and over HTTPS (CA verified).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+
+from secretclient.errors import AccessDenied, InvalidParameter, SecretNotFound, VersionConflict
+from secretclient.model import CURRENT, PENDING, PREVIOUS, PasswordPolicy
+from secretclient.stores.base import MAX_VERSIONS, SecretStore
+from secretclient.stores.embedded import EmbeddedStore
+
+STORES = ["embedded-memory", "embedded-file", "kms-http", "kms-https"]
+
+
+@pytest.fixture(params=STORES)
+def variant(request: pytest.FixtureRequest, tmp_path) -> Iterator[tuple[SecretStore, object]]:
+    """(store, emulator or None)."""
+    kind = request.param
+    if kind.startswith("embedded"):
+        store = EmbeddedStore(":memory:" if kind == "embedded-memory" else tmp_path / "secrets.db")
+        try:
+            yield store, None
+        finally:
+            store.close()
+        return
+    from secretclient.testing.kms_emulator import KmsEmulator
+
+    with KmsEmulator(https=kind == "kms-https") as emu:
+        store = emu.store()
+        try:
+            yield store, emu
+        finally:
+            store.close()
+
+
+@pytest.fixture
+def store(variant) -> SecretStore:
+    return variant[0]
+
+
+def stages_by_version(store: SecretStore, name: str, include_deprecated: bool = False) -> dict[str, set[str]]:
+    return {v.version_id: set(v.stages) for v in store.list_versions(name, include_deprecated=include_deprecated)}
+
+
+def test_store_satisfies_protocol(store):
+    assert isinstance(store, SecretStore)
+
+
+def test_create_then_get_current(store):
+    info = store.create_secret("db/app", '{"AccountName":"app"}', version_id="v1", description="app db")
+    assert info.name == "db/app"
+    s = store.get_secret("db/app")
+    assert (s.version_id, s.stages, s.data, s.secret_type) == ("v1", frozenset({CURRENT}), '{"AccountName":"app"}', "Generic")
+    assert s.created is not None
+    assert store.get_secret("db/app", version_id="v1").data == s.data
+    assert store.get_secret("db/app", stage=CURRENT).version_id == "v1"
+
+
+def test_create_existing_secret_conflicts(store):
+    store.create_secret("dup", "one", version_id="v1")
+    with pytest.raises(VersionConflict) as err:
+        store.create_secret("dup", "two", version_id="v9")
+    assert err.value.code == "Rejected.ResourceExist"
+    assert store.get_secret("dup").data == "one"
+
+
+def test_binary_secret_round_trips(store):
+    payload = bytes(range(256))
+    store.create_secret("bin", payload, version_id="b1")
+    got = store.get_secret("bin")
+    assert got.data == payload and got.data_type == "binary"
+    store.put_secret("bin", "b2", b"\x00\xff")
+    assert store.get_secret("bin").data == b"\x00\xff"
+
+
+def test_put_without_stages_becomes_current_and_previous_follows(store):
+    store.create_secret("s", "one", version_id="v1")
+    info = store.put_secret("s", "v2", "two")
+    assert info.version_id == "v2" and CURRENT in info.stages
+    assert stages_by_version(store, "s") == {"v2": {CURRENT}, "v1": {PREVIOUS}}
+    store.put_secret("s", "v3", "three")
+    assert stages_by_version(store, "s") == {"v3": {CURRENT}, "v2": {PREVIOUS}}
+    assert stages_by_version(store, "s", include_deprecated=True)["v1"] == set()
+    assert store.get_secret("s", stage=PREVIOUS).data == "two"
+    assert store.get_secret("s", version_id="v1").stages == frozenset()
+
+
+def test_put_with_pending_only_labels_it(store):
+    store.create_secret("s", "one", version_id="v1")
+    info = store.put_secret("s", "v2", "two", stages=[PENDING])
+    assert info.stages == frozenset({PENDING})
+    assert store.get_secret("s").version_id == "v1"
+    pending = store.get_secret("s", stage=PENDING)
+    assert (pending.version_id, pending.data, pending.stages) == ("v2", "two", frozenset({PENDING}))
+    with pytest.raises(SecretNotFound):
+        store.get_secret("s", stage=PREVIOUS)
+
+
+def test_put_is_idempotent_by_version_id_and_conflicts_on_other_data(store):
+    store.create_secret("s", "one", version_id="v1")
+    store.put_secret("s", "v2", "two", stages=[PENDING])
+    again = store.put_secret("s", "v2", "two", stages=[PENDING])
+    assert again.stages == frozenset({PENDING})
+    before = stages_by_version(store, "s", include_deprecated=True)
+    with pytest.raises(VersionConflict) as err:
+        store.put_secret("s", "v2", "something else entirely")
+    assert err.value.code == "Rejected.ResourceExist"
+    assert "something else" not in str(err.value) and "something else" not in repr(err.value)
+    assert stages_by_version(store, "s", include_deprecated=True) == before
+    assert store.get_secret("s", version_id="v2").data == "two"
+
+
+def test_version_cap_drops_oldest_unlabelled(store):
+    store.create_secret("s", "d0", version_id="v0")
+    store.put_secret("s", "keep", "pending", stages=[PENDING])
+    for i in range(1, MAX_VERSIONS + 2):
+        store.put_secret("s", f"v{i}", f"d{i}")
+    versions = stages_by_version(store, "s", include_deprecated=True)
+    assert len(versions) == MAX_VERSIONS
+    assert versions["keep"] == {PENDING}  # labelled: survives although old
+    assert versions[f"v{MAX_VERSIONS + 1}"] == {CURRENT}
+    assert versions[f"v{MAX_VERSIONS}"] == {PREVIOUS}
+    for gone in ("v0", "v1", "v2"):
+        assert gone not in versions
+        with pytest.raises(SecretNotFound):
+            store.get_secret("s", version_id=gone)
+
+
+def test_not_found_secret_version_and_stage(store):
+    for call in (
+        lambda: store.get_secret("missing"),
+        lambda: store.describe("missing"),
+        lambda: store.list_versions("missing"),
+        lambda: store.put_secret("missing", "v1", "x"),
+    ):
+        with pytest.raises(SecretNotFound) as err:
+            call()
+        assert err.value.code == "Forbidden.ResourceNotFound"
+    store.create_secret("s", "one", version_id="v1")
+    with pytest.raises(SecretNotFound) as err:
+        store.get_secret("s", version_id="nope")
+    assert err.value.code == "Forbidden.ResourceNotFound"
+    with pytest.raises(SecretNotFound):
+        store.get_secret("s", stage=PENDING)
+    with pytest.raises(SecretNotFound):
+        store.update_stage("s", PENDING, move_to="nope")
+
+
+def test_get_by_version_id_and_stage_must_match(store):
+    store.create_secret("s", "one", version_id="v1")
+    store.put_secret("s", "v2", "two", stages=[PENDING])
+    assert store.get_secret("s", version_id="v2", stage=PENDING).data == "two"
+    with pytest.raises(SecretNotFound):
+        store.get_secret("s", version_id="v1", stage=PENDING)
+    # The seed's "new" step: a VersionId that does not exist yet, with ACSPending.
+    with pytest.raises(SecretNotFound) as err:
+        store.get_secret("s", version_id="fresh-request-id", stage=PENDING)
+    assert err.value.code == "Forbidden.ResourceNotFound"
+
+
+def test_end_step_promotes_pending(store):
+    store.create_secret("s", "one", version_id="v1")
+    store.put_secret("s", "v2", "two", stages=[PENDING])
+    store.update_stage("s", CURRENT, move_to="v2")
+    store.update_stage("s", PENDING, remove_from="v2")
+    assert stages_by_version(store, "s") == {"v2": {CURRENT}, "v1": {PREVIOUS}}
+    # A retried move of a finished promotion changes nothing.
+    store.update_stage("s", CURRENT, move_to="v2")
+    assert stages_by_version(store, "s") == {"v2": {CURRENT}, "v1": {PREVIOUS}}
+
+
+def test_update_stage_compare_and_set(store):
+    store.create_secret("s", "one", version_id="v1")
+    store.put_secret("s", "v2", "two", stages=[PENDING])
+    store.put_secret("s", "v3", "three", stages=["Custom"])
+    before = stages_by_version(store, "s", include_deprecated=True)
+    with pytest.raises(VersionConflict):
+        store.update_stage("s", PENDING, move_to="v3", remove_from="v1")
+    with pytest.raises(VersionConflict):
+        store.update_stage("s", CURRENT, move_to="v2", remove_from="v3")
+    assert stages_by_version(store, "s", include_deprecated=True) == before
+    store.update_stage("s", CURRENT, move_to="v2", remove_from="v1")
+    assert store.get_secret("s").version_id == "v2"
+    assert store.get_secret("s", stage=PREVIOUS).version_id == "v1"
+
+
+def test_removing_current_is_refused(store):
+    store.create_secret("s", "one", version_id="v1")
+    with pytest.raises(InvalidParameter):
+        store.update_stage("s", CURRENT, remove_from="v1")
+    assert store.get_secret("s").version_id == "v1"
+
+
+def test_custom_stage_moves_freely(store):
+    store.create_secret("s", "one", version_id="v1")
+    store.put_secret("s", "v2", "two", stages=["Blue"])
+    store.update_stage("s", "Blue", move_to="v1")
+    assert stages_by_version(store, "s") == {"v1": {CURRENT, "Blue"}}
+    store.update_stage("s", "Blue", remove_from="v1")
+    assert stages_by_version(store, "s") == {"v1": {CURRENT}}
+
+
+def test_describe_fields(store):
+    store.create_secret(
+        "rot",
+        "x",
+        version_id="v1",
+        description="rotated weekly",
+        extended_config={"DBName": "app"},
+        rotation_interval=timedelta(days=7),
+    )
+    info = store.describe("rot")
+    assert info.name == "rot" and info.secret_type == "Generic" and info.description == "rotated weekly"
+    assert info.created is not None and info.updated is not None
+    assert info.automatic_rotation is True
+    assert info.rotation_interval == timedelta(days=7)
+    assert info.next_rotation is not None and info.next_rotation > info.created
+    assert dict(info.extended_config or {}) == {"DBName": "app"}
+    assert info.arn and info.arn.endswith("secret/rot")
+    store.create_secret("plain", "x", version_id="v1")
+    plain = store.describe("plain")
+    assert plain.automatic_rotation is False and plain.rotation_interval is None
+
+
+def test_random_password_follows_policy(store):
+    policy = PasswordPolicy(length=24, exclude_characters="abcXYZ019", exclude_punctuation=True)
+    passwords = {store.random_password(policy) for _ in range(3)}
+    assert len(passwords) == 3
+    assert all(policy.accepts(pw) for pw in passwords)
+    assert len(store.random_password()) == 32
+    strict = PasswordPolicy(length=8, exclude_lowercase=True, exclude_uppercase=True, exclude_punctuation=True)
+    assert store.random_password(strict).isdigit()
+
+
+def test_delete_removes_every_version(store):
+    store.create_secret("s", "one", version_id="v1")
+    store.put_secret("s", "v2", "two")
+    store.delete_secret("s")
+    with pytest.raises(SecretNotFound):
+        store.get_secret("s")
+    with pytest.raises(SecretNotFound):
+        store.get_secret("s", version_id="v1")
+    with pytest.raises(SecretNotFound):
+        store.delete_secret("s")
+    store.create_secret("s", "new life", version_id="v1")
+    assert store.get_secret("s").data == "new life"
+
+
+@pytest.mark.parametrize("variant", ["kms-http", "kms-https"], indirect=True)
+def test_kms_bad_signature_and_unknown_key(variant):
+    store, emu = variant
+    store.create_secret("s", "one", version_id="v1")
+    with emu.store(access_key_secret="not-the-secret") as bad:
+        with pytest.raises(AccessDenied) as err:
+            bad.get_secret("s")
+    assert err.value.code == "SignatureDoesNotMatch"
+    assert err.value.http_status == 400 and err.value.request_id
+    with emu.store(access_key_id="LTAIunknown") as unknown:
+        with pytest.raises(AccessDenied) as err:
+            unknown.put_secret("s", "v2", "two")
+    assert err.value.code == "InvalidAccessKeyId.NotFound"
+    assert store.get_secret("s").version_id == "v1"
