@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ssl
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import pymysql
@@ -36,14 +37,20 @@ class ConnectOptions:
     verify_identity: bool = True
 
 
+@lru_cache(maxsize=8)
+def _context(ca_file: str | None, verify_identity: bool) -> ssl.SSLContext:
+    # Building a context reads the CA bundle (tens of ms); contexts are immutable once made.
+    ctx = ssl.create_default_context(cafile=ca_file)
+    ctx.check_hostname = verify_identity
+    return ctx
+
+
 def _tls(creds: DbCredentials, opts: ConnectOptions) -> dict[str, Any]:
     if creds.ssl is None:
         return {}
     if not creds.ssl:
         return {"ssl_disabled": True}
-    ctx = ssl.create_default_context(cafile=opts.ca_file)
-    ctx.check_hostname = opts.verify_identity
-    return {"ssl": ctx}
+    return {"ssl": _context(opts.ca_file, opts.verify_identity)}
 
 
 def connect(creds: DbCredentials, opts: ConnectOptions, *, database: str | None = None, who: str = "account") -> pymysql.Connection:

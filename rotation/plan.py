@@ -9,7 +9,7 @@ from typing import Any
 from secretclient.model import CURRENT, PENDING
 from secretclient.stores.base import SecretStore
 
-from .errors import RotationError
+from secretclient.errors import SecretClientError
 from .status import stage_holder
 from .strategies.base import Check, RotationContext, Strategy
 
@@ -62,8 +62,12 @@ def make_plan(store: SecretStore, strategy: Strategy, ctx: RotationContext, lock
     base = dict(secret_name=name, strategy=strategy.name, current_version_id=current_vid, pending_version_id=pending_vid)
     checks: list[Check] = []
 
-    handle = lock.acquire(name, 0.0)
-    checks.append(Check("lock is free", handle is not None, "" if handle else "another rotator holds it"))
+    try:
+        handle = lock.acquire(name, 0.0)
+        checks.append(Check("lock is free", handle is not None, "" if handle else "another rotator holds it"))
+    except SecretClientError as exc:
+        handle = None
+        checks.append(Check("lock can be taken", False, str(exc)))
     if handle is not None:
         handle.release()
 
@@ -74,7 +78,7 @@ def make_plan(store: SecretStore, strategy: Strategy, ctx: RotationContext, lock
     try:
         strategy.preflight(ctx, current)
         checks.append(Check("secret and accounts are valid", True))
-    except RotationError as exc:
+    except SecretClientError as exc:
         checks.append(Check("secret and accounts are valid", False, str(exc)))
         return Plan(**base, steps=steps, checks=tuple(checks))  # type: ignore[arg-type]
     creds = current.db_credentials()
@@ -84,7 +88,7 @@ def make_plan(store: SecretStore, strategy: Strategy, ctx: RotationContext, lock
         pending = strategy.pending_credentials(creds, _PLACEHOLDER)
     try:
         sp = strategy.plan(ctx, creds, pending)
-    except RotationError as exc:
+    except SecretClientError as exc:
         checks.append(Check("database can be prepared", False, str(exc)))
         return Plan(**base, steps=steps, checks=tuple(checks))  # type: ignore[arg-type]
     return Plan(**base, steps=steps, accounts=sp.accounts, statements=sp.statements,  # type: ignore[arg-type]

@@ -2,6 +2,8 @@
 
 Start here:
 
+- :class:`SecretClient` — the cached, rotation-aware reader applications hold (:mod:`secretclient.client`).
+- :mod:`secretclient.db` — PyMySQL connections and SQLAlchemy engines that survive rotations.
 - :class:`EmbeddedStore` / :class:`AliyunKmsStore` — where secrets live (:mod:`secretclient.stores`).
 - :class:`Secret`, :class:`DbCredentials` — the values (:mod:`secretclient.model`).
 - :mod:`secretclient.errors` — every error, under :class:`SecretClientError`.
@@ -9,6 +11,9 @@ Start here:
 """
 
 from .backoff import Backoff
+from .client import ClientClosed, SecretClient
+from .decorators import inject_db_credentials, inject_secret
+from .default import NoDefaultClient, get_default_client, set_default_client
 from .errors import (
     AccessDenied,
     InvalidParameter,
@@ -23,6 +28,7 @@ from .errors import (
     VersionConflict,
 )
 from .model import CURRENT, PENDING, PREVIOUS, DbCredentials, PasswordPolicy, Secret, SecretInfo, VersionInfo
+from .stats import ClientEvent, ClientObserver, ClientStats
 from .stores import EmbeddedStore, SecretStore
 
 __version__ = "0.1.0"
@@ -31,20 +37,30 @@ __all__ = [
     "AccessDenied",
     "AliyunKmsStore",
     "Backoff",
+    "ClientClosed",
+    "ClientEvent",
+    "ClientObserver",
+    "ClientStats",
     "CURRENT",
     "DbCredentials",
     "EmbeddedStore",
+    "get_default_client",
+    "inject_db_credentials",
+    "inject_secret",
     "InvalidParameter",
     "InvalidSecretContent",
     "LimitExceeded",
+    "NoDefaultClient",
+    "PasswordPolicy",
     "PENDING",
     "PREVIOUS",
-    "PasswordPolicy",
     "Secret",
+    "SecretClient",
     "SecretClientError",
     "SecretInfo",
     "SecretNotFound",
     "SecretStore",
+    "set_default_client",
     "StoreError",
     "StoreTimeout",
     "StoreUnavailable",

@@ -1,9 +1,10 @@
 """The cache behind :class:`~secretclient.client.SecretClient`: entries, deadlines, single-flight.
 
-Reads never take a lock: :attr:`EntryCache.view` is a plain ``dict`` whose values are
-immutable :class:`Entry` objects, replaced whole (a dict store is atomic). Writes go through
-:class:`EntryCache` under the client's lock; a ``cachetools.LRUCache`` keeps the size
-bounded and its evictions are mirrored into ``view``.
+Reads never take a lock: :attr:`EntryCache.view` (every key) and :attr:`EntryCache.current`
+(ACSCurrent entries by bare name, saving the hot path a tuple) are plain ``dict`` objects
+whose values are immutable :class:`Entry` objects, replaced whole (a dict store is atomic).
+Writes go through :class:`EntryCache` under the client's lock; a ``cachetools.LRUCache``
+keeps the size bounded and its evictions are mirrored into both dicts.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any, Callable, Hashable, Iterator
 import cachetools
 
 from .errors import StoreError
-from .model import Secret
+from .model import CURRENT, Secret
 
 __all__ = ["Entry", "Failure", "EntryCache", "Flight", "SingleFlight", "deadlines"]
 
@@ -41,6 +42,18 @@ class Entry:
     expires_at: float
     rotation_at: float | None = None
     described_version: str | None = None
+    #: The value as ``str`` (the same object for text secrets), ``None`` if binary and not UTF-8.
+    text: str | None = None
+
+    @staticmethod
+    def text_of(secret: Secret) -> str | None:
+        data = secret.data
+        if isinstance(data, str):
+            return data
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +95,7 @@ class EntryCache:
     def __init__(self, max_size: int, on_evict: Callable[[Hashable, Entry], None]) -> None:
         #: The read view: never replaced, only mutated, so readers may hold a reference.
         self.view: dict[Hashable, Entry] = {}
+        self.current: dict[str, Entry] = {}
         self._by_name: dict[str, set[Hashable]] = {}
         self._on_evict = on_evict
         self._lru = _MirroredLRU(max_size, self._evicted)
@@ -91,17 +105,23 @@ class EntryCache:
         self._on_evict(key, entry)
 
     def _forget(self, key: Hashable) -> Entry | None:
-        keys = self._by_name.get(key[0])  # type: ignore[index]
+        name = key[0]  # type: ignore[index]
+        keys = self._by_name.get(name)
         if keys is not None:
             keys.discard(key)
             if not keys:
-                del self._by_name[key[0]]  # type: ignore[index]
+                del self._by_name[name]
+        if key == (name, CURRENT):
+            self.current.pop(name, None)
         return self.view.pop(key, None)
 
     def put(self, key: Hashable, entry: Entry) -> None:
         self._lru[key] = entry  # may evict another key first
+        name = key[0]  # type: ignore[index]
         self.view[key] = entry
-        self._by_name.setdefault(key[0], set()).add(key)  # type: ignore[index]
+        if key == (name, CURRENT):
+            self.current[name] = entry
+        self._by_name.setdefault(name, set()).add(key)
 
     def touch(self, key: Hashable) -> None:
         """Mark ``key`` as used (the hot path does not, to stay lock-free)."""
@@ -118,6 +138,7 @@ class EntryCache:
     def clear(self) -> None:
         self._lru.clear()
         self.view.clear()
+        self.current.clear()
         self._by_name.clear()
 
     def __len__(self) -> int:
@@ -128,14 +149,23 @@ class EntryCache:
 
 
 class Flight:
-    """One store call in progress; other callers wait for its outcome."""
+    """One store call in progress; other callers wait for its outcome.
 
-    __slots__ = ("_done", "value", "error")
+    Whoever runs the call claims it first (:meth:`claim`): a queued background refresh that a
+    reader needs now is run by that reader, not waited for behind a busy executor.
+    """
+
+    __slots__ = ("_done", "_claim", "value", "error")
 
     def __init__(self) -> None:
         self._done = threading.Event()
+        self._claim = threading.Lock()
         self.value: Any = None
         self.error: BaseException | None = None
+
+    def claim(self) -> bool:
+        """``True`` for the one caller that is to run the call."""
+        return self._claim.acquire(blocking=False)
 
     def set(self, value: Any = None, error: BaseException | None = None) -> None:
         self.value, self.error = value, error
@@ -151,8 +181,9 @@ class Flight:
 class SingleFlight:
     """At most one call in flight per key.
 
-    :meth:`begin` returns ``(flight, True)`` to the caller that must do the work (the leader),
-    which then calls :meth:`finish`; everybody else gets ``(flight, False)`` and waits.
+    :meth:`begin` returns ``(flight, True)`` to the caller that created the flight (the
+    leader); everybody else gets ``(flight, False)``. Whoever claims the flight runs the call
+    and then calls :meth:`finish`; the others wait.
     The leader must publish its result (e.g. into the cache) before :meth:`finish`, and
     re-check for it after :meth:`begin`, so a late caller never repeats a finished call.
     """
@@ -174,10 +205,6 @@ class SingleFlight:
             if self._flights.get(key) is flight:
                 del self._flights[key]
         flight.set(value, error)
-
-    def in_flight(self, key: Hashable) -> bool:
-        with self._lock:
-            return key in self._flights
 
 
 def copy_error(error: BaseException) -> BaseException:

@@ -139,6 +139,7 @@ class SecretClient:
         self._hit = self._counters.hit
         self._cache = EntryCache(max_size, self._evicted)
         self._view = self._cache.view  # read lock-free by get()
+        self._current = self._cache.current
         self._negative: cachetools.TTLCache | None = (
             cachetools.TTLCache(max_size, negative_ttl, timer=clock) if negative_ttl > 0 else None
         )
@@ -161,7 +162,9 @@ class SecretClient:
         when there is no value to serve.
         """
         if version_id is None:
-            entry = self._view.get((name, stage))
+            # `is`: the default argument is this very object; an equal string built at run
+            # time takes the tuple-keyed dict, which holds ACSCurrent entries too.
+            entry = self._current.get(name) if stage is CURRENT else self._view.get((name, stage))
             if entry is not None and self._clock() < entry.refresh_at:
                 self._hit()
                 return entry.secret
@@ -169,6 +172,11 @@ class SecretClient:
 
     def get_text(self, name: str, stage: str = CURRENT, *, version_id: str | None = None) -> str:
         """The value as text (binary values decoded as UTF-8)."""
+        if version_id is None:  # get()'s hot path, returning the text kept in the entry
+            entry = self._current.get(name) if stage is CURRENT else self._view.get((name, stage))
+            if entry is not None and entry.text is not None and self._clock() < entry.refresh_at:
+                self._hit()
+                return entry.text
         return self.get(name, stage, version_id=version_id).text
 
     def get_json(self, name: str, stage: str = CURRENT, *, version_id: str | None = None) -> Any:
@@ -213,12 +221,13 @@ class SecretClient:
         answer = self._answer_without_store(key, now)
         if answer is not None:
             return answer
-        flight, leader = self._flights.begin(key)
-        if not leader:
+        flight, _ = self._flights.begin(key)
+        if not flight.claim():  # someone runs it already: share its outcome
             self._counters.add("misses")
             self._emit("miss", key)
             return flight.wait()
-        # The previous leader may have finished between our look and begin(): look again.
+        # We run it: our own flight, or a background refresh still queued that we take over.
+        # The previous flight may have finished between our look and begin(): look again.
         try:
             answer = self._answer_without_store(key, self._clock())
         except BaseException as exc:
@@ -268,7 +277,7 @@ class SecretClient:
     # -- store calls ---------------------------------------------------------------------
 
     def _fetch(self, key: Key, flight: Flight) -> tuple[Secret, float | None]:
-        """As the flight's leader: read the store, update the cache, share the outcome."""
+        """Having claimed the flight: read the store, update the cache, share the outcome."""
         try:
             outcome = self._fetch_outcome(key)
         except BaseException as exc:
@@ -347,8 +356,9 @@ class SecretClient:
             old = self._view.get(key)
             if old is not None and old.started > started:
                 return  # a newer read or a publish() already won
+            text = Entry.text_of(secret)
             if len(key) == 3:
-                entry = Entry(secret, started, INFINITY, INFINITY)
+                entry = Entry(secret, started, INFINITY, INFINITY, text=text)
             else:
                 refresh_at, expires_at = deadlines(started, self._ttls.get(name, self._ttl), self._ahead)
                 rotation_at = described = None
@@ -356,7 +366,7 @@ class SecretClient:
                     rotation_at, described = old.rotation_at, old.described_version
                     if rotation_at is not None and rotation_at > started:
                         refresh_at = min(refresh_at, rotation_at)
-                entry = Entry(secret, started, refresh_at, expires_at, rotation_at, described)
+                entry = Entry(secret, started, refresh_at, expires_at, rotation_at, described, text)
             self._cache.put(key, entry)
             self._failures.pop(key, None)
             if self._negative is not None:
@@ -442,10 +452,16 @@ class SecretClient:
         flight, leader = self._flights.begin(key)
         if not leader:
             return
-        closed = ClientClosed("this SecretClient is closed")
-        self._submit(self._background_fetch, key, flight, on_cancel=lambda: self._flights.finish(key, flight, error=closed))
+
+        def cancelled() -> None:
+            if flight.claim():  # nobody took it over: release its waiters
+                self._flights.finish(key, flight, error=ClientClosed("this SecretClient is closed"))
+
+        self._submit(self._background_fetch, key, flight, on_cancel=cancelled)
 
     def _background_fetch(self, key: Key, flight: Flight) -> None:
+        if not flight.claim():
+            return  # a reader needed the value first and ran the call itself
         if self._closed:
             self._flights.finish(key, flight, error=ClientClosed("this SecretClient is closed"))
             return

@@ -282,3 +282,68 @@ def test_close_store_option(clock, executor):
     make_client(inner, clock, executor, close_store=True).close()
     with pytest.raises(Exception):
         inner.get_secret("x")
+
+
+def test_stage_given_as_an_equal_string_uses_the_same_entry(store, clock, executor):
+    client = make_client(store, clock, executor)
+    first = client.get("token")
+    built = "".join(["ACS", "Current"])  # equal, not the same object
+    assert client.get("token", built) is first and client.get_text("token", built) == "t0k3n"
+    assert store.calls["get_secret"] == 1
+
+
+def test_binary_values(store, clock, executor):
+    store.inner.create_secret("utf8", "héllo".encode(), version_id="b1")
+    store.inner.create_secret("raw", b"\xff\xfe", version_id="b1")
+    client = make_client(store, clock, executor)
+    assert client.get("utf8").data == "héllo".encode() and client.get_text("utf8") == "héllo"
+    assert client.get("raw").data == b"\xff\xfe"
+    with pytest.raises(InvalidSecretContent):
+        client.get_text("raw")
+
+
+def test_readers_never_fail_while_versions_change_under_them(store, clock, executor):
+    client = make_client(store, clock, executor, ttl=100)
+    client.get("token")
+    stop = threading.Event()
+    problems: list = []
+    seen: set = set()
+
+    def reader():
+        while not stop.is_set():
+            try:
+                secret = client.get("token")
+                seen.add(secret.version_id)
+                if secret.text != ("t0k3n" if secret.version_id == "t1" else f"value-{secret.version_id}"):
+                    problems.append(secret.version_id)
+            except Exception as exc:
+                problems.append(exc)
+
+    threads = [threading.Thread(target=reader) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for i in range(40):
+        version = f"n{i}"
+        store.inner.put_secret("token", version, f"value-{version}")
+        if i % 3 == 0:
+            client.invalidate("token")
+        elif i % 3 == 1:
+            client.refresh("token")
+        else:
+            client.publish(store.inner.get_secret("token"))
+    stop.set()
+    for t in threads:
+        t.join(10)
+    assert problems == []
+    assert client.get("token").version_id == "n39" and len(seen) > 1
+
+
+def test_a_reader_takes_over_a_refresh_still_queued_when_the_value_expires(store, clock, executor):
+    client = make_client(store, clock, executor, ttl=100, refresh_ahead=0.2)
+    client.get("token")
+    store.inner.put_secret("token", "t2", "new")
+    clock.advance(90)
+    client.get("token")  # refresh queued behind a busy executor
+    clock.advance(10)  # expired: this reader must not wait for the queue
+    assert client.get_text("token") == "new"
+    assert executor.run_pending() == 1 and store.calls["get_secret"] == 2  # the queued job did nothing

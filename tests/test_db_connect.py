@@ -63,7 +63,7 @@ class CountingStore:
 class Account:
     """A database user, its secret and the means to rotate it (SQL + store)."""
 
-    def __init__(self, mariadb, *, ssl: bool | None = None, port: int | None = None) -> None:
+    def __init__(self, mariadb, *, ssl: bool | None = False, port: int | None = None) -> None:
         self.db = mariadb
         self.database = mariadb.create_database("conn")
         self.user = f"app_{secrets.token_hex(3)}"
@@ -362,6 +362,18 @@ def test_tls_secret_means_verified_tls(mariadb_tls):
     assert acc.failed_logins() == 0
 
 
+def test_ssl_false_means_plaintext_and_absent_leaves_pymysql_default(mariadb_tls):
+    no_tls = Account(mariadb_tls, ssl=False)
+    with connect(no_tls.secret, client=no_tls.client) as conn:
+        assert _query(conn, "SHOW SESSION STATUS LIKE 'Ssl_cipher'")[1] == ""
+    # The caller's TLS options win over SSL: false.
+    with connect(no_tls.secret, client=no_tls.client, ssl_ca=str(mariadb_tls.ca_file)) as conn:
+        assert _query(conn, "SHOW SESSION STATUS LIKE 'Ssl_cipher'")[1]
+    unspecified = Account(mariadb_tls, ssl=None)
+    with connect(unspecified.secret, client=unspecified.client) as conn:  # PyMySQL's "preferred" TLS
+        assert _query(conn, "SHOW SESSION STATUS LIKE 'Ssl_cipher'")[1]
+
+
 def test_tls_secret_against_a_server_without_tls_fails(mariadb):
     acc = Account(mariadb, ssl=True)
     with pytest.raises(ClientMisconfigured) as info:
@@ -375,14 +387,12 @@ def test_no_secret_in_messages_or_logs(account, caplog):
     connector.connect()[0].close()
     account.rotate()
     connector.connect()[0].close()
-    account.put(account.user, "wrong-" + secrets.token_hex(8), None)
-    account.client.refresh(account.secret)
+    account.set_password(account.user, account.new_password())  # changed behind the secret's back
     with pytest.raises(CredentialsRejected) as info:
         connector.connect()
     texts = [caplog.text, str(info.value), repr(info.value), repr(info.value.attempts), repr(connector),
              str(connector.stats())]
     assert "rejected" in caplog.text  # the failure was logged, without values
-    all_passwords = account.passwords + [json.loads(account.store.inner.get_secret(account.secret).data)["AccountPassword"]]
     for text in texts:
-        for password in all_passwords:
+        for password in account.passwords:
             assert password not in text

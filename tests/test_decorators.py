@@ -28,13 +28,6 @@ def client(store) -> SecretClient:
         yield c
 
 
-@pytest.fixture
-def default_client(client):
-    previous = set_default_client(client)
-    yield client
-    set_default_client(previous)
-
-
 def test_value_is_read_at_call_time_not_at_decoration_time(store, client):
     @inject_secret(client, "token", arg="password")
     def use(prefix: str, *, password: str) -> str:

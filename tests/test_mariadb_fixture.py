@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pymysql
 import pytest
@@ -120,6 +123,15 @@ def test_plain_server_offers_no_tls(mariadb: MariaDB) -> None:
     assert mariadb.execute("SELECT @@have_ssl")[0][0] == "DISABLED"
 
 
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting for its new parent to reap it counts as gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status
+
+
 def _port_refuses(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(2)
@@ -127,34 +139,53 @@ def _port_refuses(port: int) -> bool:
 
 
 @needs_mariadbd
-def test_own_instance_with_options_then_stop_cleans_up() -> None:
-    with MariaDB(options={"max_password_errors": 2, "skip_ssl": None}, audit=False) as db:
-        assert db.execute("SELECT @@max_password_errors") == [(2,)]
-        db.create_user("fixture_blocked", "right")
-        for _ in range(2):
-            with pytest.raises(pymysql.err.OperationalError):
-                db.connect("fixture_blocked", "wrong")
-        with pytest.raises(pymysql.err.OperationalError) as err:
-            db.connect("fixture_blocked", "right")
-        assert err.value.args[0] == 4150  # ER_USER_IS_BLOCKED: too many password errors
-        with pytest.raises(MariaDBError, match="audit"):
-            db.failed_logins("fixture_blocked")
-        directory, port, pid = db.directory, db.port, db._proc.pid
-    assert directory is not None and not directory.exists()
+def test_own_instance_with_options_is_cleaned_up_when_the_test_fails() -> None:
+    with pytest.raises(RuntimeError, match="test failed"):
+        with MariaDB(options={"max_password_errors": 2, "skip_ssl": None}, audit=False) as db:
+            assert db.execute("SELECT @@max_password_errors") == [(2,)]
+            db.create_user("fixture_blocked", "right")
+            for _ in range(2):
+                with pytest.raises(pymysql.err.OperationalError):
+                    db.connect("fixture_blocked", "wrong")
+            with pytest.raises(pymysql.err.OperationalError) as err:
+                db.connect("fixture_blocked", "right")
+            assert err.value.args[0] == 4150  # ER_USER_IS_BLOCKED: too many password errors
+            with pytest.raises(MariaDBError, match="audit"):
+                db.failed_logins("fixture_blocked")
+            directory, port = db.directory, db.port
+            assert directory is not None
+            pid = int((directory / "mariadbd.pid").read_text())
+            raise RuntimeError("test failed")
+    assert not directory.exists()
     assert _port_refuses(port)
-    with pytest.raises(ProcessLookupError):
-        os.kill(pid, 0)
+    assert not _alive(pid) and not db.running
     db.stop()  # idempotent
 
 
+ORPHAN = """
+import sys, time
+from secretclient.testing import MariaDB
+db = MariaDB(audit=False).start()
+print(db.directory, (db.directory / "mariadbd.pid").read_text().strip(), flush=True)
+time.sleep(120)
+"""
+
+
 @needs_mariadbd
-def test_stops_when_the_body_raises() -> None:
-    with pytest.raises(RuntimeError, match="test failed"):
-        with MariaDB(audit=False) as db:
-            directory = db.directory
-            raise RuntimeError("test failed")
-    assert directory is not None and not directory.exists()
-    assert not db.running
+def test_server_and_directory_go_when_the_test_process_is_killed(tmp_path) -> None:
+    # SIGKILL skips atexit and every finally: only the watchdog beside the server can clean up.
+    proc = subprocess.Popen([sys.executable, "-c", ORPHAN], stdout=subprocess.PIPE, text=True)
+    try:
+        directory, pid = proc.stdout.readline().split()
+        assert Path(directory).is_dir() and _alive(int(pid))
+    finally:
+        proc.kill()
+        proc.wait(10)
+    deadline = time.monotonic() + 10
+    while (_alive(int(pid)) or Path(directory).exists()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(int(pid))
+    assert not Path(directory).exists()
 
 
 @needs_mariadbd

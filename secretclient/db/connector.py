@@ -14,12 +14,16 @@ jitter). Everything happens inside the :class:`~secretclient.db.policy.RetryPoli
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import logging
 import random
+import socket
 import ssl
+import struct
+import sys
 import threading
 import time
-from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 
@@ -54,6 +58,7 @@ Login = Callable[[dict[str, Any]], Any]
 _FORBIDDEN_KWARGS = ("user", "password", "passwd")
 _TLS_KWARGS = ("ssl_ca", "ssl_capath", "ssl_cert", "ssl_key", "ssl_key_password",
                "ssl_verify_cert", "ssl_verify_identity")
+_ANY_TLS_KWARG = frozenset(("ssl", "ssl_disabled", *_TLS_KWARGS))
 _MAX_REMEMBERED = 64  # parsed versions and retired versions kept per connector
 _HANDSHAKE_TIMEOUT = 30.0  # longest wait for one server reply while logging in
 
@@ -109,8 +114,9 @@ class Connector:
         self._clock = clock
         self._sleep = sleep
         self._rng = rng or random.Random()
-        self._lock = threading.Lock()  # counters and the small state below
-        self._counts: Counter[str] = Counter()
+        self._lock = threading.Lock()  # the small state below
+        # Lock-free counters: next() on an itertools.count is atomic under the GIL.
+        self._counts = {f.name: itertools.count() for f in dataclasses.fields(ConnectorStats)}
         self._parsed: dict[str, DbCredentials] = {}
         self._current: str | None = None
         self._retired: dict[str, None] = {}  # insertion-ordered set
@@ -169,17 +175,16 @@ class Connector:
 
     # -- stats ------------------------------------------------------------------------------
 
-    def _count(self, field: str, n: int = 1) -> None:
-        with self._lock:
-            self._counts[field] += n
+    def _count(self, field: str) -> None:
+        next(self._counts[field])
 
     def note_rollover(self) -> None:
         """Count a pooled connection dropped because its version was replaced."""
         self._count("rollovers")
 
     def stats(self) -> ConnectorStats:
-        with self._lock:
-            return ConnectorStats(**self._counts)
+        # itertools.count shows its next value only in its repr: "count(N)".
+        return ConnectorStats(**{k: int(repr(v)[6:-1]) for k, v in self._counts.items()})
 
     # -- credentials ------------------------------------------------------------------------
 
@@ -245,6 +250,10 @@ class Connector:
             kw["database"] = creds.db_name
         if creds.ssl:
             self._require_tls(kw)
+        elif creds.ssl is False and not kw.keys() & _ANY_TLS_KWARG:
+            # The secret says no TLS. (PyMySQL's default "preferred" mode would also build a new
+            # SSLContext, loading every system CA, on each login: ~25 ms.)
+            kw["ssl_disabled"] = True
         return kw
 
     def _require_tls(self, kw: dict[str, Any]) -> None:
@@ -403,13 +412,16 @@ class _Search:
         transient = 0
         while True:
             kw = c.build_kwargs(creds, self.kwargs)
-            injected = self.bound_handshake(kw)
+            remaining = max(self.remaining(), 0.001)
+            kw.setdefault("connect_timeout", min(10.0, remaining))
+            kw["defer_connect"] = True
             started = c._clock()
             c._count("logins")
             if self.attempts:
                 c._count("retries")
             try:
                 conn = self.login(kw)
+                _handshake(conn, kw, min(_HANDSHAKE_TIMEOUT, remaining))
             except Exception as exc:
                 verdict = classify(exc)
                 self.attempts.append(Attempt(creds.version_id, stage, creds.account_name, verdict.kind, verdict.errno))
@@ -431,21 +443,7 @@ class _Search:
                 if verdict.kind is ErrorKind.OTHER:
                     raise
                 raise self.final_error() from exc
-            if injected:
-                _restore_read_timeout(conn)
-            self.attempts.append(Attempt(creds.version_id, stage, creds.account_name))
             return conn
-
-    def bound_handshake(self, kw: dict[str, Any]) -> bool:
-        """Bound the login by the budget; True when we set a read timeout to undo afterwards."""
-        remaining = max(self.remaining(), 0.001)
-        if "connect_timeout" not in kw:
-            kw["connect_timeout"] = min(10.0, remaining)
-        if kw.get("read_timeout") is None:
-            # Without a read timeout a silent server hangs the login forever.
-            kw["read_timeout"] = min(_HANDSHAKE_TIMEOUT, remaining)
-            return True
-        return False
 
     def succeeded(self, creds: DbCredentials, stage: str) -> None:
         c = self.c
@@ -494,8 +492,43 @@ class _Search:
                    secret=c.secret, attempts=tuple(self.attempts))
 
 
-def _restore_read_timeout(conn: Any) -> None:
-    # PyMySQL re-applies _read_timeout to the socket before each read.
-    target = getattr(conn, "__wrapped__", conn)
-    if hasattr(target, "_read_timeout"):
-        target._read_timeout = None
+_KERNEL_TIMEOUTS = sys.platform.startswith("linux") or sys.platform == "darwin"
+_NO_TIMEOUT = struct.pack("ll", 0, 0)
+
+
+def _handshake(conn: Any, kw: Mapping[str, Any], timeout: float) -> None:
+    """Log ``conn`` (made with ``defer_connect=True``) in, each server reply bounded by ``timeout``.
+
+    Without any read timeout a server that accepts TCP and never answers hangs the login forever.
+    A PyMySQL ``read_timeout`` would bound it, but puts the socket in timeout mode, where every
+    recv and send first polls (about 3 % of a loopback login), and it would stay on the session.
+    So when the caller set none, we open the TCP socket ourselves, as PyMySQL would, with kernel
+    timeouts (SO_RCVTIMEO/SO_SNDTIMEO) for the handshake only.
+    """
+    if kw.get("read_timeout") is not None:
+        conn.connect()
+        return
+    if kw.get("unix_socket") or not _KERNEL_TIMEOUTS:
+        conn._read_timeout = timeout  # PyMySQL applies it to the socket before each read
+        try:
+            conn.connect()
+        finally:
+            conn._read_timeout = None
+        return
+    tv = struct.pack("ll", int(timeout), int((timeout % 1) * 1_000_000))
+    bind = kw.get("bind_address")
+    try:
+        sock = socket.create_connection((conn.host, conn.port), conn.connect_timeout,
+                                        source_address=(bind, 0) if bind else None)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, tv)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
+    except OSError as exc:  # the error PyMySQL itself raises for this
+        raise pymysql.err.OperationalError(
+            2003, f"Can't connect to MySQL server on {conn.host!r} ({exc})"
+        ) from exc
+    conn.host_info = "socket %s:%d" % (conn.host, conn.port)
+    conn.connect(sock)  # closes the socket if the login fails
+    conn._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _NO_TIMEOUT)
+    conn._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _NO_TIMEOUT)

@@ -86,7 +86,7 @@ class RotatingConnection(wrapt.ObjectProxy):  # type: ignore[misc]
             raise InvalidParameter("RotatingConnection.connect() opens its own socket; sock is not supported")
         conn = self.__wrapped__
 
-        def login(kw: dict[str, Any]) -> Any:
+        def login(kw: dict[str, Any]) -> Any:  # reuses this connection object: no new one
             conn.user = kw["user"]
             conn.password = kw["password"]
             conn.host = kw.get("host", conn.host)
@@ -94,8 +94,7 @@ class RotatingConnection(wrapt.ObjectProxy):  # type: ignore[misc]
             if conn.db is not None and "database" in kw:
                 conn.db = kw["database"]
             conn._read_timeout = kw.get("read_timeout")
-            conn.connect()
-            return conn
+            return conn  # the connector logs it in
 
         _, creds = self._self_connector.connect(self._self_kwargs, login)
         self._self_version = creds.version_id

@@ -29,12 +29,22 @@ from typing import Any
 import pymysql
 
 from secretclient.errors import InvalidParameter, SecretClientError
+from secretclient.testing.certs import TestCertificates, make_certificates
 
 __all__ = ["MariaDB", "MariaDBError", "MariaDBNotInstalled", "find_mariadbd"]
 
 _SBIN_DIRS = ("/usr/sbin", "/usr/local/sbin", "/usr/libexec", "/usr/local/mysql/bin")
 _NAME_RE = re.compile(r"[A-Za-z0-9_]{1,40}")
 _PORT_IN_USE = ("Bind on TCP/IP port", "Address already in use")
+
+
+# Runs beside each server: when its stdin pipe from us closes without stop() having killed it
+# first (our process died, even by SIGKILL), it kills the server ($1) and deletes its directory ($2).
+_WATCHDOG = """
+read -r _
+kill -9 "$1" 2>/dev/null
+rm -rf "$2"
+"""
 
 
 class MariaDBError(SecretClientError):
@@ -91,8 +101,9 @@ class MariaDB:
     """A ``mariadbd`` on a free 127.0.0.1 port with its data in a temp dir.
 
     Use it as a context manager, or call :meth:`start` and :meth:`stop`. ``stop`` kills the
-    server's process group and deletes the directory; it also runs at interpreter exit, so a
-    failing test does not leave a server behind.
+    server's process group and deletes the directory; it also runs at interpreter exit, and a
+    small watchdog process does the same if the test process is killed, so a failing or
+    interrupted test run does not leave a server behind.
 
     ``tls=True`` makes a throwaway CA and server certificate (see :attr:`ca_file`).
     ``options`` adds server flags: ``{"max_password_errors": 3}`` becomes
@@ -122,7 +133,9 @@ class MariaDB:
         self.directory: Path | None = None
         self.ca_file: Path | None = None
         self.version = ""
+        self._certs: TestCertificates | None = None
         self._proc: subprocess.Popen[bytes] | None = None
+        self._watchdog: subprocess.Popen[bytes] | None = None
         self._names = itertools.count(1)
 
     def __repr__(self) -> str:
@@ -189,8 +202,6 @@ class MariaDB:
         try:
             self._install(install)
             if self.tls:
-                from secretclient.testing.certs import make_certificates
-
                 self._certs = make_certificates(self._dir() / "tls")
                 self.ca_file = self._certs.ca_file
             # Another process may grab the port between our probe and the server's bind.
@@ -216,6 +227,8 @@ class MariaDB:
             "--no-defaults",
             *self._as_root_flag(),
             f"--datadir={self.datadir}",
+            # A private tmpdir: concurrent installs sharing /tmp clash on temp table names.
+            f"--tmpdir={self._dir()}",
             "--innodb-log-file-size=16M",
             "--innodb-buffer-pool-size=64M",
         ]
@@ -238,7 +251,6 @@ class MariaDB:
             "--skip-log-bin",
             f"--log-error={self.error_log}",
             f"--pid-file={d / 'mariadbd.pid'}",
-            f"--tmpdir={d}",
         ]
         if self.audit:
             # Rotation off: failed_logins() must see every event of the server's life.
@@ -251,7 +263,7 @@ class MariaDB:
                 "--loose-server-audit-file-rotations=0",
                 "--loose-server-audit-logging=ON",
             ]
-        if self.tls:
+        if self._certs is not None:
             flags += [
                 f"--ssl-ca={self._certs.ca_file}",
                 f"--ssl-cert={self._certs.cert_file}",
@@ -272,11 +284,18 @@ class MariaDB:
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
+        self._watchdog = subprocess.Popen(
+            ["/bin/sh", "-c", _WATCHDOG, "mariadb-watchdog", str(self._proc.pid), str(self._dir())],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                code = self._proc.returncode
-                self._proc = None
+            code = self._proc.poll()
+            if code is not None:
+                self._kill()
                 raise MariaDBError(f"mariadbd exited with {code} during start-up; error log:\n{self._log_tail()}")
             if self._socket_accepts():
                 return
@@ -320,6 +339,13 @@ class MariaDB:
             self.version = str(row[0]) if row else ""
 
     def _kill(self) -> None:
+        # The watchdog first, so it never acts on a pid we have already reaped.
+        watchdog, self._watchdog = self._watchdog, None
+        if watchdog is not None:
+            watchdog.kill()
+            watchdog.wait(timeout=10)
+            if watchdog.stdin is not None:
+                watchdog.stdin.close()
         proc, self._proc = self._proc, None
         if proc is None:
             return
@@ -355,8 +381,9 @@ class MariaDB:
     ) -> pymysql.connections.Connection:
         """A PyMySQL connection over TCP; root with the admin password by default.
 
-        Bounded by default: 5 s to connect, 30 s per read or write. TLS only if you ask for it,
-        e.g. ``ssl_ca=db.ca_file, ssl_verify_identity=True``.
+        Bounded by default: 5 s to connect, 30 s per read or write. TLS follows PyMySQL's
+        default (used, unverified, when the server offers it): pass
+        ``ssl_ca=db.ca_file, ssl_verify_identity=True`` to verify, ``ssl_disabled=True`` for none.
         """
         if self.port == 0 or self.directory is None:
             raise MariaDBError("the server is not started; call start() first")

@@ -1,0 +1,133 @@
+"""``rotation`` command: rotate, plan, status and abort a secret's rotation.
+
+    rotation --store embedded:/var/lib/app/secrets.db rotate app/db
+    rotation --store kms --region cn-hangzhou plan app/db
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from datetime import timedelta
+from typing import Any
+
+import click
+
+from secretclient.errors import SecretClientError
+
+from .config import STRATEGIES, make_strategy, open_store
+from .engine import Rotator
+from .errors import RotationInProgress
+from .passwords import DEFAULT_POLICY
+
+__all__ = ["main"]
+
+
+def _rotator(obj: dict[str, Any]) -> Rotator:
+    store = open_store(
+        obj["store"], region=obj["region"], endpoint=obj["endpoint"],
+        access_key_id=obj["access_key_id"], access_key_secret=obj["access_key_secret"],
+    )
+    strategy = make_strategy(
+        obj["strategy"], name_limit=obj["name_limit"], grace_seconds=obj["grace"],
+        master_secret=obj["master_secret"], exclude_characters=obj["exclude_characters"],
+        password_length=obj["password_length"], ca_file=obj["ca_file"],
+    )
+    return Rotator(store, strategy=strategy, lock_timeout=obj["lock_timeout"])
+
+
+def _run(ctx: click.Context, action: Any) -> None:
+    try:
+        rotator = _rotator(ctx.obj)
+        try:
+            action(rotator)
+        finally:
+            rotator.store.close()
+    except RotationInProgress as exc:
+        click.echo(f"busy: {exc}", err=True)
+        ctx.exit(3)
+    except SecretClientError as exc:
+        click.echo(f"error: {type(exc).__name__}: {exc}", err=True)
+        ctx.exit(1)
+
+
+@click.group()
+@click.option("--store", default="kms", show_default=True, envvar="ROTATION_STORE",
+              help="Where the secret lives: 'embedded:PATH' or 'kms'.")
+@click.option("--region", envvar="ALIBABA_CLOUD_REGION_ID", help="KMS region id (kms store).")
+@click.option("--endpoint", envvar="ROTATION_KMS_ENDPOINT", help="KMS endpoint: host[:port] or http(s)://host[:port].")
+@click.option("--access-key-id", envvar="ALIBABA_CLOUD_ACCESS_KEY_ID", help="KMS AccessKey id (or the env variable).")
+@click.option("--access-key-secret", envvar="ALIBABA_CLOUD_ACCESS_KEY_SECRET", help="KMS AccessKey secret (use the env variable).")
+@click.option("--strategy", type=click.Choice(STRATEGIES), default="alternating", show_default=True)
+@click.option("--name-limit", type=click.IntRange(1, 80), default=32, show_default=True,
+              help="Longest account name: 16 RDS, 32 MySQL, 80 MariaDB.")
+@click.option("--grace", type=click.FloatRange(0), default=0.0, show_default=True,
+              help="Seconds during which the ACSPrevious account is not reset (consumers' cache TTL).")
+@click.option("--master-secret", help="Privileged secret (default: the secret's MasterSecret field).")
+@click.option("--ca-file", type=click.Path(exists=True, dir_okay=False), help="CA bundle for secrets with \"SSL\": true.")
+@click.option("--exclude-characters", default=DEFAULT_POLICY.exclude_characters, show_default=True)
+@click.option("--password-length", type=click.IntRange(8, 128), default=DEFAULT_POLICY.length, show_default=True)
+@click.option("--lock-timeout", type=click.FloatRange(0), default=0.0, help="Seconds to wait for another rotator.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@click.pass_context
+def main(ctx: click.Context, **options: Any) -> None:
+    """Rotate MySQL/MariaDB credentials kept in a secret store (new → set → test → end)."""
+    ctx.obj = options
+
+
+def _out(ctx: click.Context, payload: dict[str, Any], lines: list[str]) -> None:
+    if ctx.obj["as_json"]:
+        click.echo(json.dumps(payload, default=str, indent=2))
+    else:
+        click.echo("\n".join(lines))
+
+
+@main.command()
+@click.argument("name")
+@click.pass_context
+def rotate(ctx: click.Context, name: str) -> None:
+    """Rotate NAME now (or finish its interrupted rotation)."""
+    def action(r: Rotator) -> None:
+        res = r.rotate(name)
+        _out(ctx, asdict(res), [
+            f"rotated {name}: ACSCurrent is now {res.version_id}" + (" (resumed)" if res.resumed else ""),
+            f"took {res.duration * 1000:.0f} ms",
+        ])
+    _run(ctx, action)
+
+
+@main.command()
+@click.argument("name")
+@click.pass_context
+def plan(ctx: click.Context, name: str) -> None:
+    """Show what rotating NAME would do, changing nothing; exit 1 if a check fails."""
+    def action(r: Rotator) -> None:
+        p = r.plan(name)
+        _out(ctx, {**asdict(p), "ok": p.ok}, p.lines())
+        if not p.ok:
+            ctx.exit(1)
+    _run(ctx, action)
+
+
+@main.command()
+@click.argument("name")
+@click.option("--interval", type=click.FloatRange(min=0, min_open=True), help="Rotation interval in hours "
+              "(default: the secret's own).")
+@click.pass_context
+def status(ctx: click.Context, name: str, interval: float | None) -> None:
+    """Show NAME's versions, stages, last and next rotation."""
+    def action(r: Rotator) -> None:
+        s = r.status(name, timedelta(hours=interval) if interval else None)
+        _out(ctx, {**asdict(s), "in_progress": s.in_progress}, s.lines())
+    _run(ctx, action)
+
+
+@main.command()
+@click.argument("name")
+@click.pass_context
+def abort(ctx: click.Context, name: str) -> None:
+    """Remove NAME's ACSPending, after proving that ACSCurrent still logs in."""
+    def action(r: Rotator) -> None:
+        res = r.abort(name)
+        _out(ctx, asdict(res), [f"{name}: {res.reason}" + (f" ({res.removed_version_id})" if res.removed_version_id else "")])
+    _run(ctx, action)

@@ -1,0 +1,119 @@
+"""The Function Compute handler: the seed's CloudFlow flow drives this engine unchanged.
+
+The flow calls ``handler`` with ``{"SecretName", "RegionId", "Step", "VersionId"?, "InstanceId"?}``
+for the steps new → set → test → end, passing the returned ``{"VersionId": …}`` along
+(``$local.VersionId``). ``VersionId`` defaults to ``context.requestId`` as in the seed; step
+``new`` returns the VersionId of an interrupted rotation instead, so the flow resumes it.
+
+Configuration comes from environment variables (FC function settings):
+
+``ROTATION_STORE``           ``kms`` (default) or ``embedded:PATH``
+``ROTATION_KMS_ENDPOINT``    default ``kms-vpc.<RegionId>.aliyuncs.com`` (the seed's VPC endpoint)
+credentials                  ``context.credentials`` (the FC role's STS token), else ``ALIBABA_CLOUD_ACCESS_KEY_ID`` /
+                             ``ALIBABA_CLOUD_ACCESS_KEY_SECRET``
+``ROTATION_STRATEGY``        ``alternating`` (default, the seed's ``_rt`` scheme) or ``single``
+``ROTATION_NAME_LIMIT``      longest account name, default 16 (RDS, as the seed)
+``ROTATION_GRACE_SECONDS``   ACSPrevious grace period, default 0
+``ROTATION_MASTER_SECRET``   privileged secret, default: the secret's ``MasterSecret`` field
+``EXCLUDE_CHARACTERS``       excluded password characters (the seed's variable), default ``/@"'\\``
+``ROTATION_PASSWORD_LENGTH`` default 32
+``ROTATION_CA_FILE``         CA bundle for ``"SSL": true``, default ``/opt/python/certs/cert.pem`` when present
+
+``InstanceId`` is accepted and ignored (the self-managed MySQL scenario has none).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Callable, Mapping
+
+from secretclient.model import CURRENT
+
+from .config import make_strategy, open_store
+from .engine import Rotator
+from .errors import InvalidRotationSetup
+
+__all__ = ["handler", "make_handler", "parse_event", "rotator_from_environment"]
+
+_SEED_CA = "/opt/python/certs/cert.pem"
+
+
+def parse_event(event: Any) -> dict[str, Any]:
+    """The event as a dict: FC passes bytes; tests and other callers may pass str or a mapping."""
+    if isinstance(event, (bytes, bytearray)):
+        event = bytes(event).decode("utf-8")
+    if isinstance(event, str):
+        try:
+            event = json.loads(event)
+        except ValueError:
+            raise InvalidRotationSetup("the event is not JSON") from None
+    if not isinstance(event, Mapping):
+        raise InvalidRotationSetup("the event must be a JSON object")
+    for key in ("SecretName", "Step"):
+        if not isinstance(event.get(key), str) or not event[key]:
+            raise InvalidRotationSetup(f"the event needs a non-empty string {key!r}")
+    return dict(event)
+
+
+def _context_credentials(context: Any) -> dict[str, str | None]:
+    creds = getattr(context, "credentials", None)
+    ak = getattr(creds, "accessKeyId", None) or getattr(creds, "access_key_id", None)
+    if not ak:
+        return {}
+    return {
+        "access_key_id": ak,
+        "access_key_secret": getattr(creds, "accessKeySecret", None) or getattr(creds, "access_key_secret", None),
+        "security_token": getattr(creds, "securityToken", None) or getattr(creds, "security_token", None),
+    }
+
+
+def rotator_from_environment(event: Mapping[str, Any], context: Any, env: Mapping[str, str] | None = None) -> Rotator:
+    """A Rotator configured by the environment variables listed in this module's docstring."""
+    env = os.environ if env is None else env
+    region = event.get("RegionId") or env.get("ALIBABA_CLOUD_REGION_ID")
+    spec = env.get("ROTATION_STORE", "kms")
+    kms: dict[str, Any] = {}
+    if spec == "kms":
+        if not region:
+            raise InvalidRotationSetup("the event has no RegionId")
+        kms = dict(region=region, endpoint=env.get("ROTATION_KMS_ENDPOINT") or f"kms-vpc.{region}.aliyuncs.com",
+                   **_context_credentials(context))
+    store = open_store(spec, **kms)
+    ca_file = env.get("ROTATION_CA_FILE") or (_SEED_CA if os.path.exists(_SEED_CA) else None)
+    try:
+        strategy = make_strategy(
+            env.get("ROTATION_STRATEGY", "alternating"),
+            name_limit=int(env.get("ROTATION_NAME_LIMIT", "16")),
+            grace_seconds=float(env.get("ROTATION_GRACE_SECONDS", "0")),
+            master_secret=env.get("ROTATION_MASTER_SECRET"),
+            exclude_characters=env.get("EXCLUDE_CHARACTERS"),
+            password_length=int(env.get("ROTATION_PASSWORD_LENGTH", "32")),
+            ca_file=ca_file,
+        )
+    except ValueError:
+        store.close()
+        raise InvalidRotationSetup("ROTATION_NAME_LIMIT, ROTATION_GRACE_SECONDS and ROTATION_PASSWORD_LENGTH must be numbers") from None
+    return Rotator(store, strategy=strategy)
+
+
+def make_handler(factory: Callable[[Mapping[str, Any], Any], Rotator]) -> Callable[[Any, Any], dict[str, str]]:
+    """A handler that builds its Rotator with ``factory(event, context)`` (for configuration in code)."""
+
+    def handle(event: Any, context: Any) -> dict[str, str]:
+        evt = parse_event(event)
+        version_id = evt.get("VersionId") or getattr(context, "requestId", None) or getattr(context, "request_id", None)
+        rotator = factory(evt, context)
+        try:
+            current = rotator.store.get_secret(evt["SecretName"], stage=CURRENT)
+            if current.secret_type != "Generic":  # as the seed: only generic secrets rotate here
+                raise InvalidRotationSetup(f"secret {evt['SecretName']!r} is {current.secret_type}, not Generic")
+            return {"VersionId": rotator.step(evt["SecretName"], evt["Step"], version_id)}
+        finally:
+            rotator.store.close()
+
+    return handle
+
+
+#: The Function Compute entry point (``rotation.fc.handler``), configured by the environment.
+handler = make_handler(rotator_from_environment)

@@ -1,0 +1,130 @@
+"""The seed's CloudFlow step sequence through rotation.fc.handler, the scheduler across four
+processes, and the ``rotation`` CLI — against real MariaDB, both stores."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from click.testing import CliRunner
+
+from test_rotation_support import (  # noqa: F401  (fixtures)
+    CURRENT,
+    PENDING,
+    ShiftedClock,
+    child_env,
+    cleanup_accounts,
+    make_app,
+    start_store,
+    store_handle,
+)
+
+import rotation.fc
+from rotation import InvalidRotationSetup
+from rotation.cli import main as cli
+
+CHILD = Path(__file__).with_name("test_rotation_child.py")
+
+
+def _fc_env(monkeypatch, handle):
+    if handle.kind == "embedded":
+        monkeypatch.setenv("ROTATION_STORE", f"embedded:{handle.spec['path']}")
+        context_creds = None
+    else:
+        monkeypatch.setenv("ROTATION_STORE", "kms")
+        monkeypatch.setenv("ROTATION_KMS_ENDPOINT", handle.spec["endpoint"])
+        context_creds = SimpleNamespace(accessKeyId=handle.spec["ak"], accessKeySecret=handle.spec["sk"],
+                                        securityToken=None)
+    monkeypatch.setenv("ROTATION_STRATEGY", "alternating")
+    return context_creds
+
+
+def test_seed_step_sequence_through_the_fc_handler(mariadb, store_handle, cleanup_accounts, monkeypatch):
+    app = make_app(mariadb, store_handle.store, "alternating", account="fcuser")
+    cleanup_accounts.append("fcuser")
+    creds = _fc_env(monkeypatch, store_handle)
+    payload = {"SecretName": app.name, "RegionId": "cn-hangzhou"}  # the CloudFlow schedule's payload
+    for run in (1, 2):
+        context = SimpleNamespace(requestId=f"req-{run}", credentials=creds)
+        local = rotation.fc.handler(json.dumps({**payload, "Step": "new"}).encode(), context)
+        assert local == {"VersionId": f"req-{run}"}
+        assert store_handle.store.get_secret(app.name, stage=PENDING).version_id == f"req-{run}"
+        for step in ("set", "test", "end"):  # each step gets $local.VersionId, as in the YAML
+            out = rotation.fc.handler(json.dumps({**payload, "Step": step, **local}), context)
+            assert out == local
+        current = store_handle.store.get_secret(app.name)
+        assert current.version_id == f"req-{run}" and PENDING not in current.stages
+        assert current.db_credentials().account_name == ("fcuser_rt" if run == 1 else "fcuser")
+        assert app.can_login(current.db_credentials())
+    # Retried steps are harmless; a bad step changes nothing.
+    assert rotation.fc.handler({**payload, "Step": "end", "VersionId": "req-2"}, context) == {"VersionId": "req-2"}
+    with pytest.raises(InvalidRotationSetup, match="step must be one of"):
+        rotation.fc.handler({**payload, "Step": "finish", "VersionId": "req-2"}, context)
+    assert store_handle.store.get_secret(app.name).version_id == "req-2"
+
+
+def test_fc_handler_rejects_malformed_events():
+    with pytest.raises(InvalidRotationSetup, match="not JSON"):
+        rotation.fc.handler(b"{nope", SimpleNamespace(requestId="r"))
+    with pytest.raises(InvalidRotationSetup, match="SecretName"):
+        rotation.fc.handler({"Step": "new"}, SimpleNamespace(requestId="r"))
+
+
+@pytest.mark.parametrize("store_kind", ["embedded", "kms"])
+def test_four_schedulers_rotate_a_due_secret_exactly_once(mariadb, tmp_path, cleanup_accounts, store_kind):
+    clock = ShiftedClock()
+    clock.offset = -timedelta(hours=2)  # the secret was created two hours ago: due (interval 1 h)
+    handle = start_store(store_kind, tmp_path, clock)
+    try:
+        app = make_app(mariadb, handle.store, "alternating", rich=False)
+        cleanup_accounts.append(app.account)
+        clock.offset = timedelta(0)
+        spec = {"store": handle.spec, "secret": app.name, "strategy": "alternating", "mode": "scheduler",
+                "start_at": time.time() + 1.0}
+        procs = [subprocess.Popen([sys.executable, str(CHILD), json.dumps(spec)], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, env=child_env()) for _ in range(4)]
+        outputs = [p.communicate(timeout=60) for p in procs]
+        results = []
+        for (out, err), p in zip(outputs, procs):
+            assert p.returncode == 0, err.decode()[-2000:]
+            results.append(json.loads(out.decode().split("RESULT ", 1)[1]))
+        assert sum(r.count("promoted") for r in results) == 1, results
+        versions = handle.store.list_versions(app.name, include_deprecated=True)
+        assert len(versions) == 2  # v0 and exactly one new version
+        assert app.can_login(app.current())
+    finally:
+        handle.close()
+
+
+def test_cli_status_plan_rotate_abort(mariadb, tmp_path, cleanup_accounts):
+    handle = start_store("embedded", tmp_path)
+    try:
+        app = make_app(mariadb, handle.store, "alternating", rich=False)
+        cleanup_accounts.append(app.account)
+        base = ["--store", f"embedded:{handle.spec['path']}", "--name-limit", "80"]
+        runner = CliRunner()
+        res = runner.invoke(cli, [*base, "plan", app.name])
+        assert res.exit_code == 0, res.output
+        assert f"account: {app.account}_rt@%" in res.output and "<redacted>" in res.output
+        res = runner.invoke(cli, [*base, "--json", "rotate", app.name])
+        assert res.exit_code == 0, res.output
+        rotated = json.loads(res.output)
+        assert rotated["rotated"] and handle.store.get_secret(app.name).version_id == rotated["version_id"]
+        res = runner.invoke(cli, [*base, "status", app.name, "--interval", "24"])
+        assert res.exit_code == 0 and "ACSCurrent" in res.output and "next rotation: 20" in res.output
+        res = runner.invoke(cli, [*base, "abort", app.name])
+        assert res.exit_code == 0 and "no ACSPending" in res.output
+        secret_values = [handle.store.get_secret(app.name, version_id=v.version_id).db_credentials().account_password
+                         for v in handle.store.list_versions(app.name)]
+        res = runner.invoke(cli, [*base, "--json", "status", app.name])
+        assert all(pw not in res.output for pw in secret_values)
+        res = runner.invoke(cli, [*base, "--name-limit", "4", "rotate", app.name])
+        assert res.exit_code == 1 and "UnsafeAccountName" in res.output
+    finally:
+        handle.close()
