@@ -148,7 +148,7 @@ def provision(db: MariaDB, store: Any) -> str:
     # alter accounts, read the grant tables, and hand on the application's privileges.
     master_password = store.random_password(DEFAULT_POLICY)
     db.create_user(MASTER_ACCOUNT, master_password, grants=("CREATE USER ON *.*", "SELECT ON mysql.*"))
-    db.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {q}.* TO %s@'%%' WITH GRANT OPTION", (MASTER_ACCOUNT,))
+    db.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {q}.* TO %s@%s WITH GRANT OPTION", (MASTER_ACCOUNT, "%"))
     common = {"Endpoint": db.host, "Port": db.port, "SSL": False}
     store.create_secret(
         MASTER_SECRET,
@@ -300,8 +300,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
                 f"; failed rotations: {rotations.failed}")
         say(f"  slowest query: {max(s.slowest for s in stats) * 1000:.0f} ms; logins {cs.logins} "
             f"(rejected {cs.rejected}, recovered {cs.recovered}); pooled connections rolled over {cs.rollovers}")
+        current = rotator_store.get_secret(APP_SECRET)
         say(f"  database accounts: {', '.join(sorted(accounts))}; ACSCurrent is "
-            f"{client.get_db_credentials(APP_SECRET).account_name} version {client.get(APP_SECRET).version_id}")
+            f"{current.db_credentials().account_name} version {current.version_id}")
         for line in sorted({e for s in stats for e in s.errors})[:5]:
             say(f"  error: {line}")
 

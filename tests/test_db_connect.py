@@ -247,21 +247,18 @@ def test_pending_rejected_then_promoted_is_tried_once_more(account):
 
     def login(kw: dict[str, Any]):
         sent.append(kw["password"].decode())
-        try:
-            return pymysql.connect(**kw)
-        except pymysql.err.OperationalError:
-            if len(sent) == 2:  # the pending one was just rejected: the rotation moves on
-                account.set_password(account.user, pending_pw)
-                account.promote(pending)
-            raise
+        if len(sent) == 3:  # ACSPending was just rejected: the rotation's set and end steps run now
+            account.set_password(account.user, pending_pw)
+            account.promote(pending)
+        return pymysql.connect(**kw)
 
     conn, creds = connector.connect({}, login)
     conn.close()
     assert creds.version_id == pending
-    # bad ACSCurrent, ACSPending (rejected), then the same password once more as ACSCurrent;
-    # ACSPrevious is now the bad version, already rejected, so not sent again.
-    assert sent[1:] == [pending_pw, pending_pw] and len(sent) == 3
-    assert account.failed_logins() == 2
+    # bad ACSCurrent, ACSPending (rejected: not set yet), ACSPrevious (rejected: just changed),
+    # then the pending password once more, now as ACSCurrent.
+    assert sent[1:] == [pending_pw, account.passwords[0], pending_pw] and len(set(sent)) == 3
+    assert account.failed_logins() == 3
 
 
 def account_backoff():
@@ -308,6 +305,7 @@ def test_silent_server_cannot_hang_the_login(account):
         conn = connect(account.secret, client=account.client, policy=policy, host=proxy.host, port=proxy.port)
         # The login's read timeout is not left on the session (the caller asked for none).
         assert conn._read_timeout is None
+        assert _query(conn, "SELECT 1") == (1,) and conn._sock.gettimeout() is None
         conn.close()
 
 

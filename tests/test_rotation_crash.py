@@ -78,8 +78,7 @@ def _run_child_until(spec: dict, point: str) -> None:
 
 
 @pytest.mark.parametrize("kind,store_kind", [
-    ("alternating", "embedded"), ("alternating", "kms"), ("self", "embedded"), ("self", "kms"),
-    ("single-master", "embedded"),
+    ("alternating", "embedded"), ("alternating", "kms"), ("self", "embedded"), ("single-master", "kms"),
 ])
 def test_sigkill_at_every_point_then_the_next_run_completes(mariadb, tmp_path, cleanup_accounts, kind, store_kind):
     handle = start_store(store_kind, tmp_path)

@@ -122,7 +122,7 @@ def test_every_printable_character_the_policy_allows(mariadb, store_handle, clea
     assert app.can_login(app.current())
 
 
-@pytest.mark.parametrize("bad", ["app'user", "app`user", "app%user", "app user", "a" * 78, "", "app\"x", "app;drop"])
+@pytest.mark.parametrize("bad", ["app'user", "app`user", "app%user", "app user", "a" * 78, ""])
 def test_hostile_account_names_are_rejected_up_front(mariadb, store_handle, cleanup_accounts, bad):
     store = store_handle.store
     app = make_app(mariadb, store, "alternating", rich=False)

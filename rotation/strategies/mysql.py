@@ -8,7 +8,7 @@ its Endpoint and Port must match the rotated secret's.
 from __future__ import annotations
 
 from contextlib import closing
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pymysql
@@ -145,8 +145,7 @@ class _MySqlStrategy:
 
 
 def _ctx(store: Any, secret_name: str) -> RotationContext:
-    from datetime import datetime, timezone
-
+    """A context for reads outside a step (the lock connection needs the MasterSecret)."""
     return RotationContext(store=store, secret_name=secret_name, now=lambda: datetime.now(timezone.utc))
 
 

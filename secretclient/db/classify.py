@@ -60,6 +60,9 @@ NETWORK = frozenset(
 CLIENT_CONFIG = frozenset({2005, 2026, 2059, 2061, 3159})
 ACCESS = frozenset({1044, 1049})
 
+# TLS errors that are the network's doing (a peer gone, a timeout), not a bad certificate.
+_SSL_TRANSIENT = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLWantReadError, ssl.SSLWantWriteError,
+                  ssl.SSLSyscallError)
 _MISSING_DEPENDENCY = ("'cryptography' package is required", "'pynacl' package is required")
 
 
@@ -110,7 +113,7 @@ def classify(exc: BaseException) -> Classification:
     for cur in chain:
         if isinstance(cur, (ssl.SSLCertVerificationError, ssl.CertificateError)):
             return Classification(ErrorKind.CLIENT_CONFIG, _first_errno(chain))
-        if isinstance(cur, ssl.SSLError) and not isinstance(cur, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):
+        if isinstance(cur, ssl.SSLError) and not isinstance(cur, _SSL_TRANSIENT):
             return Classification(ErrorKind.CLIENT_CONFIG, _first_errno(chain))
     for cur in chain:
         if isinstance(cur, RuntimeError) and any(m in str(cur) for m in _MISSING_DEPENDENCY):

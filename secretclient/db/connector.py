@@ -18,10 +18,7 @@ import dataclasses
 import itertools
 import logging
 import random
-import socket
 import ssl
-import struct
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -414,14 +411,17 @@ class _Search:
             kw = c.build_kwargs(creds, self.kwargs)
             remaining = max(self.remaining(), 0.001)
             kw.setdefault("connect_timeout", min(10.0, remaining))
-            kw["defer_connect"] = True
+            # Without a read timeout a server that accepts TCP and never answers hangs the login
+            # forever: bound the login by the budget, then take the timeout off the session.
+            bounded = kw.get("read_timeout") is None
+            if bounded:
+                kw["read_timeout"] = min(_HANDSHAKE_TIMEOUT, remaining)
             started = c._clock()
             c._count("logins")
             if self.attempts:
                 c._count("retries")
             try:
                 conn = self.login(kw)
-                _handshake(conn, kw, min(_HANDSHAKE_TIMEOUT, remaining))
             except Exception as exc:
                 verdict = classify(exc)
                 self.attempts.append(Attempt(creds.version_id, stage, creds.account_name, verdict.kind, verdict.errno))
@@ -443,6 +443,8 @@ class _Search:
                 if verdict.kind is ErrorKind.OTHER:
                     raise
                 raise self.final_error() from exc
+            if bounded:
+                _restore_read_timeout(conn)
             return conn
 
     def succeeded(self, creds: DbCredentials, stage: str) -> None:
@@ -492,43 +494,8 @@ class _Search:
                    secret=c.secret, attempts=tuple(self.attempts))
 
 
-_KERNEL_TIMEOUTS = sys.platform.startswith("linux") or sys.platform == "darwin"
-_NO_TIMEOUT = struct.pack("ll", 0, 0)
-
-
-def _handshake(conn: Any, kw: Mapping[str, Any], timeout: float) -> None:
-    """Log ``conn`` (made with ``defer_connect=True``) in, each server reply bounded by ``timeout``.
-
-    Without any read timeout a server that accepts TCP and never answers hangs the login forever.
-    A PyMySQL ``read_timeout`` would bound it, but puts the socket in timeout mode, where every
-    recv and send first polls (about 3 % of a loopback login), and it would stay on the session.
-    So when the caller set none, we open the TCP socket ourselves, as PyMySQL would, with kernel
-    timeouts (SO_RCVTIMEO/SO_SNDTIMEO) for the handshake only.
-    """
-    if kw.get("read_timeout") is not None:
-        conn.connect()
-        return
-    if kw.get("unix_socket") or not _KERNEL_TIMEOUTS:
-        conn._read_timeout = timeout  # PyMySQL applies it to the socket before each read
-        try:
-            conn.connect()
-        finally:
-            conn._read_timeout = None
-        return
-    tv = struct.pack("ll", int(timeout), int((timeout % 1) * 1_000_000))
-    bind = kw.get("bind_address")
-    try:
-        sock = socket.create_connection((conn.host, conn.port), conn.connect_timeout,
-                                        source_address=(bind, 0) if bind else None)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, tv)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
-    except OSError as exc:  # the error PyMySQL itself raises for this
-        raise pymysql.err.OperationalError(
-            2003, f"Can't connect to MySQL server on {conn.host!r} ({exc})"
-        ) from exc
-    conn.host_info = "socket %s:%d" % (conn.host, conn.port)
-    conn.connect(sock)  # closes the socket if the login fails
-    conn._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _NO_TIMEOUT)
-    conn._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _NO_TIMEOUT)
+def _restore_read_timeout(conn: Any) -> None:
+    # The caller asked for no read timeout; PyMySQL re-applies _read_timeout before each read.
+    target = getattr(conn, "__wrapped__", conn)
+    if hasattr(target, "_read_timeout"):
+        target._read_timeout = None

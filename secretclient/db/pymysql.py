@@ -94,7 +94,8 @@ class RotatingConnection(wrapt.ObjectProxy):  # type: ignore[misc]
             if conn.db is not None and "database" in kw:
                 conn.db = kw["database"]
             conn._read_timeout = kw.get("read_timeout")
-            return conn  # the connector logs it in
+            conn.connect()
+            return conn
 
         _, creds = self._self_connector.connect(self._self_kwargs, login)
         self._self_version = creds.version_id

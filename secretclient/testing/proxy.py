@@ -215,7 +215,7 @@ class FaultProxy:
         upstream: socket.socket | None = None
         graceful = False
         try:
-            # A new connection in a blackhole waits silently, as if the SYN-ACK came from nowhere useful.
+            # In a blackhole a new connection is accepted but hears nothing until the mode changes.
             while self._mode == "blackhole" and generation == self._generation:
                 if self._stop.wait(_TICK) or self._expired():
                     return

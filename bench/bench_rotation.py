@@ -1,0 +1,79 @@
+"""One full rotation (new → set → test → end) on loopback: median of 20, per strategy and store.
+
+    python bench/bench_rotation.py
+
+A throwaway MariaDB (secretclient.testing) and, for the KMS rows, the KmsEmulator reached
+through the real aliyun SDK over HTTP. Each rotation includes taking and releasing the
+GET_LOCK lock, every store call and every login the engine makes. Target: median ≤ 200 ms.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from secretclient.stores.embedded import EmbeddedStore  # noqa: E402
+from secretclient.testing.kms_emulator import KmsEmulator  # noqa: E402
+from secretclient.testing.mariadb import MariaDB  # noqa: E402
+
+from rotation import AlternatingUsersStrategy, Rotator, SingleUserStrategy  # noqa: E402
+
+ROUNDS = 20
+
+
+def setup(db: MariaDB, store, n: int) -> str:
+    database = db.create_database("bench")
+    db.create_user(f"adm{n}", "admin-pw-0123456789")
+    db.execute("GRANT ALL ON *.* TO %s@%s WITH GRANT OPTION", (f"adm{n}", "%"))
+    db.create_user(f"app{n}", "app-pw-0123456789", grants=(f"SELECT, INSERT, UPDATE ON {database}.*",))
+    common = {"Endpoint": db.host, "Port": db.port, "SSL": False}
+    store.create_secret(f"master{n}", json.dumps({**common, "AccountName": f"adm{n}",
+                                                  "AccountPassword": "admin-pw-0123456789"}), version_id="m")
+    store.create_secret(f"app{n}", json.dumps({**common, "AccountName": f"app{n}", "DBName": database,
+                                               "AccountPassword": "app-pw-0123456789",
+                                               "MasterSecret": f"master{n}"}), version_id="v0")
+    return f"app{n}"
+
+
+def measure(rotator: Rotator, name: str) -> list[float]:
+    rotator.rotate(name)  # warm-up: creates the _rt account, fills caches
+    times = []
+    for _ in range(ROUNDS):
+        t0 = time.perf_counter()
+        rotator.rotate(name)
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def main() -> None:
+    rows = []
+    with MariaDB(audit=False) as db:
+        backing = EmbeddedStore()
+        with KmsEmulator(store=EmbeddedStore()) as emulator:
+            stores = {"EmbeddedStore (:memory:)": backing, "KMS emulator via SDK (HTTP)": emulator.store()}
+            n = 0
+            for store_label, store in stores.items():
+                for label, strategy in (
+                    ("alternating users", AlternatingUsersStrategy(name_limit=80)),
+                    ("single user, MasterSecret", SingleUserStrategy(use_master=True)),
+                    ("single user, self", SingleUserStrategy(use_master=False)),
+                ):
+                    n += 1
+                    name = setup(db, store, n)
+                    times = measure(Rotator(store, strategy=strategy), name)
+                    rows.append((store_label, label, statistics.median(times), max(times)))
+        print(f"MariaDB {db.version}, {ROUNDS} rotations each after one warm-up, loopback")
+    print(f"{'store':30} {'strategy':28} {'median ms':>10} {'max ms':>8}")
+    for store_label, label, median, worst in rows:
+        print(f"{store_label:30} {label:28} {median * 1000:10.1f} {worst * 1000:8.1f}")
+    verdict = all(median <= 0.200 for _, _, median, _ in rows)
+    print(f"target median <= 200 ms: {'met' if verdict else 'MISSED'}")
+
+
+if __name__ == "__main__":
+    main()
