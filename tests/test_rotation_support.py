@@ -18,7 +18,6 @@ from secretclient.model import CURRENT, PENDING, PREVIOUS
 from secretclient.stores.embedded import EmbeddedStore
 from test_rotation_child import STRATEGIES, child_env, make_strategy, open_store
 
-from rotation import LocalLock
 _names = itertools.count(1)
 
 
@@ -207,5 +206,5 @@ def stages_snapshot(store: Any, name: str) -> dict[str, tuple[str, Any]]:
 __all__ = [
     "App", "ShiftedClock", "StoreHandle", "STRATEGIES", "all_grants", "child_env", "cleanup_accounts",
     "drop_accounts", "make_app", "make_strategy", "open_store", "own_grants", "stages_snapshot",
-    "start_store", "store_handle", "CURRENT", "PENDING", "PREVIOUS", "LocalLock",
+    "start_store", "store_handle", "CURRENT", "PENDING", "PREVIOUS",
 ]

@@ -247,7 +247,7 @@ class Connector:
             kw["database"] = creds.db_name
         if creds.ssl:
             self._require_tls(kw)
-        elif creds.ssl is False and not kw.keys() & _ANY_TLS_KWARG:
+        elif creds.ssl is False and _ANY_TLS_KWARG.isdisjoint(kw):
             # The secret says no TLS. (PyMySQL's default "preferred" mode would also build a new
             # SSLContext, loading every system CA, on each login: ~25 ms.)
             kw["ssl_disabled"] = True
@@ -309,6 +309,9 @@ def _pymysql_login(kw: dict[str, Any]) -> pymysql.connections.Connection:
 class _Search:
     """One ``connect``: the candidates, the attempts, the budget."""
 
+    __slots__ = ("c", "policy", "kwargs", "login", "start", "deadline", "attempts", "rejected",
+                 "store_notes", "last_kind", "rejected_at")
+
     def __init__(self, connector: Connector, kwargs: dict[str, Any], login: Login) -> None:
         self.c = connector
         self.policy = connector.policy
@@ -319,7 +322,6 @@ class _Search:
         self.attempts: list[Attempt] = []
         self.rejected: dict[tuple[str, str], set[str]] = {}
         self.store_notes: list[str] = []
-        self.last_exc: BaseException | None = None
         self.last_kind: ErrorKind | None = None
         self.rejected_at = self.start
 
@@ -342,7 +344,8 @@ class _Search:
 
     # -- candidates -------------------------------------------------------------------------
 
-    def candidates(self) -> Iterator[tuple[DbCredentials, str]]:
+    def first(self) -> tuple[DbCredentials, str]:
+        """The cached ``ACSCurrent`` credentials, or those that worked instead of them."""
         c = self.c
         try:
             first = c.credentials(CURRENT)
@@ -356,8 +359,14 @@ class _Search:
             ) from exc
         hint = c._hint
         if hint is not None and hint[0] == first.version_id:
-            yield hint[1], hint[2]
-        yield first, CURRENT
+            return hint[1], hint[2]
+        return first, CURRENT
+
+    def candidates(self, first: DbCredentials) -> Iterator[tuple[DbCredentials, str]]:
+        """What to try after ``first`` was rejected."""
+        c = self.c
+        if first.version_id != c._current:  # ``first`` was a hint: the cached ACSCurrent is next
+            yield c.credentials(CURRENT), CURRENT
         for round_no in range(self.policy.rounds):
             if round_no > 0 and not self.wait(round_no - 1):
                 return
@@ -388,7 +397,12 @@ class _Search:
     def run(self) -> tuple[Any, DbCredentials]:
         c = self.c
         try:
-            for creds, stage in self.candidates():
+            creds, stage = self.first()
+            conn = self.try_login(creds, stage)
+            if conn is not None:
+                c._count("connects")
+                return conn, creds
+            for creds, stage in self.candidates(creds):
                 if not self.allowed(creds, stage):
                     continue
                 if not self.can_send():
@@ -409,14 +423,15 @@ class _Search:
         transient = 0
         while True:
             kw = c.build_kwargs(creds, self.kwargs)
-            remaining = max(self.remaining(), 0.001)
-            kw.setdefault("connect_timeout", min(10.0, remaining))
+            started = c._clock()
+            remaining = max(self.deadline - started, 0.001)
+            if "connect_timeout" not in kw:
+                kw["connect_timeout"] = min(10.0, remaining)
             # Without a read timeout a server that accepts TCP and never answers hangs the login
             # forever: bound the login by the budget, then take the timeout off the session.
             bounded = kw.get("read_timeout") is None
             if bounded:
                 kw["read_timeout"] = min(_HANDSHAKE_TIMEOUT, remaining)
-            started = c._clock()
             c._count("logins")
             if self.attempts:
                 c._count("retries")
@@ -425,7 +440,7 @@ class _Search:
             except Exception as exc:
                 verdict = classify(exc)
                 self.attempts.append(Attempt(creds.version_id, stage, creds.account_name, verdict.kind, verdict.errno))
-                self.last_exc, self.last_kind = exc, verdict.kind
+                self.last_kind = verdict.kind
                 log.debug("secret %r version %r (%s) login failed: %s %s", c.secret, creds.version_id,
                           stage, verdict.kind.value, verdict.errno)
                 if verdict.kind is ErrorKind.BAD_CREDENTIALS:
