@@ -27,13 +27,25 @@ from .errors import (
     Throttled,
     VersionConflict,
 )
-from .model import CURRENT, PENDING, PREVIOUS, DbCredentials, PasswordPolicy, Secret, SecretInfo, VersionInfo
+from .model import (
+    CURRENT,
+    PENDING,
+    PREVIOUS,
+    DbCredentials,
+    PasswordPolicy,
+    Secret,
+    SecretInfo,
+    VersionInfo,
+)
 from .stats import ClientEvent, ClientObserver, ClientStats
-from .stores import EmbeddedStore, SecretStore
+from .stores import AliyunKmsStore, EmbeddedStore, SecretStore
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CURRENT",
+    "PENDING",
+    "PREVIOUS",
     "AccessDenied",
     "AliyunKmsStore",
     "Backoff",
@@ -41,38 +53,28 @@ __all__ = [
     "ClientEvent",
     "ClientObserver",
     "ClientStats",
-    "CURRENT",
     "DbCredentials",
     "EmbeddedStore",
-    "get_default_client",
-    "inject_db_credentials",
-    "inject_secret",
     "InvalidParameter",
     "InvalidSecretContent",
     "LimitExceeded",
     "NoDefaultClient",
     "PasswordPolicy",
-    "PENDING",
-    "PREVIOUS",
     "Secret",
     "SecretClient",
     "SecretClientError",
     "SecretInfo",
     "SecretNotFound",
     "SecretStore",
-    "set_default_client",
     "StoreError",
     "StoreTimeout",
     "StoreUnavailable",
     "Throttled",
     "VersionConflict",
     "VersionInfo",
+    "get_default_client",
+    "inject_db_credentials",
+    "inject_secret",
+    "set_default_client",
 ]
 
-
-def __getattr__(name: str):  # optional extras are imported on first use
-    if name == "AliyunKmsStore":
-        from .stores.aliyun import AliyunKmsStore
-
-        return AliyunKmsStore
-    raise AttributeError(f"module 'secretclient' has no attribute {name!r}")

@@ -12,17 +12,23 @@ from __future__ import annotations
 import copy
 import math
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Hashable, Iterator
+from typing import Any
 
 import cachetools
 
 from .errors import StoreError
 from .model import CURRENT, Secret
 
-__all__ = ["Entry", "Failure", "EntryCache", "Flight", "SingleFlight", "deadlines"]
+__all__ = ["Entry", "EntryCache", "Failure", "Flight", "SingleFlight", "deadlines"]
 
 INFINITY = math.inf
+
+#: A cache key: ``(name, stage)`` for stage reads, ``(name, None, version_id)`` for reads by VersionId.
+Key = tuple[str, str] | tuple[str, None, str]
+#: What a read yields: the secret and, when served stale, seconds past its TTL.
+Outcome = tuple[Secret, float | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,14 +81,14 @@ def deadlines(started: float, ttl: float, refresh_ahead: float) -> tuple[float, 
     return started + ttl * (1.0 - refresh_ahead), started + ttl
 
 
-class _MirroredLRU(cachetools.LRUCache):
+class _MirroredLRU(cachetools.LRUCache[Key, Entry]):
     """An LRU cache that tells its owner about evictions (to drop them from the view)."""
 
-    def __init__(self, maxsize: int, on_evict: Callable[[Any, Any], None]) -> None:
+    def __init__(self, maxsize: int, on_evict: Callable[[Key, Entry], None]) -> None:
         super().__init__(maxsize)
         self._on_evict = on_evict
 
-    def popitem(self) -> tuple[Any, Any]:
+    def popitem(self) -> tuple[Key, Entry]:
         key, value = super().popitem()
         self._on_evict(key, value)
         return key, value
@@ -92,20 +98,20 @@ class EntryCache:
     """Bounded entries with a lock-free read view. Not locked itself: the caller holds a lock
     around every write."""
 
-    def __init__(self, max_size: int, on_evict: Callable[[Hashable, Entry], None]) -> None:
+    def __init__(self, max_size: int, on_evict: Callable[[Key, Entry], None]) -> None:
         #: The read view: never replaced, only mutated, so readers may hold a reference.
-        self.view: dict[Hashable, Entry] = {}
+        self.view: dict[Key, Entry] = {}
         self.current: dict[str, Entry] = {}
-        self._by_name: dict[str, set[Hashable]] = {}
+        self._by_name: dict[str, set[Key]] = {}
         self._on_evict = on_evict
         self._lru = _MirroredLRU(max_size, self._evicted)
 
-    def _evicted(self, key: Hashable, entry: Entry) -> None:
+    def _evicted(self, key: Key, entry: Entry) -> None:
         self._forget(key)
         self._on_evict(key, entry)
 
-    def _forget(self, key: Hashable) -> Entry | None:
-        name = key[0]  # type: ignore[index]
+    def _forget(self, key: Key) -> Entry | None:
+        name = key[0]
         keys = self._by_name.get(name)
         if keys is not None:
             keys.discard(key)
@@ -115,23 +121,23 @@ class EntryCache:
             self.current.pop(name, None)
         return self.view.pop(key, None)
 
-    def put(self, key: Hashable, entry: Entry) -> None:
+    def put(self, key: Key, entry: Entry) -> None:
         self._lru[key] = entry  # may evict another key first
-        name = key[0]  # type: ignore[index]
+        name = key[0]
         self.view[key] = entry
         if key == (name, CURRENT):
             self.current[name] = entry
         self._by_name.setdefault(name, set()).add(key)
 
-    def touch(self, key: Hashable) -> None:
+    def touch(self, key: Key) -> None:
         """Mark ``key`` as used (the hot path does not, to stay lock-free)."""
         self._lru.get(key)
 
-    def pop(self, key: Hashable) -> Entry | None:
+    def pop(self, key: Key) -> Entry | None:
         self._lru.pop(key, None)
         return self._forget(key)
 
-    def keys_of(self, name: str) -> list[Hashable]:
+    def keys_of(self, name: str) -> list[Key]:
         """Every key of secret ``name`` (stages and versions)."""
         return list(self._by_name.get(name, ()))
 
@@ -144,7 +150,7 @@ class EntryCache:
     def __len__(self) -> int:
         return len(self.view)
 
-    def __iter__(self) -> Iterator[Hashable]:
+    def __iter__(self) -> Iterator[Key]:
         return iter(list(self.view))
 
 
@@ -155,26 +161,29 @@ class Flight:
     reader needs now is run by that reader, not waited for behind a busy executor.
     """
 
-    __slots__ = ("_done", "_claim", "value", "error")
+    __slots__ = ("_claim", "_done", "error", "value")
 
     def __init__(self) -> None:
         self._done = threading.Event()
         self._claim = threading.Lock()
-        self.value: Any = None
+        self.value: Outcome | None = None
         self.error: BaseException | None = None
 
     def claim(self) -> bool:
         """``True`` for the one caller that is to run the call."""
         return self._claim.acquire(blocking=False)
 
-    def set(self, value: Any = None, error: BaseException | None = None) -> None:
+    def set(self, value: Outcome | None = None, error: BaseException | None = None) -> None:
+        """Publish the outcome (a value or an error) and wake the waiters."""
         self.value, self.error = value, error
         self._done.set()
 
-    def wait(self) -> Any:
+    def wait(self) -> Outcome:
+        """The outcome, once set; the error is raised (a copy, for this thread)."""
         self._done.wait()
         if self.error is not None:
             raise copy_error(self.error)
+        assert self.value is not None  # set() gives a value or an error
         return self.value
 
 
@@ -190,9 +199,9 @@ class SingleFlight:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._flights: dict[Hashable, Flight] = {}
+        self._flights: dict[Key, Flight] = {}
 
-    def begin(self, key: Hashable) -> tuple[Flight, bool]:
+    def begin(self, key: Key) -> tuple[Flight, bool]:
         with self._lock:
             flight = self._flights.get(key)
             if flight is not None:
@@ -200,7 +209,9 @@ class SingleFlight:
             flight = self._flights[key] = Flight()
             return flight, True
 
-    def finish(self, key: Hashable, flight: Flight, value: Any = None, error: BaseException | None = None) -> None:
+    def finish(
+        self, key: Key, flight: Flight, value: Outcome | None = None, error: BaseException | None = None
+    ) -> None:
         with self._lock:
             if self._flights.get(key) is flight:
                 del self._flights[key]

@@ -14,29 +14,38 @@ import math
 import random
 import threading
 import time
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import replace
-from datetime import datetime, timezone
-from typing import Any, Callable, Hashable, Mapping
+from datetime import UTC, datetime
+from typing import Any, Self
 
 import cachetools
 
 from .backoff import Backoff
-from .cache import INFINITY, Entry, EntryCache, Failure, Flight, SingleFlight, copy_error, deadlines
+from .cache import (
+    INFINITY,
+    Entry,
+    EntryCache,
+    Failure,
+    Flight,
+    Key,
+    Outcome,
+    SingleFlight,
+    copy_error,
+    deadlines,
+)
 from .errors import InvalidParameter, SecretClientError, SecretNotFound, StoreError
 from .model import CURRENT, DbCredentials, Secret, SecretInfo
 from .stats import ClientEvent, ClientObserver, ClientStats, Counters
 from .stores.base import SecretStore
 
-__all__ = ["SecretClient", "ClientClosed", "DEFAULT_BACKOFF"]
+__all__ = ["DEFAULT_BACKOFF", "ClientClosed", "SecretClient"]
 
 logger = logging.getLogger("secretclient.client")
 
 #: Between failed store calls for one key: up to 1 s, then 2, 4, ... at most 60 s (full jitter).
 DEFAULT_BACKOFF = Backoff(base=1.0, cap=60.0)
-
-# (name, stage) for stage reads, (name, None, version_id) for reads by VersionId.
-Key = tuple
 
 
 class ClientClosed(SecretClientError):
@@ -44,7 +53,7 @@ class ClientClosed(SecretClientError):
 
 
 def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _check_str(what: str, value: Any) -> None:
@@ -140,10 +149,10 @@ class SecretClient:
         self._cache = EntryCache(max_size, self._evicted)
         self._view = self._cache.view  # read lock-free by get()
         self._current = self._cache.current
-        self._negative: cachetools.TTLCache | None = (
+        self._negative: cachetools.TTLCache[Key, SecretNotFound] | None = (
             cachetools.TTLCache(max_size, negative_ttl, timer=clock) if negative_ttl > 0 else None
         )
-        self._failures: cachetools.LRUCache = cachetools.LRUCache(max_size)
+        self._failures: cachetools.LRUCache[Key, Failure] = cachetools.LRUCache(max_size)
         self._flights = SingleFlight()
         self._describing: set[str] = set()
         self._subscribers: dict[str, tuple[Callable[[Secret], None], ...]] = {}
@@ -210,7 +219,7 @@ class SecretClient:
             self._emit("stale_serve", key, version_id=secret.version_id, staleness=staleness)
         return secret
 
-    def _lookup(self, key: Key) -> tuple[Secret, float | None]:
+    def _lookup(self, key: Key) -> Outcome:
         now = self._clock()
         entry = self._view.get(key)
         if entry is not None and now < entry.expires_at:
@@ -240,7 +249,7 @@ class SecretClient:
         self._emit("miss", key)
         return self._fetch(key, flight)
 
-    def _answer_without_store(self, key: Key, now: float) -> tuple[Secret, float | None] | None:
+    def _answer_without_store(self, key: Key, now: float) -> Outcome | None:
         """A fresh value, a remembered not-found (raised), or the fallback while backing
         off; ``None`` when a store call is due."""
         entry = self._view.get(key)
@@ -249,7 +258,7 @@ class SecretClient:
             return entry.secret, None
         with self._lock:
             missing = self._negative.get(key) if self._negative is not None else None
-            failure: Failure | None = self._failures.get(key)
+            failure = self._failures.get(key)
         if missing is not None:
             self._counters.add("not_found")
             raise copy_error(missing)
@@ -257,7 +266,7 @@ class SecretClient:
             return self._fallback(key, failure.error, now)
         return None
 
-    def _fallback(self, key: Key, error: StoreError, now: float) -> tuple[Secret, float | None]:
+    def _fallback(self, key: Key, error: StoreError, now: float) -> Outcome:
         """The last good value while the store fails, if within ``max_stale``; else ``error``."""
         entry = self._view.get(key)
         if entry is None:
@@ -276,7 +285,7 @@ class SecretClient:
 
     # -- store calls ---------------------------------------------------------------------
 
-    def _fetch(self, key: Key, flight: Flight) -> tuple[Secret, float | None]:
+    def _fetch(self, key: Key, flight: Flight) -> Outcome:
         """Having claimed the flight: read the store, update the cache, share the outcome."""
         try:
             outcome = self._fetch_outcome(key)
@@ -286,7 +295,7 @@ class SecretClient:
         self._flights.finish(key, flight, value=outcome)
         return outcome
 
-    def _fetch_outcome(self, key: Key) -> tuple[Secret, float | None]:
+    def _fetch_outcome(self, key: Key) -> Outcome:
         started = self._clock()
         try:
             secret = self._read_store(key)
@@ -334,7 +343,7 @@ class SecretClient:
     def _record_failure(self, key: Key, exc: StoreError) -> None:
         now = self._clock()
         with self._lock:
-            previous: Failure | None = self._failures.get(key)
+            previous = self._failures.get(key)
             attempts = previous.attempts + 1 if previous is not None else 1
             delay = self._backoff.delay(attempts - 1, self._rng)
             self._failures[key] = Failure(attempts, now + delay, exc)
@@ -446,7 +455,7 @@ class SecretClient:
         """Start a background refresh of ``key`` unless one runs or the store is backing off."""
         with self._lock:
             self._cache.touch(key)  # an entry in use stays in the LRU
-            failure: Failure | None = self._failures.get(key)
+            failure = self._failures.get(key)
         if failure is not None and self._clock() < failure.retry_at:
             return
         flight, leader = self._flights.begin(key)
@@ -516,11 +525,11 @@ class SecretClient:
         if when is None:
             return None
         if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
+            when = when.replace(tzinfo=UTC)
         delay = (when - self._wall_clock()).total_seconds() + self._rotation_delay
         return self._clock() + delay if delay > 0 else None
 
-    def _evicted(self, key: Hashable, entry: Entry) -> None:
+    def _evicted(self, key: Key, entry: Entry) -> None:
         self._counters.add("evictions")
 
     # -- control -------------------------------------------------------------------------
@@ -642,7 +651,7 @@ class SecretClient:
         if self._close_store:
             self._store.close()
 
-    def __enter__(self) -> "SecretClient":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -20,7 +20,8 @@ is looked up at each call. An argument passed explicitly by the caller is left a
 from __future__ import annotations
 
 import inspect
-from typing import TYPE_CHECKING, Any, Callable, Literal, TypeVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 import wrapt
 
@@ -31,11 +32,11 @@ from .model import CURRENT
 if TYPE_CHECKING:
     from .client import SecretClient
 
-__all__ = ["inject_secret", "inject_db_credentials"]
+__all__ = ["inject_db_credentials", "inject_secret"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_READERS: dict[str, Callable[["SecretClient", str, str], Any]] = {
+_READERS: dict[str, Callable[[SecretClient, str, str], Any]] = {
     "text": lambda client, name, stage: client.get_text(name, stage),
     "json": lambda client, name, stage: client.get_json(name, stage),
     "secret": lambda client, name, stage: client.get(name, stage),
@@ -44,7 +45,7 @@ _READERS: dict[str, Callable[["SecretClient", str, str], Any]] = {
 
 
 def inject_secret(
-    client: "SecretClient | None",
+    client: SecretClient | None,
     name: str,
     *,
     arg: str = "secret",
@@ -73,13 +74,13 @@ def inject_secret(
 
     def decorate(func: F) -> F:
         _require_keyword(func, arg)
-        return wrapper(func)  # type: ignore[no-any-return]
+        return cast(F, wrapper(func))
 
     return decorate
 
 
 def inject_db_credentials(
-    client: "SecretClient | None", name: str, *, arg: str = "credentials", stage: str = CURRENT
+    client: SecretClient | None, name: str, *, arg: str = "credentials", stage: str = CURRENT
 ) -> Callable[[F], F]:
     """Pass secret ``name`` parsed as :class:`~secretclient.model.DbCredentials` as keyword
     argument ``arg`` (default ``credentials``) on every call."""

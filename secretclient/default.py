@@ -14,7 +14,7 @@ from .errors import InvalidParameter, SecretClientError
 if TYPE_CHECKING:
     from .client import SecretClient
 
-__all__ = ["set_default_client", "get_default_client", "NoDefaultClient"]
+__all__ = ["NoDefaultClient", "get_default_client", "set_default_client"]
 
 
 class NoDefaultClient(SecretClientError):
@@ -23,10 +23,10 @@ class NoDefaultClient(SecretClientError):
 
 
 _lock = threading.Lock()
-_default: "SecretClient | None" = None
+_default: SecretClient | None = None
 
 
-def set_default_client(client: "SecretClient | None") -> "SecretClient | None":
+def set_default_client(client: SecretClient | None) -> SecretClient | None:
     """Make ``client`` the default (``None`` clears it); returns the previous default.
 
     The caller keeps ownership: closing the client stays its job.
@@ -41,7 +41,7 @@ def set_default_client(client: "SecretClient | None") -> "SecretClient | None":
     return previous
 
 
-def get_default_client() -> "SecretClient":
+def get_default_client() -> SecretClient:
     """The default client; :class:`NoDefaultClient` if none was set."""
     client = _default
     if client is None:

@@ -8,17 +8,17 @@ secret values.
 from __future__ import annotations
 
 __all__ = [
-    "SecretClientError",
-    "StoreError",
-    "SecretNotFound",
     "AccessDenied",
-    "Throttled",
-    "StoreUnavailable",
-    "StoreTimeout",
     "InvalidParameter",
-    "VersionConflict",
-    "LimitExceeded",
     "InvalidSecretContent",
+    "LimitExceeded",
+    "SecretClientError",
+    "SecretNotFound",
+    "StoreError",
+    "StoreTimeout",
+    "StoreUnavailable",
+    "Throttled",
+    "VersionConflict",
 ]
 
 

@@ -12,9 +12,10 @@ without threads or sleeps::
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import Executor, Future
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 __all__ = ["ManualClock", "ManualExecutor"]
 
@@ -23,7 +24,7 @@ class ManualClock:
     """Monotonic seconds (call it) and the matching UTC time (:meth:`utc`), both moved only by
     :meth:`advance`. Pass ``clock.utc`` to stores and ``wall_clock=`` so both agree."""
 
-    def __init__(self, start: float = 1000.0, epoch: datetime = datetime(2026, 1, 1, tzinfo=timezone.utc)) -> None:
+    def __init__(self, start: float = 1000.0, epoch: datetime = datetime(2026, 1, 1, tzinfo=UTC)) -> None:
         self._now = float(start)
         self._epoch = epoch - timedelta(seconds=start)
 

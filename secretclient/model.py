@@ -7,21 +7,25 @@ copying. Nothing here ever shows secret data in ``repr`` or ``str``.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import secrets
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
-from .errors import InvalidSecretContent
+from .errors import InvalidParameter, InvalidSecretContent
 
 __all__ = [
     "CURRENT",
+    "DEFAULT_PASSWORD_POLICY",
     "PENDING",
     "PREVIOUS",
-    "Secret",
-    "VersionInfo",
-    "SecretInfo",
-    "PasswordPolicy",
     "DbCredentials",
+    "PasswordPolicy",
+    "Secret",
+    "SecretInfo",
+    "VersionInfo",
 ]
 
 CURRENT = "ACSCurrent"
@@ -47,6 +51,7 @@ class Secret:
 
     @property
     def data_type(self) -> Literal["text", "binary"]:
+        """``"binary"`` for ``bytes`` data, else ``"text"``."""
         return "binary" if isinstance(self.data, bytes) else "text"
 
     @property
@@ -71,7 +76,8 @@ class Secret:
                 f"secret {self.name!r} version {self.version_id!r} is not valid JSON"
             ) from None
 
-    def db_credentials(self) -> "DbCredentials":
+    def db_credentials(self) -> DbCredentials:
+        """The value parsed as :class:`DbCredentials`."""
         return DbCredentials.from_secret(self)
 
     def __str__(self) -> str:
@@ -121,8 +127,6 @@ class PasswordPolicy:
     require_each_included_type: bool = True
 
     def __post_init__(self) -> None:
-        from .errors import InvalidParameter
-
         if not isinstance(self.length, int) or not 8 <= self.length <= 128:
             raise InvalidParameter("PasswordPolicy.length must be an integer from 8 to 128")
         if not self.alphabet():
@@ -130,15 +134,12 @@ class PasswordPolicy:
 
     def classes(self) -> list[str]:
         """The character classes allowed, each minus the excluded characters; empty ones dropped."""
-        import string
-
-        punctuation = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
         groups = []
         for excluded, chars in (
             (self.exclude_lowercase, string.ascii_lowercase),
             (self.exclude_uppercase, string.ascii_uppercase),
             (self.exclude_numbers, string.digits),
-            (self.exclude_punctuation, punctuation),
+            (self.exclude_punctuation, string.punctuation),
         ):
             if not excluded:
                 kept = "".join(c for c in chars if c not in self.exclude_characters)
@@ -147,12 +148,11 @@ class PasswordPolicy:
         return groups
 
     def alphabet(self) -> str:
+        """Every character a password may contain."""
         return "".join(self.classes())
 
     def generate(self) -> str:
         """A password from the ``secrets`` module following this policy."""
-        import secrets
-
         classes = self.classes()
         alphabet = "".join(classes)
         while True:
@@ -173,6 +173,9 @@ class PasswordPolicy:
         return True
 
 
+#: The policy used when none is given: 32 characters of every class, each class present.
+DEFAULT_PASSWORD_POLICY = PasswordPolicy()
+
 # Key spellings accepted for each field: Alibaba first, then AWS / NCP / common ones.
 _ALIASES: dict[str, tuple[str, ...]] = {
     "account_name": ("AccountName", "username", "user", "Username", "cdbUserName", "dbUser"),
@@ -183,6 +186,16 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "ssl": ("SSL", "ssl"),
     "master_secret": ("MasterSecret", "masterarn", "masterSecret"),
 }
+
+
+def _as_port(value: Any) -> int | None:
+    """``value`` as an integer (``3306``, ``"3306"``, ``3306.0``); ``None`` if it is not one."""
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        return None  # a bool is an int, and int() would truncate 3306.5 silently
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _pick(data: Mapping[str, Any], key: str) -> tuple[str | None, Any]:
@@ -222,7 +235,8 @@ class DbCredentials:
         source: str = "secret",
         version_id: str | None = None,
         stages: frozenset[str] = frozenset(),
-    ) -> "DbCredentials":
+    ) -> DbCredentials:
+        """Parse ``data`` (a JSON object); ``source`` names it in error messages."""
         if not isinstance(data, Mapping):
             raise InvalidSecretContent(f"{source}: database credentials must be a JSON object")
         used: set[str] = set()
@@ -252,12 +266,10 @@ class DbCredentials:
         port_key, port_raw = get("port")
         port = 3306
         if port_raw is not None:
-            try:
-                if isinstance(port_raw, bool):
-                    raise ValueError
-                port = int(port_raw)
-            except (TypeError, ValueError):
-                raise InvalidSecretContent(f"{source}: field {port_key!r} must be an integer") from None
+            parsed = _as_port(port_raw)
+            if parsed is None:
+                raise InvalidSecretContent(f"{source}: field {port_key!r} must be an integer")
+            port = parsed
             if not 1 <= port <= 65535:
                 raise InvalidSecretContent(f"{source}: field {port_key!r} must be from 1 to 65535")
 
@@ -295,7 +307,8 @@ class DbCredentials:
         )
 
     @classmethod
-    def from_secret(cls, secret: Secret) -> "DbCredentials":
+    def from_secret(cls, secret: Secret) -> DbCredentials:
+        """Parse a secret's JSON value, keeping its VersionId and stages."""
         source = f"secret {secret.name!r} version {secret.version_id!r}"
         return cls.from_mapping(
             secret.json(), source=source, version_id=secret.version_id, stages=secret.stages
@@ -306,9 +319,8 @@ class DbCredentials:
         out: dict[str, Any] = dict(self.extra)
         out["AccountName"] = self.account_name
         out["AccountPassword"] = self.account_password
-        if self.endpoint is not None:
+        if self.endpoint is not None:  # a port means nothing without a host
             out["Endpoint"] = self.endpoint
-        if self.endpoint is not None:
             out["Port"] = self.port
         if self.db_name is not None:
             out["DBName"] = self.db_name
@@ -319,11 +331,11 @@ class DbCredentials:
         return out
 
     def to_json(self) -> str:
+        """:meth:`to_json_dict` as a JSON string (what a rotation stores)."""
         return json.dumps(self.to_json_dict())
 
-    def with_changes(self, **changes: Any) -> "DbCredentials":
-        from dataclasses import replace
-
+    def with_changes(self, **changes: Any) -> DbCredentials:
+        """A copy with ``changes`` applied (e.g. a new ``account_password``)."""
         return replace(self, **changes)
 
     def __str__(self) -> str:

@@ -32,7 +32,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-__all__ = ["ClientStats", "ClientEvent", "ClientObserver", "EVENT_KINDS"]
+__all__ = ["EVENT_KINDS", "ClientEvent", "ClientObserver", "ClientStats"]
 
 #: Every ``ClientEvent.kind``.
 EVENT_KINDS = frozenset(

@@ -9,7 +9,12 @@ import pytest
 
 from secretclient.backoff import Backoff
 from secretclient.client import SecretClient
-from secretclient.errors import InvalidParameter, SecretNotFound, StoreUnavailable, Throttled
+from secretclient.errors import (
+    InvalidParameter,
+    SecretNotFound,
+    StoreUnavailable,
+    Throttled,
+)
 from secretclient.manual import ManualClock, ManualExecutor
 from secretclient.stores.embedded import EmbeddedStore
 

@@ -3,6 +3,7 @@ plus the shapes PyMySQL and SQLAlchemy wrap them in."""
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import socket
 import ssl
@@ -182,12 +183,12 @@ def test_ssl_error_wrapped_by_pymysql_is_client_config():
 def test_policy_validates_and_is_frozen():
     policy = RetryPolicy()
     assert policy.stages == ("ACSCurrent", "ACSPending", "ACSPrevious")
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         policy.total = 1  # type: ignore[misc]
     assert policy.replace(total=2.5).total == 2.5
-    for bad in (dict(total=0), dict(max_attempts=0), dict(rounds=0), dict(stages=()),
-                dict(stages=("ACSPending", "ACSCurrent")), dict(stages=("ACSCurrent", "ACSCurrent")),
-                dict(backoff=0.1), dict(total=True)):
+    for bad in ({"total": 0}, {"max_attempts": 0}, {"rounds": 0}, {"stages": ()},
+                {"stages": ("ACSPending", "ACSCurrent")}, {"stages": ("ACSCurrent", "ACSCurrent")},
+                {"backoff": 0.1}, {"total": True}):
         with pytest.raises(InvalidParameter):
             RetryPolicy(**bad)
     assert RetryPolicy(stages=["ACSCurrent"]).stages == ("ACSCurrent",)

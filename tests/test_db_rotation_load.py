@@ -11,7 +11,7 @@ import random
 import secrets
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 import sqlalchemy as sa

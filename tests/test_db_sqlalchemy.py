@@ -59,7 +59,7 @@ def _session_id(engine: sa.Engine) -> tuple[int, str | None]:
 
 def test_pooled_connections_roll_over_after_a_version_change(account):
     engine, connector = _engine(account)
-    first_id, first_version = _session_id(engine)
+    first_id, _ = _session_id(engine)
     assert _session_id(engine) == (first_id, "v1")  # pooled and reused
     new_version = account.rotate()
     account.client.refresh(account.secret)  # the client sees the new version (as a TTL refresh would)
@@ -87,9 +87,8 @@ def test_connect_errors_are_ordinary_sqlalchemy_errors(account):
     seen: list[BaseException] = []
     event.listen(engine, "handle_error", lambda ctx: seen.append(ctx.original_exception))
     account.set_password(account.user, account.new_password())  # the secret is now simply wrong
-    with pytest.raises(sa.exc.OperationalError) as info:
-        with engine.connect():
-            pass
+    with pytest.raises(sa.exc.OperationalError) as info, engine.connect():
+        pass
     assert isinstance(info.value.orig, CredentialsRejected)
     assert seen and isinstance(seen[0], CredentialsRejected)
     for password in account.passwords:

@@ -9,11 +9,18 @@ import os
 import sqlite3
 import stat
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from secretclient import CURRENT, PENDING, PREVIOUS, EmbeddedStore, InvalidParameter, SecretNotFound
+from secretclient import (
+    CURRENT,
+    PENDING,
+    PREVIOUS,
+    EmbeddedStore,
+    InvalidParameter,
+    SecretNotFound,
+)
 from secretclient.stores.embedded import EncryptionKeyError
 
 PASSWORD = "Pa55word-that-must-not-leak"
@@ -59,9 +66,8 @@ def test_ciphertext_bound_to_its_version(tmp_path):
     blob = db.execute("SELECT data FROM versions WHERE version_id='v1'").fetchone()[0]
     db.execute("UPDATE versions SET data=? WHERE version_id='v2'", (blob,))
     db.commit()
-    with EmbeddedStore(path, key=key) as store:
-        with pytest.raises(EncryptionKeyError):
-            store.get_secret("db")
+    with EmbeddedStore(path, key=key) as store, pytest.raises(EncryptionKeyError):
+        store.get_secret("db")
 
 
 def test_key_cannot_be_added_to_plain_store(tmp_path):
@@ -92,7 +98,7 @@ def test_bad_input_is_typed_and_changes_nothing(call):
 
 
 def test_describe_rotation_fields_follow_current_version():
-    now = [datetime(2026, 1, 1, tzinfo=timezone.utc)]
+    now = [datetime(2026, 1, 1, tzinfo=UTC)]
     store = EmbeddedStore(clock=lambda: now[0])
     store.create_secret("db", "x", version_id="v1", rotation_interval=timedelta(days=7))
     info = store.describe("db")

@@ -142,10 +142,11 @@ def _read_lines(stream: Any, lines: "queue.Queue[str]") -> None:
 
 
 def test_webapp_serves_through_rotations(tmp_path: Path) -> None:
+    errors = (tmp_path / "stderr.txt").open("w+")  # werkzeug logs every request there: not a pipe
     proc = subprocess.Popen(
         [sys.executable, "-u", str(EXAMPLES / "webapp" / "app.py"), "--port", "0", "--interval", "1",
          "--duration", "8"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=_env(),
+        stdout=subprocess.PIPE, stderr=errors, text=True, cwd=tmp_path, env=_env(),
     )
     lines: queue.Queue[str] = queue.Queue()
     reader = threading.Thread(target=_read_lines, args=(proc.stdout, lines), daemon=True)
@@ -157,7 +158,7 @@ def test_webapp_serves_through_rotations(tmp_path: Path) -> None:
             try:
                 line = lines.get(timeout=1)
             except queue.Empty:
-                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+                assert proc.poll() is None, (tmp_path / "stderr.txt").read_text()[-3000:]
                 continue
             out.append(line)
             if m := re.search(r"serving on (http://127\.0\.0\.1:\d+)", line):
@@ -193,11 +194,12 @@ def test_webapp_serves_through_rotations(tmp_path: Path) -> None:
             t.start()
         for t in clients:
             t.join(timeout=60)
-        assert proc.wait(timeout=60) == 0, (proc.stderr.read() if proc.stderr else "")
+        assert proc.wait(timeout=60) == 0, (tmp_path / "stderr.txt").read_text()[-3000:]
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        errors.close()
     reader.join(timeout=10)
     while not lines.empty():
         out.append(lines.get())
@@ -217,6 +219,7 @@ def _load(path: Path, name: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 

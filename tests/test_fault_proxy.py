@@ -13,7 +13,6 @@ import pytest
 from secretclient.errors import InvalidParameter
 from secretclient.testing import FaultProxy, MariaDB
 
-
 # A reset right after the TCP handshake surfaces as 2003 or 2013, depending on which call of
 # PyMySQL's connect sees it first.
 CONNECTION_FAILED = (2003, 2013)

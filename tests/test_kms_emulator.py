@@ -11,10 +11,11 @@ import signal
 import subprocess
 import sys
 import time
+import traceback
 import urllib.error
 import urllib.request
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 import pytest
@@ -24,6 +25,7 @@ from aliyunsdkcore.client import AcsClient
 from aliyunsdkkms.request.v20160120.GetSecretValueRequest import GetSecretValueRequest
 from aliyunsdkkms.request.v20160120.PutSecretValueRequest import PutSecretValueRequest
 
+from secretclient import SecretClient
 from secretclient.errors import (
     AccessDenied,
     InvalidParameter,
@@ -36,6 +38,7 @@ from secretclient.errors import (
     VersionConflict,
 )
 from secretclient.stores.aliyun import AliyunKmsStore, _proxies, map_sdk_error
+from secretclient.testing import ManualClock, ManualExecutor
 from secretclient.testing.kms_emulator import Faults, KmsEmulator, sign, string_to_sign
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -59,7 +62,7 @@ def raw_call(emu: KmsEmulator, params: dict[str, str], secret: str | None = None
         "SignatureMethod": "HMAC-SHA1",
         "SignatureVersion": "1.0",
         "SignatureNonce": nonce or uuid.uuid4().hex,
-        "Timestamp": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "Timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         **params,
     }
     full["Signature"] = sign("POST", full, secret or emu.access_key_secret)
@@ -354,20 +357,105 @@ def test_cli_starts_serves_and_stops(tmp_path):
 # -- AliyunKmsStore specifics -----------------------------------------------------------------------
 
 
-def test_secret_data_never_reaches_messages_or_sdk_logs(emu, caplog):
+SECRET = "TOP-SECRET-DATA"
+
+
+def _everything_said_about(exc: BaseException) -> str:
+    """str and repr of the error and of every exception chained to it, and its traceback."""
+    parts = ["".join(traceback.format_exception(exc))]
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        err = stack.pop()
+        if err is None or id(err) in seen:
+            continue
+        seen.add(id(err))
+        parts += [str(err), repr(err), repr(vars(err))]
+        stack += [err.__cause__, err.__context__]
+    return "\n".join(parts)
+
+
+def _outage(emu):
+    emu.faults.start_outage()
+
+
+def _drop(emu):
+    emu.faults.start_outage("drop")
+
+
+def _error_rate(emu):
+    emu.faults.set_error_rate(1.0, code="InternalFailure")
+
+
+def _throttle(emu):
+    emu.faults.set_error_rate(1.0, code="Rejected.Throttling")
+
+
+@pytest.mark.parametrize(
+    ("fault", "expected"),
+    [(_outage, StoreUnavailable), (_drop, StoreUnavailable), (_error_rate, StoreUnavailable), (_throttle, Throttled)],
+)
+@pytest.mark.parametrize("action", ["put", "create"])
+def test_secret_data_never_leaks_from_failed_writes(emu, caplog, fault, expected, action):
     caplog.set_level(logging.DEBUG)
+    store = emu.store()
+    fault(emu)
+    with pytest.raises(expected) as err:
+        if action == "put":
+            store.put_secret("app", "v2", SECRET)
+        else:
+            store.create_secret("new", SECRET, version_id="v1")
+    told = _everything_said_about(err.value)
+    assert SECRET not in told and emu.access_key_secret not in told
+    assert err.value.__cause__ is None and err.value.__context__ is None
+    assert SECRET not in caplog.text
+
+
+def test_secret_data_never_leaks_from_refused_writes(emu, caplog):
+    caplog.set_level(logging.DEBUG)
+    emu.store().put_secret("app", "v3", SECRET)
+    errors = []
+    with emu.store(access_key_secret="wrong") as bad, pytest.raises(AccessDenied) as err:  # bad signature
+        bad.put_secret("app", "v4", SECRET)
+    errors.append(err.value)
+    with pytest.raises(VersionConflict) as err:  # same VersionId, other data
+        emu.store().put_secret("app", "v3", SECRET + "-other")
+    errors.append(err.value)
     dead = AliyunKmsStore(region="cn-hangzhou", endpoint="http://127.0.0.1:9",
                           access_key_id="a", access_key_secret="b", proxy=False)
-    with pytest.raises(StoreUnavailable) as err:
-        dead.put_secret("app", "v2", "TOP-SECRET-DATA")
-    assert "TOP-SECRET-DATA" not in str(err.value) + repr(err.value)
-    assert err.value.__cause__ is None and err.value.__suppress_context__
-    emu.store().put_secret("app", "v3", "TOP-SECRET-DATA")
-    with emu.store(access_key_secret="wrong") as bad, pytest.raises(AccessDenied) as err:
-        bad.put_secret("app", "v4", "TOP-SECRET-DATA")
-    assert "TOP-SECRET-DATA" not in str(err.value)
-    assert "TOP-SECRET-DATA" not in caplog.text
+    with pytest.raises(StoreUnavailable) as err:  # nothing listens: the SDK's error quotes the URL
+        dead.put_secret("app", "v2", SECRET)
+    errors.append(err.value)
+    for error in errors:
+        assert SECRET not in _everything_said_about(error)
+    assert SECRET not in caplog.text
     assert "TOP-SECRET" not in repr(emu.store().get_secret("app"))
+
+
+def test_secret_client_over_a_failing_kms_says_nothing_of_the_value(emu, caplog):
+    caplog.set_level(logging.DEBUG)
+    clock = ManualClock()
+    emu.store().put_secret("app", "v2", SECRET)
+    with SecretClient(emu.store(), ttl=60, max_stale=60, clock=clock, executor=ManualExecutor(),
+                      observer=(events := _Recorder())) as client:
+        assert client.get_text("app") == SECRET
+        emu.faults.start_outage()
+        clock.advance(61)
+        assert client.get_text("app") == SECRET  # stale, within max_stale
+        clock.advance(3600)
+        with pytest.raises(StoreUnavailable) as err:
+            client.get("app")
+        told = _everything_said_about(err.value) + repr(client) + repr(client.stats()) + repr(events.seen)
+    assert SECRET not in told
+    assert SECRET not in caplog.text
+
+
+class _Recorder:
+    def __init__(self):
+        self.seen = []
+
+    def on_event(self, event):
+        self.seen.append(event)
 
 
 def test_credentials_from_environment(emu, monkeypatch):

@@ -12,7 +12,12 @@ import pymysql
 import pytest
 
 from secretclient.errors import InvalidParameter
-from secretclient.testing import MariaDB, MariaDBError, MariaDBNotInstalled, make_certificates
+from secretclient.testing import (
+    MariaDB,
+    MariaDBError,
+    MariaDBNotInstalled,
+    make_certificates,
+)
 from secretclient.testing.mariadb import find_mariadbd
 
 needs_mariadbd = pytest.mark.skipif(find_mariadbd() is None, reason="mariadbd is not installed")

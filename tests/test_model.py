@@ -1,17 +1,23 @@
 """Values: Secret never shows its data, DbCredentials parse and validate without leaking."""
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
-from secretclient import DbCredentials, InvalidParameter, InvalidSecretContent, PasswordPolicy, Secret
+from secretclient import (
+    DbCredentials,
+    InvalidParameter,
+    InvalidSecretContent,
+    PasswordPolicy,
+    Secret,
+)
 
 PASSWORD = "s3cr3t-Value!"
 
 
 def make_secret(data):
-    return Secret("db", "v1", frozenset({"ACSCurrent"}), data, datetime.now(timezone.utc))
+    return Secret("db", "v1", frozenset({"ACSCurrent"}), data, datetime.now(UTC))
 
 
 def test_secret_repr_and_str_hide_data():

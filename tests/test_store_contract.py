@@ -11,7 +11,12 @@ from datetime import timedelta
 
 import pytest
 
-from secretclient.errors import AccessDenied, InvalidParameter, SecretNotFound, VersionConflict
+from secretclient.errors import (
+    AccessDenied,
+    InvalidParameter,
+    SecretNotFound,
+    VersionConflict,
+)
 from secretclient.model import CURRENT, PENDING, PREVIOUS, PasswordPolicy
 from secretclient.stores.base import MAX_VERSIONS, SecretStore
 from secretclient.stores.embedded import EmbeddedStore

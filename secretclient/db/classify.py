@@ -12,7 +12,7 @@ import enum
 import ssl
 from dataclasses import dataclass
 
-__all__ = ["ErrorKind", "Classification", "classify"]
+__all__ = ["Classification", "ErrorKind", "classify"]
 
 
 class ErrorKind(enum.Enum):

@@ -21,8 +21,9 @@ import random
 import ssl
 import threading
 import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 import pymysql
 
@@ -37,8 +38,8 @@ from .errors import (
     DatabaseAccessDenied,
     DatabaseUnreachable,
     DbConnectError,
-    ServerBusy,
     SecretUnavailable,
+    ServerBusy,
 )
 from .policy import RetryPolicy
 
@@ -52,7 +53,7 @@ log = logging.getLogger("secretclient.db")
 #: Makes a connection from PyMySQL keyword arguments (``pymysql.connect`` by default).
 Login = Callable[[dict[str, Any]], Any]
 
-_FORBIDDEN_KWARGS = ("user", "password", "passwd")
+_FORBIDDEN_KWARGS = frozenset(("user", "password", "passwd"))
 _TLS_KWARGS = ("ssl_ca", "ssl_capath", "ssl_cert", "ssl_key", "ssl_key_password",
                "ssl_verify_cert", "ssl_verify_identity")
 _ANY_TLS_KWARG = frozenset(("ssl", "ssl_disabled", *_TLS_KWARGS))
@@ -91,7 +92,7 @@ class Connector:
     def __init__(
         self,
         secret: str,
-        client: "SecretClient",
+        client: SecretClient,
         *,
         policy: RetryPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -224,9 +225,9 @@ class Connector:
         the secret). Host, port and database come from the secret unless ``kwargs`` names them.
         ``login`` makes the connection (``pymysql.connect`` by default).
         """
-        kwargs = dict(kwargs or {})
-        bad = [k for k in _FORBIDDEN_KWARGS if k in kwargs]
-        if bad:
+        kwargs = dict(kwargs) if kwargs else {}
+        if not _FORBIDDEN_KWARGS.isdisjoint(kwargs):
+            bad = sorted(_FORBIDDEN_KWARGS.intersection(kwargs))
             raise InvalidParameter(
                 f"do not pass {', '.join(bad)}: user and password come from the secret {self.secret!r}"
             )
@@ -309,8 +310,19 @@ def _pymysql_login(kw: dict[str, Any]) -> pymysql.connections.Connection:
 class _Search:
     """One ``connect``: the candidates, the attempts, the budget."""
 
-    __slots__ = ("c", "policy", "kwargs", "login", "start", "deadline", "attempts", "rejected",
-                 "store_notes", "last_kind", "rejected_at")
+    __slots__ = (
+        "attempts",
+        "c",
+        "deadline",
+        "kwargs",
+        "last_kind",
+        "login",
+        "policy",
+        "rejected",
+        "rejected_at",
+        "start",
+        "store_notes",
+    )
 
     def __init__(self, connector: Connector, kwargs: dict[str, Any], login: Login) -> None:
         self.c = connector
@@ -397,12 +409,12 @@ class _Search:
     def run(self) -> tuple[Any, DbCredentials]:
         c = self.c
         try:
-            creds, stage = self.first()
-            conn = self.try_login(creds, stage)
+            first, stage = self.first()
+            conn = self.try_login(first, stage)
             if conn is not None:
                 c._count("connects")
-                return conn, creds
-            for creds, stage in self.candidates(creds):
+                return conn, first
+            for creds, stage in self.candidates(first):
                 if not self.allowed(creds, stage):
                     continue
                 if not self.can_send():

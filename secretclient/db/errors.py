@@ -16,15 +16,15 @@ from ..errors import SecretClientError
 from .classify import ErrorKind
 
 __all__ = [
-    "Attempt",
-    "DbConnectError",
-    "CredentialsRejected",
     "AccountUnavailable",
-    "ServerBusy",
-    "DatabaseUnreachable",
+    "Attempt",
     "ClientMisconfigured",
+    "CredentialsRejected",
     "DatabaseAccessDenied",
+    "DatabaseUnreachable",
+    "DbConnectError",
     "SecretUnavailable",
+    "ServerBusy",
 ]
 
 

@@ -55,11 +55,11 @@ class RetryPolicy:
             raise InvalidParameter(f"RetryPolicy.stages must start with {CURRENT!r}")
         object.__setattr__(self, "stages", stages)
 
-    def replace(self, **changes: Any) -> "RetryPolicy":
+    def replace(self, **changes: Any) -> RetryPolicy:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
 
     @classmethod
-    def no_retry(cls) -> "RetryPolicy":
+    def no_retry(cls) -> RetryPolicy:
         """One login with the cached ``ACSCurrent`` credentials, nothing else."""
         return cls(max_attempts=1, stages=(CURRENT,), rounds=1, retry_network=False, retry_busy=False)

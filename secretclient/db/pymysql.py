@@ -21,17 +21,17 @@ from .policy import RetryPolicy
 if TYPE_CHECKING:
     from ..client import SecretClient
 
-__all__ = ["connect", "RotatingConnection"]
+__all__ = ["RotatingConnection", "connect"]
 
 
 def connect(
     secret_name: str,
     *,
-    client: "SecretClient | None" = None,
+    client: SecretClient | None = None,
     connector: Connector | None = None,
     policy: RetryPolicy | None = None,
     **pymysql_kwargs: Any,
-) -> "RotatingConnection":
+) -> RotatingConnection:
     """A PyMySQL connection logged in with the credentials of ``secret_name``.
 
     The secret's ``Endpoint``, ``Port``, ``DBName`` and ``SSL`` are used unless ``pymysql_kwargs``

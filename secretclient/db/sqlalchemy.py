@@ -22,6 +22,7 @@ try:
     import sqlalchemy
     from sqlalchemy import event, exc
     from sqlalchemy.engine import Engine, make_url
+    from sqlalchemy.pool import NullPool
 except ImportError as _missing:  # pragma: no cover - depends on the environment
     raise ImportError(
         "secretclient.db.sqlalchemy needs SQLAlchemy: pip install 'secretclient[sqlalchemy]'"
@@ -34,7 +35,7 @@ from .policy import RetryPolicy
 if TYPE_CHECKING:
     from ..client import SecretClient
 
-__all__ = ["create_engine", "attach", "VERSION_KEY"]
+__all__ = ["VERSION_KEY", "attach", "create_engine"]
 
 #: Key of ``connection_record.info`` holding the credential VersionId of a pooled connection.
 VERSION_KEY = "secretclient.version"
@@ -43,10 +44,10 @@ _DRIVERS = {("mysql", "pymysql"), ("mariadb", "pymysql")}
 
 
 def create_engine(
-    url: "str | sqlalchemy.engine.URL",
+    url: str | sqlalchemy.engine.URL,
     *,
     secret: str | None = None,
-    client: "SecretClient | None" = None,
+    client: SecretClient | None = None,
     connector: Connector | None = None,
     policy: RetryPolicy | None = None,
     rollover: bool = True,
@@ -76,7 +77,7 @@ def create_engine(
 def attach(
     engine: Engine,
     secret: str | None = None,
-    client: "SecretClient | None" = None,
+    client: SecretClient | None = None,
     *,
     connector: Connector | None = None,
     policy: RetryPolicy | None = None,
@@ -99,15 +100,21 @@ def attach(
         raise InvalidParameter("with connector=, leave secret= (or give the same) and policy= out")
     connector.watch()
 
+    dbapi_connect = engine.dialect.loaded_dbapi.connect
+
+    def _login(kw: dict[str, Any]) -> Any:
+        return dbapi_connect(**kw)
+
     @event.listens_for(engine, "do_connect")
     def _do_connect(dialect: Any, conn_rec: Any, cargs: list[Any], cparams: dict[str, Any]) -> Any:
-        kwargs = {k: v for k, v in cparams.items() if k != "user"}
-        conn, creds = connector.connect(kwargs, lambda kw: dialect.loaded_dbapi.connect(*cargs, **kw))
+        cparams.pop("user", None)  # SQLAlchemy hands us a fresh copy per connect
+        conn, creds = connector.connect(cparams, _login if not cargs else lambda kw: dbapi_connect(*cargs, **kw))
         if conn_rec is not None:
             conn_rec.info[VERSION_KEY] = creds.version_id
         return conn
 
-    if rollover:
+    # A NullPool never hands out a connection twice: nothing to roll over, no listener to pay for.
+    if rollover and not isinstance(engine.pool, NullPool):
 
         @event.listens_for(engine, "checkout")
         def _checkout(dbapi_conn: Any, conn_rec: Any, conn_proxy: Any) -> None:

@@ -1,14 +1,11 @@
-"""Secret stores: the :class:`SecretStore` protocol and its implementations."""
+"""Secret stores: the :class:`SecretStore` protocol and its implementations.
 
+:class:`AliyunKmsStore` imports the Alibaba Cloud SDK (the ``kms`` extra) only when one is
+created, so importing it here costs nothing without the SDK.
+"""
+
+from .aliyun import AliyunKmsStore
 from .base import MAX_VERSIONS, SecretStore
 from .embedded import EmbeddedStore
 
-__all__ = ["SecretStore", "EmbeddedStore", "AliyunKmsStore", "MAX_VERSIONS"]
-
-
-def __getattr__(name: str):  # the KMS SDK is an optional extra: import it on first use
-    if name == "AliyunKmsStore":
-        from .aliyun import AliyunKmsStore
-
-        return AliyunKmsStore
-    raise AttributeError(name)
+__all__ = ["MAX_VERSIONS", "AliyunKmsStore", "EmbeddedStore", "SecretStore"]

@@ -15,14 +15,14 @@ import json
 import os
 import re
 import urllib.request
-from datetime import datetime, timedelta, timezone
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Self
 
 from ..errors import (
     AccessDenied,
     InvalidParameter,
     LimitExceeded,
-    SecretClientError,
     SecretNotFound,
     StoreError,
     StoreTimeout,
@@ -30,7 +30,14 @@ from ..errors import (
     Throttled,
     VersionConflict,
 )
-from ..model import CURRENT, PasswordPolicy, Secret, SecretInfo, VersionInfo
+from ..model import (
+    CURRENT,
+    DEFAULT_PASSWORD_POLICY,
+    PasswordPolicy,
+    Secret,
+    SecretInfo,
+    VersionInfo,
+)
 
 __all__ = ["AliyunKmsStore", "kms_endpoint", "map_sdk_error"]
 
@@ -48,9 +55,9 @@ def _sdk() -> Any:
     """The SDK modules, imported lazily; a clear error when the ``kms`` extra is missing."""
     try:
         from aliyunsdkcore import client as acs_client
-        from aliyunsdkcore.http import protocol_type
         from aliyunsdkcore.acs_exception import exceptions as acs_exceptions
         from aliyunsdkcore.auth import credentials as acs_credentials
+        from aliyunsdkcore.http import protocol_type
         from aliyunsdkcore.request import RpcRequest
     except ImportError:
         raise InvalidParameter(
@@ -94,7 +101,7 @@ def _proxies(scheme: str, host_port: str, proxy: str | bool) -> dict[str, str | 
     if isinstance(proxy, str):
         return {"http": proxy, "https": proxy}
     host = _host_of(host_port)
-    if host in _LOOPBACK or urllib.request.proxy_bypass_environment(host.strip("[]")):
+    if host in _LOOPBACK or urllib.request.proxy_bypass(host.strip("[]")):
         return {"all": None}
     found = urllib.request.getproxies_environment().get(scheme)
     return {scheme: found} if found else {"all": None}
@@ -108,7 +115,7 @@ def _parse_time(value: Any) -> datetime | None:
         parsed = datetime.fromisoformat(text)
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _parse_interval(value: Any) -> timedelta | None:
@@ -219,7 +226,11 @@ def _classify(code: str, status: int | None) -> type[StoreError]:
     return StoreError
 
 
-def map_sdk_error(exc: BaseException, action: str, name: str | None = None) -> SecretClientError:
+def _target(action: str, name: str | None) -> str:
+    return f"KMS {action}" + (f" for secret {name!r}" if name else "")
+
+
+def map_sdk_error(exc: BaseException, action: str, name: str | None = None) -> StoreError:
     """Translate an ``aliyunsdkcore`` exception into our hierarchy.
 
     Never copies the SDK's text for connection errors (it holds the request URL) nor for
@@ -227,7 +238,7 @@ def map_sdk_error(exc: BaseException, action: str, name: str | None = None) -> S
     the parameter that is wrong.
     """
     _, acs_exceptions, _, _, _ = _sdk()
-    target = f"KMS {action}" + (f" for secret {name!r}" if name else "")
+    target = _target(action, name)
     if isinstance(exc, acs_exceptions.ServerException):
         code = str(exc.get_error_code() or "SDK.UnknownServerError")
         status = exc.get_http_status()
@@ -370,15 +381,21 @@ class AliyunKmsStore:
         # the URL in its connection errors.
         for key, value in (body or {}).items():
             request.add_body_params(key, value)
+        error: StoreError | None = None
         try:
-            raw = self._client.do_action_with_exception(request)
+            # What do_action_with_exception does, minus its DEBUG log of the response body,
+            # which holds SecretData.
+            _, _, raw, sdk_error = self._client._implementation_of_do_action(request)
+            if sdk_error is not None:
+                raise sdk_error
         except (acs_exceptions.ServerException, acs_exceptions.ClientException) as exc:
-            raise map_sdk_error(exc, action, name) from None
+            error = map_sdk_error(exc, action, name)
         except Exception as exc:  # the SDK lets some transport errors through unwrapped
-            raise StoreUnavailable(
-                f"KMS {action}" + (f" for secret {name!r}" if name else "") + f" failed: {type(exc).__name__}",
-                code="SDK.HttpError",
-            ) from None
+            error = StoreUnavailable(f"{_target(action, name)} failed: {type(exc).__name__}", code="SDK.HttpError")
+        if error is not None:
+            # Raised here, outside the except clause, so that neither __cause__ nor
+            # __context__ holds the SDK's exception: its text may quote the request.
+            raise error
         try:
             parsed = json.loads(raw)
         except ValueError:
@@ -483,7 +500,7 @@ class AliyunKmsStore:
             if not items or len(out) >= total or page >= 100:
                 break
             page += 1
-        out.sort(key=lambda v: v.created or datetime.min.replace(tzinfo=timezone.utc), reverse=True)
+        out.sort(key=lambda v: v.created or datetime.min.replace(tzinfo=UTC), reverse=True)
         return out
 
     def describe(self, name: str) -> SecretInfo:
@@ -503,7 +520,7 @@ class AliyunKmsStore:
             extended_config=_extended(resp.get("ExtendedConfig")),
         )
 
-    def random_password(self, policy: PasswordPolicy = PasswordPolicy()) -> str:
+    def random_password(self, policy: PasswordPolicy = DEFAULT_PASSWORD_POLICY) -> str:
         def flag(value: bool) -> str:
             return "true" if value else "false"
 
@@ -563,7 +580,7 @@ class AliyunKmsStore:
         if session is not None:
             session.close()
 
-    def __enter__(self) -> "AliyunKmsStore":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -17,10 +17,11 @@ import os
 import re
 import sqlite3
 import threading
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Self
 
 from ..errors import (
     InvalidParameter,
@@ -29,14 +30,22 @@ from ..errors import (
     SecretNotFound,
     VersionConflict,
 )
-from ..model import CURRENT, PREVIOUS, PasswordPolicy, Secret, SecretInfo, VersionInfo
+from ..model import (
+    CURRENT,
+    DEFAULT_PASSWORD_POLICY,
+    PREVIOUS,
+    PasswordPolicy,
+    Secret,
+    SecretInfo,
+    VersionInfo,
+)
 from .base import MAX_STAGE_LENGTH, MAX_STAGES_PER_VERSION, MAX_VERSIONS
 
 __all__ = ["EmbeddedStore", "EncryptionKeyError"]
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_/+=.@-]{1,192}$")
 _VERSION_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
-_STAGE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,%d}$" % MAX_STAGE_LENGTH)
+_STAGE_RE = re.compile(rf"^[A-Za-z0-9_.-]{{1,{MAX_STAGE_LENGTH}}}$")
 _KEY_CHECK = b"secretclient-embedded-key-check"
 
 _SCHEMA = """
@@ -74,11 +83,11 @@ class EncryptionKeyError(SecretClientError):
 
 
 def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _ts(value: float) -> datetime:
-    return datetime.fromtimestamp(value, timezone.utc)
+    return datetime.fromtimestamp(value, UTC)
 
 
 def _not_found(what: str) -> SecretNotFound:
@@ -240,7 +249,7 @@ class EmbeddedStore:
             )
 
     def _require_secret(self, db: sqlite3.Connection, name: str) -> tuple[Any, ...]:
-        row = db.execute(
+        row: tuple[Any, ...] | None = db.execute(
             "SELECT name, secret_type, description, created, updated, rotation_interval, extended_config"
             " FROM secrets WHERE name = ?",
             (name,),
@@ -378,7 +387,7 @@ class EmbeddedStore:
             extended_config=json.loads(meta[6]) if meta[6] else None,
         )
 
-    def random_password(self, policy: PasswordPolicy = PasswordPolicy()) -> str:
+    def random_password(self, policy: PasswordPolicy = DEFAULT_PASSWORD_POLICY) -> str:
         return policy.generate()
 
     # -- writes --------------------------------------------------------------------------
@@ -533,7 +542,7 @@ class EmbeddedStore:
         with self._lock:
             self._db.close()
 
-    def __enter__(self) -> "EmbeddedStore":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

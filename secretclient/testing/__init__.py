@@ -1,35 +1,25 @@
 """Test helpers for code that uses secretclient: a throwaway MariaDB, a fault-injecting TCP
-proxy, a local KMS emulator and a pytest plugin with fixtures for all of them.
+proxy, a local KMS emulator, a manual clock and executor, and a pytest plugin with fixtures.
 
-``KmsEmulator`` is imported on first use, so this package works without the optional
-Alibaba Cloud SDK.
+Only the stores the emulator hands out need the optional Alibaba Cloud SDK.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
+from secretclient.manual import ManualClock, ManualExecutor
 from secretclient.testing.certs import TestCertificates, make_certificates
+from secretclient.testing.kms_emulator import KmsEmulator
 from secretclient.testing.mariadb import MariaDB, MariaDBError, MariaDBNotInstalled
 from secretclient.testing.proxy import FaultProxy
-
-if TYPE_CHECKING:
-    from secretclient.testing.kms_emulator import KmsEmulator
 
 __all__ = [
     "FaultProxy",
     "KmsEmulator",
+    "ManualClock",
+    "ManualExecutor",
     "MariaDB",
     "MariaDBError",
     "MariaDBNotInstalled",
     "TestCertificates",
     "make_certificates",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    if name == "KmsEmulator":
-        from secretclient.testing.kms_emulator import KmsEmulator
-
-        return KmsEmulator
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import ipaddress
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 __all__ = ["TestCertificates", "make_certificates"]
 
@@ -39,7 +39,7 @@ def make_certificates(
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    now = _dt.datetime.now(_dt.timezone.utc)
+    now = _dt.datetime.now(_dt.UTC)
     start, end = now - _dt.timedelta(hours=1), now + _dt.timedelta(days=30)
 
     ca_key = ec.generate_private_key(ec.SECP256R1())

@@ -39,11 +39,12 @@ import threading
 import time
 import uuid
 from collections import Counter, deque
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Self
 from urllib.parse import parse_qsl, quote, urlsplit
 
 from secretclient.errors import (
@@ -57,7 +58,7 @@ from secretclient.errors import (
 from secretclient.model import CURRENT, PREVIOUS, PasswordPolicy
 from secretclient.stores.embedded import EmbeddedStore
 
-__all__ = ["KmsEmulator", "Faults", "KmsError", "ACCOUNT_ID", "main"]
+__all__ = ["ACCOUNT_ID", "Faults", "KmsEmulator", "KmsError", "main"]
 
 API_VERSION = "2016-01-20"
 #: The account id in the ARNs the emulator hands out.
@@ -121,7 +122,7 @@ def _from_store_error(err: SecretClientError) -> KmsError:
 
 
 def _iso(value: datetime | None) -> str | None:
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
 
 
 def _percent(value: str) -> str:
@@ -294,17 +295,17 @@ class Faults:
                 if len(self._recent) >= self._rps:
                     return None, KmsError("Rejected.Throttling"), delay
                 self._recent.append(now)
-            if self._error_rate and (self._error_actions is None or action in self._error_actions):
-                if self._rng.random() < self._error_rate:
-                    code, status, message = self._error
-                    return None, KmsError(code, message, status), delay
+            in_scope = self._error_actions is None or action in self._error_actions
+            if self._error_rate and in_scope and self._rng.random() < self._error_rate:
+                code, status, message = self._error
+                return None, KmsError(code, message, status), delay
             return None, None, delay
 
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
-    emulator: "KmsEmulator"
+    emulator: KmsEmulator
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -335,7 +336,7 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             self.server.emulator._track(self.connection, False)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         pass  # request lines carry secret data in their query string: never log them
 
     def do_CONNECT(self) -> None:
@@ -353,8 +354,8 @@ class _Handler(BaseHTTPRequestHandler):
         emu._track(self.connection, False)
         self.request = self.connection = tls
         emu._track(tls, True)
-        self.rfile = tls.makefile("rb", self.rbufsize)
-        self.wfile = tls.makefile("wb", 0)
+        self.rfile = tls.makefile("rb")
+        self.wfile = tls.makefile("wb")  # buffered: the handler flushes after each response
         self.close_connection = False
 
     def do_POST(self) -> None:
@@ -464,7 +465,7 @@ class KmsEmulator:
 
     # -- lifecycle -----------------------------------------------------------------------
 
-    def start(self) -> "KmsEmulator":
+    def start(self) -> Self:
         if self._server is not None:
             return self
         if self.https:
@@ -498,7 +499,7 @@ class KmsEmulator:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
             self._tmpdir, self._certs, self._ctx = None, None, None
 
-    def __enter__(self) -> "KmsEmulator":
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
@@ -654,10 +655,10 @@ class KmsEmulator:
                 400,
             )
         try:
-            stamp = datetime.strptime(params.get("Timestamp", ""), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+            stamp = datetime.strptime(params.get("Timestamp", ""), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
         except ValueError:
             raise KmsError("InvalidTimeStamp.Format") from None
-        now = datetime.fromtimestamp(self._clock(), timezone.utc)
+        now = datetime.fromtimestamp(self._clock(), UTC)
         if abs(now - stamp) > _TIMESTAMP_SKEW:
             raise KmsError("InvalidTimeStamp.Expired")
         nonce = params.get("SignatureNonce")
@@ -880,7 +881,7 @@ class KmsEmulator:
         except ValueError:
             raise KmsError("InvalidParameter", "The specified parameter RecoveryWindowInDays is not valid.") from None
         self.backing_store.delete_secret(name)
-        now = datetime.fromtimestamp(self._clock(), timezone.utc)
+        now = datetime.fromtimestamp(self._clock(), UTC)
         return {"SecretName": name, "PlannedDeleteTime": _iso(now if force else now + timedelta(days=days))}
 
 

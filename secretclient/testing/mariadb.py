@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import pymysql
 
@@ -173,7 +173,7 @@ class MariaDB:
 
     # -- lifecycle ------------------------------------------------------------------------
 
-    def __enter__(self) -> "MariaDB":
+    def __enter__(self) -> Self:
         if self._proc is None:  # ``with MariaDB().start() as db`` is fine too
             self.start()
         return self
@@ -186,7 +186,7 @@ class MariaDB:
     ) -> None:
         self.stop()
 
-    def start(self) -> "MariaDB":
+    def start(self) -> Self:
         """Create the data directory, start the server and wait until root can log in."""
         if self._proc is not None:
             raise MariaDBError("the server is already started")
@@ -235,7 +235,7 @@ class MariaDB:
 
     def _install(self, install: str) -> None:
         cmd = [install, *self._common_flags(), "--auth-root-authentication-method=normal", "--skip-test-db"]
-        result = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+        result = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120, check=False)
         if result.returncode != 0:
             tail = result.stdout.decode(errors="replace")[-2000:]
             raise MariaDBError(f"mariadb-install-db failed (exit {result.returncode}):\n{tail}")
@@ -478,9 +478,9 @@ class MariaDB:
             if len(head) < 3:
                 continue
             fields = head[2].rsplit(",", 7)
-            if len(fields) == 8 and fields[4] == "FAILED_CONNECT" and fields[0] == user:
-                if host is None or fields[1] == host:
-                    count += 1
+            failed = len(fields) == 8 and fields[4] == "FAILED_CONNECT" and fields[0] == user
+            if failed and (host is None or fields[1] == host):
+                count += 1
         return count
 
     def _wait_for_logins(self) -> None:

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import Literal
+from typing import Literal, Self
 
 from secretclient.errors import InvalidParameter, SecretClientError
 
@@ -129,7 +129,7 @@ class FaultProxy:
 
     # -- lifecycle ------------------------------------------------------------------------
 
-    def __enter__(self) -> "FaultProxy":
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(
@@ -140,7 +140,7 @@ class FaultProxy:
     ) -> None:
         self.stop()
 
-    def start(self) -> "FaultProxy":
+    def start(self) -> Self:
         """Listen and serve in background threads."""
         if self._listener is not None:
             raise SecretClientError("the proxy is already started")
@@ -197,7 +197,7 @@ class FaultProxy:
             while not self._expired():
                 try:
                     client, _ = listener.accept()
-                except socket.timeout:
+                except TimeoutError:
                     continue
                 except OSError:
                     return

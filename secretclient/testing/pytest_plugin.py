@@ -57,7 +57,7 @@ def mariadb_proxy(mariadb: MariaDB) -> Iterator[FaultProxy]:
 
 
 @pytest.fixture
-def kms_emulator() -> Iterator["KmsEmulator"]:
+def kms_emulator() -> Iterator[KmsEmulator]:
     """A KMS emulator over HTTP on 127.0.0.1, empty, new for each test."""
     try:
         from secretclient.testing.kms_emulator import KmsEmulator
@@ -70,7 +70,7 @@ def kms_emulator() -> Iterator["KmsEmulator"]:
 
 
 @pytest.fixture
-def embedded_store() -> Iterator["EmbeddedStore"]:
+def embedded_store() -> Iterator[EmbeddedStore]:
     """An empty in-memory EmbeddedStore, closed after the test."""
     from secretclient.stores.embedded import EmbeddedStore
 
