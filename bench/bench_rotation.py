@@ -17,11 +17,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from secretclient.stores.embedded import EmbeddedStore  # noqa: E402
-from secretclient.testing.kms_emulator import KmsEmulator  # noqa: E402
-from secretclient.testing.mariadb import MariaDB  # noqa: E402
-
-from rotation import AlternatingUsersStrategy, Rotator, SingleUserStrategy  # noqa: E402
+from rotation import AlternatingUsersStrategy, Rotator, SingleUserStrategy
+from secretclient.stores.embedded import EmbeddedStore
+from secretclient.testing.kms_emulator import KmsEmulator
+from secretclient.testing.mariadb import MariaDB
 
 ROUNDS = 20
 

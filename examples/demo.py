@@ -30,17 +30,23 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Callable, TextIO
+from typing import Any, TextIO
 
 from sqlalchemy import text
 
-from rotation import AlternatingUsersStrategy, RotationEvent, Rotator, Scheduler, SingleUserStrategy
+from rotation import (
+    AlternatingUsersStrategy,
+    RotationEvent,
+    Rotator,
+    Scheduler,
+    SingleUserStrategy,
+)
 from rotation.passwords import DEFAULT_POLICY
-from secretclient import EmbeddedStore
-from secretclient.client import SecretClient
+from secretclient import EmbeddedStore, SecretClient
 from secretclient.db import Connector, create_engine
 from secretclient.testing import MariaDB, MariaDBNotInstalled
 
@@ -121,7 +127,7 @@ def worker(engine: Any, stats: WorkerStats, seed: int, stop: threading.Event) ->
                 conn.execute(text("SELECT name, stock FROM items WHERE id = :id"), {"id": item}).one()
                 if item % 5 == 0:
                     conn.execute(text("UPDATE items SET stock = stock + 1 WHERE id = :id"), {"id": item})
-        except Exception as exc:  # every failure counts; the demo's point is that there are none
+        except Exception as exc:  # noqa: BLE001 - every failure counts; the point is that there are none
             stats.failed += 1
             if len(stats.errors) < 3:
                 # Type and message: our errors name versions and stages, never a password.

@@ -21,8 +21,7 @@ import json
 import sys
 import uuid
 
-from secretclient import EmbeddedStore
-from secretclient.client import SecretClient
+from secretclient import EmbeddedStore, SecretClient
 from secretclient.db import Connector, connect
 from secretclient.model import PasswordPolicy
 from secretclient.testing import MariaDB, MariaDBNotInstalled

@@ -30,10 +30,11 @@ from .status import Status
 from .strategies import AlternatingUsersStrategy, SingleUserStrategy, Strategy
 
 __all__ = [
+    "DEFAULT_POLICY",
+    "RDS_POLICY",
     "STEPS",
     "AbortResult",
     "AlternatingUsersStrategy",
-    "DEFAULT_POLICY",
     "DatabaseError",
     "InvalidRotationSetup",
     "LocalLock",
@@ -43,7 +44,6 @@ __all__ = [
     "LoginFailed",
     "MySqlLock",
     "Plan",
-    "RDS_POLICY",
     "RotationConflict",
     "RotationError",
     "RotationEvent",

@@ -13,7 +13,7 @@ from .errors import InvalidRotationSetup
 from .passwords import DEFAULT_POLICY
 from .strategies import AlternatingUsersStrategy, SingleUserStrategy, Strategy
 
-__all__ = ["open_store", "make_strategy", "STRATEGIES"]
+__all__ = ["STRATEGIES", "make_strategy", "open_store"]
 
 STRATEGIES = ("alternating", "single")
 
@@ -58,10 +58,10 @@ def make_strategy(
         length=password_length,
         exclude_characters=DEFAULT_POLICY.exclude_characters if exclude_characters is None else exclude_characters,
     )
-    common: dict[str, Any] = dict(
-        master_secret=master_secret or None, password_policy=policy, name_limit=name_limit,
-        connect_options=ConnectOptions(ca_file=ca_file or None),
-    )
+    common: dict[str, Any] = {
+        "master_secret": master_secret or None, "password_policy": policy, "name_limit": name_limit,
+        "connect_options": ConnectOptions(ca_file=ca_file or None),
+    }
     if kind == "alternating":
         return AlternatingUsersStrategy(grace=timedelta(seconds=grace_seconds), **common)
     if kind == "single":

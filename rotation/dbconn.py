@@ -20,7 +20,7 @@ from secretclient.model import DbCredentials
 from .errors import DatabaseError, InvalidRotationSetup, LoginFailed
 from .sql import Statement
 
-__all__ = ["ConnectOptions", "connect", "try_login", "run", "query", "AUTH_ERRORS"]
+__all__ = ["AUTH_ERRORS", "ConnectOptions", "connect", "query", "run", "try_login"]
 
 #: Server errors meaning "these credentials do not log in" (wrong password / unknown user,
 #: no access to the database, account locked, password expired).

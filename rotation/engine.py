@@ -14,23 +14,29 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from secretclient.errors import SecretNotFound, VersionConflict
 from secretclient.model import CURRENT, PENDING, Secret
 from secretclient.stores.base import SecretStore
 
-from .errors import InvalidRotationSetup, LoginFailed, RotationConflict, RotationInProgress
+from .errors import (
+    InvalidRotationSetup,
+    LoginFailed,
+    RotationConflict,
+    RotationInProgress,
+)
 from .events import Events, Listener, RotationEvent
 from .lock import Lock, LockHandle, MySqlLock
 from .plan import Plan, make_plan
 from .status import Status, make_status
 from .strategies.base import RotationContext, Strategy
 
-__all__ = ["Rotator", "RotationResult", "AbortResult", "STEPS"]
+__all__ = ["STEPS", "AbortResult", "RotationResult", "Rotator"]
 
 STEPS = ("new", "set", "test", "end")
 
@@ -39,7 +45,7 @@ Checkpoint = Callable[[str], None]
 
 
 def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)

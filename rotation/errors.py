@@ -8,18 +8,18 @@ from __future__ import annotations
 from secretclient.errors import SecretClientError
 
 __all__ = [
-    "RotationError",
-    "InvalidRotationSetup",
-    "UnsafeAccountName",
-    "UnsupportedServer",
-    "UnsupportedGrant",
-    "RotationInProgress",
-    "LockLost",
-    "RotationTooSoon",
-    "LoginFailed",
-    "VerificationFailed",
     "DatabaseError",
+    "InvalidRotationSetup",
+    "LockLost",
+    "LoginFailed",
     "RotationConflict",
+    "RotationError",
+    "RotationInProgress",
+    "RotationTooSoon",
+    "UnsafeAccountName",
+    "UnsupportedGrant",
+    "UnsupportedServer",
+    "VerificationFailed",
 ]
 
 

@@ -7,11 +7,12 @@ Library code only logs to the ``rotation`` logger; configuring handlers is the a
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Callable, Iterable, Literal
+from datetime import UTC, datetime
+from typing import Literal
 
-__all__ = ["RotationEvent", "Listener", "EventKind", "Events"]
+__all__ = ["EventKind", "Events", "Listener", "RotationEvent"]
 
 log = logging.getLogger("rotation")
 
@@ -38,7 +39,7 @@ class RotationEvent:
     step: str | None = None
     duration: float | None = None
     detail: str = ""
-    at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def log_line(self) -> str:
         parts = [f"rotation {self.kind}", f"secret={self.secret_name}"]

@@ -13,18 +13,18 @@ anything is changed.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 from .errors import UnsupportedGrant
 from .sql import Dialect, Statement, ident
 
-__all__ = ["Level", "Privilege", "RoleGrant", "Grants", "parse_grants", "grant_statements"]
+__all__ = ["Grants", "Level", "Privilege", "RoleGrant", "grant_statements", "parse_grants"]
 
 _TOKEN_RE = re.compile(
     r"\s+|`(?P<ident>(?:[^`]|``)*)`|'(?P<squote>(?:[^'\\]|\\.|'')*)'|\"(?P<dquote>(?:[^\"\\]|\\.|\"\")*)\""
     r"|(?P<word>[A-Za-z0-9_$]+)|(?P<punct>[,().@*])",
-    re.S,
+    re.DOTALL,
 )
 _PRIV_WORD_RE = re.compile(r"[A-Z_]+")
 _OBJECT_TYPES = ("TABLE", "PROCEDURE", "FUNCTION", "PACKAGE BODY", "PACKAGE")
@@ -46,7 +46,9 @@ def _tokenize(line: str) -> list[_Tok]:
     while pos < len(line):
         m = _TOKEN_RE.match(line, pos)
         if not m:
-            raise UnsupportedGrant(f"cannot parse grant line near character {pos}: {line[pos:pos + 20]!r}")
+            # Quote the line only before an IDENTIFIED clause: what follows may be a password hash.
+            shown = line[pos:pos + 20] if not re.search(r"\bIDENTIFIED\b", line[:pos + 20], re.IGNORECASE) else "…"
+            raise UnsupportedGrant(f"cannot parse grant line near character {pos}: {shown!r}")
         pos = m.end()
         if m.group("ident") is not None:
             out.append(_Tok("ident", m.group("ident").replace("``", "`")))
@@ -123,7 +125,7 @@ class Grants:
         return lines
 
 
-def _key(item: "Privilege | RoleGrant") -> tuple[str, ...]:
+def _key(item: Privilege | RoleGrant) -> tuple[str, ...]:
     # None (a * level, a host-less role) sorts first; plain sorting cannot compare None with str.
     if isinstance(item, RoleGrant):
         return (item.role, item.host or "", str(item.admin))
@@ -144,7 +146,7 @@ class _Parser:
 
     def _safe_line(self) -> str:
         # The line may carry a password hash: cut the IDENTIFIED clause before showing it.
-        return re.split(r"\bIDENTIFIED\b", self.line, maxsplit=1)[0][:200]
+        return re.split(r"\bIDENTIFIED\b", self.line, maxsplit=1, flags=re.IGNORECASE)[0][:200]
 
     def peek(self, k: int = 0) -> _Tok | None:
         j = self.i + k
@@ -251,7 +253,7 @@ class _Parser:
                 return True
         return False
 
-    def parse(self, into: "_Builder") -> None:
+    def parse(self, into: _Builder) -> None:
         if self.is_word("SET"):
             self.i += 1
             self.expect_word("DEFAULT")

@@ -14,13 +14,14 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
-from typing import Callable, Protocol, runtime_checkable
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
 
 import pymysql
 
 from .errors import LockLost, RotationError
 
-__all__ = ["Lock", "LockHandle", "MySqlLock", "LocalLock", "lock_name"]
+__all__ = ["LocalLock", "Lock", "LockHandle", "MySqlLock", "lock_name"]
 
 _SAFE_RE = re.compile(r"[A-Za-z0-9_./@+=-]+")
 

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import logging
 import string
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from secretclient.errors import AccessDenied
 from secretclient.model import PasswordPolicy
 
 from .errors import InvalidRotationSetup
 
-__all__ = ["PasswordPolicy", "DEFAULT_POLICY", "RDS_POLICY", "RDS_SPECIAL", "rds_accepts", "new_password", "PasswordSource"]
+__all__ = ["DEFAULT_POLICY", "RDS_POLICY", "RDS_SPECIAL", "PasswordPolicy", "PasswordSource", "new_password", "rds_accepts"]
 
 log = logging.getLogger("rotation")
 

@@ -4,19 +4,20 @@ redacted, and the checks that would fail — without changing anything."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
+from secretclient.errors import SecretClientError
 from secretclient.model import CURRENT, PENDING
 from secretclient.stores.base import SecretStore
 
-from secretclient.errors import SecretClientError
+from .lock import Lock
 from .status import stage_holder
-from .strategies.base import Check, RotationContext, Strategy
+from .strategies.base import Check, RotationContext, Strategy, StrategyPlan
 
 __all__ = ["Plan", "make_plan"]
 
 #: Stands in for the password in a dry run; it is never sent anywhere (statements are redacted).
 _PLACEHOLDER = "<generated at rotation time>"
+_NOTHING = StrategyPlan()
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,14 +54,18 @@ class Plan:
         return out
 
 
-def make_plan(store: SecretStore, strategy: Strategy, ctx: RotationContext, lock: Any) -> Plan:
+def make_plan(store: SecretStore, strategy: Strategy, ctx: RotationContext, lock: Lock) -> Plan:
+    """The dry run behind :meth:`Rotator.plan`: reads only (the lock is taken and released at once)."""
     name = ctx.secret_name
     versions = store.list_versions(name)
     current_v, pending_v = stage_holder(versions, CURRENT), stage_holder(versions, PENDING)
     current_vid = current_v.version_id if current_v else None
     pending_vid = pending_v.version_id if pending_v else None
-    base = dict(secret_name=name, strategy=strategy.name, current_version_id=current_vid, pending_version_id=pending_vid)
     checks: list[Check] = []
+
+    def result(steps: tuple[str, ...], sp: StrategyPlan = _NOTHING) -> Plan:
+        return Plan(name, strategy.name, current_vid, pending_vid, steps, sp.accounts, sp.statements,
+                    sp.grant_changes, (*checks, *sp.checks))
 
     try:
         handle = lock.acquire(name, 0.0)
@@ -72,7 +77,7 @@ def make_plan(store: SecretStore, strategy: Strategy, ctx: RotationContext, lock
         handle.release()
 
     if pending_vid is not None and pending_vid == current_vid:
-        return Plan(**base, steps=("end",), checks=tuple(checks))  # type: ignore[arg-type]
+        return result(("end",))
     current = store.get_secret(name, stage=CURRENT)
     steps = ("set", "test", "end") if pending_vid else ("new", "set", "test", "end")
     try:
@@ -80,16 +85,14 @@ def make_plan(store: SecretStore, strategy: Strategy, ctx: RotationContext, lock
         checks.append(Check("secret and accounts are valid", True))
     except SecretClientError as exc:
         checks.append(Check("secret and accounts are valid", False, str(exc)))
-        return Plan(**base, steps=steps, checks=tuple(checks))  # type: ignore[arg-type]
+        return result(steps)
     creds = current.db_credentials()
     if pending_vid:
         pending = store.get_secret(name, version_id=pending_vid).db_credentials()
     else:
         pending = strategy.pending_credentials(creds, _PLACEHOLDER)
     try:
-        sp = strategy.plan(ctx, creds, pending)
+        return result(steps, strategy.plan(ctx, creds, pending))
     except SecretClientError as exc:
         checks.append(Check("database can be prepared", False, str(exc)))
-        return Plan(**base, steps=steps, checks=tuple(checks))  # type: ignore[arg-type]
-    return Plan(**base, steps=steps, accounts=sp.accounts, statements=sp.statements,  # type: ignore[arg-type]
-                grant_changes=sp.grant_changes, checks=(*checks, *sp.checks))
+        return result(steps)

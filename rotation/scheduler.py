@@ -11,9 +11,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, time as dtime, timedelta
-from typing import Iterable
+from datetime import datetime, timedelta
+from datetime import time as dtime
+from typing import Self
 
 from secretclient.backoff import Backoff
 from secretclient.model import CURRENT
@@ -21,9 +23,11 @@ from secretclient.model import CURRENT
 from .engine import RotationResult, Rotator
 from .errors import InvalidRotationSetup, RotationInProgress
 
-__all__ = ["Scheduler", "RotationWindow"]
+__all__ = ["RotationWindow", "Scheduler"]
 
 log = logging.getLogger("rotation")
+
+_RETRY = Backoff(base=5.0, cap=600.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,13 +75,14 @@ class Scheduler:
         jitter: timedelta = timedelta(0),
         window: RotationWindow | None = None,
         poll: float = 60.0,
-        retry: Backoff = Backoff(base=5.0, cap=600.0),
+        retry: Backoff = _RETRY,
     ) -> None:
         if interval <= timedelta(0) or jitter < timedelta(0) or poll <= 0:
             raise InvalidRotationSetup("interval and poll must be positive and jitter not negative")
         self.rotator = rotator
         self.secret_names = [secret_names] if isinstance(secret_names, str) else list(secret_names)
         self.interval, self.jitter, self.window, self.poll, self.retry = interval, jitter, window, poll, retry
+        # Per secret: failed attempts in a row, and the time before which it is not tried again.
         self._failures: dict[str, tuple[int, datetime]] = {}
         self._stop = threading.Event()
         self._run_lock = threading.Lock()
@@ -105,18 +110,21 @@ class Scheduler:
         results = []
         with self._run_lock:
             for name in self.secret_names:
+                now = self.rotator.clock()
                 try:
-                    now = self.rotator.clock()
                     if now < self.due_at(name) or (self.window and not self.window.contains(now)):
                         continue
                     results.append(self.rotator.rotate(name, due_after=self.interval))
                     self._failures.pop(name, None)
                 except RotationInProgress:
-                    continue  # another instance is on it; its result shows up in the store
-                except Exception as exc:
-                    attempt = self._failures.get(name, (-1, now))[0] + 1
+                    # Another instance is on it and its result shows up in the store: look again
+                    # after ``poll`` instead of polling the lock in a tight loop meanwhile.
+                    attempts = self._failures.get(name, (0, now))[0]
+                    self._failures[name] = (attempts, now + timedelta(seconds=self.poll))
+                except Exception as exc:  # noqa: BLE001 - the thread must survive any failure
+                    attempt = self._failures.get(name, (0, now))[0]
                     delay = timedelta(seconds=self.retry.delay(attempt))
-                    self._failures[name] = (attempt, self.rotator.clock() + delay)
+                    self._failures[name] = (attempt + 1, self.rotator.clock() + delay)
                     log.warning("scheduled rotation of %s failed (%s); retrying in %.0f s",
                                 name, type(exc).__name__, delay.total_seconds())
         with self._passed:
@@ -135,7 +143,7 @@ class Scheduler:
             self._failures.pop(secret_name, None)
             return result
 
-    def start(self) -> "Scheduler":
+    def start(self) -> Self:
         """Start the background thread (a daemon, so it never blocks interpreter exit)."""
         if self._thread is not None:
             raise InvalidRotationSetup("the scheduler is already started")
@@ -156,7 +164,7 @@ class Scheduler:
         with self._passed:
             return self._passed.wait_for(lambda: self._passes >= count, timeout)
 
-    def __enter__(self) -> "Scheduler":
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -169,6 +177,6 @@ class Scheduler:
             for name in self.secret_names:
                 try:
                     wait = min(wait, (self.due_at(name) - self.rotator.clock()).total_seconds())
-                except Exception:  # the store is down: try again after poll
+                except Exception:  # noqa: BLE001 - the store is down: try again after poll
                     log.warning("cannot read the due time of %s", name, exc_info=False)
             self._stop.wait(max(wait, 0.05))

@@ -16,16 +16,16 @@ from typing import Any, Literal
 from .errors import UnsafeAccountName, UnsupportedServer
 
 __all__ = [
-    "ServerVersion",
-    "Dialect",
-    "Statement",
+    "NAME_LIMIT_MARIADB",
+    "NAME_LIMIT_MYSQL",
+    "NAME_LIMIT_RDS",
     "AccountOptions",
-    "ident",
+    "Dialect",
+    "ServerVersion",
+    "Statement",
     "check_account_name",
     "check_host",
-    "NAME_LIMIT_RDS",
-    "NAME_LIMIT_MYSQL",
-    "NAME_LIMIT_MARIADB",
+    "ident",
 ]
 
 #: Longest account name ApsaraDB RDS accepts (the seed's limit).
@@ -122,7 +122,7 @@ class ServerVersion:
     patch: int
 
     @classmethod
-    def parse(cls, text: str, comment: str = "") -> "ServerVersion":
+    def parse(cls, text: str, comment: str = "") -> ServerVersion:
         """From ``SELECT VERSION()`` (and optionally ``@@version_comment``).
 
         Handles ``10.11.19-MariaDB-0+deb12u1``, the replication prefix ``5.5.5-10.6.4-MariaDB``,
@@ -165,7 +165,7 @@ class AccountOptions:
     )
 
     @classmethod
-    def from_row(cls, row: tuple[Any, ...]) -> "AccountOptions":
+    def from_row(cls, row: tuple[Any, ...]) -> AccountOptions:
         def text(v: Any) -> str:
             return v.decode("utf-8", "replace") if isinstance(v, (bytes, bytearray)) else str(v or "")
 
@@ -182,7 +182,7 @@ class AccountOptions:
     def requires_tls(self) -> bool:
         return self.ssl_type not in ("", "NONE")
 
-    def tls_equal(self, other: "AccountOptions") -> bool:
+    def tls_equal(self, other: AccountOptions) -> bool:
         return (self.ssl_type, self.ssl_cipher, self.x509_issuer, self.x509_subject) == (
             other.ssl_type, other.ssl_cipher, other.x509_issuer, other.x509_subject
         )

@@ -17,6 +17,8 @@ from concurrent.futures import Executor, Future
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from .errors import InvalidParameter
+
 __all__ = ["ManualClock", "ManualExecutor"]
 
 
@@ -29,14 +31,17 @@ class ManualClock:
         self._epoch = epoch - timedelta(seconds=start)
 
     def __call__(self) -> float:
+        """The current monotonic time, in seconds."""
         return self._now
 
     def utc(self) -> datetime:
+        """The current UTC time (``epoch`` when the clock reads ``start``)."""
         return self._epoch + timedelta(seconds=self._now)
 
     def advance(self, seconds: float) -> None:
+        """Move both readings forward by ``seconds``; :class:`InvalidParameter` if negative."""
         if seconds < 0:
-            raise ValueError("a monotonic clock does not go back")
+            raise InvalidParameter("ManualClock.advance() takes seconds >= 0: a monotonic clock does not go back")
         self._now += seconds
 
 
@@ -49,6 +54,7 @@ class ManualExecutor(Executor):
         self._shutdown = False
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        """Queue ``fn(*args, **kwargs)``; it runs at the next :meth:`run_pending`."""
         with self._lock:
             if self._shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")
@@ -78,6 +84,7 @@ class ManualExecutor(Executor):
             ran += 1
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Refuse new calls; with ``cancel_futures`` drop (cancel) the queued ones."""
         with self._lock:
             self._shutdown = True
             dropped, self._queue = (self._queue, []) if cancel_futures else ([], self._queue)

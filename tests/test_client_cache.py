@@ -8,7 +8,12 @@ from collections import Counter
 import pytest
 
 from secretclient.client import ClientClosed, SecretClient
-from secretclient.errors import InvalidParameter, InvalidSecretContent, SecretNotFound
+from secretclient.errors import (
+    InvalidParameter,
+    InvalidSecretContent,
+    SecretNotFound,
+    StoreError,
+)
 from secretclient.manual import ManualClock, ManualExecutor
 from secretclient.model import PENDING, PREVIOUS
 from secretclient.stores.embedded import EmbeddedStore
@@ -280,8 +285,9 @@ def test_close_store_option(clock, executor):
     make_client(inner, clock, executor).close()
     assert inner.get_secret("x").text == "y"  # still open
     make_client(inner, clock, executor, close_store=True).close()
-    with pytest.raises(Exception):
+    with pytest.raises(StoreError) as err:
         inner.get_secret("x")
+    assert err.value.code == "StoreClosed"
 
 
 def test_stage_given_as_an_equal_string_uses_the_same_entry(store, clock, executor):
@@ -347,3 +353,15 @@ def test_a_reader_takes_over_a_refresh_still_queued_when_the_value_expires(store
     clock.advance(10)  # expired: this reader must not wait for the queue
     assert client.get_text("token") == "new"
     assert executor.run_pending() == 1 and store.calls["get_secret"] == 2  # the queued job did nothing
+
+
+def test_manual_helpers_are_exported_for_users_and_refuse_going_back():
+    from secretclient import testing
+
+    assert testing.ManualClock is ManualClock and testing.ManualExecutor is ManualExecutor
+    clock = ManualClock(start=5.0)
+    start = clock.utc()
+    with pytest.raises(InvalidParameter, match="seconds >= 0"):
+        clock.advance(-1)
+    clock.advance(2.5)
+    assert clock() == 7.5 and (clock.utc() - start).total_seconds() == 2.5

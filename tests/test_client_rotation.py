@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -70,6 +71,28 @@ def test_refreshes_right_after_the_next_rotation(store, clock, executor):
     executor.run_pending()  # ...while the refresh runs
     assert client.get_text("db") == "pw-2"
     assert store.describes == 2  # a new version: when does it rotate next?
+
+
+def test_without_a_next_rotation_date_last_rotation_plus_interval_is_used(store, clock, executor):
+    class IntervalOnly(CountingStore):
+        """A store that reports the interval and the last rotation, but no next date."""
+
+        def describe(self, name):
+            info = super().describe(name)
+            return replace(info, next_rotation=None, last_rotation=clock.utc() - timedelta(minutes=30))
+
+    interval_store = IntervalOnly(store.inner)
+    client = make_client(interval_store, clock, executor, ttl=86400, rotation_delay=60)
+    client.get("db")
+    executor.run_pending()  # last rotation 30 min ago + 2 h interval: next in 90 min
+    clock.advance(90 * 60 + 59)
+    client.get("db")
+    assert executor.pending == 0
+    clock.advance(1)
+    client.get("db")
+    assert executor.pending == 1  # the refresh right after the rotation is queued
+    executor.run_pending()
+    assert interval_store.reads == 2
 
 
 def test_describe_once_per_version_not_per_refresh(store, clock, executor):

@@ -24,7 +24,7 @@ from typing import Any
 import pymysql
 import pytest
 
-from secretclient import EmbeddedStore
+from secretclient import EmbeddedStore, SecretNotFound
 from secretclient.testing.mariadb import find_mariadbd
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,7 +40,8 @@ def _env() -> dict[str, str]:
 
 
 def _run(args: list[str], cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=timeout, cwd=cwd, env=_env())
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=timeout, cwd=cwd,
+                          env=_env(), check=False)
 
 
 def _passwords(store_file: Path) -> list[str]:
@@ -50,14 +51,14 @@ def _passwords(store_file: Path) -> list[str]:
         for name in ("demo/app-db", "demo/rotator-db", "examples/pymysql"):
             try:
                 versions = store.list_versions(name, include_deprecated=True)
-            except Exception:
-                continue
+            except SecretNotFound:
+                continue  # each run creates some of these secrets only
             for v in versions:
                 found.append(store.get_secret(name, version_id=v.version_id).db_credentials().account_password)
     return found
 
 
-SUMMARY = re.compile(r"^(\d+) rotations, ([\d,]+) queries, ([\d,]+) failed", re.M)
+SUMMARY = re.compile(r"^(\d+) rotations, ([\d,]+) queries, ([\d,]+) failed", re.MULTILINE)
 
 
 def _summary(out: str) -> tuple[int, int, int]:
@@ -72,7 +73,7 @@ def _summary(out: str) -> tuple[int, int, int]:
 
 def test_demo_alternating_users_embedded_store(tmp_path: Path) -> None:
     store_file = tmp_path / "secrets.db"
-    result = _run([str(EXAMPLES / "demo.py"), "--duration", "10", "--interval", "1", "--workers", "4",
+    result = _run([str(EXAMPLES / "demo.py"), "--duration", "8", "--interval", "1", "--workers", "4",
                    "--store-file", str(store_file), "--min-rotations", "2"], tmp_path)
     out = result.stdout
     assert result.returncode == 0, out + result.stderr
@@ -80,7 +81,7 @@ def test_demo_alternating_users_embedded_store(tmp_path: Path) -> None:
     assert rotations >= 2 and queries > 0 and failed == 0
     assert "OK: no failed query" in out
     # Plain status lines (stdout is not a terminal), one per second.
-    assert len(re.findall(r"q/s \|", out)) >= 5
+    assert len(re.findall(r"q/s \|", out)) >= 4
     # The workers really moved between the two accounts.
     assert "(appuser_rt)" in out and "(appuser)" in out
     assert "database accounts: appuser, appuser_rt" in out
@@ -93,7 +94,7 @@ def test_demo_alternating_users_embedded_store(tmp_path: Path) -> None:
 def test_demo_single_user_through_the_kms_sdk_without_publish(tmp_path: Path) -> None:
     store_file = tmp_path / "secrets.db"
     result = _run([str(EXAMPLES / "demo.py"), "--store", "kms", "--strategy", "single", "--no-publish",
-                   "--duration", "6", "--interval", "1", "--workers", "4", "--store-file", str(store_file),
+                   "--duration", "5", "--interval", "1", "--workers", "4", "--store-file", str(store_file),
                    "--min-rotations", "2"], tmp_path)
     out = result.stdout
     assert result.returncode == 0, out + result.stderr
@@ -136,7 +137,7 @@ def test_pymysql_connect_example(tmp_path: Path) -> None:
 # -- examples/webapp ---------------------------------------------------------------------------
 
 
-def _read_lines(stream: Any, lines: "queue.Queue[str]") -> None:
+def _read_lines(stream: Any, lines: queue.Queue[str]) -> None:
     for line in stream:
         lines.put(line)
 
@@ -145,7 +146,7 @@ def test_webapp_serves_through_rotations(tmp_path: Path) -> None:
     errors = (tmp_path / "stderr.txt").open("w+")  # werkzeug logs every request there: not a pipe
     proc = subprocess.Popen(
         [sys.executable, "-u", str(EXAMPLES / "webapp" / "app.py"), "--port", "0", "--interval", "1",
-         "--duration", "8"],
+         "--duration", "6"],
         stdout=subprocess.PIPE, stderr=errors, text=True, cwd=tmp_path, env=_env(),
     )
     lines: queue.Queue[str] = queue.Queue()
@@ -188,7 +189,7 @@ def test_webapp_serves_through_rotations(tmp_path: Path) -> None:
                 if health:
                     accounts.add(health["account"])
 
-        until = time.monotonic() + 5  # the server stops 8 s after it started serving
+        until = time.monotonic() + 4  # the server stops 6 s after it started serving
         clients = [threading.Thread(target=client, args=(n, until)) for n in range(4)]
         for t in clients:
             t.start()
@@ -207,7 +208,7 @@ def test_webapp_serves_through_rotations(tmp_path: Path) -> None:
 
     assert statuses and set(statuses) <= {200, 201}, sorted(set(statuses))
     assert {"shop_web@%", "shop_web_rt@%"} <= accounts, accounts
-    rotations = len(re.findall(r"^rotation \d+: ACSCurrent is now version", text, re.M))
+    rotations = len(re.findall(r"^rotation \d+: ACSCurrent is now version", text, re.MULTILINE))
     assert rotations >= 2, text
     assert re.search(rf"served {len(statuses)} requests \(0 server errors\) through {rotations} rotations", text), text
 
@@ -259,11 +260,11 @@ def test_function_compute_flow_against_kms_emulator(mariadb: Any, kms_emulator: 
             assert "ACSPending" not in stages
             new = current.db_credentials()
             assert new.account_name == expected_account
-            with pymysql.connect(host=new.endpoint, port=new.port, user=new.account_name,
-                                 password=new.account_password, database=new.db_name, connect_timeout=5) as conn:
-                with conn.cursor() as cur:
-                    cur.execute("SELECT CURRENT_USER()")
-                    assert cur.fetchone()[0] == f"{expected_account}@%"
+            conn = pymysql.connect(host=new.endpoint, port=new.port, user=new.account_name,
+                                   password=new.account_password, database=new.db_name, connect_timeout=5)
+            with conn, conn.cursor() as cur:
+                cur.execute("SELECT CURRENT_USER()")
+                assert cur.fetchone()[0] == f"{expected_account}@%"
         # Every step went through the SDK to the emulator, and the VersionId was passed along.
         assert len(reports) == 8
         assert kms_emulator.calls["PutSecretValue"] == 2
@@ -290,7 +291,7 @@ def test_testing_your_code_example_passes(tmp_path: Path) -> None:
     env["SECRETCLIENT_REQUIRE_MARIADB"] = "1"  # fail, never skip, if the fixture cannot start
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(EXAMPLES / "testing_your_code")],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env,
+        capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env, check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert re.search(r"\b3 passed\b", result.stdout), result.stdout

@@ -354,6 +354,24 @@ def test_cli_starts_serves_and_stops(tmp_path):
         assert persisted.get_secret("cli").data == "value"
 
 
+def test_cli_fault_injection_options(tmp_path):
+    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    cli = [sys.executable, "-m", "secretclient.testing.kms_emulator", "--port", "0", "--access-key", "AKCLI:cli-secret"]
+    bad = subprocess.run([*cli, "--error-rate", "2"], capture_output=True, text=True, env=env, timeout=30, check=False)
+    assert bad.returncode == 2 and "error rate must be between 0 and 1" in bad.stderr
+    proc = subprocess.Popen([*cli, "--error-rate", "1", "--error-code", "Rejected.Throttling"],
+                            stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        endpoint = proc.stdout.readline().split(" on ")[1].split()[0]
+        with AliyunKmsStore(region="cn-hangzhou", endpoint=endpoint, access_key_id="AKCLI",
+                            access_key_secret="cli-secret", proxy=False) as store, pytest.raises(Throttled) as err:
+            store.get_secret("anything")
+        assert err.value.code == "Rejected.Throttling" and err.value.http_status == 429
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 # -- AliyunKmsStore specifics -----------------------------------------------------------------------
 
 
@@ -509,7 +527,7 @@ def test_import_without_the_sdk():
         "try:\n    AliyunKmsStore(region='cn-hangzhou')\n"
         "except Exception as e:\n    print(type(e).__name__, e)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60, check=False)
     assert "InvalidParameter" in out.stdout and "pip install secretclient[kms]" in out.stdout, out.stderr
 
 

@@ -19,10 +19,9 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from secretclient.stores.embedded import EmbeddedStore  # noqa: E402
-
-from rotation import AlternatingUsersStrategy, Rotator, SingleUserStrategy  # noqa: E402
-from rotation.sql import NAME_LIMIT_MARIADB  # noqa: E402
+from rotation import AlternatingUsersStrategy, Rotator, SingleUserStrategy
+from rotation.sql import NAME_LIMIT_MARIADB
+from secretclient.stores.embedded import EmbeddedStore
 
 STRATEGIES = ("alternating", "single-master", "self")
 

@@ -14,13 +14,10 @@ import threading
 from pathlib import Path
 
 import pytest
-
-from test_rotation_support import (  # noqa: F401  (fixtures)
-    CURRENT,
+from test_rotation_support import (
     PENDING,
     all_grants,
     child_env,
-    cleanup_accounts,
     make_app,
     make_strategy,
     open_store,
@@ -29,6 +26,9 @@ from test_rotation_support import (  # noqa: F401  (fixtures)
 )
 
 from rotation import Rotator
+
+# The rotation tests' fixtures (store_handle, cleanup_accounts) live in test_rotation_support.
+pytest_plugins = ["test_rotation_support"]
 
 CHILD = Path(__file__).with_name("test_rotation_child.py")
 KILL_POINTS = ("new:start", "new:done", "set:mid", "set:done", "test:done", "end:mid", "end:done")

@@ -9,19 +9,16 @@ import string
 from datetime import timedelta
 
 import pytest
-
-from secretclient.errors import SecretClientError
-from test_rotation_support import (  # noqa: F401  (fixtures)
+from test_rotation_support import (
     CURRENT,
     PENDING,
     PREVIOUS,
     STRATEGIES,
+    account_state,
     all_grants,
-    cleanup_accounts,
     make_app,
     make_strategy,
     own_grants,
-    store_handle,
 )
 
 from rotation import (
@@ -34,6 +31,10 @@ from rotation import (
     UnsafeAccountName,
 )
 from rotation.passwords import PasswordPolicy
+from secretclient.errors import SecretClientError
+
+# The rotation tests' fixtures (store_handle, cleanup_accounts) live in test_rotation_support.
+pytest_plugins = ["test_rotation_support"]
 
 
 @pytest.mark.parametrize("kind", STRATEGIES)
@@ -107,8 +108,10 @@ def test_every_printable_character_the_policy_allows(mariadb, store_handle, clea
     alphabet = policy.alphabet()
     assert set(alphabet) == set(string.printable) - set(string.whitespace)  # all 94 printable ASCII
 
-    def source(p, _n=iter(range(1000))):
-        k = next(_n)
+    turns = iter(range(1000))
+
+    def source(p):
+        k = next(turns)
         return alphabet[k:] + alphabet[:k]  # every allowed character, in another order each time
 
     rotator = Rotator(store, strategy=make_strategy("alternating", password_policy=policy, password_source=source))
@@ -195,6 +198,43 @@ def test_plan_changes_nothing_and_shows_the_work(mariadb, store_handle, cleanup_
     assert any("+UPDATE (`b`)" in g for g in plan.grant_changes)
     assert mariadb.execute("SELECT User, Host FROM mysql.user ORDER BY User, Host") == users
     assert [v.version_id for v in store.list_versions(app.name)] == ["v0"]
+
+
+def test_alternating_never_modifies_the_current_account(mariadb, store_handle, cleanup_accounts):
+    store = store_handle.store
+    app = make_app(mariadb, store, "alternating")  # two host entries, roles, column grants, limits
+    cleanup_accounts.append(app.account)
+    rotator = Rotator(store, strategy=make_strategy("alternating"))
+    rotator.rotate(app.name)  # ACSCurrent is now the _rt account; the original one is ACSPrevious
+    current = app.current().account_name
+    assert current == app.account + "_rt"
+    # Drift on the alternate, so that set has to revoke as well as grant and re-create.
+    mariadb.execute(f"GRANT DELETE ON {mariadb.quote_ident(app.database)}.* TO %s@%s", (app.account, "%"))
+    mariadb.execute("DROP USER %s@%s", (app.account, "127.0.0.1"))
+    before = account_state(mariadb, current)
+    vid = rotator.step(app.name, "new")
+    for step in ("set", "test"):
+        rotator.step(app.name, step, vid)
+        # password hash, plugin, TLS, limits, grants and roles of ACSCurrent's account: byte for byte
+        assert account_state(mariadb, current) == before, step
+    assert all_grants(mariadb, app.account, app.hosts) == all_grants(mariadb, current, app.hosts)
+    rotator.step(app.name, "end", vid)
+    assert app.current().account_name == app.account and app.can_login(app.current())
+
+
+def test_end_never_promotes_credentials_that_did_not_log_in(mariadb, store_handle, cleanup_accounts):
+    store = store_handle.store
+    app = make_app(mariadb, store, "alternating", rich=False)
+    cleanup_accounts.append(app.account)
+    rotator = Rotator(store, strategy=make_strategy("alternating"))
+    vid = rotator.step(app.name, "new")
+    with pytest.raises(SecretClientError):  # set was skipped: the alternate does not even exist
+        rotator.step(app.name, "end", vid)
+    assert store.get_secret(app.name).version_id == "v0"
+    assert store.get_secret(app.name, stage=PENDING).version_id == vid
+    rotator.step(app.name, "set", vid)
+    rotator.step(app.name, "end", vid)  # end alone tests first, then promotes
+    assert store.get_secret(app.name).version_id == vid and app.can_login(app.current())
 
 
 def test_resume_uses_the_stored_pending_password(mariadb, store_handle, cleanup_accounts):

@@ -13,21 +13,20 @@ from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
-
-from test_rotation_support import (  # noqa: F401  (fixtures)
-    CURRENT,
+from test_rotation_support import (
     PENDING,
     ShiftedClock,
     child_env,
-    cleanup_accounts,
     make_app,
     start_store,
-    store_handle,
 )
 
 import rotation.fc
 from rotation import InvalidRotationSetup
 from rotation.cli import main as cli
+
+# The rotation tests' fixtures (store_handle, cleanup_accounts) live in test_rotation_support.
+pytest_plugins = ["test_rotation_support"]
 
 CHILD = Path(__file__).with_name("test_rotation_child.py")
 
@@ -62,18 +61,29 @@ def test_seed_step_sequence_through_the_fc_handler(mariadb, store_handle, cleanu
         assert current.version_id == f"req-{run}" and PENDING not in current.stages
         assert current.db_credentials().account_name == ("fcuser_rt" if run == 1 else "fcuser")
         assert app.can_login(current.db_credentials())
-    # Retried steps are harmless; a bad step changes nothing.
-    assert rotation.fc.handler({**payload, "Step": "end", "VersionId": "req-2"}, context) == {"VersionId": "req-2"}
+    # Retried steps are harmless (here with Scenario 1's InstanceId, accepted and unused); a bad step changes nothing.
+    retried = {**payload, "InstanceId": "rm-1234", "Step": "end", "VersionId": "req-2"}
+    assert rotation.fc.handler(retried, context) == {"VersionId": "req-2"}
     with pytest.raises(InvalidRotationSetup, match="step must be one of"):
         rotation.fc.handler({**payload, "Step": "finish", "VersionId": "req-2"}, context)
     assert store_handle.store.get_secret(app.name).version_id == "req-2"
 
 
-def test_fc_handler_rejects_malformed_events():
+def test_fc_handler_rejects_malformed_events_and_non_generic_secrets(tmp_path, monkeypatch):
     with pytest.raises(InvalidRotationSetup, match="not JSON"):
         rotation.fc.handler(b"{nope", SimpleNamespace(requestId="r"))
     with pytest.raises(InvalidRotationSetup, match="SecretName"):
         rotation.fc.handler({"Step": "new"}, SimpleNamespace(requestId="r"))
+    handle = start_store("embedded", tmp_path)
+    try:
+        handle.store.create_secret("rds/app", '{"AccountName": "a", "AccountPassword": "p"}', version_id="v1",
+                                   secret_type="Rds")
+        monkeypatch.setenv("ROTATION_STORE", f"embedded:{handle.spec['path']}")
+        with pytest.raises(InvalidRotationSetup, match="not Generic"):  # as the seed: only Generic here
+            rotation.fc.handler({"SecretName": "rds/app", "Step": "new"}, SimpleNamespace(requestId="r"))
+        assert [v.version_id for v in handle.store.list_versions("rds/app")] == ["v1"]
+    finally:
+        handle.close()
 
 
 @pytest.mark.parametrize("store_kind", ["embedded", "kms"])

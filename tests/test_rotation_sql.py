@@ -4,7 +4,7 @@ grant differences, identifier checks, password policies, lock names and rotation
 from __future__ import annotations
 
 import string
-from datetime import datetime, time, timezone
+from datetime import UTC, datetime, time
 
 import pytest
 
@@ -13,7 +13,14 @@ from rotation.grants import Grants, grant_statements, parse_grants
 from rotation.lock import lock_name
 from rotation.passwords import RDS_POLICY, new_password, rds_accepts
 from rotation.scheduler import RotationWindow
-from rotation.sql import AccountOptions, Dialect, ServerVersion, Statement, check_account_name, ident
+from rotation.sql import (
+    AccountOptions,
+    Dialect,
+    ServerVersion,
+    Statement,
+    check_account_name,
+    ident,
+)
 
 
 @pytest.mark.parametrize("text,comment,expected", [
@@ -101,8 +108,8 @@ def test_good_names():
 
 MARIADB_LINES = [
     "GRANT `r1` TO `appuser`@`10.0.%` WITH ADMIN OPTION",
-    "GRANT USAGE ON *.* TO `appuser`@`10.0.%` IDENTIFIED BY PASSWORD '*D821809F681A40A6E379B50D0463EFAE20BDD122'"
-    " REQUIRE SSL WITH MAX_USER_CONNECTIONS 5",
+    ("GRANT USAGE ON *.* TO `appuser`@`10.0.%` IDENTIFIED BY PASSWORD '*D821809F681A40A6E379B50D0463EFAE20BDD122'"
+     " REQUIRE SSL WITH MAX_USER_CONNECTIONS 5"),
     "GRANT ALL PRIVILEGES ON `x%y`.* TO `appuser`@`10.0.%`",
     "GRANT SELECT, INSERT, UPDATE (`a`, `b c`) ON `app_db`.`t` TO `appuser`@`10.0.%` WITH GRANT OPTION",
     "GRANT EXECUTE ON PROCEDURE `app_db`.`p` TO `appuser`@`10.0.%`",
@@ -143,6 +150,16 @@ def test_parse_mysql8_grants():
 def test_unparseable_lines_raise(line):
     with pytest.raises(UnsupportedGrant):
         parse_grants([line], "u", "%")
+
+
+def test_parse_errors_never_quote_a_password_hash():
+    line = "GRANT USAGE ON *.* TO `u`@`%` IDENTIFIED BY PASSWORD '*D821809F681A40A6E379B50D0463EFAE20BDD122"
+    with pytest.raises(UnsupportedGrant) as info:  # the unterminated quote stops the tokenizer at the hash
+        parse_grants([line], "u", "%")
+    assert "D821809F" not in str(info.value)
+    with pytest.raises(UnsupportedGrant) as info:
+        parse_grants([line + "' ; x"], "u", "%")
+    assert "D821809F" not in str(info.value)
 
 
 def test_grant_difference_revokes_then_grants():
@@ -199,22 +216,21 @@ def test_lock_names_are_short_and_distinct():
 
 def test_rotation_window():
     w = RotationWindow(time(2), time(4))
-    at = datetime(2026, 1, 1, 5, 0, tzinfo=timezone.utc)
-    assert not w.contains(at) and w.next_open(at) == datetime(2026, 1, 2, 2, 0, tzinfo=timezone.utc)
-    assert w.contains(datetime(2026, 1, 1, 3, 0, tzinfo=timezone.utc))
+    at = datetime(2026, 1, 1, 5, 0, tzinfo=UTC)
+    assert not w.contains(at) and w.next_open(at) == datetime(2026, 1, 2, 2, 0, tzinfo=UTC)
+    assert w.contains(datetime(2026, 1, 1, 3, 0, tzinfo=UTC))
     night = RotationWindow(time(23), time(1))
-    assert night.contains(datetime(2026, 1, 1, 0, 30, tzinfo=timezone.utc))
-    assert night.next_open(datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)).hour == 23
+    assert night.contains(datetime(2026, 1, 1, 0, 30, tzinfo=UTC))
+    assert night.next_open(datetime(2026, 1, 1, 12, 0, tzinfo=UTC)).hour == 23
 
 
 def test_scheduler_due_time_comes_from_the_store():
     from datetime import timedelta
 
+    from rotation import AlternatingUsersStrategy, LocalLock, Rotator, Scheduler
     from secretclient.stores.embedded import EmbeddedStore
 
-    from rotation import AlternatingUsersStrategy, LocalLock, Rotator, Scheduler
-
-    created = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
+    created = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
     store = EmbeddedStore(clock=lambda: created)
     store.create_secret("s", '{"AccountName": "a", "AccountPassword": "p"}', version_id="v1")
     now = [created + timedelta(hours=1)]
@@ -225,5 +241,12 @@ def test_scheduler_due_time_comes_from_the_store():
     # A restarted process (a new Scheduler) computes the same due time: nothing is kept in memory.
     assert Scheduler(rotator, "s", interval=timedelta(days=1), jitter=timedelta(hours=2)).due_at("s") == due
     assert sched.run_pending() == []  # not due: nothing happens, no database is touched
+    # Due, but another instance holds the lock: check again after poll, not in a tight loop.
+    now[0] = due
+    held = rotator.lock.acquire("s")
+    busy = Scheduler(rotator, "s", interval=timedelta(days=1), jitter=timedelta(hours=2), poll=30)
+    assert busy.run_pending() == []
+    assert busy.due_at("s") == due + timedelta(seconds=30)
+    held.release()
     windowed = Scheduler(rotator, "s", interval=timedelta(days=1), window=RotationWindow(time(2), time(3)))
-    assert windowed.due_at("s") == datetime(2026, 1, 3, 2, 0, tzinfo=timezone.utc)
+    assert windowed.due_at("s") == datetime(2026, 1, 3, 2, 0, tzinfo=UTC)

@@ -6,17 +6,18 @@ import itertools
 import json
 import re
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pymysql
 import pytest
+from test_rotation_child import STRATEGIES, child_env, make_strategy, open_store
 
 from secretclient.model import CURRENT, PENDING, PREVIOUS
 from secretclient.stores.embedded import EmbeddedStore
-from test_rotation_child import STRATEGIES, child_env, make_strategy, open_store
 
 _names = itertools.count(1)
 
@@ -51,7 +52,7 @@ class ShiftedClock:
         self.offset = timedelta(0)
 
     def __call__(self) -> datetime:
-        return datetime.now(timezone.utc) + self.offset
+        return datetime.now(UTC) + self.offset
 
 
 def start_store(kind: str, tmp_path: Path, clock: ShiftedClock | None = None) -> StoreHandle:
@@ -134,6 +135,22 @@ def all_grants(db: Any, account: str, hosts: tuple[str, ...]) -> dict[str, list[
     return out
 
 
+def account_state(db: Any, account: str) -> dict[str, list[Any]]:
+    """Everything the server keeps about ``account``, raw: password hashes, plugin, TLS and limits
+    (``mysql.global_priv``), table/column/routine privileges, roles and ``SHOW GRANTS``."""
+    where = "WHERE User = %s ORDER BY Host"
+    out: dict[str, list[Any]] = {}
+    with db.admin() as conn, conn.cursor() as cur:
+        for table in ("global_priv", "db", "tables_priv", "columns_priv", "procs_priv", "roles_mapping"):
+            cur.execute(f"SELECT * FROM mysql.{table} {where}", (account,))
+            out[table] = sorted(map(repr, cur.fetchall()))
+        cur.execute("SELECT Host FROM mysql.user WHERE User = %s", (account,))
+        for (host,) in cur.fetchall():
+            cur.execute("SHOW GRANTS FOR %s@%s", (account, host))
+            out[f"grants@{host}"] = [str(r[0]) for r in cur.fetchall()]
+    return out
+
+
 def drop_accounts(db: Any, *names: str) -> None:
     with db.admin() as conn, conn.cursor() as cur:
         for name in names:
@@ -204,7 +221,23 @@ def stages_snapshot(store: Any, name: str) -> dict[str, tuple[str, Any]]:
 
 
 __all__ = [
-    "App", "ShiftedClock", "StoreHandle", "STRATEGIES", "all_grants", "child_env", "cleanup_accounts",
-    "drop_accounts", "make_app", "make_strategy", "open_store", "own_grants", "stages_snapshot",
-    "start_store", "store_handle", "CURRENT", "PENDING", "PREVIOUS",
+    "CURRENT",
+    "PENDING",
+    "PREVIOUS",
+    "STRATEGIES",
+    "App",
+    "ShiftedClock",
+    "StoreHandle",
+    "account_state",
+    "all_grants",
+    "child_env",
+    "cleanup_accounts",
+    "drop_accounts",
+    "make_app",
+    "make_strategy",
+    "open_store",
+    "own_grants",
+    "stages_snapshot",
+    "start_store",
+    "store_handle",
 ]

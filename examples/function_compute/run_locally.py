@@ -20,16 +20,17 @@ import os
 import secrets
 import sys
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # index.py, as FC loads it from the code directory
 
-from secretclient.testing import KmsEmulator, MariaDB, MariaDBNotInstalled  # noqa: E402
+import index
 
-import index  # noqa: E402
+from secretclient.testing import KmsEmulator, MariaDB, MariaDBNotInstalled
 
 FLOW = HERE / "flow.yaml"
 SECRET = "app-db"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, text
 
-from secretclient.client import SecretClient
+from secretclient import SecretClient
 from secretclient.db import create_engine
 
 

@@ -15,10 +15,10 @@ import json
 import secrets
 import uuid
 
+import inventory
 import pytest
 
-import inventory
-from secretclient.client import SecretClient
+from secretclient import SecretClient
 
 
 @pytest.fixture

@@ -31,8 +31,7 @@ from werkzeug.serving import make_server
 
 from rotation import AlternatingUsersStrategy, RotationEvent, Rotator, Scheduler
 from rotation.passwords import DEFAULT_POLICY
-from secretclient import EmbeddedStore
-from secretclient.client import SecretClient
+from secretclient import EmbeddedStore, SecretClient
 from secretclient.db import Connector, create_engine
 from secretclient.testing import MariaDB, MariaDBNotInstalled
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from secretclient.model import DbCredentials, PasswordPolicy, Secret
 from secretclient.stores.base import SecretStore
 
-__all__ = ["RotationContext", "Check", "StrategyPlan", "Strategy"]
+__all__ = ["Check", "RotationContext", "Strategy", "StrategyPlan"]
 
 
 @dataclass(frozen=True)

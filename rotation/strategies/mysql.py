@@ -8,7 +8,7 @@ its Endpoint and Port must match the rotated secret's.
 from __future__ import annotations
 
 from contextlib import closing
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pymysql
@@ -17,7 +17,13 @@ from secretclient.errors import SecretNotFound
 from secretclient.model import PREVIOUS, DbCredentials, PasswordPolicy, Secret
 
 from ..dbconn import ConnectOptions, connect, query, run, session_cipher, try_login
-from ..errors import InvalidRotationSetup, LoginFailed, RotationError, RotationTooSoon, VerificationFailed
+from ..errors import (
+    InvalidRotationSetup,
+    LoginFailed,
+    RotationError,
+    RotationTooSoon,
+    VerificationFailed,
+)
 from ..grants import Grants, grant_statements, parse_grants
 from ..passwords import DEFAULT_POLICY, PasswordSource, new_password
 from ..sql import (
@@ -31,7 +37,9 @@ from ..sql import (
 )
 from .base import Check, RotationContext, StrategyPlan
 
-__all__ = ["SingleUserStrategy", "AlternatingUsersStrategy"]
+__all__ = ["AlternatingUsersStrategy", "SingleUserStrategy"]
+
+_CONNECT = ConnectOptions()
 
 
 class _MySqlStrategy:
@@ -43,7 +51,7 @@ class _MySqlStrategy:
         master_secret: str | None = None,
         password_policy: PasswordPolicy = DEFAULT_POLICY,
         password_source: PasswordSource | None = None,
-        connect_options: ConnectOptions = ConnectOptions(),
+        connect_options: ConnectOptions = _CONNECT,
         name_limit: int = NAME_LIMIT_MYSQL,
     ) -> None:
         if not isinstance(name_limit, int) or not 1 <= name_limit <= 80:
@@ -92,8 +100,25 @@ class _MySqlStrategy:
 
     @staticmethod
     def _hosts(conn: pymysql.Connection, user: str) -> list[str]:
+        """The host entries of ``user`` (at least one, else :class:`InvalidRotationSetup`)."""
         rows = query(conn, Statement("SELECT Host FROM mysql.user WHERE User = %s AND Host <> '' ORDER BY Host", (user,)))
+        if not rows:
+            raise InvalidRotationSetup(f"account {user!r} does not exist on the server")
         return [check_host(str(r[0])) for r in rows]
+
+    @staticmethod
+    def _apply(ctx: RotationContext, conn: pymysql.Connection, statements: list[Statement]) -> None:
+        for i, stmt in enumerate(statements):
+            run(conn, stmt)
+            if i == 0:
+                ctx.checkpoint("set:mid")
+
+    def _admin_or_check(self, ctx: RotationContext, current: DbCredentials) -> pymysql.Connection | Check:
+        """For dry runs: the MasterSecret connection, or the failed check saying why there is none."""
+        try:
+            return self._admin(ctx, current)
+        except RotationError as exc:
+            return Check("MasterSecret logs in", False, str(exc))
 
     @staticmethod
     def _options(conn: pymysql.Connection, user: str, host: str) -> AccountOptions | None:
@@ -146,7 +171,7 @@ class _MySqlStrategy:
 
 def _ctx(store: Any, secret_name: str) -> RotationContext:
     """A context for reads outside a step (the lock connection needs the MasterSecret)."""
-    return RotationContext(store=store, secret_name=secret_name, now=lambda: datetime.now(timezone.utc))
+    return RotationContext(store=store, secret_name=secret_name, now=lambda: datetime.now(UTC))
 
 
 class SingleUserStrategy(_MySqlStrategy):
@@ -179,17 +204,19 @@ class SingleUserStrategy(_MySqlStrategy):
     def pending_credentials(self, current: DbCredentials, password: str) -> DbCredentials:
         return current.with_changes(account_password=password, version_id=None, stages=frozenset())
 
-    def _statements(self, conn: pymysql.Connection, current: DbCredentials, pending: DbCredentials) -> list[Statement]:
+    def _statements(self, ctx: RotationContext, conn: pymysql.Connection, current: DbCredentials,
+                    pending: DbCredentials, *, fresh: bool) -> list[Statement]:
         dialect = self._dialect(conn)
         user = current.account_name
-        hosts = self._hosts(conn, user)
-        if not hosts:
-            raise InvalidRotationSetup(f"account {user!r} does not exist on the server")
+        retain = self.retain_current_password and dialect.has_retain_current_password
+        if retain and not fresh and self.can_login(ctx, pending):
+            # Applied before (a retried or resumed set): retaining again would replace the
+            # retained old password, still in use by ACSCurrent's consumers, with the new one.
+            retain = False
         out = []
-        for host in hosts:
+        for host in self._hosts(conn, user):
             opts = self._options(conn, user, host) or AccountOptions()
-            out.append(dialect.set_password(user, host, pending.account_password, plugin=opts.plugin,
-                                            retain=self.retain_current_password))
+            out.append(dialect.set_password(user, host, pending.account_password, plugin=opts.plugin, retain=retain))
         return out
 
     def set(self, ctx: RotationContext, current: DbCredentials, pending: DbCredentials, *, fresh: bool) -> None:
@@ -199,10 +226,7 @@ class SingleUserStrategy(_MySqlStrategy):
             )
         if self._uses_master(current):
             with closing(self._admin(ctx, current)) as conn:
-                for i, stmt in enumerate(self._statements(conn, current, pending)):
-                    run(conn, stmt)
-                    if i == 0:
-                        ctx.checkpoint("set:mid")
+                self._apply(ctx, conn, self._statements(ctx, conn, current, pending, fresh=fresh))
             return
         if not fresh and self.can_login(ctx, pending):
             return  # applied before a crash: the old password no longer works, the new one does
@@ -234,14 +258,13 @@ class SingleUserStrategy(_MySqlStrategy):
                     stmts = (d.set_own_password(pending.account_password, current.account_password,
                                                 retain=self.retain_current_password).redacted(),)
             return StrategyPlan(accounts, stmts, (), tuple(checks))
-        try:
-            conn = self._admin(ctx, current)
-        except RotationError as exc:
-            return StrategyPlan((current.account_name,), (), (), (*checks, Check("MasterSecret logs in", False, str(exc))))
+        conn = self._admin_or_check(ctx, current)
+        if isinstance(conn, Check):
+            return StrategyPlan((current.account_name,), (), (), (*checks, conn))
         with closing(conn):
-            stmts_ = self._statements(conn, current, pending)
-            accounts = tuple(f"{s.params[0]}@{s.params[1]}" for s in stmts_)
-            return StrategyPlan(accounts, tuple(s.redacted() for s in stmts_), (),
+            # fresh=True: a dry run never logs in with a placeholder password.
+            stmts_ = self._statements(ctx, conn, current, pending, fresh=True)
+            return StrategyPlan(tuple(f"{s.params[0]}@{s.params[1]}" for s in stmts_), tuple(s.redacted() for s in stmts_), (),
                                 (*checks, Check("MasterSecret logs in", True)))
 
 
@@ -318,11 +341,8 @@ class AlternatingUsersStrategy(_MySqlStrategy):
         """Per host: the statements, and the alternate's grants before and the grants wanted."""
         dialect = self._dialect(conn)
         user, alt = current.account_name, pending.account_name
-        hosts = self._hosts(conn, user)
-        if not hosts:
-            raise InvalidRotationSetup(f"ACSCurrent account {user!r} does not exist on the server")
         out = []
-        for host in hosts:
+        for host in self._hosts(conn, user):
             template = self._options(conn, user, host) or AccountOptions()
             dialect.check_plugin(template.plugin)
             want = self._grants(conn, user, host)
@@ -348,10 +368,7 @@ class AlternatingUsersStrategy(_MySqlStrategy):
         self._guard(current, pending)
         with closing(self._admin(ctx, current)) as conn:
             for _host, stmts, _have, _want in self._work(conn, current, pending):
-                for i, stmt in enumerate(stmts):
-                    run(conn, stmt)
-                    if i == 0:
-                        ctx.checkpoint("set:mid")
+                self._apply(ctx, conn, stmts)
 
     def test(self, ctx: RotationContext, current: DbCredentials, pending: DbCredentials) -> None:
         alt = self._guard(current, pending)
@@ -376,10 +393,9 @@ class AlternatingUsersStrategy(_MySqlStrategy):
     def plan(self, ctx: RotationContext, current: DbCredentials, pending: DbCredentials) -> StrategyPlan:
         self._guard(current, pending)
         checks = [Check("ACSCurrent logs in", self.can_login(ctx, current))]
-        try:
-            conn = self._admin(ctx, current)
-        except RotationError as exc:
-            return StrategyPlan((pending.account_name,), (), (), (*checks, Check("MasterSecret logs in", False, str(exc))))
+        conn = self._admin_or_check(ctx, current)
+        if isinstance(conn, Check):
+            return StrategyPlan((pending.account_name,), (), (), (*checks, conn))
         with closing(conn):
             checks.append(Check("MasterSecret logs in", True))
             try:

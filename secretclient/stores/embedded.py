@@ -28,6 +28,7 @@ from ..errors import (
     LimitExceeded,
     SecretClientError,
     SecretNotFound,
+    StoreError,
     VersionConflict,
 )
 from ..model import (
@@ -146,6 +147,7 @@ class EmbeddedStore:
         self._clock = clock
         self._sealer = _Sealer(key) if key is not None else None
         self._lock = threading.RLock()
+        self._closed = False
         if self.path != ":memory:":
             p = Path(self.path)
             if not p.exists():
@@ -176,10 +178,16 @@ class EmbeddedStore:
 
     # -- plumbing ------------------------------------------------------------------------
 
+    def _open_db(self) -> sqlite3.Connection:
+        """The connection, under the lock; a typed error once :meth:`close` ran."""
+        if self._closed:
+            raise StoreError("this EmbeddedStore is closed; open a new one", code="StoreClosed")
+        return self._db
+
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            self._open_db().execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
             except BaseException:
@@ -191,7 +199,7 @@ class EmbeddedStore:
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
-            self._db.execute("BEGIN")
+            self._open_db().execute("BEGIN")
             try:
                 yield self._db
             finally:
@@ -539,7 +547,9 @@ class EmbeddedStore:
             )
 
     def close(self) -> None:
+        """Close the database; later calls raise :class:`StoreError` (code ``StoreClosed``). Idempotent."""
         with self._lock:
+            self._closed = True
             self._db.close()
 
     def __enter__(self) -> Self:

@@ -236,6 +236,7 @@ class Faults:
             self._outage = mode
 
     def stop_outage(self) -> None:
+        """End the outage."""
         with self._lock:
             self._outage = None
 
@@ -274,6 +275,7 @@ class Faults:
             return Counter(self._calls)
 
     def reset_calls(self) -> None:
+        """Zero the per-Action counters."""
         with self._lock:
             self._calls.clear()
 
@@ -909,6 +911,13 @@ def main(argv: list[str] | None = None) -> int:
         "--access-key", action="append", default=[], metavar="ID:SECRET[:TOKEN]",
         help="an accepted AccessKey pair (repeatable); with :TOKEN an STS key",
     )
+    faults = parser.add_argument_group("fault injection")
+    faults.add_argument("--latency", type=float, default=0.0, metavar="SECONDS", help="delay every answer")
+    faults.add_argument("--error-rate", type=float, default=0.0, metavar="RATE",
+                        help="answer this fraction (0..1) of requests with --error-code")
+    faults.add_argument("--error-code", default="InternalFailure", help="KMS code of injected errors")
+    faults.add_argument("--throttle", type=float, default=None, metavar="RPS",
+                        help="answer Rejected.Throttling above this many requests per second")
     args = parser.parse_args(argv)
     keys: dict[str, str] = {}
     tokens: dict[str, str] = {}
@@ -927,6 +936,12 @@ def main(argv: list[str] | None = None) -> int:
         store, keys or None, https=args.https, host=args.host, port=args.port, region=args.region,
         security_tokens=tokens,
     )
+    try:
+        emu.faults.set_latency(args.latency)
+        emu.faults.set_error_rate(args.error_rate, code=args.error_code)
+        emu.faults.throttle(args.throttle)
+    except InvalidParameter as exc:
+        parser.error(str(exc))
     with emu:
         print(f"KMS emulator listening on {emu.endpoint} (region {emu.region})", flush=True)
         print(f"access key id: {emu.access_key_id}", flush=True)

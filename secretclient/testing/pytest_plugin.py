@@ -14,16 +14,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 import pytest
 
+from secretclient.stores.embedded import EmbeddedStore
+from secretclient.testing.kms_emulator import KmsEmulator
 from secretclient.testing.mariadb import MariaDB, find_mariadbd
 from secretclient.testing.proxy import FaultProxy
-
-if TYPE_CHECKING:
-    from secretclient.stores.embedded import EmbeddedStore
-    from secretclient.testing.kms_emulator import KmsEmulator
 
 _NO_MARIADB = "mariadbd is not installed (apt-get install mariadb-server)"
 
@@ -59,12 +56,6 @@ def mariadb_proxy(mariadb: MariaDB) -> Iterator[FaultProxy]:
 @pytest.fixture
 def kms_emulator() -> Iterator[KmsEmulator]:
     """A KMS emulator over HTTP on 127.0.0.1, empty, new for each test."""
-    try:
-        from secretclient.testing.kms_emulator import KmsEmulator
-    except ImportError as exc:
-        if (exc.name or "").startswith("secretclient"):
-            raise  # our own bug, not a missing optional dependency
-        pytest.skip(f"the KMS emulator needs an optional dependency: {exc}")
     with KmsEmulator() as emulator:
         yield emulator
 
@@ -72,8 +63,6 @@ def kms_emulator() -> Iterator[KmsEmulator]:
 @pytest.fixture
 def embedded_store() -> Iterator[EmbeddedStore]:
     """An empty in-memory EmbeddedStore, closed after the test."""
-    from secretclient.stores.embedded import EmbeddedStore
-
     store = EmbeddedStore(":memory:")
     try:
         yield store
