@@ -1,13 +1,19 @@
 """Connections: what rotation-awareness costs per new connection, and how fast a rotation heals.
 
-    python bench/bench_db.py [--n 2000] [--recoveries 100]
+    python bench/bench_db.py [--rounds 60] [--per-round 50] [--recoveries 100]
 
 1. New-connection overhead: ``engine.connect()`` + ``SELECT 1`` + close with ``NullPool`` (every
    iteration is a full login) through our engine (credentials from a warm SecretClient) vs plain
    SQLAlchemy + PyMySQL with a static password in the URL. Same server, same TLS settings
    (plaintext on loopback: PyMySQL's default "preferred" TLS builds a new SSLContext per login,
-   ~25 ms, which would hide any overhead), alternating call by call, medians reported.
-2. Recovery: the password changes (ALTER USER + a new ACSCurrent version in the store) while the
+   ~25 ms, which would hide any overhead). A second, identical plain engine is the control: its
+   difference to the first shows the noise floor of this host. The engines take turns call by
+   call (the order cycles through every permutation), in rounds; each engine's figure is the
+   median of its per-round medians, and the overhead is the median of the per-round differences,
+   so load that drifts during the run hits every engine alike.
+2. The same connect path without the network: each engine's pool ``creator`` with the DBAPI's
+   ``connect`` answering at once (a stub module), so only the Python work on our side is left.
+3. Recovery: the password changes (ALTER USER + a new ACSCurrent version in the store) while the
    client still caches the old one; we time the first connect after it (one rejected login, one
    store read, one good login).
 
@@ -17,12 +23,17 @@ Starts its own throwaway MariaDB (needs mariadbd); loopback only.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import secrets
 import statistics
 import time
+import timeit
+import types
+from collections.abc import Callable
 
+import pymysql
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
@@ -32,10 +43,17 @@ from secretclient.db.sqlalchemy import create_engine
 from secretclient.stores.embedded import EmbeddedStore
 from secretclient.testing import MariaDB
 
+PLAIN, CONTROL, OURS = "plain", "plain (control)", "ours"
+NAMES = {
+    PLAIN: "plain SQLAlchemy+PyMySQL, static password",
+    CONTROL: "plain again (control: noise floor)",
+    OURS: "secretclient.db engine, warm cache",
+}
 
-def _doc(db: MariaDB, user: str, password: str, database: str) -> str:
-    return json.dumps({"AccountName": user, "AccountPassword": password, "Endpoint": db.host,
-                       "Port": db.port, "DBName": database, "SSL": False})
+
+def _doc(host: str, port: int, user: str, password: str, database: str) -> str:
+    return json.dumps({"AccountName": user, "AccountPassword": password, "Endpoint": host,
+                       "Port": port, "DBName": database, "SSL": False})
 
 
 def _one(engine: sa.Engine) -> float:
@@ -50,9 +68,46 @@ def _pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
+def _rounds(engines: dict[str, sa.Engine], rounds: int, per_round: int) -> dict[str, list[float]]:
+    """Per-round medians of each engine; the engines take turns in every order."""
+    orders = list(itertools.permutations(engines))
+    medians: dict[str, list[float]] = {k: [] for k in engines}
+    for _ in range(rounds):
+        times: dict[str, list[float]] = {k: [] for k in engines}
+        for i in range(per_round):
+            for label in orders[i % len(orders)]:
+                times[label].append(_one(engines[label]))
+        for label, v in times.items():
+            medians[label].append(statistics.median(v))
+    return medians
+
+
+def _diff(a: list[float], b: list[float]) -> tuple[float, float, float]:
+    """Median and quartiles of the per-round differences a - b."""
+    d = [x - y for x, y in zip(a, b, strict=True)]
+    q = statistics.quantiles(d, n=4)
+    return statistics.median(d), q[0], q[2]
+
+
+def _python_cost(make: Callable[[types.ModuleType], sa.Engine], n: int = 20000) -> float:
+    """Seconds per call of an engine's pool creator whose DBAPI connect returns at once."""
+    stub_connection = types.SimpleNamespace(_read_timeout=None)
+    stub = types.ModuleType("pymysql_stub")
+    stub.__dict__.update(vars(pymysql))
+    stub.connect = stub.Connect = lambda *a, **kw: stub_connection  # type: ignore[attr-defined]
+    creator = make(stub).pool._creator  # type: ignore[attr-defined]
+
+    def loop() -> None:
+        for _ in range(n):
+            creator(None)
+
+    return min(timeit.repeat(loop, number=1, repeat=7)) / n
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=2000, help="connections per engine (default 2000)")
+    parser.add_argument("--rounds", type=int, default=60, help="rounds (default 60)")
+    parser.add_argument("--per-round", type=int, default=50, help="connections per engine per round (default 50)")
     parser.add_argument("--recoveries", type=int, default=100, help="rotations to recover from (default 100)")
     args = parser.parse_args()
 
@@ -61,50 +116,56 @@ def main() -> None:
         user, password = "bench_app", secrets.token_urlsafe(16)
         db.create_user(user, password, grants=(f"ALL ON {database}.*",))
         store = EmbeddedStore()
-        store.create_secret("bench/db", _doc(db, user, password, database), version_id="v0")
+        store.create_secret("bench/db", _doc(db.host, db.port, user, password, database), version_id="v0")
         client = SecretClient(store)
         connector = Connector("bench/db", client)
-        ours = create_engine("mysql+pymysql:///", connector=connector, poolclass=NullPool)
-        plain = sa.create_engine(
-            sa.URL.create("mysql+pymysql", username=user, password=password, host=db.host, port=db.port,
-                          database=database),
-            poolclass=NullPool, connect_args={"ssl_disabled": True},
-        )
-        for engine in (plain, ours):  # warm up: imports, dialect initialisation, the cache
-            for _ in range(50):
-                _one(engine)
+        static_url = sa.URL.create("mysql+pymysql", username=user, password=password, host=db.host,
+                                   port=db.port, database=database)
 
-        # Alternate call by call (ABBA), so drifting load on the host hits both equally.
-        times: dict[str, list[float]] = {"plain": [], "ours": []}
-        pairs = [("plain", plain), ("ours", ours)]
-        for i in range(args.n):
-            for label, engine in (pairs if i % 2 == 0 else pairs[::-1]):
-                times[label].append(_one(engine))
-        med = {k: statistics.median(v) for k, v in times.items()}
-        overhead = (med["ours"] / med["plain"] - 1) * 100
+        def plain_engine(**kw: object) -> sa.Engine:
+            return sa.create_engine(static_url, poolclass=NullPool, connect_args={"ssl_disabled": True}, **kw)
+
+        def our_engine(**kw: object) -> sa.Engine:
+            return create_engine("mysql+pymysql:///", connector=connector, poolclass=NullPool, **kw)
+
+        engines = {PLAIN: plain_engine(), CONTROL: plain_engine(), OURS: our_engine()}
+        for engine in engines.values():  # warm up: imports, dialect initialisation, the cache
+            for _ in range(100):
+                _one(engine)
+        medians = _rounds(engines, args.rounds, args.per_round)
+        python_cost = {PLAIN: _python_cost(lambda m: plain_engine(module=m)),
+                       OURS: _python_cost(lambda m: our_engine(module=m))}
 
         # Recovery after a rotation the client has not seen yet.
         recover: list[float] = []
         for i in range(args.recoveries):
             new_password = secrets.token_urlsafe(16)
             db.execute("ALTER USER %s@'%%' IDENTIFIED BY %s", (user, new_password))
-            store.put_secret("bench/db", f"v{i + 1}", _doc(db, user, new_password, database))
-            recover.append(_one(ours))
+            store.put_secret("bench/db", f"v{i + 1}", _doc(db.host, db.port, user, new_password, database))
+            recover.append(_one(engines[OURS]))
         stats = connector.stats()
-        ours.dispose()
-        plain.dispose()
+        for engine in engines.values():
+            engine.dispose()
         client.close()
 
-    ms = 1000.0
-    print(f"MariaDB {db.version} on 127.0.0.1, PyMySQL, SQLAlchemy {sa.__version__}, NullPool, no TLS")
-    print(f"new connection + SELECT 1 + close, {args.n} per engine, alternating call by call")
-    print(f"{'engine':<40}{'p50 ms':>10}{'p90 ms':>10}{'mean ms':>10}")
-    for label, name in (("plain", "plain SQLAlchemy+PyMySQL, static password"),
-                        ("ours", "secretclient.db engine, warm cache")):
-        v = times[label]
-        print(f"{name:<40}{med[label] * ms:>10.3f}{_pct(v, 0.9) * ms:>10.3f}{statistics.fmean(v) * ms:>10.3f}")
-    print(f"overhead of ours (p50): {overhead:+.2f} %  = {(med['ours'] - med['plain']) * 1e6:+.1f} us per connection"
-          f"   (target <= 3 %)")
+    us, ms = 1e6, 1e3
+    med = {k: statistics.median(v) for k, v in medians.items()}
+    n = args.rounds * args.per_round
+    print(f"MariaDB {db.version} on 127.0.0.1, PyMySQL {pymysql.__version__}, SQLAlchemy {sa.__version__}, "
+          f"NullPool, no TLS")
+    print(f"new connection + SELECT 1 + close: {args.rounds} rounds x {args.per_round} per engine "
+          f"({n} each), engines taking turns")
+    print(f"{'engine':<44}{'median of round medians, ms':>28}")
+    for label in (PLAIN, CONTROL, OURS):
+        print(f"{NAMES[label]:<44}{med[label] * ms:>28.3f}")
+    for label, what in ((CONTROL, "control - plain"), (OURS, "ours - plain   ")):
+        d, lo, hi = _diff(medians[label], medians[PLAIN])
+        print(f"{what}: {d * us:+6.1f} us per connection = {d / med[PLAIN] * 100:+5.2f} %"
+              f"   (round differences, quartiles {lo * us:+.1f} .. {hi * us:+.1f} us)")
+    print("target for ours: <= 3 %")
+    extra = python_cost[OURS] - python_cost[PLAIN]
+    print(f"same path without the network (pool creator, DBAPI stub): plain {python_cost[PLAIN] * us:.2f} us, "
+          f"ours {python_cost[OURS] * us:.2f} us, our Python work {extra * us:+.2f} us per connection")
     print(f"host load average at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     print(f"recovery: first connect after the password changed, {len(recover)} rotations: "
           f"p50 {statistics.median(recover) * ms:.2f} ms, p90 {_pct(recover, 0.9) * ms:.2f} ms, "

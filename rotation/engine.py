@@ -124,6 +124,7 @@ class Rotator:
         Raises :class:`RotationInProgress` when another rotator holds the lock.
         """
         started = time.monotonic()
+        vid: str | None = None  # for the "failed" event, once known
         with self._locked(secret_name) as handle:
             ctx = self._ctx(secret_name, handle)
             try:
@@ -134,9 +135,10 @@ class Rotator:
                         return RotationResult(secret_name, False, current.version_id, reason="not due")
                 resumed = pending_vid is not None
                 if pending_vid is not None and pending_vid == current_vid:
-                    self._emit("resumed", secret_name, pending_vid, detail="promotion done; clearing ACSPending")
-                    self._end(ctx, pending_vid, verified=True)
-                    return self._finish(secret_name, pending_vid, None, True, started)
+                    vid = pending_vid
+                    self._emit("resumed", secret_name, vid, detail="promotion done; clearing ACSPending")
+                    self._end(ctx, vid, verified=True)
+                    return self._finish(secret_name, vid, None, True, started)
                 if pending_vid is not None:
                     vid = pending_vid
                     self._emit("resumed", secret_name, vid, detail="resuming interrupted rotation")
@@ -149,7 +151,7 @@ class Rotator:
                 self._timed(ctx, "end", vid, lambda: self._end(ctx, vid, verified=True))
                 return self._finish(secret_name, vid, current_vid, resumed, started)
             except Exception as exc:
-                self._emit("failed", secret_name, None, detail=f"{type(exc).__name__}: {exc}")
+                self._emit("failed", secret_name, vid, detail=f"{type(exc).__name__}: {exc}")
                 raise
 
     def step(self, secret_name: str, step: str, version_id: str | None = None) -> str:

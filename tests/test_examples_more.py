@@ -103,7 +103,9 @@ def test_demo_single_user_through_the_kms_sdk_without_publish(tmp_path: Path) ->
     assert rotations >= 2 and failed == 0
     # Nobody told the application: its refused logins found the new versions.
     logins = re.search(r"logins \d+ \(rejected (\d+), recovered (\d+)\)", out)
-    assert logins and int(logins.group(1)) >= 1 and logins.group(1) == logins.group(2), out
+    assert logins, out
+    rejected, recovered = int(logins.group(1)), int(logins.group(2))
+    assert recovered >= 1 and rejected >= recovered, out  # a connect may be refused twice, never fail
     for password in _passwords(store_file):
         assert password not in out and password not in result.stderr
 

@@ -46,7 +46,7 @@ from .policy import RetryPolicy
 if TYPE_CHECKING:
     from ..client import SecretClient
 
-__all__ = ["Connector", "ConnectorStats", "Login"]
+__all__ = ["Connector", "ConnectorStats", "Login", "set_read_timeout"]
 
 log = logging.getLogger("secretclient.db")
 
@@ -57,7 +57,8 @@ _FORBIDDEN_KWARGS = frozenset(("user", "password", "passwd"))
 _TLS_KWARGS = ("ssl_ca", "ssl_capath", "ssl_cert", "ssl_key", "ssl_key_password",
                "ssl_verify_cert", "ssl_verify_identity")
 _ANY_TLS_KWARG = frozenset(("ssl", "ssl_disabled", *_TLS_KWARGS))
-_MAX_REMEMBERED = 64  # parsed versions and retired versions kept per connector
+_MAX_REMEMBERED = 64  # parsed versions, retired versions and login arguments kept per connector
+_CONNECT_TIMEOUT = 10.0  # longest TCP connect, when the caller sets none (PyMySQL's default)
 _HANDSHAKE_TIMEOUT = 30.0  # longest wait for one server reply while logging in
 
 
@@ -124,6 +125,7 @@ class Connector:
         self._refresh_lock = threading.Lock()
         self._refresh_started: dict[str, float] = {}
         self._tls: dict[tuple[Any, ...], ssl.SSLContext] = {}
+        self._login_args: dict[tuple[Any, ...], _LoginArgs] = {}
         self._unsubscribe: Callable[[], None] | None = None
 
     def __repr__(self) -> str:
@@ -233,6 +235,27 @@ class Connector:
             )
         return _Search(self, kwargs, login or _pymysql_login).run()
 
+    def _args(self, creds: DbCredentials, kwargs: Mapping[str, Any]) -> _LoginArgs:
+        """The login arguments for ``creds`` and ``kwargs``, built once per version and kwargs
+        (new connections reuse them: this is the hot path of every pool refill)."""
+        try:
+            key: tuple[Any, ...] | None = (creds.version_id, *kwargs.items())
+            args = self._login_args.get(key)  # type: ignore[arg-type]
+        except TypeError:  # an unhashable value (e.g. ssl={...}): build them every time
+            key, args = None, None
+        if args is None:
+            args = _LoginArgs(
+                self.build_kwargs(creds, kwargs),
+                own_connect_timeout="connect_timeout" not in kwargs,
+                own_read_timeout=kwargs.get("read_timeout") is None,
+            )
+            if key is not None and creds.version_id is not None:
+                with self._lock:
+                    if len(self._login_args) >= _MAX_REMEMBERED:
+                        self._login_args.clear()
+                    self._login_args[key] = args
+        return args
+
     def build_kwargs(self, creds: DbCredentials, kwargs: Mapping[str, Any]) -> dict[str, Any]:
         """PyMySQL keyword arguments for ``creds`` on top of the caller's ``kwargs``."""
         kw = dict(kwargs)
@@ -303,8 +326,35 @@ class Connector:
         return ctx
 
 
+@dataclass(frozen=True, slots=True)
+class _LoginArgs:
+    """PyMySQL keyword arguments for one credential version and one set of caller kwargs.
+
+    The timeouts that follow the remaining budget are added per login, when the caller set none
+    (``own_*``); a read timeout we add bounds only the handshake and is taken off afterwards.
+    """
+
+    kwargs: dict[str, Any]
+    own_connect_timeout: bool
+    own_read_timeout: bool
+
+
 def _pymysql_login(kw: dict[str, Any]) -> pymysql.connections.Connection:
     return pymysql.connect(**kw)
+
+
+def set_read_timeout(conn: Any, seconds: float | None) -> None:
+    """Change the read timeout of an open PyMySQL connection.
+
+    PyMySQL 1.2 has no public way to: ``read_timeout`` is a constructor argument only, and the
+    connection re-applies its private ``_read_timeout`` to the socket before reads (so
+    ``socket.settimeout`` alone would be undone). We need it to bound the login handshake (a
+    server that accepts TCP and never answers would hang it forever) without leaving a timeout
+    on a session whose caller asked for none. Objects that are not PyMySQL connections (a
+    custom ``login``) are left alone.
+    """
+    if hasattr(conn, "_read_timeout"):
+        conn._read_timeout = seconds
 
 
 class _Search:
@@ -432,17 +482,15 @@ class _Search:
     def try_login(self, creds: DbCredentials, stage: str) -> Any:
         """Log in with ``creds``, retrying network/busy errors; None when they were rejected."""
         c = self.c
+        args = c._args(creds, self.kwargs)
         transient = 0
         while True:
-            kw = c.build_kwargs(creds, self.kwargs)
             started = c._clock()
             remaining = max(self.deadline - started, 0.001)
-            if "connect_timeout" not in kw:
-                kw["connect_timeout"] = min(10.0, remaining)
-            # Without a read timeout a server that accepts TCP and never answers hangs the login
-            # forever: bound the login by the budget, then take the timeout off the session.
-            bounded = kw.get("read_timeout") is None
-            if bounded:
+            kw = args.kwargs.copy()  # the login's own copy: the cached one stays as it is
+            if args.own_connect_timeout:
+                kw["connect_timeout"] = min(_CONNECT_TIMEOUT, remaining)
+            if args.own_read_timeout:
                 kw["read_timeout"] = min(_HANDSHAKE_TIMEOUT, remaining)
             c._count("logins")
             if self.attempts:
@@ -470,8 +518,8 @@ class _Search:
                 if verdict.kind is ErrorKind.OTHER:
                     raise
                 raise self.final_error() from exc
-            if bounded:
-                _restore_read_timeout(conn)
+            if args.own_read_timeout:
+                set_read_timeout(conn, None)  # the caller asked for no read timeout
             return conn
 
     def succeeded(self, creds: DbCredentials, stage: str) -> None:
@@ -520,9 +568,3 @@ class _Search:
         return cls(message, errno=errno or (1045 if cls is CredentialsRejected else 2003),
                    secret=c.secret, attempts=tuple(self.attempts))
 
-
-def _restore_read_timeout(conn: Any) -> None:
-    # The caller asked for no read timeout; PyMySQL re-applies _read_timeout before each read.
-    target = getattr(conn, "__wrapped__", conn)
-    if hasattr(target, "_read_timeout"):
-        target._read_timeout = None
