@@ -216,3 +216,13 @@ def test_missing_binary_is_a_clear_error(monkeypatch, tmp_path) -> None:
 def test_connect_before_start_is_a_clear_error() -> None:
     with pytest.raises(MariaDBError, match="start"):
         MariaDB().connect()
+
+
+def test_create_user_with_grant_option(mariadb):
+    db = mariadb.create_database()
+    mariadb.create_user("fixture_granter", "g-pw", grants=(f"SELECT ON {mariadb.quote_ident(db)}.* WITH GRANT OPTION",))
+    with mariadb.admin() as conn, conn.cursor() as cur:
+        cur.execute("SHOW GRANTS FOR %s@%s", ("fixture_granter", "%"))
+        grants = [row[0] for row in cur.fetchall()]
+    assert any("WITH GRANT OPTION" in g and f"`{db}`" in g for g in grants)
+    mariadb.drop_user("fixture_granter")

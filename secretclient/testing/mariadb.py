@@ -47,6 +47,14 @@ rm -rf "$2"
 """
 
 
+def _split_grant_option(grant: str) -> tuple[str, str]:
+    """``"X WITH GRANT OPTION"`` -> ``("X", " WITH GRANT OPTION")``; other grants unchanged."""
+    suffix = " WITH GRANT OPTION"
+    if grant.rstrip().upper().endswith(suffix):
+        return grant.rstrip()[: -len(suffix)], suffix
+    return grant, ""
+
+
 class MariaDBError(SecretClientError):
     """The throwaway server could not be set up, started or queried."""
 
@@ -430,8 +438,9 @@ class MariaDB:
     ) -> None:
         """Create (or replace) ``name@host`` with ``password`` and run ``GRANT <g> TO`` it for each grant.
 
-        Each grant is SQL such as ``"ALL ON mydb.*"`` or ``"SELECT ON mydb.t"`` (use
-        :meth:`quote_ident` for names you did not choose). The user, host and password are sent
+        Each grant is SQL such as ``"ALL ON mydb.*"``, ``"SELECT ON mydb.t"`` or
+        ``"SELECT ON mydb.* WITH GRANT OPTION"`` (use :meth:`quote_ident` for names you did not
+        choose). The user, host and password are sent
         as parameters, so any characters are safe in them.
         """
         _account(name, host)
@@ -439,8 +448,9 @@ class MariaDB:
         with self.admin() as conn, conn.cursor() as cur:
             cur.execute(f"CREATE OR REPLACE USER %s@%s IDENTIFIED BY %s{require}", (name, host, password))
             for grant in grants:
-                # A literal % in the grant must survive PyMySQL's parameter interpolation.
-                cur.execute(f"GRANT {grant.replace('%', '%%')} TO %s@%s", (name, host))
+                # WITH GRANT OPTION goes after TO; a literal % must survive PyMySQL's interpolation.
+                grant, with_option = _split_grant_option(grant)
+                cur.execute(f"GRANT {grant.replace('%', '%%')} TO %s@%s{with_option}", (name, host))
 
     def drop_user(self, name: str, host: str = "%") -> None:
         """Drop ``name@host`` if it exists."""
