@@ -75,9 +75,16 @@ def main(ctx: click.Context, **options: Any) -> None:
     ctx.obj = options
 
 
+def _jsonable(value: Any) -> Any:
+    # Stage sets print as sorted lists, datetimes and durations as strings.
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    return str(value)
+
+
 def _out(ctx: click.Context, payload: dict[str, Any], lines: list[str]) -> None:
     if ctx.obj["as_json"]:
-        click.echo(json.dumps(payload, default=str, indent=2))
+        click.echo(json.dumps(payload, default=_jsonable, indent=2))
     else:
         click.echo("\n".join(lines))
 
@@ -131,3 +138,7 @@ def abort(ctx: click.Context, name: str) -> None:
         res = r.abort(name)
         _out(ctx, asdict(res), [f"{name}: {res.reason}" + (f" ({res.removed_version_id})" if res.removed_version_id else "")])
     _run(ctx, action)
+
+
+if __name__ == "__main__":  # python -m rotation.cli
+    main()

@@ -134,6 +134,9 @@ def test_cli_status_plan_rotate_abort(mariadb, tmp_path, cleanup_accounts):
                          for v in handle.store.list_versions(app.name)]
         res = runner.invoke(cli, [*base, "--json", "status", app.name])
         assert all(pw not in res.output for pw in secret_values)
+        status = json.loads(res.output)
+        current = [v for v in status["versions"] if v["stages"] == ["ACSCurrent"]]
+        assert [v["version_id"] for v in current] == [rotated["version_id"]]
         res = runner.invoke(cli, [*base, "--name-limit", "4", "rotate", app.name])
         assert res.exit_code == 1 and "UnsafeAccountName" in res.output
     finally:
