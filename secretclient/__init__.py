@@ -38,7 +38,7 @@ from .model import (
     VersionInfo,
 )
 from .stats import ClientEvent, ClientObserver, ClientStats
-from .stores import AliyunKmsStore, EmbeddedStore, SecretStore
+from .stores import AliyunKmsStore, EmbeddedStore, SecretStore, open_store
 
 __version__ = "0.1.0"
 
@@ -59,6 +59,7 @@ __all__ = [
     "InvalidSecretContent",
     "LimitExceeded",
     "NoDefaultClient",
+    "open_store",
     "PasswordPolicy",
     "Secret",
     "SecretClient",

@@ -1,0 +1,65 @@
+"""Open a store from a short text spec, for command lines and environment variables.
+
+``embedded:PATH`` opens an :class:`EmbeddedStore` (its key, if any, from
+``$SECRETCLIENT_EMBEDDED_KEY`` as hex or base64); ``kms`` opens an :class:`AliyunKmsStore`
+whose options default to the ``ALIBABA_CLOUD_*`` environment variables.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from collections.abc import Mapping
+
+from ..errors import InvalidParameter
+from .base import SecretStore
+
+__all__ = ["open_store", "EMBEDDED_KEY_ENV"]
+
+#: Environment variable holding the EmbeddedStore key (hex or base64) for ``embedded:PATH``.
+EMBEDDED_KEY_ENV = "SECRETCLIENT_EMBEDDED_KEY"
+
+
+def _decode_key(text: str) -> bytes:
+    text = text.strip()
+    for decode in (bytes.fromhex, base64.b64decode):
+        try:
+            key = decode(text)
+        except (ValueError, binascii.Error):
+            continue
+        if len(key) in (16, 24, 32):
+            return key
+    raise InvalidParameter(f"${EMBEDDED_KEY_ENV} must be a 16, 24 or 32 byte key in hex or base64")
+
+
+def open_store(
+    spec: str,
+    *,
+    region: str | None = None,
+    endpoint: str | None = None,
+    access_key_id: str | None = None,
+    access_key_secret: str | None = None,
+    security_token: str | None = None,
+    verify: bool | str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> SecretStore:
+    """The store ``spec`` names: ``embedded:PATH`` or ``kms``."""
+    env = os.environ if env is None else env
+    if spec.startswith("embedded:") and len(spec) > len("embedded:"):
+        from .embedded import EmbeddedStore
+
+        key_text = env.get(EMBEDDED_KEY_ENV)
+        return EmbeddedStore(spec[len("embedded:"):], key=_decode_key(key_text) if key_text else None)
+    if spec == "kms":
+        from .aliyun import AliyunKmsStore
+
+        return AliyunKmsStore(
+            region=region,
+            endpoint=endpoint,
+            access_key_id=access_key_id,
+            access_key_secret=access_key_secret,
+            security_token=security_token,
+            verify=verify,
+        )
+    raise InvalidParameter("store must be 'embedded:PATH' or 'kms'")

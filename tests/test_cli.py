@@ -1,0 +1,85 @@
+"""The ``secretclient`` command line, against an embedded file and the KMS emulator."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from secretclient import EmbeddedStore
+from secretclient.cli import main
+
+VALUE = json.dumps({"AccountName": "app", "AccountPassword": "cli-Secret-Value-42"})
+
+
+@pytest.fixture
+def run(tmp_path):
+    store = f"embedded:{tmp_path / 's.db'}"
+
+    def invoke(*args, input=None, env=None):
+        return CliRunner().invoke(main, ["--store", store, *args], input=input, env=env)
+    return invoke
+
+
+def test_create_get_put_stage_versions_delete(run):
+    res = run("create", "shop/app", "--version-id", "v1", input=VALUE)
+    assert res.exit_code == 0, res.output
+    res = run("get", "shop/app")
+    assert res.exit_code == 0 and "v1" in res.output and "ACSCurrent" in res.output
+    assert "cli-Secret-Value-42" not in res.output  # metadata only without --reveal
+    assert run("get", "shop/app", "--reveal").output.strip() == VALUE
+
+    res = run("put", "shop/app", "--version-id", "v2", "--stage", "ACSPending", input="new")
+    assert res.exit_code == 0 and "ACSPending" in res.output
+    res = run("stage", "shop/app", "ACSCurrent", "--move-to", "v2", "--remove-from", "v1")
+    assert res.exit_code == 0, res.output
+    lines = run("versions", "shop/app").output.splitlines()
+    assert lines[0].startswith("v2") and "ACSCurrent" in lines[0] and "ACSPending" in lines[0]
+    assert lines[1].startswith("v1") and "ACSPrevious" in lines[1]
+
+    info = json.loads(run("describe", "shop/app").output)
+    assert info["name"] == "shop/app" and "cli-Secret-Value-42" not in json.dumps(info)
+
+    assert run("delete", "shop/app").exit_code != 0  # needs --yes
+    assert run("delete", "shop/app", "--yes").exit_code == 0
+    res = run("get", "shop/app")
+    assert res.exit_code == 1 and "SecretNotFound" in res.output
+
+
+def test_errors_are_typed_and_change_nothing(run):
+    run("create", "db", "--version-id", "v1", input="one")
+    res = run("put", "db", "--version-id", "v1", input="other")
+    assert res.exit_code == 1 and "VersionConflict" in res.output
+    res = run("stage", "db", "ACSCurrent", "--remove-from", "v1")
+    assert res.exit_code == 1 and "InvalidParameter" in res.output
+    assert run("get", "db", "--reveal").output.strip() == "one"
+
+
+def test_password_follows_policy(run):
+    res = run("password", "--length", "20", "--no-punctuation")
+    pw = res.output.strip()
+    assert res.exit_code == 0 and len(pw) == 20 and pw.isalnum()
+    res = run("password", "--exclude-characters", "".join(chr(c) for c in range(33, 127)))
+    assert res.exit_code == 1 and "InvalidParameter" in res.output
+
+
+def test_encrypted_embedded_store_key_from_environment(tmp_path):
+    key = EmbeddedStore.generate_key()
+    spec = f"embedded:{tmp_path / 'enc.db'}"
+    env = {"SECRETCLIENT_EMBEDDED_KEY": key.hex()}
+    r = CliRunner()
+    assert r.invoke(main, ["--store", spec, "create", "x"], input="sealed", env=env).exit_code == 0
+    assert r.invoke(main, ["--store", spec, "get", "x", "--reveal"], env=env).output.strip() == "sealed"
+    res = r.invoke(main, ["--store", spec, "get", "x"], env={"SECRETCLIENT_EMBEDDED_KEY": ""})
+    assert res.exit_code == 1 and "EncryptionKeyError" in res.output
+
+
+def test_kms_store_through_the_sdk(kms_emulator):
+    base = ["--store", "kms", "--region", kms_emulator.region, "--endpoint", kms_emulator.endpoint,
+            "--access-key-id", kms_emulator.access_key_id, "--access-key-secret", kms_emulator.access_key_secret]
+    r = CliRunner()
+    assert r.invoke(main, [*base, "create", "k"], input=VALUE).exit_code == 0
+    assert r.invoke(main, [*base, "get", "k", "--reveal"]).output.strip() == VALUE
+    assert kms_emulator.calls["GetSecretValue"] >= 1
+    bad = [*base[:-1], "wrong-secret"]
+    res = r.invoke(main, [*bad, "get", "k"])
+    assert res.exit_code == 1 and "AccessDenied" in res.output
