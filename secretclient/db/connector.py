@@ -57,7 +57,7 @@ _FORBIDDEN_KWARGS = frozenset(("user", "password", "passwd"))
 _TLS_KWARGS = ("ssl_ca", "ssl_capath", "ssl_cert", "ssl_key", "ssl_key_password",
                "ssl_verify_cert", "ssl_verify_identity")
 _ANY_TLS_KWARG = frozenset(("ssl", "ssl_disabled", *_TLS_KWARGS))
-_MAX_REMEMBERED = 64  # parsed versions, retired versions and login arguments kept per connector
+_MAX_REMEMBERED = 64  # parsed versions and retired versions kept per connector
 _CONNECT_TIMEOUT = 10.0  # longest TCP connect, when the caller sets none (PyMySQL's default)
 _HANDSHAKE_TIMEOUT = 30.0  # longest wait for one server reply while logging in
 
@@ -125,7 +125,9 @@ class Connector:
         self._refresh_lock = threading.Lock()
         self._refresh_started: dict[str, float] = {}
         self._tls: dict[tuple[Any, ...], ssl.SSLContext] = {}
-        self._login_args: dict[tuple[Any, ...], _LoginArgs] = {}
+        # The login arguments last built: (credentials, caller kwargs, arguments). One entry is
+        # enough for the usual one engine (or one set of kwargs) per connector.
+        self._last_args: tuple[DbCredentials, dict[str, Any], _LoginArgs] | None = None
         self._unsubscribe: Callable[[], None] | None = None
 
     def __repr__(self) -> str:
@@ -227,8 +229,9 @@ class Connector:
         the secret). Host, port and database come from the secret unless ``kwargs`` names them.
         ``login`` makes the connection (``pymysql.connect`` by default).
         """
-        kwargs = dict(kwargs) if kwargs else {}
-        if not _FORBIDDEN_KWARGS.isdisjoint(kwargs):
+        if kwargs is None:
+            kwargs = {}
+        elif not _FORBIDDEN_KWARGS.isdisjoint(kwargs):
             bad = sorted(_FORBIDDEN_KWARGS.intersection(kwargs))
             raise InvalidParameter(
                 f"do not pass {', '.join(bad)}: user and password come from the secret {self.secret!r}"
@@ -236,24 +239,17 @@ class Connector:
         return _Search(self, kwargs, login or _pymysql_login).run()
 
     def _args(self, creds: DbCredentials, kwargs: Mapping[str, Any]) -> _LoginArgs:
-        """The login arguments for ``creds`` and ``kwargs``, built once per version and kwargs
-        (new connections reuse them: this is the hot path of every pool refill)."""
-        try:
-            key: tuple[Any, ...] | None = (creds.version_id, *kwargs.items())
-            args = self._login_args.get(key)  # type: ignore[arg-type]
-        except TypeError:  # an unhashable value (e.g. ssl={...}): build them every time
-            key, args = None, None
-        if args is None:
-            args = _LoginArgs(
-                self.build_kwargs(creds, kwargs),
-                own_connect_timeout="connect_timeout" not in kwargs,
-                own_read_timeout=kwargs.get("read_timeout") is None,
-            )
-            if key is not None and creds.version_id is not None:
-                with self._lock:
-                    if len(self._login_args) >= _MAX_REMEMBERED:
-                        self._login_args.clear()
-                    self._login_args[key] = args
+        """The login arguments for ``creds`` and ``kwargs``, reused while neither changes (this
+        is the hot path of every new pooled connection)."""
+        last = self._last_args
+        if last is not None and last[0] is creds and last[1] == kwargs:
+            return last[2]
+        args = _LoginArgs(
+            self.build_kwargs(creds, kwargs),
+            own_connect_timeout="connect_timeout" not in kwargs,
+            own_read_timeout=kwargs.get("read_timeout") is None,
+        )
+        self._last_args = (creds, dict(kwargs), args)
         return args
 
     def build_kwargs(self, creds: DbCredentials, kwargs: Mapping[str, Any]) -> dict[str, Any]:
@@ -410,7 +406,7 @@ class _Search:
         """The cached ``ACSCurrent`` credentials, or those that worked instead of them."""
         c = self.c
         try:
-            first = c.credentials(CURRENT)
+            secret = c.client.get(c.secret)
         except SecretNotFound:
             raise
         except StoreError as exc:
@@ -419,6 +415,9 @@ class _Search:
                 f"{', code=' + exc.code if exc.code else ''})",
                 errno=2000, secret=c.secret,
             ) from exc
+        if secret.version_id != c._current:
+            c._note_current(secret.version_id)
+        first = c._credentials(secret)
         hint = c._hint
         if hint is not None and hint[0] == first.version_id:
             return hint[1], hint[2]
@@ -462,7 +461,7 @@ class _Search:
             first, stage = self.first()
             conn = self.try_login(first, stage)
             if conn is not None:
-                c._count("connects")
+                next(c._counts["connects"])
                 return conn, first
             for creds, stage in self.candidates(first):
                 if not self.allowed(creds, stage):
@@ -492,7 +491,7 @@ class _Search:
                 kw["connect_timeout"] = min(_CONNECT_TIMEOUT, remaining)
             if args.own_read_timeout:
                 kw["read_timeout"] = min(_HANDSHAKE_TIMEOUT, remaining)
-            c._count("logins")
+            next(c._counts["logins"])
             if self.attempts:
                 c._count("retries")
             try:

@@ -72,7 +72,8 @@ class SecretStore(Protocol):
         together with ``move_to``, ``remove_from`` is a compare-and-set: the stage must be
         on ``remove_from`` right now, else :class:`VersionConflict` and nothing changes.
         Moving ``ACSCurrent`` moves ``ACSPrevious`` to the version that had it. Removing
-        ``ACSCurrent`` without moving it is refused (:class:`InvalidParameter`).
+        ``ACSCurrent`` or ``ACSPrevious`` without moving it is refused (:class:`InvalidParameter`),
+        as KMS refuses it.
         """
         ...
 

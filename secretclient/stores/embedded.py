@@ -502,8 +502,9 @@ class EmbeddedStore:
         for v in (move_to, remove_from):
             if v is not None:
                 self._check_version_id(v)
-        if stage == CURRENT and move_to is None:
-            raise _invalid("ACSCurrent cannot be removed, only moved to another version (give move_to)")
+        if stage in (CURRENT, PREVIOUS) and move_to is None:
+            # KMS requires MoveToVersion for both: they are only ever moved, never dropped.
+            raise _invalid(f"{stage} cannot be removed, only moved to another version (give move_to)")
         with self._write() as db:
             self._require_secret(db, name)
             for v in (move_to, remove_from):
