@@ -59,7 +59,6 @@ _TLS_KWARGS = ("ssl_ca", "ssl_capath", "ssl_cert", "ssl_key", "ssl_key_password"
 _ANY_TLS_KWARG = frozenset(("ssl", "ssl_disabled", *_TLS_KWARGS))
 _MAX_REMEMBERED = 64  # parsed versions and retired versions kept per connector
 _CONNECT_TIMEOUT = 10.0  # longest TCP connect, when the caller sets none (PyMySQL's default)
-_HANDSHAKE_TIMEOUT = 30.0  # longest wait for one server reply while logging in
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,7 +246,7 @@ class Connector:
         args = _LoginArgs(
             self.build_kwargs(creds, kwargs),
             own_connect_timeout="connect_timeout" not in kwargs,
-            own_read_timeout=kwargs.get("read_timeout") is None,
+            own_read_timeout=kwargs.get("read_timeout") is None and self.policy.handshake_timeout is not None,
         )
         self._last_args = (creds, dict(kwargs), args)
         return args
@@ -490,7 +489,7 @@ class _Search:
             if args.own_connect_timeout:
                 kw["connect_timeout"] = min(_CONNECT_TIMEOUT, remaining)
             if args.own_read_timeout:
-                kw["read_timeout"] = min(_HANDSHAKE_TIMEOUT, remaining)
+                kw["read_timeout"] = min(self.policy.handshake_timeout, remaining)  # type: ignore[type-var]
             next(c._counts["logins"])
             if self.attempts:
                 c._count("retries")

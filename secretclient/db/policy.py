@@ -27,6 +27,11 @@ class RetryPolicy:
       may be between its steps; a later pass can find its result. Each pass reads the store.
     - ``retry_network`` / ``retry_busy``: retry the same credentials after network errors and
       "too many connections" errors.
+    - ``handshake_timeout``: the longest wait for one server reply while logging in (a server
+      that accepts TCP and never answers would hang PyMySQL forever), further bounded by
+      ``total``; taken off once logged in. Used when the caller sets no ``read_timeout``.
+      ``None`` leaves the login unbounded, as plain PyMySQL does (it saves ~10 socket calls
+      per login: see docs/performance.md).
     """
 
     total: float = 10.0
@@ -36,6 +41,7 @@ class RetryPolicy:
     rounds: int = 3
     retry_network: bool = True
     retry_busy: bool = True
+    handshake_timeout: float | None = 30.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.total, (int, float)) or isinstance(self.total, bool) or self.total <= 0:
@@ -44,6 +50,11 @@ class RetryPolicy:
             raise InvalidParameter("RetryPolicy.max_attempts must be an integer >= 1")
         if not isinstance(self.rounds, int) or self.rounds < 1:
             raise InvalidParameter("RetryPolicy.rounds must be an integer >= 1")
+        if self.handshake_timeout is not None and (
+            not isinstance(self.handshake_timeout, (int, float)) or isinstance(self.handshake_timeout, bool)
+            or self.handshake_timeout <= 0
+        ):
+            raise InvalidParameter("RetryPolicy.handshake_timeout must be a number of seconds > 0, or None")
         if not isinstance(self.backoff, Backoff):
             raise InvalidParameter("RetryPolicy.backoff must be a secretclient.Backoff")
         stages = tuple(self.stages)
