@@ -132,7 +132,7 @@ def test_sqlalchemy_wrapping_and_exception_chains_are_unwrapped(mariadb):
     def implicit():
         try:
             raise original
-        except Exception:
+        except pymysql.err.OperationalError:
             raise KeyError("oops")  # __context__ only
 
     assert classify(_error_of(implicit)).kind is ErrorKind.BAD_CREDENTIALS
@@ -188,7 +188,7 @@ def test_policy_validates_and_is_frozen():
     assert policy.replace(total=2.5).total == 2.5
     for bad in ({"total": 0}, {"max_attempts": 0}, {"rounds": 0}, {"stages": ()},
                 {"stages": ("ACSPending", "ACSCurrent")}, {"stages": ("ACSCurrent", "ACSCurrent")},
-                {"backoff": 0.1}, {"total": True}):
+                {"backoff": 0.1}, {"total": True}, {"handshake_timeout": 0}, {"handshake_timeout": "30"}):
         with pytest.raises(InvalidParameter):
             RetryPolicy(**bad)
     assert RetryPolicy(stages=["ACSCurrent"]).stages == ("ACSCurrent",)

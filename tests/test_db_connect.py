@@ -245,7 +245,7 @@ def test_pending_rejected_then_promoted_is_tried_once_more(account):
     pending = account.put(account.user, pending_pw, [PENDING])
     sent: list[str] = []
 
-    def login(kw: dict[str, Any]):
+    def login(**kw: Any):
         sent.append(kw["password"].decode())
         if len(sent) == 3:  # ACSPending was just rejected: the rotation's set and end steps run now
             account.set_password(account.user, pending_pw)
@@ -309,6 +309,30 @@ def test_silent_server_cannot_hang_the_login(account):
         conn.close()
 
 
+def test_login_arguments_follow_the_policy_caller_and_rotation(account):
+    """What reaches PyMySQL: the handshake bound unless the caller or the policy says otherwise,
+    and the new password (not reused arguments) after a rotation."""
+    sent: list[dict[str, Any]] = []
+
+    def login(**kw: Any):
+        sent.append(kw)
+        return pymysql.connect(**kw)
+
+    for policy, kwargs in ((RetryPolicy(total=5), {}), (RetryPolicy(handshake_timeout=None), {}),
+                           (RetryPolicy(), {"read_timeout": 7})):
+        connector = Connector(account.secret, account.client, policy=policy)
+        conn, _ = connector.connect(kwargs, login)
+        assert conn._read_timeout == kwargs.get("read_timeout")  # ours is taken off, theirs kept
+        conn.close()
+    assert 4.9 < sent[0]["read_timeout"] <= 5 and "read_timeout" not in sent[1] and sent[2]["read_timeout"] == 7
+    connector.connect(kwargs, login)[0].close()
+    account.rotate()
+    connector.connect(kwargs, login)[0].close()
+    # The cached version once more (rejected: the client has not seen the rotation), then the new one.
+    assert sent[3]["password"] == sent[2]["password"] == sent[4]["password"] != sent[5]["password"]
+    assert sent[5]["password"].decode() == account.passwords[-1] and len(sent) == 6
+
+
 def test_store_errors_surface_typed(account):
     account.store.fail_with = StoreUnavailable("store down", code="ServiceUnavailable")
     with pytest.raises(SecretUnavailable) as info:
@@ -319,6 +343,7 @@ def test_store_errors_surface_typed(account):
         connect("db/no-such-secret", client=account.client)
 
 
+@pytest.mark.filterwarnings("error::DeprecationWarning")  # never PyMySQL's deprecated reconnect
 def test_ping_reconnect_logs_in_with_fresh_credentials(account):
     conn = connect(account.secret, client=account.client, autocommit=True)
     cursor = conn.cursor()
@@ -336,6 +361,11 @@ def test_ping_reconnect_logs_in_with_fresh_credentials(account):
     account.rotate()
     conn.connect()
     assert _query(conn, "SELECT 2") == (2,)
+    # connect() on an open session closes it first and logs in again.
+    second_id, third_version = conn.thread_id(), account.rotate()
+    conn.connect()
+    assert conn.credential_version == third_version and conn.thread_id() != second_id
+    assert conn._read_timeout is None  # the login's handshake bound is not left on the session
     conn.close()
 
 

@@ -59,6 +59,18 @@ NETWORK = frozenset(
 )
 CLIENT_CONFIG = frozenset({2005, 2026, 2059, 2061, 3159})
 ACCESS = frozenset({1044, 1049})
+_KIND_OF_ERRNO = {
+    errno: kind
+    for codes, kind in (
+        (BAD_CREDENTIALS, ErrorKind.BAD_CREDENTIALS),
+        (SERVER_BUSY, ErrorKind.SERVER_BUSY),
+        (ACCOUNT_UNAVAILABLE, ErrorKind.ACCOUNT_UNAVAILABLE),
+        (NETWORK, ErrorKind.NETWORK),
+        (CLIENT_CONFIG, ErrorKind.CLIENT_CONFIG),
+        (ACCESS, ErrorKind.ACCESS),
+    )
+    for errno in codes
+}
 
 # TLS errors that are the network's doing (a peer gone, a timeout), not a bad certificate.
 _SSL_TRANSIENT = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLWantReadError, ssl.SSLWantWriteError,
@@ -146,18 +158,9 @@ def _first_errno(chain: list[BaseException]) -> int | None:
 
 
 def _kind_of(errno: int, sqlstate: str | None) -> ErrorKind:
-    if errno in BAD_CREDENTIALS:
-        return ErrorKind.BAD_CREDENTIALS
-    if errno in SERVER_BUSY:
-        return ErrorKind.SERVER_BUSY
-    if errno in ACCOUNT_UNAVAILABLE:
-        return ErrorKind.ACCOUNT_UNAVAILABLE
-    if errno in NETWORK:
-        return ErrorKind.NETWORK
-    if errno in CLIENT_CONFIG:
-        return ErrorKind.CLIENT_CONFIG
-    if errno in ACCESS:
-        return ErrorKind.ACCESS
+    kind = _KIND_OF_ERRNO.get(errno)
+    if kind is not None:
+        return kind
     # SQLSTATE 28000 is "invalid authorization specification" for codes we do not list.
     if sqlstate == "28000":
         return ErrorKind.BAD_CREDENTIALS

@@ -50,8 +50,8 @@ __all__ = ["Connector", "ConnectorStats", "Login", "set_read_timeout"]
 
 log = logging.getLogger("secretclient.db")
 
-#: Makes a connection from PyMySQL keyword arguments (``pymysql.connect`` by default).
-Login = Callable[[dict[str, Any]], Any]
+#: Makes a connection from PyMySQL keyword arguments, like ``pymysql.connect`` (the default).
+Login = Callable[..., Any]
 
 _FORBIDDEN_KWARGS = frozenset(("user", "password", "passwd"))
 _TLS_KWARGS = ("ssl_ca", "ssl_capath", "ssl_cert", "ssl_key", "ssl_key_password",
@@ -235,7 +235,7 @@ class Connector:
             raise InvalidParameter(
                 f"do not pass {', '.join(bad)}: user and password come from the secret {self.secret!r}"
             )
-        return _Search(self, kwargs, login or _pymysql_login).run()
+        return _Search(self, kwargs, login or pymysql.connect).run()
 
     def _args(self, creds: DbCredentials, kwargs: Mapping[str, Any]) -> _LoginArgs:
         """The login arguments for ``creds`` and ``kwargs``, reused while neither changes (this
@@ -246,7 +246,7 @@ class Connector:
         args = _LoginArgs(
             self.build_kwargs(creds, kwargs),
             own_connect_timeout="connect_timeout" not in kwargs,
-            own_read_timeout=kwargs.get("read_timeout") is None and self.policy.handshake_timeout is not None,
+            handshake_timeout=self.policy.handshake_timeout if kwargs.get("read_timeout") is None else None,
         )
         self._last_args = (creds, dict(kwargs), args)
         return args
@@ -325,17 +325,14 @@ class Connector:
 class _LoginArgs:
     """PyMySQL keyword arguments for one credential version and one set of caller kwargs.
 
-    The timeouts that follow the remaining budget are added per login, when the caller set none
-    (``own_*``); a read timeout we add bounds only the handshake and is taken off afterwards.
+    The timeouts that follow the remaining budget are added per login: a connect timeout when
+    the caller set none, and ``handshake_timeout`` as a read timeout that bounds only the login
+    and is taken off afterwards (None: the caller set a read timeout, or the policy wants none).
     """
 
     kwargs: dict[str, Any]
     own_connect_timeout: bool
-    own_read_timeout: bool
-
-
-def _pymysql_login(kw: dict[str, Any]) -> pymysql.connections.Connection:
-    return pymysql.connect(**kw)
+    handshake_timeout: float | None
 
 
 def set_read_timeout(conn: Any, seconds: float | None) -> None:
@@ -369,7 +366,7 @@ class _Search:
         "store_notes",
     )
 
-    def __init__(self, connector: Connector, kwargs: dict[str, Any], login: Login) -> None:
+    def __init__(self, connector: Connector, kwargs: Mapping[str, Any], login: Login) -> None:
         self.c = connector
         self.policy = connector.policy
         self.kwargs = kwargs
@@ -488,13 +485,13 @@ class _Search:
             kw = args.kwargs.copy()  # the login's own copy: the cached one stays as it is
             if args.own_connect_timeout:
                 kw["connect_timeout"] = min(_CONNECT_TIMEOUT, remaining)
-            if args.own_read_timeout:
-                kw["read_timeout"] = min(self.policy.handshake_timeout, remaining)  # type: ignore[type-var]
+            if args.handshake_timeout is not None:
+                kw["read_timeout"] = min(args.handshake_timeout, remaining)
             next(c._counts["logins"])
             if self.attempts:
                 c._count("retries")
             try:
-                conn = self.login(kw)
+                conn = self.login(**kw)
             except Exception as exc:
                 verdict = classify(exc)
                 self.attempts.append(Attempt(creds.version_id, stage, creds.account_name, verdict.kind, verdict.errno))
@@ -516,7 +513,7 @@ class _Search:
                 if verdict.kind is ErrorKind.OTHER:
                     raise
                 raise self.final_error() from exc
-            if args.own_read_timeout:
+            if args.handshake_timeout is not None:
                 set_read_timeout(conn, None)  # the caller asked for no read timeout
             return conn
 

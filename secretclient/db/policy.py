@@ -36,7 +36,7 @@ class RetryPolicy:
 
     total: float = 10.0
     max_attempts: int = 6
-    backoff: Backoff = Backoff(base=0.05, cap=2.0)
+    backoff: Backoff = Backoff(base=0.05, cap=2.0)  # noqa: RUF009 - a frozen value, safe to share
     stages: tuple[str, ...] = (CURRENT, PENDING, PREVIOUS)
     rounds: int = 3
     retry_network: bool = True

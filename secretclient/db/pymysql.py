@@ -4,7 +4,9 @@
 
 The connection is a :class:`RotatingConnection`: a transparent proxy around
 ``pymysql.connections.Connection`` whose reconnects (``ping(reconnect=True)``, ``connect()``)
-log in with the secret's credentials as they are then, not the ones captured at first connect.
+close the session and log in again with the secret's credentials as they are then, not the ones
+captured at first connect. They never use PyMySQL's own ``ping(reconnect=True)`` (deprecated
+in PyMySQL 1.2, and it would resend the captured password).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import pymysql
 import wrapt
 
 from ..errors import InvalidParameter
-from .connector import Connector
+from .connector import Connector, set_read_timeout
 from .policy import RetryPolicy
 
 if TYPE_CHECKING:
@@ -81,19 +83,23 @@ class RotatingConnection(wrapt.ObjectProxy):  # type: ignore[misc]
         return self._self_connector
 
     def connect(self, sock: Any = None) -> None:
-        """(Re)connect in place with fresh credentials (cursors made before keep working)."""
+        """Reconnect in place: close the session if it is open, then log in with the secret's
+        current credentials (cursors made before keep working)."""
         if sock is not None:
             raise InvalidParameter("RotatingConnection.connect() opens its own socket; sock is not supported")
         conn = self.__wrapped__
+        if conn.open:
+            conn.close()
 
-        def login(kw: dict[str, Any]) -> Any:  # reuses this connection object: no new one
+        def login(**kw: Any) -> Any:  # reuses this connection object: no new one
             conn.user = kw["user"]
             conn.password = kw["password"]
             conn.host = kw.get("host", conn.host)
             conn.port = kw.get("port", conn.port)
             if conn.db is not None and "database" in kw:
                 conn.db = kw["database"]
-            conn._read_timeout = kw.get("read_timeout")
+            conn.connect_timeout = kw.get("connect_timeout", conn.connect_timeout)
+            set_read_timeout(conn, kw.get("read_timeout"))
             conn.connect()
             return conn
 

@@ -16,6 +16,7 @@ Connect errors are PyMySQL ``OperationalError`` subclasses, so SQLAlchemy wraps 
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
 try:
@@ -102,13 +103,10 @@ def attach(
 
     dbapi_connect = engine.dialect.loaded_dbapi.connect
 
-    def _login(kw: dict[str, Any]) -> Any:
-        return dbapi_connect(**kw)
-
     @event.listens_for(engine, "do_connect")
     def _do_connect(dialect: Any, conn_rec: Any, cargs: list[Any], cparams: dict[str, Any]) -> Any:
         cparams.pop("user", None)  # SQLAlchemy hands us a fresh copy per connect
-        conn, creds = connector.connect(cparams, _login if not cargs else lambda kw: dbapi_connect(*cargs, **kw))
+        conn, creds = connector.connect(cparams, functools.partial(dbapi_connect, *cargs) if cargs else dbapi_connect)
         if conn_rec is not None:
             conn_rec.info[VERSION_KEY] = creds.version_id
         return conn
