@@ -1,4 +1,4 @@
-"""rotation: in-process rotation of MySQL/MariaDB credentials held in a secret store.
+"""rotation: in-process rotation of MySQL/MariaDB (and ApsaraDB RDS) credentials held in a secret store.
 
 The new / set / test / end steps of Alibaba's Function Compute + CloudFlow rotation, run by
 :class:`Rotator` — resumable, locked across instances, fenced in the store — on a schedule
@@ -27,7 +27,8 @@ from .passwords import DEFAULT_POLICY, RDS_POLICY
 from .plan import Plan
 from .scheduler import RotationWindow, Scheduler
 from .status import Status
-from .strategies import AlternatingUsersStrategy, SingleUserStrategy, Strategy
+from .strategies import AlternatingUsersStrategy, RdsApiStrategy, SingleUserStrategy, Strategy
+from .strategies.rds import RdsApiError
 
 __all__ = [
     "DEFAULT_POLICY",
@@ -44,6 +45,8 @@ __all__ = [
     "LoginFailed",
     "MySqlLock",
     "Plan",
+    "RdsApiError",
+    "RdsApiStrategy",
     "RotationConflict",
     "RotationError",
     "RotationEvent",

@@ -15,7 +15,7 @@ import click
 
 from secretclient.errors import SecretClientError
 
-from .config import STRATEGIES, make_strategy, open_store
+from .config import STRATEGIES, lock_for, make_strategy, open_store
 from .engine import Rotator
 from .errors import RotationInProgress
 from .passwords import DEFAULT_POLICY
@@ -28,12 +28,19 @@ def _rotator(obj: dict[str, Any]) -> Rotator:
         obj["store"], region=obj["region"], endpoint=obj["endpoint"],
         access_key_id=obj["access_key_id"], access_key_secret=obj["access_key_secret"],
     )
+    rds = None
+    if obj["strategy"] == "rds":
+        from .strategies.rds import rds_client
+
+        rds = rds_client(obj["region"] or "", endpoint=obj["rds_endpoint"],
+                         access_key_id=obj["access_key_id"], access_key_secret=obj["access_key_secret"])
     strategy = make_strategy(
         obj["strategy"], name_limit=obj["name_limit"], grace_seconds=obj["grace"],
         master_secret=obj["master_secret"], exclude_characters=obj["exclude_characters"],
         password_length=obj["password_length"], ca_file=obj["ca_file"],
+        instance_id=obj["instance_id"], rds_client=rds,
     )
-    return Rotator(store, strategy=strategy, lock_timeout=obj["lock_timeout"])
+    return Rotator(store, strategy=strategy, lock_timeout=obj["lock_timeout"], lock=lock_for(strategy, store))
 
 
 def _run(ctx: click.Context, action: Any) -> None:
@@ -58,7 +65,11 @@ def _run(ctx: click.Context, action: Any) -> None:
 @click.option("--endpoint", envvar="ROTATION_KMS_ENDPOINT", help="KMS endpoint: host[:port] or http(s)://host[:port].")
 @click.option("--access-key-id", envvar="ALIBABA_CLOUD_ACCESS_KEY_ID", help="KMS AccessKey id (or the env variable).")
 @click.option("--access-key-secret", envvar="ALIBABA_CLOUD_ACCESS_KEY_SECRET", help="KMS AccessKey secret (use the env variable).")
-@click.option("--strategy", type=click.Choice(STRATEGIES), default="alternating", show_default=True)
+@click.option("--strategy", type=click.Choice(STRATEGIES), default="alternating", show_default=True,
+              help="'rds': alternating users through the ApsaraDB RDS API (needs --instance-id).")
+@click.option("--instance-id", envvar="ROTATION_RDS_INSTANCE_ID", help="ApsaraDB RDS instance id (strategy rds).")
+@click.option("--rds-endpoint", envvar="ROTATION_RDS_ENDPOINT",
+              help="RDS endpoint: host or http(s)://host[:port] (strategy rds; default: the SDK's for --region).")
 @click.option("--name-limit", type=click.IntRange(1, 80), default=32, show_default=True,
               help="Longest account name: 16 RDS, 32 MySQL, 80 MariaDB.")
 @click.option("--grace", type=click.FloatRange(0), default=0.0, show_default=True,
@@ -71,7 +82,7 @@ def _run(ctx: click.Context, action: Any) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @click.pass_context
 def main(ctx: click.Context, **options: Any) -> None:
-    """Rotate MySQL/MariaDB credentials kept in a secret store (new → set → test → end)."""
+    """Rotate MySQL/MariaDB (or ApsaraDB RDS) credentials kept in a secret store (new → set → test → end)."""
     ctx.obj = options
 
 

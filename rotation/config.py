@@ -10,12 +10,13 @@ from secretclient.stores.base import SecretStore
 
 from .dbconn import ConnectOptions
 from .errors import InvalidRotationSetup
-from .passwords import DEFAULT_POLICY
-from .strategies import AlternatingUsersStrategy, SingleUserStrategy, Strategy
+from .lock import Lock
+from .passwords import DEFAULT_POLICY, RDS_POLICY
+from .strategies import AlternatingUsersStrategy, RdsApiStrategy, SingleUserStrategy, Strategy
 
-__all__ = ["STRATEGIES", "make_strategy", "open_store"]
+__all__ = ["STRATEGIES", "lock_for", "make_strategy", "open_store"]
 
-STRATEGIES = ("alternating", "single")
+STRATEGIES = ("alternating", "single", "rds")
 
 
 def open_store(
@@ -52,8 +53,24 @@ def make_strategy(
     exclude_characters: str | None = None,
     password_length: int = DEFAULT_POLICY.length,
     ca_file: str | None = None,
+    instance_id: str | None = None,
+    rds_client: Any = None,
 ) -> Strategy:
-    """A MySQL strategy: ``alternating`` (the seed's ``_rt`` users) or ``single``."""
+    """A MySQL strategy: ``alternating`` (the seed's ``_rt`` users) or ``single``; or ``rds``,
+    alternating users through the RDS API on instance ``instance_id`` with ``rds_client`` (an
+    ``AcsClient``, see :func:`rotation.strategies.rds.rds_client`)."""
+    if kind == "rds":
+        if not instance_id:
+            raise InvalidRotationSetup("strategy 'rds' needs the RDS instance id (the event's InstanceId or --instance-id)")
+        if rds_client is None:
+            raise InvalidRotationSetup("strategy 'rds' needs an RDS client (rds_client=)")
+        # RDS refuses passwords with other specials, whatever else is excluded.
+        excluded = set(RDS_POLICY.exclude_characters) | set(exclude_characters or "")
+        policy = PasswordPolicy(length=password_length, exclude_characters="".join(sorted(excluded)))
+        return RdsApiStrategy(
+            instance_id, rds_client, name_limit=name_limit, grace=timedelta(seconds=grace_seconds),
+            password_policy=policy, connect_options=ConnectOptions(ca_file=ca_file or None),
+        )
     policy = PasswordPolicy(
         length=password_length,
         exclude_characters=DEFAULT_POLICY.exclude_characters if exclude_characters is None else exclude_characters,
@@ -67,3 +84,9 @@ def make_strategy(
     if kind == "single":
         return SingleUserStrategy(**common)
     raise InvalidRotationSetup(f"strategy must be one of {', '.join(STRATEGIES)}")
+
+
+def lock_for(strategy: Strategy, store: SecretStore) -> Lock | None:
+    """The lock a Rotator with ``strategy`` needs, or None for the Rotator's default (``GET_LOCK``
+    through the strategy's database connection)."""
+    return strategy.lock(store) if isinstance(strategy, RdsApiStrategy) else None

@@ -11,7 +11,11 @@ Configuration comes from environment variables (FC function settings):
 ``ROTATION_KMS_ENDPOINT``    default ``kms-vpc.<RegionId>.aliyuncs.com`` (the seed's VPC endpoint)
 credentials                  ``context.credentials`` (the FC role's STS token), else ``ALIBABA_CLOUD_ACCESS_KEY_ID`` /
                              ``ALIBABA_CLOUD_ACCESS_KEY_SECRET``
-``ROTATION_STRATEGY``        ``alternating`` (default, the seed's ``_rt`` scheme) or ``single``
+``ROTATION_STRATEGY``        ``alternating`` (the seed's ``_rt`` scheme; the default without ``InstanceId``),
+                             ``single``, or ``rds`` (the default when the event has ``InstanceId``:
+                             Scenario 1, alternating users through the RDS API)
+``ROTATION_RDS_ENDPOINT``    strategy ``rds``: RDS endpoint, default the SDK's for the region
+``ROTATION_RDS_INSTANCE_ID`` strategy ``rds``: instance id when the event has no ``InstanceId``
 ``ROTATION_NAME_LIMIT``      longest account name, default 16 (RDS, as the seed)
 ``ROTATION_GRACE_SECONDS``   ACSPrevious grace period, default 0
 ``ROTATION_MASTER_SECRET``   privileged secret, default: the secret's ``MasterSecret`` field
@@ -19,7 +23,8 @@ credentials                  ``context.credentials`` (the FC role's STS token), 
 ``ROTATION_PASSWORD_LENGTH`` default 32
 ``ROTATION_CA_FILE``         CA bundle for ``"SSL": true``, default ``/opt/python/certs/cert.pem`` when present
 
-``InstanceId`` is accepted and ignored (the self-managed MySQL scenario has none).
+``InstanceId`` (Scenario 1's field) names the ApsaraDB RDS instance for strategy ``rds``; the
+MySQL strategies ignore it. The RDS API is called with the same credentials as KMS.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from typing import Any
 
 from secretclient.model import CURRENT
 
-from .config import make_strategy, open_store
+from .config import lock_for, make_strategy, open_store
 from .engine import Rotator
 from .errors import InvalidRotationSetup
 
@@ -80,22 +85,35 @@ def rotator_from_environment(event: Mapping[str, Any], context: Any, env: Mappin
             raise InvalidRotationSetup("the event has no RegionId")
         kms = dict(region=region, endpoint=env.get("ROTATION_KMS_ENDPOINT") or f"kms-vpc.{region}.aliyuncs.com",
                    **_context_credentials(context))
+    kind = env.get("ROTATION_STRATEGY") or ("rds" if event.get("InstanceId") else "alternating")
+    rds: Any = None
+    if kind == "rds":
+        from .strategies.rds import rds_client
+
+        if not region:
+            raise InvalidRotationSetup("the event has no RegionId (the RDS API needs it)")
+        rds = rds_client(region, endpoint=env.get("ROTATION_RDS_ENDPOINT") or None, **_context_credentials(context))
     store = open_store(spec, **kms)
     ca_file = env.get("ROTATION_CA_FILE") or (_SEED_CA if os.path.exists(_SEED_CA) else None)
     try:
         strategy = make_strategy(
-            env.get("ROTATION_STRATEGY", "alternating"),
+            kind,
             name_limit=int(env.get("ROTATION_NAME_LIMIT", "16")),
             grace_seconds=float(env.get("ROTATION_GRACE_SECONDS", "0")),
             master_secret=env.get("ROTATION_MASTER_SECRET"),
             exclude_characters=env.get("EXCLUDE_CHARACTERS"),
             password_length=int(env.get("ROTATION_PASSWORD_LENGTH", "32")),
             ca_file=ca_file,
+            instance_id=str(event.get("InstanceId") or env.get("ROTATION_RDS_INSTANCE_ID") or ""),
+            rds_client=rds,
         )
     except ValueError:
         store.close()
         raise InvalidRotationSetup("ROTATION_NAME_LIMIT, ROTATION_GRACE_SECONDS and ROTATION_PASSWORD_LENGTH must be numbers") from None
-    return Rotator(store, strategy=strategy)
+    except InvalidRotationSetup:
+        store.close()
+        raise
+    return Rotator(store, strategy=strategy, lock=lock_for(strategy, store))
 
 
 def make_handler(factory: Callable[[Mapping[str, Any], Any], Rotator]) -> Callable[[Any, Any], dict[str, str]]:

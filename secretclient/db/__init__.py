@@ -2,6 +2,8 @@
 
 - :func:`connect` — a PyMySQL connection from a secret (:class:`RotatingConnection`);
 - :func:`create_engine` / :func:`attach` — SQLAlchemy engines (imported on first use);
+- :func:`create_async_engine` — a SQLAlchemy asyncio engine on aiomysql (``[async]`` extra,
+  imported on first use);
 - :class:`Connector` — the credential search, shared per secret; :class:`RetryPolicy` — its limits;
 - :func:`classify` / :class:`ErrorKind` — what a connection error means;
 - :mod:`secretclient.db.errors` — what a failed connect raises (PyMySQL ``OperationalError`` s).
@@ -46,13 +48,18 @@ __all__ = [
     "attach",
     "classify",
     "connect",
+    "create_async_engine",
     "create_engine",
 ]
 
 
-def __getattr__(name: str) -> Any:  # SQLAlchemy is optional: import it on first use
+def __getattr__(name: str) -> Any:  # SQLAlchemy and aiomysql are optional: import them on first use
     if name in ("create_engine", "attach"):
         from . import sqlalchemy as _sqlalchemy
 
         return getattr(_sqlalchemy, name)
+    if name == "create_async_engine":
+        from . import asyncio as _asyncio
+
+        return _asyncio.create_async_engine
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

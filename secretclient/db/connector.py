@@ -10,6 +10,11 @@ promoted it (the rotation has then changed the database), because MySQL's
 FAILED_LOGIN_ATTEMPTS and MariaDB's max_password_errors lock accounts that repeat bad passwords.
 Network and "too many connections" errors retry the same credentials with backoff (full
 jitter). Everything happens inside the :class:`~secretclient.db.policy.RetryPolicy` budget.
+
+The search is written once, without I/O of its own (:meth:`Connector.search`): a generator
+that yields what it needs done (:class:`LoginRequest`, :class:`SleepRequest`,
+:class:`StoreRequest`) and is resumed with the outcome. :func:`drive` performs them with
+blocking calls; :mod:`secretclient.db.asyncio` awaits them instead.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import random
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -46,12 +51,25 @@ from .policy import RetryPolicy
 if TYPE_CHECKING:
     from ..client import SecretClient
 
-__all__ = ["Connector", "ConnectorStats", "Login", "set_read_timeout"]
+__all__ = [
+    "Connector",
+    "ConnectorStats",
+    "Login",
+    "LoginRequest",
+    "SleepRequest",
+    "Steps",
+    "StoreRequest",
+    "Translate",
+    "drive",
+    "set_read_timeout",
+]
 
 log = logging.getLogger("secretclient.db")
 
 #: Makes a connection from PyMySQL keyword arguments, like ``pymysql.connect`` (the default).
 Login = Callable[..., Any]
+#: Turns the PyMySQL keyword arguments of a login into another driver's (see :meth:`Connector.search`).
+Translate = Callable[["Connector", dict[str, Any]], dict[str, Any]]
 
 _FORBIDDEN_KWARGS = frozenset(("user", "password", "passwd"))
 _TLS_KWARGS = ("ssl_ca", "ssl_capath", "ssl_cert", "ssl_key", "ssl_key_password",
@@ -124,9 +142,9 @@ class Connector:
         self._refresh_lock = threading.Lock()
         self._refresh_started: dict[str, float] = {}
         self._tls: dict[tuple[Any, ...], ssl.SSLContext] = {}
-        # The login arguments last built: (credentials, caller kwargs, arguments). One entry is
-        # enough for the usual one engine (or one set of kwargs) per connector.
-        self._last_args: tuple[DbCredentials, dict[str, Any], _LoginArgs] | None = None
+        # The login arguments last built: (credentials, caller kwargs, arguments, translate).
+        # One entry is enough for the usual one engine (or one set of kwargs) per connector.
+        self._last_args: tuple[DbCredentials, dict[str, Any], _LoginArgs, Translate | None] | None = None
         self._unsubscribe: Callable[[], None] | None = None
 
     def __repr__(self) -> str:
@@ -228,6 +246,17 @@ class Connector:
         the secret). Host, port and database come from the secret unless ``kwargs`` names them.
         ``login`` makes the connection (``pymysql.connect`` by default).
         """
+        return drive(self.search(kwargs), login or pymysql.connect, self._sleep)
+
+    def search(self, kwargs: Mapping[str, Any] | None = None, translate: Translate | None = None) -> Steps:
+        """The search of one connect as a generator of requests, for a driver to perform.
+
+        Send it the outcome of each request (or throw in the exception it raised); it returns
+        ``(connection, credentials used)`` or raises a
+        :class:`~secretclient.db.errors.DbConnectError`. ``kwargs`` as for :meth:`connect`;
+        ``translate(connector, pymysql_kwargs)`` makes the login arguments fit another driver
+        (called once per credential version and set of ``kwargs``, not per login).
+        """
         if kwargs is None:
             kwargs = {}
         elif not _FORBIDDEN_KWARGS.isdisjoint(kwargs):
@@ -235,20 +264,21 @@ class Connector:
             raise InvalidParameter(
                 f"do not pass {', '.join(bad)}: user and password come from the secret {self.secret!r}"
             )
-        return _Search(self, kwargs, login or pymysql.connect).run()
+        return _Search(self, kwargs, translate).steps()
 
-    def _args(self, creds: DbCredentials, kwargs: Mapping[str, Any]) -> _LoginArgs:
+    def _args(self, creds: DbCredentials, kwargs: Mapping[str, Any], translate: Translate | None) -> _LoginArgs:
         """The login arguments for ``creds`` and ``kwargs``, reused while neither changes (this
         is the hot path of every new pooled connection)."""
         last = self._last_args
-        if last is not None and last[0] is creds and last[1] == kwargs:
+        if last is not None and last[0] is creds and last[3] is translate and last[1] == kwargs:
             return last[2]
+        built = self.build_kwargs(creds, kwargs)
         args = _LoginArgs(
-            self.build_kwargs(creds, kwargs),
+            built if translate is None else translate(self, built),
             own_connect_timeout="connect_timeout" not in kwargs,
             handshake_timeout=self.policy.handshake_timeout if kwargs.get("read_timeout") is None else None,
         )
-        self._last_args = (creds, dict(kwargs), args)
+        self._last_args = (creds, dict(kwargs), args, translate)
         return args
 
     def build_kwargs(self, creds: DbCredentials, kwargs: Mapping[str, Any]) -> dict[str, Any]:
@@ -265,15 +295,17 @@ class Connector:
         if "database" not in kw and "db" not in kw and creds.db_name:
             kw["database"] = creds.db_name
         if creds.ssl:
-            self._require_tls(kw)
+            self.require_tls(kw)
         elif creds.ssl is False and _ANY_TLS_KWARG.isdisjoint(kw):
             # The secret says no TLS. (PyMySQL's default "preferred" mode would also build a new
             # SSLContext, loading every system CA, on each login: ~25 ms.)
             kw["ssl_disabled"] = True
         return kw
 
-    def _require_tls(self, kw: dict[str, Any]) -> None:
-        """``SSL: true`` in the secret: verified TLS, never a plaintext fallback."""
+    def require_tls(self, kw: dict[str, Any]) -> None:
+        """Turn the TLS options in PyMySQL keyword arguments ``kw`` into a verifying
+        ``SSLContext`` in ``kw["ssl"]`` (built once per set of options): ``SSL: true`` in the
+        secret means verified TLS, never a plaintext fallback."""
         if kw.get("ssl_disabled"):
             raise ClientMisconfigured(
                 f"secret {self.secret!r} requires TLS (SSL: true) but ssl_disabled=True was passed",
@@ -349,6 +381,68 @@ def set_read_timeout(conn: Any, seconds: float | None) -> None:
         conn._read_timeout = seconds
 
 
+@dataclass(slots=True)  # not frozen: one per login, and a frozen __init__ costs ~0.3 us more
+class LoginRequest:
+    """Log in with ``kwargs`` (the driver's keyword arguments, a copy the driver may change);
+    ``handshake``: the longest wait for each server reply during the login (the asyncio driver
+    bounds the whole login with it), None: unbounded.
+    Resume with the connection, or throw in the exception."""
+
+    kwargs: dict[str, Any]
+    handshake: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class SleepRequest:
+    """Wait ``seconds`` (a backoff) and resume with None."""
+
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class StoreRequest:
+    """Call ``fn(*args)``, which may read the secret store (blocking I/O), and resume with its
+    result or throw in its exception."""
+
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+
+
+#: The search of one connect: yields requests, returns ``(connection, credentials used)``.
+Steps = Generator[LoginRequest | SleepRequest | StoreRequest, Any, tuple[Any, DbCredentials]]
+
+
+def drive(steps: Steps, login: Login, sleep: Callable[[float], None]) -> tuple[Any, DbCredentials]:
+    """Perform the requests of ``steps`` with blocking calls: ``login(**kwargs)`` (a PyMySQL
+    ``connect``), ``sleep(seconds)``, store reads in the calling thread."""
+    value: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            request = steps.send(value) if error is None else steps.throw(error)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        value = error = None
+        try:
+            if isinstance(request, LoginRequest):
+                kw = request.kwargs
+                if request.handshake is None:
+                    value = login(**kw)
+                else:
+                    kw["read_timeout"] = request.handshake
+                    value = login(**kw)
+                    set_read_timeout(value, None)  # the caller asked for no read timeout
+            elif isinstance(request, SleepRequest):
+                sleep(request.seconds)
+            else:
+                value = request.fn(*request.args)
+        except BaseException as exc:  # noqa: BLE001 - handed to the search, which re-raises what it does not handle
+            error = exc
+
+
+_GO_ON = object()  # from _Search.offer: these credentials did not work, try the next ones
+
+
 class _Search:
     """One ``connect``: the candidates, the attempts, the budget."""
 
@@ -358,19 +452,19 @@ class _Search:
         "deadline",
         "kwargs",
         "last_kind",
-        "login",
         "policy",
         "rejected",
         "rejected_at",
         "start",
         "store_notes",
+        "translate",
     )
 
-    def __init__(self, connector: Connector, kwargs: Mapping[str, Any], login: Login) -> None:
+    def __init__(self, connector: Connector, kwargs: Mapping[str, Any], translate: Translate | None) -> None:
         self.c = connector
         self.policy = connector.policy
         self.kwargs = kwargs
-        self.login = login
+        self.translate = translate
         self.start = connector._clock()
         self.deadline = self.start + self.policy.total
         self.attempts: list[Attempt] = []
@@ -387,30 +481,20 @@ class _Search:
     def can_send(self) -> bool:
         return len(self.attempts) < self.policy.max_attempts and self.remaining() > 0
 
-    def wait(self, attempt: int) -> bool:
+    def wait(self, attempt: int) -> Generator[SleepRequest, Any, bool]:
         """Back off before retry ``attempt``; False when the budget does not allow it."""
         delay = min(self.policy.backoff.delay(attempt, self.c._rng), self.remaining())
         if delay < 0 or not self.can_send():
             return False
         if delay > 0:
-            self.c._sleep(delay)
+            yield SleepRequest(delay)
         return self.can_send()
 
     # -- candidates -------------------------------------------------------------------------
 
-    def first(self) -> tuple[DbCredentials, str]:
-        """The cached ``ACSCurrent`` credentials, or those that worked instead of them."""
+    def first(self, secret: Secret) -> tuple[DbCredentials, str]:
+        """The credentials of the ``ACSCurrent`` ``secret``, or those that worked instead of them."""
         c = self.c
-        try:
-            secret = c.client.get(c.secret)
-        except SecretNotFound:
-            raise
-        except StoreError as exc:
-            raise SecretUnavailable(
-                f"secret {c.secret!r}: cannot read its credentials from the store ({type(exc).__name__}"
-                f"{', code=' + exc.code if exc.code else ''})",
-                errno=2000, secret=c.secret,
-            ) from exc
         if secret.version_id != c._current:
             c._note_current(secret.version_id)
         first = c._credentials(secret)
@@ -419,23 +503,50 @@ class _Search:
             return hint[1], hint[2]
         return first, CURRENT
 
-    def candidates(self, first: DbCredentials) -> Iterator[tuple[DbCredentials, str]]:
-        """What to try after ``first`` was rejected."""
+    def unavailable(self, exc: StoreError) -> SecretUnavailable:
+        c = self.c
+        return SecretUnavailable(
+            f"secret {c.secret!r}: cannot read its credentials from the store ({type(exc).__name__}"
+            f"{', code=' + exc.code if exc.code else ''})",
+            errno=2000, secret=c.secret,
+        )
+
+    def after(self, first: DbCredentials) -> Generator[Any, Any, tuple[Any, DbCredentials] | None]:
+        """Try what is left after ``first`` was rejected: ``(connection, credentials)``, or
+        None when nothing worked within the budget."""
         c = self.c
         if first.version_id != c._current:  # ``first`` was a hint: the cached ACSCurrent is next
-            yield c.credentials(CURRENT), CURRENT
+            found = yield from self.offer(c.credentials(CURRENT), CURRENT)
+            if found is not _GO_ON:
+                return found
         for round_no in range(self.policy.rounds):
-            if round_no > 0 and not self.wait(round_no - 1):
-                return
+            if round_no > 0 and not (yield from self.wait(round_no - 1)):
+                return None
             since = self.rejected_at if round_no == 0 else c._clock()
             for stage in self.policy.stages:
-                creds = self.fresh(stage, since)
+                creds = yield from self.fresh(stage, since)
                 if creds is not None:
-                    yield creds, stage
+                    found = yield from self.offer(creds, stage)
+                    if found is not _GO_ON:
+                        return found
+        return None
 
-    def fresh(self, stage: str, since: float) -> DbCredentials | None:
+    def offer(self, creds: DbCredentials, stage: str) -> Generator[Any, Any, Any]:
+        """Log in with ``creds`` unless they were rejected already: ``(connection, creds)``,
+        ``_GO_ON`` (rejected, or skipped), or None (out of budget: stop)."""
+        if not self.allowed(creds, stage):
+            return _GO_ON
+        if not self.can_send():
+            return None
+        conn = yield from self.try_login(creds, stage)
+        if conn is None:
+            return _GO_ON
+        self.succeeded(creds, stage)
+        return conn, creds
+
+    def fresh(self, stage: str, since: float) -> Generator[StoreRequest, Any, DbCredentials | None]:
         try:
-            return self.c._fresh(stage, since)
+            return (yield StoreRequest(self.c._fresh, (stage, since)))  # type: ignore[no-any-return]
         except SecretNotFound:
             return None  # no such stage right now (no rotation in progress)
         except StoreError as exc:
@@ -451,33 +562,36 @@ class _Search:
 
     # -- the search -------------------------------------------------------------------------
 
-    def run(self) -> tuple[Any, DbCredentials]:
+    def steps(self) -> Steps:
         c = self.c
         try:
-            first, stage = self.first()
-            conn = self.try_login(first, stage)
+            try:
+                if c._current is None:  # nothing read yet: the cache is likely cold (a store read)
+                    secret = yield StoreRequest(c.client.get, (c.secret,))
+                else:  # the hot path: a cache hit, no request
+                    secret = c.client.get(c.secret)
+            except SecretNotFound:
+                raise
+            except StoreError as exc:
+                raise self.unavailable(exc) from exc
+            first, stage = self.first(secret)
+            conn = yield from self.try_login(first, stage)
             if conn is not None:
                 next(c._counts["connects"])
                 return conn, first
-            for creds, stage in self.candidates(first):
-                if not self.allowed(creds, stage):
-                    continue
-                if not self.can_send():
-                    break
-                conn = self.try_login(creds, stage)
-                if conn is not None:
-                    self.succeeded(creds, stage)
-                    return conn, creds
+            found = yield from self.after(first)
         except BaseException:
             c._count("failures")
             raise
+        if found is not None:
+            return found  # type: ignore[no-any-return]
         c._count("failures")
         raise self.final_error()
 
-    def try_login(self, creds: DbCredentials, stage: str) -> Any:
+    def try_login(self, creds: DbCredentials, stage: str) -> Generator[Any, Any, Any]:
         """Log in with ``creds``, retrying network/busy errors; None when they were rejected."""
         c = self.c
-        args = c._args(creds, self.kwargs)
+        args = c._args(creds, self.kwargs, self.translate)
         transient = 0
         while True:
             started = c._clock()
@@ -485,13 +599,12 @@ class _Search:
             kw = args.kwargs.copy()  # the login's own copy: the cached one stays as it is
             if args.own_connect_timeout:
                 kw["connect_timeout"] = min(_CONNECT_TIMEOUT, remaining)
-            if args.handshake_timeout is not None:
-                kw["read_timeout"] = min(args.handshake_timeout, remaining)
+            handshake = None if args.handshake_timeout is None else min(args.handshake_timeout, remaining)
             next(c._counts["logins"])
             if self.attempts:
                 c._count("retries")
             try:
-                conn = self.login(**kw)
+                return (yield LoginRequest(kw, handshake))
             except Exception as exc:
                 verdict = classify(exc)
                 self.attempts.append(Attempt(creds.version_id, stage, creds.account_name, verdict.kind, verdict.errno))
@@ -506,16 +619,13 @@ class _Search:
                 if (verdict.kind is ErrorKind.NETWORK and self.policy.retry_network) or (
                     verdict.kind is ErrorKind.SERVER_BUSY and self.policy.retry_busy
                 ):
-                    if self.wait(transient):
+                    if (yield from self.wait(transient)):
                         transient += 1
                         continue
                     raise self.final_error() from exc
                 if verdict.kind is ErrorKind.OTHER:
                     raise
                 raise self.final_error() from exc
-            if args.handshake_timeout is not None:
-                set_read_timeout(conn, None)  # the caller asked for no read timeout
-            return conn
 
     def succeeded(self, creds: DbCredentials, stage: str) -> None:
         c = self.c

@@ -4,6 +4,7 @@
 * ``mariadb_tls`` - the same with TLS on (``.ca_file`` for clients to verify it);
 * ``mariadb_proxy`` - a fresh :class:`~secretclient.testing.FaultProxy` in front of ``mariadb``;
 * ``kms_emulator`` - a fresh :class:`~secretclient.testing.KmsEmulator` over HTTP per test;
+* ``rds_emulator`` - a fresh :class:`~secretclient.testing.RdsEmulator` on ``mariadb`` per test;
 * ``embedded_store`` - a fresh in-memory :class:`~secretclient.stores.embedded.EmbeddedStore`.
 
 Without ``mariadbd`` the MariaDB fixtures skip the test, saying why; set
@@ -21,6 +22,7 @@ from secretclient.stores.embedded import EmbeddedStore
 from secretclient.testing.kms_emulator import KmsEmulator
 from secretclient.testing.mariadb import MariaDB, find_mariadbd
 from secretclient.testing.proxy import FaultProxy
+from secretclient.testing.rds_emulator import RdsEmulator
 
 _NO_MARIADB = "mariadbd is not installed (apt-get install mariadb-server)"
 
@@ -57,6 +59,14 @@ def mariadb_proxy(mariadb: MariaDB) -> Iterator[FaultProxy]:
 def kms_emulator() -> Iterator[KmsEmulator]:
     """A KMS emulator over HTTP on 127.0.0.1, empty, new for each test."""
     with KmsEmulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def rds_emulator(mariadb: MariaDB) -> Iterator[RdsEmulator]:
+    """An RDS account-API emulator over HTTP on 127.0.0.1, acting on the session's MariaDB
+    (accounts made through it stay on that server: drop them or use unique names)."""
+    with RdsEmulator(mariadb) as emulator:
         yield emulator
 
 
