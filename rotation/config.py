@@ -1,4 +1,8 @@
-"""Building stores and strategies from plain settings (used by the CLI and the FC handler)."""
+"""Building stores and strategies from plain settings (used by the CLI and the FC handler).
+
+Stores come from :func:`secretclient.stores.open_store` (``embedded:PATH``, with the key of an
+encrypted file in ``$SECRETCLIENT_EMBEDDED_KEY``; or ``kms``).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from typing import Any
 
 from secretclient.model import PasswordPolicy
 from secretclient.stores.base import SecretStore
+from secretclient.stores.spec import open_store  # re-exported: the CLI and the FC handler use it
 
 from .dbconn import ConnectOptions
 from .errors import InvalidRotationSetup
@@ -17,31 +22,6 @@ from .strategies import AlternatingUsersStrategy, RdsApiStrategy, SingleUserStra
 __all__ = ["STRATEGIES", "lock_for", "make_strategy", "open_store"]
 
 STRATEGIES = ("alternating", "single", "rds")
-
-
-def open_store(
-    spec: str,
-    *,
-    region: str | None = None,
-    endpoint: str | None = None,
-    access_key_id: str | None = None,
-    access_key_secret: str | None = None,
-    security_token: str | None = None,
-) -> SecretStore:
-    """``embedded:PATH`` → :class:`~secretclient.EmbeddedStore`; ``kms`` → :class:`~secretclient.AliyunKmsStore`
-    (credentials default to the ``ALIBABA_CLOUD_*`` environment variables)."""
-    if spec.startswith("embedded:") and len(spec) > len("embedded:"):
-        from secretclient.stores.embedded import EmbeddedStore
-
-        return EmbeddedStore(spec[len("embedded:"):])
-    if spec == "kms":
-        from secretclient.stores.aliyun import AliyunKmsStore
-
-        return AliyunKmsStore(
-            region=region, endpoint=endpoint, access_key_id=access_key_id,
-            access_key_secret=access_key_secret, security_token=security_token,
-        )
-    raise InvalidRotationSetup("store must be 'embedded:PATH' or 'kms'")
 
 
 def make_strategy(

@@ -7,7 +7,7 @@ for the steps new → set → test → end, passing the returned ``{"VersionId":
 
 Configuration comes from environment variables (FC function settings):
 
-``ROTATION_STORE``           ``kms`` (default) or ``embedded:PATH``
+``ROTATION_STORE``           ``kms`` (default) or ``embedded:PATH`` (key of an encrypted file: ``SECRETCLIENT_EMBEDDED_KEY``)
 ``ROTATION_KMS_ENDPOINT``    default ``kms-vpc.<RegionId>.aliyuncs.com`` (the seed's VPC endpoint)
 credentials                  ``context.credentials`` (the FC role's STS token), else ``ALIBABA_CLOUD_ACCESS_KEY_ID`` /
                              ``ALIBABA_CLOUD_ACCESS_KEY_SECRET``
@@ -93,7 +93,7 @@ def rotator_from_environment(event: Mapping[str, Any], context: Any, env: Mappin
         if not region:
             raise InvalidRotationSetup("the event has no RegionId (the RDS API needs it)")
         rds = rds_client(region, endpoint=env.get("ROTATION_RDS_ENDPOINT") or None, **_context_credentials(context))
-    store = open_store(spec, **kms)
+    store = open_store(spec, env=env, **kms)
     ca_file = env.get("ROTATION_CA_FILE") or (_SEED_CA if os.path.exists(_SEED_CA) else None)
     try:
         strategy = make_strategy(

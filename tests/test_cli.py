@@ -83,3 +83,23 @@ def test_kms_store_through_the_sdk(kms_emulator):
     bad = [*base[:-1], "wrong-secret"]
     res = r.invoke(main, [*bad, "get", "k"])
     assert res.exit_code == 1 and "AccessDenied" in res.output
+
+
+def test_open_store_spec_and_key(tmp_path):
+    import base64
+
+    from secretclient import InvalidParameter, open_store
+    from secretclient.stores.embedded import EncryptionKeyError
+
+    key = EmbeddedStore.generate_key()
+    spec = f"embedded:{tmp_path / 'k.db'}"
+    with open_store(spec, env={"SECRETCLIENT_EMBEDDED_KEY": base64.b64encode(key).decode()}) as store:
+        store.create_secret("x", "v", version_id="v1")
+    with open_store(spec, env={"SECRETCLIENT_EMBEDDED_KEY": key.hex()}) as store:
+        assert store.get_secret("x").data == "v"
+    with pytest.raises(EncryptionKeyError):
+        open_store(spec, env={})
+    with pytest.raises(InvalidParameter):
+        open_store(spec, env={"SECRETCLIENT_EMBEDDED_KEY": "not a key"})
+    with pytest.raises(InvalidParameter):
+        open_store("sqlite:x", env={})
