@@ -36,11 +36,12 @@ def _read_value(value_file: IO[bytes] | None, binary: bool) -> str | bytes:
         raise click.UsageError("the value is not UTF-8 text; pass --binary to store it as binary") from None
 
 
-def _run(ctx: click.Context, action: Callable[[SecretStore], Any]) -> None:
+def _run(ctx: click.Context, action: Callable[[SecretStore], Any], *, create: bool = False) -> None:
     opts = ctx.obj
     try:
         store = open_store(
             opts["store"],
+            create=create,  # only `create` may start a new store file: a typo must not
             region=opts["region"],
             endpoint=opts["endpoint"],
             access_key_id=opts["access_key_id"],
@@ -97,7 +98,7 @@ def create(ctx: click.Context, name: str, value_file: IO[bytes] | None, binary: 
             rotation_interval=timedelta(hours=rotation_interval) if rotation_interval else None,
         )
         click.echo(f"created {info.name}")
-    _run(ctx, action)
+    _run(ctx, action, create=True)
 
 
 @main.command()
@@ -206,11 +207,15 @@ def delete(ctx: click.Context, name: str, yes: bool) -> None:
 @click.pass_context
 def password(ctx: click.Context, length: int, exclude_characters: str, no_punctuation: bool) -> None:
     """Print a random password made by the store."""
-    def action(store: SecretStore) -> None:
+    try:
         policy = PasswordPolicy(length=length, exclude_characters=exclude_characters,
                                 exclude_punctuation=no_punctuation)
-        click.echo(store.random_password(policy))
-    _run(ctx, action)
+    except SecretClientError as e:
+        raise click.ClickException(f"{type(e).__name__}: {e}") from None
+    if ctx.obj["store"].startswith("embedded:"):  # generated locally: no file to open
+        click.echo(policy.generate())
+        return
+    _run(ctx, lambda store: click.echo(store.random_password(policy)))
 
 
 if __name__ == "__main__":  # python -m secretclient.cli

@@ -103,3 +103,12 @@ def test_open_store_spec_and_key(tmp_path):
         open_store(spec, env={"SECRETCLIENT_EMBEDDED_KEY": "not a key"})
     with pytest.raises(InvalidParameter):
         open_store("sqlite:x", env={})
+
+
+def test_reads_do_not_create_a_store_file(tmp_path):
+    path = tmp_path / "typo.db"
+    res = CliRunner().invoke(main, ["--store", f"embedded:{path}", "versions", "x"])
+    assert res.exit_code == 1 and "no store file" in res.output
+    assert not path.exists()
+    res = CliRunner().invoke(main, ["--store", f"embedded:{path}", "password", "--length", "12"])
+    assert res.exit_code == 0 and len(res.output.strip()) == 12 and not path.exists()

@@ -133,6 +133,8 @@ class EmbeddedStore:
     :param key: optional AES key (16/24/32 bytes) sealing secret data at rest.
     :param clock: returns the current UTC time; injected for tests.
     :param busy_timeout: seconds to wait for another process's write lock.
+    :param create: create the file when it does not exist; with ``False`` a missing file is
+        an :class:`~secretclient.errors.InvalidParameter` (a mistyped path is not a new store).
     """
 
     def __init__(
@@ -142,6 +144,7 @@ class EmbeddedStore:
         key: bytes | None = None,
         clock: Callable[[], datetime] = _utc_now,
         busy_timeout: float = 10.0,
+        create: bool = True,
     ) -> None:
         self.path = str(path)
         self._clock = clock
@@ -151,6 +154,8 @@ class EmbeddedStore:
         if self.path != ":memory:":
             p = Path(self.path)
             if not p.exists():
+                if not create:
+                    raise _invalid(f"there is no store file at {self.path!r}")
                 p.parent.mkdir(parents=True, exist_ok=True)
                 fd = os.open(p, os.O_CREAT | os.O_WRONLY, 0o600)
                 os.close(fd)

@@ -43,14 +43,20 @@ def open_store(
     security_token: str | None = None,
     verify: bool | str | None = None,
     env: Mapping[str, str] | None = None,
+    create: bool = True,
 ) -> SecretStore:
-    """The store ``spec`` names: ``embedded:PATH`` or ``kms``."""
+    """The store ``spec`` names: ``embedded:PATH`` or ``kms``.
+
+    With ``create=False`` a missing ``embedded:PATH`` file is an error instead of a new store.
+    """
     env = os.environ if env is None else env
     if spec.startswith("embedded:") and len(spec) > len("embedded:"):
         from .embedded import EmbeddedStore
 
         key_text = env.get(EMBEDDED_KEY_ENV)
-        return EmbeddedStore(spec[len("embedded:"):], key=_decode_key(key_text) if key_text else None)
+        return EmbeddedStore(
+            spec[len("embedded:"):], key=_decode_key(key_text) if key_text else None, create=create
+        )
     if spec == "kms":
         from .aliyun import AliyunKmsStore
 

@@ -7,13 +7,12 @@ Only the stores and clients the emulators hand out need the optional Alibaba Clo
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from secretclient.manual import ManualClock, ManualExecutor
 from secretclient.testing.certs import TestCertificates, make_certificates
-from secretclient.testing.kms_emulator import KmsEmulator
 from secretclient.testing.mariadb import MariaDB, MariaDBError, MariaDBNotInstalled
 from secretclient.testing.proxy import FaultProxy
-from secretclient.testing.rds_emulator import RdsEmulator
-from secretclient.testing.rpc_server import ProxyRouter
 
 __all__ = [
     "FaultProxy",
@@ -28,3 +27,24 @@ __all__ = [
     "TestCertificates",
     "make_certificates",
 ]
+
+if TYPE_CHECKING:
+    from secretclient.testing.kms_emulator import KmsEmulator
+    from secretclient.testing.rds_emulator import RdsEmulator
+    from secretclient.testing.rpc_server import ProxyRouter
+
+# The emulators load on first use, so that `python -m secretclient.testing.kms_emulator` runs
+# its module once (an eager import here makes runpy warn about a second copy).
+_LAZY = {
+    "KmsEmulator": "secretclient.testing.kms_emulator",
+    "RdsEmulator": "secretclient.testing.rds_emulator",
+    "ProxyRouter": "secretclient.testing.rpc_server",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'secretclient.testing' has no attribute {name!r}")

@@ -32,7 +32,14 @@ def make_certificates(
     The server certificate names ``hostnames`` and ``ips`` so clients can verify identity.
     Needs the ``cryptography`` package.
     """
-    from cryptography import x509
+    try:
+        from cryptography import x509
+    except ImportError:
+        from secretclient.errors import InvalidParameter
+
+        raise InvalidParameter(
+            "test certificates need the 'cryptography' package: pip install 'secretclient[testing]'"
+        ) from None
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
