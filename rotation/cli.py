@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import asdict
 from datetime import timedelta
 from typing import Any
@@ -80,9 +81,15 @@ def _run(ctx: click.Context, action: Any) -> None:
 @click.option("--password-length", type=click.IntRange(8, 128), default=DEFAULT_POLICY.length, show_default=True)
 @click.option("--lock-timeout", type=click.FloatRange(0), default=0.0, help="Seconds to wait for another rotator.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@click.option("-v", "--verbose", is_flag=True, help="Log each step and audit event (never values) to stderr.")
 @click.pass_context
 def main(ctx: click.Context, **options: Any) -> None:
     """Rotate MySQL/MariaDB (or ApsaraDB RDS) credentials kept in a secret store (new → set → test → end)."""
+    # A command line may set up logging: audit lines with -v; otherwise only our own error line
+    # (without a handler, Python's last-resort one would print each failure a second time).
+    verbose = options.pop("verbose")
+    logging.basicConfig(level=logging.INFO if verbose else logging.CRITICAL,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     ctx.obj = options
 
 

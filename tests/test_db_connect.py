@@ -291,6 +291,7 @@ def test_unreachable_database_is_bounded(mariadb):
     assert time.monotonic() - started < policy.total + 0.5
     assert len(info.value.attempts) > 1  # network errors are retried with the same credentials
     assert {a.errno for a in info.value.attempts} == {2003}
+    assert f"127.0.0.1:{acc.port}" in str(info.value)  # says where it tried, so a wrong host is obvious
 
 
 def test_silent_server_cannot_hang_the_login(account):

@@ -79,6 +79,15 @@ _MAX_REMEMBERED = 64  # parsed versions and retired versions kept per connector
 _CONNECT_TIMEOUT = 10.0  # longest TCP connect, when the caller sets none (PyMySQL's default)
 
 
+def _server(kw: Mapping[str, Any]) -> str | None:
+    """Where a login went, for error messages: ``host:port`` or the socket path."""
+    if kw.get("unix_socket"):
+        return str(kw["unix_socket"])
+    if kw.get("host"):
+        return f"{kw['host']}:{kw.get('port', 3306)}"
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class ConnectorStats:
     """Counters of one :class:`Connector` (totals since it was created).
@@ -607,7 +616,8 @@ class _Search:
                 return (yield LoginRequest(kw, handshake))
             except Exception as exc:
                 verdict = classify(exc)
-                self.attempts.append(Attempt(creds.version_id, stage, creds.account_name, verdict.kind, verdict.errno))
+                self.attempts.append(Attempt(creds.version_id, stage, creds.account_name, verdict.kind,
+                                             verdict.errno, _server(kw)))
                 self.last_kind = verdict.kind
                 log.debug("secret %r version %r (%s) login failed: %s %s", c.secret, creds.version_id,
                           stage, verdict.kind.value, verdict.errno)

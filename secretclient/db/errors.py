@@ -37,10 +37,12 @@ class Attempt:
     user: str
     kind: ErrorKind | None = None  # None: it succeeded
     errno: int | None = None
+    server: str | None = None  # "host:port" (or the socket path) the login went to
 
     def describe(self) -> str:
         outcome = "ok" if self.kind is None else f"{self.kind.value}" + (f" {self.errno}" if self.errno else "")
-        return f"version {self.version_id!r} ({self.stage}, user {self.user!r}): {outcome}"
+        where = f" at {self.server}" if self.server else ""
+        return f"version {self.version_id!r} ({self.stage}, user {self.user!r}{where}): {outcome}"
 
 
 class DbConnectError(pymysql.err.OperationalError, SecretClientError):
