@@ -4,51 +4,33 @@ proxy setting) and a throwaway MariaDB: new -> set -> test -> end, twice (altern
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import logging
 import secrets
 import uuid
-from pathlib import Path
-from types import ModuleType, SimpleNamespace
+from types import ModuleType
 
 import pymysql
 import pytest
+from seed_harness import FC_ROLE, fc_context, load_seed
 
 from secretclient.model import CURRENT, PENDING, PREVIOUS
 from secretclient.testing.kms_emulator import KmsEmulator
 
-SEED_FILE = Path(__file__).parent / "seed" / "alibaba_mysql_rotation.py"
-
 
 @pytest.fixture(scope="module")
 def seed() -> ModuleType:
-    root = logging.getLogger()
-    level = root.level  # the seed sets the root logger to INFO on import: keep ours
-    spec = importlib.util.spec_from_file_location("alibaba_mysql_rotation", SEED_FILE)
-    module = importlib.util.module_from_spec(spec)
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        root.setLevel(level)
-    return module
+    return load_seed("alibaba_mysql_rotation.py")
 
 
 @pytest.fixture
 def kms(monkeypatch):
     """An emulator reached exactly as the seed's handler reaches KMS in a VPC."""
     with KmsEmulator() as emu:
-        emu.add_access_key("STS.fc-role", "fc-role-secret", security_token="fc-token")
+        emu.add_access_key(FC_ROLE[0], FC_ROLE[1], security_token=FC_ROLE[2])
         monkeypatch.setenv("HTTPS_PROXY", emu.proxy_url)
         monkeypatch.setenv("ALIBABA_CLOUD_CA_BUNDLE", str(emu.ca_file))
         monkeypatch.delenv("EXCLUDE_CHARACTERS", raising=False)
         yield emu
-
-
-def fc_context(request_id: str) -> SimpleNamespace:
-    """What Function Compute hands the handler: a request id and the role's STS credentials."""
-    creds = SimpleNamespace(accessKeyId="STS.fc-role", accessKeySecret="fc-role-secret", securityToken="fc-token")
-    return SimpleNamespace(requestId=request_id, credentials=creds)
 
 
 def run_step(seed: ModuleType, emu: KmsEmulator, name: str, step: str, version_id: str | None) -> str:

@@ -8,32 +8,21 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
-import logging
 import secrets
 import uuid
-from pathlib import Path
 from types import ModuleType, SimpleNamespace
 
 import pymysql
 import pytest
+from seed_harness import FC_ROLE, fc_context, load_seed
 
 from secretclient.model import CURRENT, PENDING, PREVIOUS
 from secretclient.testing import KmsEmulator, ProxyRouter, RdsEmulator
 
-SEED_FILE = Path(__file__).parent / "seed" / "alibaba_rds_rotation.py"
-
 
 @pytest.fixture(scope="module")
 def seed() -> ModuleType:
-    root = logging.getLogger()
-    level = root.level  # the seed sets the root logger to INFO on import: keep ours
-    spec = importlib.util.spec_from_file_location("alibaba_rds_rotation", SEED_FILE)
-    module = importlib.util.module_from_spec(spec)
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        root.setLevel(level)
-    return module
+    return load_seed("alibaba_rds_rotation.py")
 
 
 @pytest.fixture
@@ -41,7 +30,7 @@ def cloud(mariadb, monkeypatch):
     """KMS and RDS emulators reached exactly as the seed's handler reaches them in a VPC."""
     with KmsEmulator() as kms, RdsEmulator(mariadb) as rds, ProxyRouter(kms, rds) as router:
         for emu in (kms, rds):  # the FC role's STS credentials, valid for both services
-            emu.add_access_key("STS.fc-role", "fc-role-secret", security_token="fc-token")
+            emu.add_access_key(FC_ROLE[0], FC_ROLE[1], security_token=FC_ROLE[2])
         # KMS requests go out over HTTPS (CONNECT), the SDK's RDS requests over plain HTTP.
         monkeypatch.setenv("HTTPS_PROXY", router.proxy_url)
         monkeypatch.setenv("HTTP_PROXY", router.proxy_url)
@@ -54,9 +43,7 @@ def run_step(seed: ModuleType, cloud, name: str, step: str, version_id: str | No
     event = {"SecretName": name, "RegionId": cloud.kms.region, "InstanceId": cloud.rds.instance_id, "Step": step}
     if version_id:
         event["VersionId"] = version_id
-    creds = SimpleNamespace(accessKeyId="STS.fc-role", accessKeySecret="fc-role-secret", securityToken="fc-token")
-    context = SimpleNamespace(requestId=str(uuid.uuid4()), credentials=creds)
-    return seed.handler(json.dumps(event), context)["VersionId"]
+    return seed.handler(json.dumps(event), fc_context(str(uuid.uuid4())))["VersionId"]
 
 
 def rds_call(rds: RdsEmulator, action: str, **params: str) -> dict:
