@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
-import json
 import os
 import secrets
 import statistics
@@ -25,6 +24,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.ext.asyncio import create_async_engine as plain_async_engine
 from sqlalchemy.pool import NullPool
+
+from bench_db import _doc  # the same secret document as the sync bench (bench/ is on sys.path)
 
 from secretclient.client import SecretClient
 from secretclient.db import Connector, RetryPolicy
@@ -76,9 +77,7 @@ def main() -> None:
         user, password = "bench_async", secrets.token_urlsafe(16)
         db.create_user(user, password, grants=(f"ALL ON {database}.*",))
         store = EmbeddedStore()
-        store.create_secret("bench/db", json.dumps({
-            "AccountName": user, "AccountPassword": password, "Endpoint": db.host, "Port": db.port,
-            "DBName": database, "SSL": False}), version_id="v0")
+        store.create_secret("bench/db", _doc(db.host, db.port, user, password, database), version_id="v0")
         client = SecretClient(store)
         url = sa.URL.create("mysql+aiomysql", username=user, password=password, host=db.host,
                             port=db.port, database=database)
