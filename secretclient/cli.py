@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import IO, Any
 
@@ -36,9 +37,18 @@ def _read_value(value_file: IO[bytes] | None, binary: bool) -> str | bytes:
         raise click.UsageError("the value is not UTF-8 text; pass --binary to store it as binary") from None
 
 
+@contextmanager
+def _typed_errors() -> Iterator[None]:
+    """Our errors become one line (type and message, never a value) and exit status 1."""
+    try:
+        yield
+    except SecretClientError as e:
+        raise click.ClickException(f"{type(e).__name__}: {e}") from None
+
+
 def _run(ctx: click.Context, action: Callable[[SecretStore], Any], *, create: bool = False) -> None:
     opts = ctx.obj
-    try:
+    with _typed_errors():
         store = open_store(
             opts["store"],
             create=create,  # only `create` may start a new store file: a typo must not
@@ -48,14 +58,10 @@ def _run(ctx: click.Context, action: Callable[[SecretStore], Any], *, create: bo
             access_key_secret=opts["access_key_secret"],
             verify=opts["ca_file"],
         )
-    except SecretClientError as e:
-        raise click.ClickException(f"{type(e).__name__}: {e}") from None
-    try:
-        action(store)
-    except SecretClientError as e:
-        raise click.ClickException(f"{type(e).__name__}: {e}") from None
-    finally:
-        store.close()
+        try:
+            action(store)
+        finally:
+            store.close()
 
 
 def _version_line(v: VersionInfo) -> str:
@@ -207,11 +213,9 @@ def delete(ctx: click.Context, name: str, yes: bool) -> None:
 @click.pass_context
 def password(ctx: click.Context, length: int, exclude_characters: str, no_punctuation: bool) -> None:
     """Print a random password made by the store."""
-    try:
+    with _typed_errors():
         policy = PasswordPolicy(length=length, exclude_characters=exclude_characters,
                                 exclude_punctuation=no_punctuation)
-    except SecretClientError as e:
-        raise click.ClickException(f"{type(e).__name__}: {e}") from None
     if ctx.obj["store"].startswith("embedded:"):  # generated locally: no file to open
         click.echo(policy.generate())
         return
