@@ -47,6 +47,9 @@ def test_bad_engine_arguments_are_refused(account):
     with pytest.raises(InvalidParameter, match="password"):
         create_engine("mysql+pymysql:///", secret=account.secret, client=account.client,
                       connect_args={"password": "x"})
+    with pytest.raises(InvalidParameter, match="creator"):  # it would bypass the secret
+        create_engine("mysql+pymysql:///", secret=account.secret, client=account.client,
+                      creator=lambda: None)
     with pytest.raises(InvalidParameter):
         create_engine("mysql+pymysql:///", secret=account.secret)
 

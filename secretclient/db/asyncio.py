@@ -33,11 +33,9 @@ from typing import TYPE_CHECKING, Any
 try:
     import aiomysql
     import sqlalchemy
-    from sqlalchemy import event, exc
-    from sqlalchemy.engine import make_url
+    from sqlalchemy import event
     from sqlalchemy.ext.asyncio import AsyncEngine
     from sqlalchemy.ext.asyncio import create_async_engine as _sqlalchemy_create_async_engine
-    from sqlalchemy.pool import NullPool
 except ImportError as _missing:  # pragma: no cover - depends on the environment
     raise ImportError(
         "secretclient.db.asyncio needs aiomysql and SQLAlchemy's asyncio support: "
@@ -47,18 +45,15 @@ except ImportError as _missing:  # pragma: no cover - depends on the environment
 import pymysql
 from pymysql.constants import CLIENT
 
-from ..errors import InvalidParameter
 from ..model import DbCredentials
 from .connector import Connector, LoginRequest, SleepRequest, Steps
 from .policy import RetryPolicy
-from .sqlalchemy import VERSION_KEY
+from .sqlalchemy import VERSION_KEY, _check_arguments, _resolve_connector, _roll_over
 
 if TYPE_CHECKING:
     from ..client import SecretClient
 
 __all__ = ["create_async_engine"]
-
-_DRIVERS = {("mysql", "aiomysql"), ("mariadb", "aiomysql")}
 
 
 def create_async_engine(
@@ -80,26 +75,9 @@ def create_async_engine(
     :meth:`~secretclient.db.Connector.stats` you can read). Pooled connections of a replaced
     credential version are closed at their next checkout unless ``rollover=False``.
     """
-    parsed = make_url(url)
-    if parsed.password is not None:
-        raise InvalidParameter("the URL must not contain a password: it comes from the secret")
-    if (parsed.get_backend_name(), parsed.get_driver_name()) not in _DRIVERS:
-        raise InvalidParameter(
-            f"secretclient.db.asyncio supports mysql+aiomysql:// and mariadb+aiomysql:// URLs, "
-            f"not {parsed.drivername}://"
-        )
-    if "creator" in kwargs or "async_creator" in kwargs:
-        raise InvalidParameter("create_async_engine() makes its own async_creator; do not pass one")
-    connect_args = dict(kwargs.pop("connect_args", None) or {})
-    if "password" in connect_args or "passwd" in connect_args:
-        raise InvalidParameter("connect_args must not contain a password: it comes from the secret")
-    if connector is None:
-        if secret is None or client is None:
-            raise InvalidParameter("create_async_engine() needs secret= and client=, or connector=")
-        connector = Connector(secret, client, policy=policy)
-    elif (secret is not None and secret != connector.secret) or policy is not None:
-        raise InvalidParameter("with connector=, leave secret= (or give the same) and policy= out")
-    shared = connector
+    parsed = _check_arguments(url, kwargs, "aiomysql", "secretclient.db.asyncio")
+    connect_args = kwargs.pop("connect_args", None) or {}
+    shared = _resolve_connector("create_async_engine()", secret, client, connector, policy)
     params: dict[str, Any] = {}  # filled below, once the dialect exists; read at each login
 
     async def creator() -> _Connection:
@@ -114,30 +92,19 @@ def create_async_engine(
     _, cparams = sync_engine.dialect.create_connect_args(sync_engine.url)
     cparams.update(connect_args)
     cparams.pop("user", None)  # alternating-users rotation changes it
-    if "connect_timeout" not in cparams and connector.policy.handshake_timeout is not None:
+    if "connect_timeout" not in cparams and shared.policy.handshake_timeout is not None:
         # The login's own timeout (the policy's handshake_timeout, at most the budget left)
         # bounds the TCP connect too: one timer instead of aiomysql's extra wait_for task.
         cparams["connect_timeout"] = None
     params.update(cparams)
-    connector.watch()
+    shared.watch()
 
     @event.listens_for(sync_engine, "connect")
     def _tag(dbapi_conn: Any, conn_rec: Any) -> None:
         conn_rec.info[VERSION_KEY] = getattr(dbapi_conn.driver_connection, "credential_version", None)
 
-    # A NullPool never hands out a connection twice: nothing to roll over.
-    if rollover and not isinstance(sync_engine.pool, NullPool):
-
-        @event.listens_for(sync_engine, "checkout")
-        def _checkout(dbapi_conn: Any, conn_rec: Any, conn_proxy: Any) -> None:
-            version = conn_rec.info.get(VERSION_KEY)
-            if shared.is_retired(version):
-                shared.note_rollover()
-                # The pool closes this connection and checks out a new one (up to 3 times).
-                raise exc.DisconnectionError(
-                    f"secret {shared.secret!r}: credential version {version!r} was replaced"
-                )
-
+    if rollover:
+        _roll_over(sync_engine, shared)
     return engine
 
 

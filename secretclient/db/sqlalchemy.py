@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 try:
     import sqlalchemy
     from sqlalchemy import event, exc
-    from sqlalchemy.engine import Engine, make_url
+    from sqlalchemy.engine import URL, Engine, make_url
     from sqlalchemy.pool import NullPool
 except ImportError as _missing:  # pragma: no cover - depends on the environment
     raise ImportError(
@@ -41,8 +41,6 @@ __all__ = ["VERSION_KEY", "attach", "create_engine"]
 #: Key of ``connection_record.info`` holding the credential VersionId of a pooled connection.
 VERSION_KEY = "secretclient.version"
 
-_DRIVERS = {("mysql", "pymysql"), ("mariadb", "pymysql")}
-
 
 def create_engine(
     url: str | sqlalchemy.engine.URL,
@@ -60,16 +58,7 @@ def create_engine(
     a user name in it is ignored, since alternating-users rotation changes it). Give ``secret``
     and ``client``, or a shared ``connector`` (whose :meth:`~Connector.stats` you can read).
     """
-    parsed = make_url(url)
-    if parsed.password is not None:
-        raise InvalidParameter("the URL must not contain a password: it comes from the secret")
-    if (parsed.get_backend_name(), parsed.get_driver_name()) not in _DRIVERS:
-        raise InvalidParameter(
-            f"secretclient.db.sqlalchemy supports mysql+pymysql:// and mariadb+pymysql:// URLs, "
-            f"not {parsed.drivername}://"
-        )
-    if "password" in kwargs.get("connect_args", {}) or "passwd" in kwargs.get("connect_args", {}):
-        raise InvalidParameter("connect_args must not contain a password: it comes from the secret")
+    parsed = _check_arguments(url, kwargs, "pymysql", "secretclient.db.sqlalchemy")
     engine = sqlalchemy.create_engine(parsed, **kwargs)
     attach(engine, secret, client, connector=connector, policy=policy, rollover=rollover)
     return engine
@@ -93,12 +82,7 @@ def attach(
         raise InvalidParameter("attach() takes a sqlalchemy.engine.Engine")
     if engine.dialect.driver != "pymysql":
         raise InvalidParameter(f"attach() supports the pymysql driver, not {engine.dialect.driver!r}")
-    if connector is None:
-        if secret is None or client is None:
-            raise InvalidParameter("attach() needs secret= and client=, or connector=")
-        connector = Connector(secret, client, policy=policy)
-    elif (secret is not None and secret != connector.secret) or policy is not None:
-        raise InvalidParameter("with connector=, leave secret= (or give the same) and policy= out")
+    connector = _resolve_connector("attach()", secret, client, connector, policy)
     connector.watch()
 
     dbapi_connect = engine.dialect.loaded_dbapi.connect
@@ -111,17 +95,59 @@ def attach(
             conn_rec.info[VERSION_KEY] = creds.version_id
         return conn
 
-    # A NullPool never hands out a connection twice: nothing to roll over, no listener to pay for.
-    if rollover and not isinstance(engine.pool, NullPool):
-
-        @event.listens_for(engine, "checkout")
-        def _checkout(dbapi_conn: Any, conn_rec: Any, conn_proxy: Any) -> None:
-            version = conn_rec.info.get(VERSION_KEY)
-            if connector.is_retired(version):
-                connector.note_rollover()
-                # The pool closes this connection and checks out a new one (up to 3 times).
-                raise exc.DisconnectionError(
-                    f"secret {connector.secret!r}: credential version {version!r} was replaced"
-                )
-
+    if rollover:
+        _roll_over(engine, connector)
     return connector
+
+
+# Shared with secretclient.db.asyncio, whose engines behave the same way.
+
+
+def _check_arguments(url: str | sqlalchemy.engine.URL, kwargs: dict[str, Any], driver: str, module: str) -> URL:
+    """The parsed ``url`` of a ``mysql+<driver>://`` engine; refuses a password in the URL or
+    in ``connect_args`` (it comes from the secret) and a creator of the caller's (it would
+    bypass the secret)."""
+    parsed = make_url(url)
+    if parsed.password is not None:
+        raise InvalidParameter("the URL must not contain a password: it comes from the secret")
+    if parsed.get_backend_name() not in ("mysql", "mariadb") or parsed.get_driver_name() != driver:
+        raise InvalidParameter(
+            f"{module} supports mysql+{driver}:// and mariadb+{driver}:// URLs, not {parsed.drivername}://"
+        )
+    if "creator" in kwargs or "async_creator" in kwargs:
+        raise InvalidParameter("the engine logs in through the secret; do not pass creator= or async_creator=")
+    connect_args = kwargs.get("connect_args") or {}
+    if "password" in connect_args or "passwd" in connect_args:
+        raise InvalidParameter("connect_args must not contain a password: it comes from the secret")
+    return parsed
+
+
+def _resolve_connector(
+    caller: str, secret: str | None, client: SecretClient | None, connector: Connector | None,
+    policy: RetryPolicy | None,
+) -> Connector:
+    """The given ``connector``, or a new one for ``secret`` and ``client``."""
+    if connector is None:
+        if secret is None or client is None:
+            raise InvalidParameter(f"{caller} needs secret= and client=, or connector=")
+        return Connector(secret, client, policy=policy)
+    if (secret is not None and secret != connector.secret) or policy is not None:
+        raise InvalidParameter("with connector=, leave secret= (or give the same) and policy= out")
+    return connector
+
+
+def _roll_over(engine: Engine, connector: Connector) -> None:
+    """Close pooled connections of a replaced credential version at their next checkout."""
+    if isinstance(engine.pool, NullPool):
+        return  # it never hands out a connection twice: nothing to roll over, no listener to pay for
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(dbapi_conn: Any, conn_rec: Any, conn_proxy: Any) -> None:
+        # The hot path of every checkout: a dict lookup, no store call, no lock.
+        version = conn_rec.info.get(VERSION_KEY)
+        if connector.is_retired(version):
+            connector.note_rollover()
+            # The pool closes this connection and checks out a new one (up to 3 times).
+            raise exc.DisconnectionError(
+                f"secret {connector.secret!r}: credential version {version!r} was replaced"
+            )
