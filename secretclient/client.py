@@ -203,7 +203,7 @@ class SecretClient:
                 if entry is not None and entry.text is not None and clock() < entry.refresh_at:
                     hit()
                     return entry.text
-            return get(name, stage, version_id=version_id).text
+            return get_slow(name, stage, version_id).text  # get()'s warm look was just done
 
         get.__doc__, get_text.__doc__ = SecretClient.get.__doc__, SecretClient.get_text.__doc__
         return get, get_text
@@ -245,7 +245,7 @@ class SecretClient:
         if entry is not None and now < entry.expires_at:
             self._hit()
             if now >= entry.refresh_at:
-                self._refresh_ahead(key)
+                self._refresh_ahead(key, now)
             return entry.secret, None
         answer = self._answer_without_store(key, now)
         if answer is not None:
@@ -379,13 +379,13 @@ class SecretClient:
         callbacks: tuple[Callable[[Secret], None], ...] = ()
         describe = False
         changed_from: str | None = None
+        text = Entry.text_of(secret)  # decoded before taking the lock
         with self._lock:
             if self._closed:
                 return
             old = self._view.get(key)
             if old is not None and old.started > started:
                 return  # a newer read or a publish() already won
-            text = Entry.text_of(secret)
             if len(key) == 3:
                 entry = Entry(secret, started, INFINITY, INFINITY, text=text)
             else:
@@ -471,12 +471,12 @@ class SecretClient:
             return
         future.add_done_callback(lambda f: on_cancel() if f.cancelled() else None)
 
-    def _refresh_ahead(self, key: Key) -> None:
+    def _refresh_ahead(self, key: Key, now: float) -> None:
         """Start a background refresh of ``key`` unless one runs or the store is backing off."""
         with self._lock:
             self._cache.touch(key)  # an entry in use stays in the LRU
             failure = self._failures.get(key)
-        if failure is not None and self._clock() < failure.retry_at:
+        if failure is not None and now < failure.retry_at:
             return
         flight, leader = self._flights.begin(key)
         if not leader:

@@ -125,7 +125,9 @@ def test_refresh_ahead_runs_on_a_real_thread_stopped_by_close(store, clock):
     assert store.calls["get_secret"] == 2
 
 
-def test_cold_key_hit_by_64_threads_makes_exactly_one_store_call(store, clock, executor):
+def read_on_one_flight(store, clock, executor, read, callers: int) -> None:
+    """Run ``read(client)`` on ``callers`` threads; the store answers only once every caller
+    is waiting on the same flight."""
     gate = threading.Event()
     store.gate = gate
     waiting = threading.Semaphore(0)
@@ -136,46 +138,33 @@ def test_cold_key_hit_by_64_threads_makes_exactly_one_store_call(store, clock, e
                 waiting.release()
 
     client = make_client(store, clock, executor, observer=Observer())
-    results: list = []
-    threads = [threading.Thread(target=lambda: results.append(client.get("db"))) for _ in range(64)]
+    threads = [threading.Thread(target=read, args=(client,)) for _ in range(callers)]
     for t in threads:
         t.start()
-    for _ in range(64):  # every caller is waiting on the same flight before the store answers
+    for _ in range(callers):
         assert waiting.acquire(timeout=10)
     gate.set()
     for t in threads:
         t.join(10)
+
+
+def test_cold_key_hit_by_64_threads_makes_exactly_one_store_call(store, clock, executor):
+    results: list = []
+    read_on_one_flight(store, clock, executor, lambda client: results.append(client.get("db")), 64)
     assert len(results) == 64 and len({id(r) for r in results}) == 1
     assert store.calls["get_secret"] == 1
 
 
 def test_concurrent_callers_share_the_error_of_one_failed_call(store, clock, executor):
-    gate = threading.Event()
-    store.gate = gate
-    waiting = threading.Semaphore(0)
-
-    class Observer:
-        def on_event(self, event):
-            if event.kind == "miss":
-                waiting.release()
-
-    client = make_client(store, clock, executor, observer=Observer())
     errors: list = []
 
-    def read():
+    def read(client):
         try:
             client.get("missing")
         except SecretNotFound as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=read) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for _ in range(8):
-        assert waiting.acquire(timeout=10)
-    gate.set()
-    for t in threads:
-        t.join(10)
+    read_on_one_flight(store, clock, executor, read, 8)
     assert len(errors) == 8 and store.calls["get_secret"] == 1
 
 
