@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import threading
-from collections import Counter
 
 import pytest
+from store_helpers import CountingStore
 
 from secretclient.client import ClientClosed, SecretClient
 from secretclient.errors import (
@@ -19,28 +19,6 @@ from secretclient.model import PENDING, PREVIOUS
 from secretclient.stores.embedded import EmbeddedStore
 
 DB_JSON = '{"AccountName": "app", "AccountPassword": "s3cret-1", "Endpoint": "127.0.0.1", "Port": 3306}'
-
-
-class CountingStore:
-    """Our SecretStore protocol around a real EmbeddedStore, counting the reads it passes on."""
-
-    def __init__(self, inner: EmbeddedStore, gate: threading.Event | None = None) -> None:
-        self.inner = inner
-        self.gate = gate
-        self.calls: Counter[str] = Counter()
-
-    def get_secret(self, name, *, stage=None, version_id=None):
-        self.calls["get_secret"] += 1
-        if self.gate is not None:
-            assert self.gate.wait(10), "test gate never opened"
-        return self.inner.get_secret(name, stage=stage, version_id=version_id)
-
-    def describe(self, name):
-        self.calls["describe"] += 1
-        return self.inner.describe(name)
-
-    def __getattr__(self, attr):
-        return getattr(self.inner, attr)
 
 
 @pytest.fixture

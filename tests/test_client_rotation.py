@@ -7,32 +7,13 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
+from store_helpers import CountingStore
 
 from secretclient.client import SecretClient
 from secretclient.errors import InvalidParameter, SecretNotFound
 from secretclient.manual import ManualClock, ManualExecutor
 from secretclient.model import CURRENT, PENDING, PREVIOUS, Secret
 from secretclient.stores.embedded import EmbeddedStore
-
-
-class CountingStore:
-    """Our SecretStore protocol around a real EmbeddedStore, counting reads and describes."""
-
-    def __init__(self, inner: EmbeddedStore) -> None:
-        self.inner = inner
-        self.reads = 0
-        self.describes = 0
-
-    def get_secret(self, name, *, stage=None, version_id=None):
-        self.reads += 1
-        return self.inner.get_secret(name, stage=stage, version_id=version_id)
-
-    def describe(self, name):
-        self.describes += 1
-        return self.inner.describe(name)
-
-    def __getattr__(self, attr):
-        return getattr(self.inner, attr)
 
 
 @pytest.fixture

@@ -11,11 +11,11 @@ import logging
 import secrets
 import socket
 import time
-from collections import Counter
 from typing import Any
 
 import pymysql
 import pytest
+from store_helpers import CountingStore
 
 from secretclient import InvalidParameter, SecretNotFound, StoreUnavailable
 from secretclient.client import SecretClient
@@ -33,31 +33,6 @@ from secretclient.db import (
 from secretclient.model import CURRENT, PENDING, PREVIOUS
 from secretclient.stores.embedded import EmbeddedStore
 from secretclient.testing import FaultProxy
-
-
-class CountingStore:
-    """Our own SecretStore wrapper: counts every call by method name."""
-
-    def __init__(self, inner: EmbeddedStore) -> None:
-        self.inner = inner
-        self.calls: Counter[str] = Counter()
-        self.fail_with: Exception | None = None
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self.inner, name)
-        if not callable(attr):
-            return attr
-
-        def counted(*args: Any, **kwargs: Any) -> Any:
-            self.calls[name] += 1
-            if self.fail_with is not None:
-                raise self.fail_with
-            return attr(*args, **kwargs)
-
-        return counted
-
-    def total(self) -> int:
-        return sum(self.calls.values())
 
 
 class Account:
