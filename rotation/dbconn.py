@@ -9,6 +9,7 @@ default (TLS when the server offers it, unverified). Never a silent fallback fro
 from __future__ import annotations
 
 import ssl
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -20,7 +21,7 @@ from secretclient.model import DbCredentials
 from .errors import DatabaseError, InvalidRotationSetup, LoginFailed
 from .sql import Statement
 
-__all__ = ["AUTH_ERRORS", "ConnectOptions", "connect", "query", "run", "try_login"]
+__all__ = ["AUTH_ERRORS", "ConnectOptions", "connect", "connect_first", "query", "run", "sees_database", "try_login"]
 
 #: Server errors meaning "these credentials do not log in" (wrong password / unknown user,
 #: no access to the database, account locked, password expired).
@@ -80,6 +81,25 @@ def connect(creds: DbCredentials, opts: ConnectOptions, *, database: str | None 
         conn.close()
         raise LoginFailed(f"{who} {creds.account_name!r}: the secret requires TLS but the server did not offer it")
     return conn
+
+
+def connect_first(candidates: Iterable[DbCredentials], opts: ConnectOptions, *, who: str = "account") -> pymysql.Connection:
+    """A connection with the first of ``candidates`` that logs in; else the last :class:`LoginFailed`."""
+    last: LoginFailed | None = None
+    for creds in candidates:
+        try:
+            return connect(creds, opts, who=who)
+        except LoginFailed as exc:
+            last = exc
+    if last is None:
+        raise InvalidRotationSetup(f"no credentials to log in as {who}")
+    raise last
+
+
+def sees_database(conn: pymysql.Connection, name: str) -> bool:
+    """Whether the session's account can see database ``name`` (holds some privilege on it)."""
+    rows = query(conn, Statement("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", (name,)))
+    return bool(rows and rows[0][0])
 
 
 def session_cipher(conn: pymysql.Connection) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib
 import json
 import secrets
-import time
+import socket
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -302,8 +302,6 @@ def test_https_and_stop(mariadb):
         assert rds.answers_host("rds.aliyuncs.com") and rds.answers_host(f"rds-vpc.{rds.region}.aliyuncs.com")
         assert not rds.answers_host(f"kms-vpc.{rds.region}.aliyuncs.com")
         port = rds.port
-    t0 = time.monotonic()
-    with pytest.raises(OSError):
-        import socket
+    # Refused, not timed out: the listening socket is closed, not merely unanswered.
+    with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
-    assert time.monotonic() - t0 < 2

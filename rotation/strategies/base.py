@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
-from secretclient.model import DbCredentials, PasswordPolicy, Secret
+from secretclient.errors import SecretNotFound
+from secretclient.model import PREVIOUS, DbCredentials, PasswordPolicy, Secret
 from secretclient.stores.base import SecretStore
 
-__all__ = ["Check", "RotationContext", "Strategy", "StrategyPlan"]
+from ..errors import RotationTooSoon
+
+__all__ = ["Check", "RotationContext", "Strategy", "StrategyPlan", "check_grace", "swap_suffix"]
 
 
 @dataclass(frozen=True)
@@ -75,3 +78,27 @@ class Strategy(Protocol):
 
     def plan(self, ctx: RotationContext, current: DbCredentials, pending: DbCredentials) -> StrategyPlan:
         """What :meth:`set` would do, changing nothing."""
+
+
+def swap_suffix(account: str, suffix: str) -> str:
+    """The other account of an alternating pair (``appuser`` <-> ``appuser_rt``), not validated."""
+    if account.endswith(suffix) and len(account) > len(suffix):
+        return account[: -len(suffix)]
+    return account + suffix
+
+
+def check_grace(ctx: RotationContext, current: Secret, alternate: str, grace: timedelta) -> None:
+    """Raise :class:`RotationTooSoon` when ``alternate`` holds ACSPrevious and ACSCurrent is younger
+    than ``grace``: consumers may still use the ACSPrevious credentials from their caches."""
+    if not grace or current.created is None:
+        return
+    try:
+        previous = ctx.store.get_secret(ctx.secret_name, stage=PREVIOUS).db_credentials()
+    except SecretNotFound:
+        return
+    age = ctx.now() - current.created
+    if previous.account_name == alternate and age < grace:
+        raise RotationTooSoon(
+            f"account {alternate!r} (ACSPrevious) may still be in use for "
+            f"{(grace - age).total_seconds():.0f} s more (grace {grace.total_seconds():.0f} s)"
+        )

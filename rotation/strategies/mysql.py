@@ -14,16 +14,10 @@ from typing import Any
 import pymysql
 
 from secretclient.errors import SecretNotFound
-from secretclient.model import PREVIOUS, DbCredentials, PasswordPolicy, Secret
+from secretclient.model import PENDING, DbCredentials, PasswordPolicy, Secret
 
-from ..dbconn import ConnectOptions, connect, query, run, session_cipher, try_login
-from ..errors import (
-    InvalidRotationSetup,
-    LoginFailed,
-    RotationError,
-    RotationTooSoon,
-    VerificationFailed,
-)
+from ..dbconn import ConnectOptions, connect, connect_first, query, run, sees_database, session_cipher, try_login
+from ..errors import InvalidRotationSetup, LoginFailed, RotationError, VerificationFailed
 from ..grants import Grants, grant_statements, parse_grants
 from ..passwords import DEFAULT_POLICY, PasswordSource, new_password
 from ..sql import (
@@ -35,7 +29,7 @@ from ..sql import (
     check_account_name,
     check_host,
 )
-from .base import Check, RotationContext, StrategyPlan
+from .base import Check, RotationContext, StrategyPlan, check_grace, swap_suffix
 
 __all__ = ["AlternatingUsersStrategy", "SingleUserStrategy"]
 
@@ -143,25 +137,15 @@ class _MySqlStrategy:
             candidates.append(self._master(_ctx(store, secret_name), current))
         candidates.append(current)
         try:
-            candidates.append(store.get_secret(secret_name, stage="ACSPending").db_credentials())
+            candidates.append(store.get_secret(secret_name, stage=PENDING).db_credentials())
         except SecretNotFound:
             pass
-        last: Exception | None = None
-        for creds in candidates:
-            try:
-                return connect(creds, self.connect_options, who="lock account")
-            except LoginFailed as exc:
-                last = exc
-        assert last is not None
-        raise last
+        return connect_first(candidates, self.connect_options, who="lock account")
 
     def _test_session(self, conn: pymysql.Connection, pending: DbCredentials, needs_tls: bool) -> None:
         """Exercise a real privilege and the TLS mode on a session of the pending account."""
         if pending.db_name:
-            rows = query(conn, Statement(
-                "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", (pending.db_name,)
-            ))
-            if not rows or not rows[0][0]:
+            if not sees_database(conn, pending.db_name):
                 raise VerificationFailed(f"account {pending.account_name!r} cannot see database {pending.db_name!r}")
         elif not query(conn, Statement("SHOW GRANTS")):
             raise VerificationFailed(f"account {pending.account_name!r} has no grants at all")
@@ -293,11 +277,7 @@ class AlternatingUsersStrategy(_MySqlStrategy):
     def alternate(self, account: str) -> str:
         """The other account of the pair (``appuser`` ↔ ``appuser_rt``), both names validated."""
         check_account_name(account, self.name_limit)
-        if account.endswith(self.suffix) and len(account) > len(self.suffix):
-            other = account[: -len(self.suffix)]
-        else:
-            other = account + self.suffix
-        return check_account_name(other, self.name_limit, what=f"alternate account name of {account!r}")
+        return check_account_name(swap_suffix(account, self.suffix), self.name_limit, what=f"alternate account name of {account!r}")
 
     def preflight(self, ctx: RotationContext, current: Secret) -> None:
         creds = current.db_credentials()
@@ -308,17 +288,7 @@ class AlternatingUsersStrategy(_MySqlStrategy):
                 f"alternating users need a privileged account: put MasterSecret into {ctx.secret_name!r} "
                 "or pass master_secret="
             )
-        if self.grace and current.created is not None:
-            try:
-                previous = ctx.store.get_secret(ctx.secret_name, stage=PREVIOUS).db_credentials()
-            except SecretNotFound:
-                return
-            age = ctx.now() - current.created
-            if previous.account_name == alternate and age < self.grace:
-                raise RotationTooSoon(
-                    f"account {alternate!r} (ACSPrevious) may still be in use for "
-                    f"{(self.grace - age).total_seconds():.0f} s more (grace {self.grace.total_seconds():.0f} s)"
-                )
+        check_grace(ctx, current, alternate, self.grace)
 
     def pending_credentials(self, current: DbCredentials, password: str) -> DbCredentials:
         return current.with_changes(

@@ -18,22 +18,20 @@ from datetime import timedelta
 from typing import Any
 
 from secretclient.errors import SecretNotFound
-from secretclient.model import PENDING, PREVIOUS, DbCredentials, PasswordPolicy, Secret
+from secretclient.model import PENDING, DbCredentials, PasswordPolicy, Secret
 
-from ..dbconn import ConnectOptions, connect, query, try_login
+from ..dbconn import ConnectOptions, connect, connect_first, sees_database, try_login
 from ..errors import (
     InvalidRotationSetup,
-    LoginFailed,
     RotationError,
-    RotationTooSoon,
     UnsafeAccountName,
     UnsupportedGrant,
     VerificationFailed,
 )
 from ..lock import LocalLock, Lock, LockHandle, MySqlLock
 from ..passwords import RDS_POLICY, PasswordSource, new_password
-from ..sql import NAME_LIMIT_RDS, Statement, check_account_name
-from .base import Check, RotationContext, StrategyPlan
+from ..sql import NAME_LIMIT_RDS, check_account_name
+from .base import Check, RotationContext, StrategyPlan, check_grace, swap_suffix
 
 __all__ = ["RdsAccount", "RdsApi", "RdsApiError", "RdsApiStrategy", "rds_client"]
 
@@ -276,11 +274,7 @@ class RdsApiStrategy:
     def alternate(self, account: str) -> str:
         """The other account of the pair (``appuser`` ↔ ``appuser_rt``), both names validated."""
         self._check_name(account, "account name")
-        if account.endswith(self.suffix) and len(account) > len(self.suffix):
-            other = account[: -len(self.suffix)]
-        else:
-            other = account + self.suffix
-        return self._check_name(other, f"alternate account name of {account!r}")
+        return self._check_name(swap_suffix(account, self.suffix), f"alternate account name of {account!r}")
 
     def _guard(self, current: DbCredentials, pending: DbCredentials) -> str:
         alternate = self.alternate(current.account_name)
@@ -298,18 +292,7 @@ class RdsApiStrategy:
 
     def preflight(self, ctx: RotationContext, current: Secret) -> None:
         creds = current.db_credentials()
-        alternate = self.alternate(creds.account_name)
-        if self.grace and current.created is not None:
-            try:
-                previous = ctx.store.get_secret(ctx.secret_name, stage=PREVIOUS).db_credentials()
-            except SecretNotFound:
-                return
-            age = ctx.now() - current.created
-            if previous.account_name == alternate and age < self.grace:
-                raise RotationTooSoon(
-                    f"account {alternate!r} (ACSPrevious) may still be in use for "
-                    f"{(self.grace - age).total_seconds():.0f} s more (grace {self.grace.total_seconds():.0f} s)"
-                )
+        check_grace(ctx, current, self.alternate(creds.account_name), self.grace)
 
     def pending_credentials(self, current: DbCredentials, password: str) -> DbCredentials:
         return current.with_changes(
@@ -371,12 +354,8 @@ class RdsApiStrategy:
                                      f"(type {account.account_type} vs {template.account_type})")
         if pending.endpoint:
             with closing(connect(pending, self.connect_options, database=pending.db_name, who="ACSPending account")) as conn:
-                if pending.db_name:
-                    rows = query(conn, Statement(
-                        "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", (pending.db_name,)
-                    ))
-                    if not rows or not rows[0][0]:
-                        raise VerificationFailed(f"account {alternate!r} cannot see database {pending.db_name!r}")
+                if pending.db_name and not sees_database(conn, pending.db_name):
+                    raise VerificationFailed(f"account {alternate!r} cannot see database {pending.db_name!r}")
 
     def can_login(self, ctx: RotationContext, creds: DbCredentials) -> bool:
         if creds.endpoint:
@@ -427,14 +406,7 @@ class RdsApiStrategy:
             candidates.append(store.get_secret(secret_name, stage=PENDING).db_credentials())
         except SecretNotFound:
             pass
-        last: LoginFailed | None = None
-        for creds in candidates:
-            try:
-                return connect(creds, self.connect_options, who="lock account")
-            except LoginFailed as exc:
-                last = exc
-        assert last is not None
-        raise last
+        return connect_first(candidates, self.connect_options, who="lock account")
 
     def lock(self, store: Any) -> Lock:
         """The lock to give :class:`~rotation.Rotator`: ``GET_LOCK`` on the database when the
