@@ -28,14 +28,20 @@ from .errors import (
     VersionConflict,
 )
 from .model import (
+    ACS_STAGES,
+    AWS_STAGES,
     CURRENT,
+    NCP_STAGES,
     PENDING,
     PREVIOUS,
     DbCredentials,
     PasswordPolicy,
     Secret,
     SecretInfo,
+    Stage,
+    StageLabels,
     VersionInfo,
+    stage_labels,
 )
 from .stats import ClientEvent, ClientObserver, ClientStats
 from .stores import AliyunKmsStore, EmbeddedStore, SecretStore, open_store
@@ -43,7 +49,10 @@ from .stores import AliyunKmsStore, EmbeddedStore, SecretStore, open_store
 __version__ = "0.1.0"
 
 __all__ = [
+    "ACS_STAGES",
+    "AWS_STAGES",
     "CURRENT",
+    "NCP_STAGES",
     "PENDING",
     "PREVIOUS",
     "AccessDenied",
@@ -67,6 +76,8 @@ __all__ = [
     "SecretInfo",
     "SecretNotFound",
     "SecretStore",
+    "Stage",
+    "StageLabels",
     "StoreError",
     "StoreTimeout",
     "StoreUnavailable",
@@ -77,5 +88,6 @@ __all__ = [
     "inject_db_credentials",
     "inject_secret",
     "set_default_client",
+    "stage_labels",
 ]
 

@@ -12,25 +12,90 @@ import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any, Literal
 
 from .errors import InvalidParameter, InvalidSecretContent
 
 __all__ = [
+    "ACS_STAGES",
+    "AWS_STAGES",
     "CURRENT",
     "DEFAULT_PASSWORD_POLICY",
+    "NCP_STAGES",
     "PENDING",
     "PREVIOUS",
     "DbCredentials",
     "PasswordPolicy",
     "Secret",
     "SecretInfo",
+    "Stage",
+    "StageLabels",
     "VersionInfo",
+    "stage_labels",
 ]
 
-CURRENT = "ACSCurrent"
-PENDING = "ACSPending"
-PREVIOUS = "ACSPrevious"
+
+class Stage(StrEnum):
+    """The three roles a version can play, whatever a store calls them.
+
+    The cache, the credential search and the rotation engine speak roles; each store has
+    its own labels for them (:class:`StageLabels`) and accepts either a role or its own label.
+    """
+
+    CURRENT = "CURRENT"
+    PENDING = "PENDING"
+    PREVIOUS = "PREVIOUS"
+
+
+@dataclass(frozen=True, slots=True)
+class StageLabels:
+    """A store's own labels for the three roles (``store.stage_labels``)."""
+
+    current: str
+    pending: str
+    previous: str
+
+    def label(self, stage: str) -> str:
+        """The store's label for ``stage``: a :class:`Stage` role is translated, any other
+        string (the store's own label, or a custom one) is returned as given."""
+        if stage == Stage.CURRENT:
+            return self.current
+        if stage == Stage.PENDING:
+            return self.pending
+        if stage == Stage.PREVIOUS:
+            return self.previous
+        return stage
+
+    def role(self, label: str) -> Stage | None:
+        """The role ``label`` plays in this store, or ``None`` for a custom label."""
+        if label in (self.current, Stage.CURRENT):
+            return Stage.CURRENT
+        if label in (self.pending, Stage.PENDING):
+            return Stage.PENDING
+        if label in (self.previous, Stage.PREVIOUS):
+            return Stage.PREVIOUS
+        return None
+
+
+#: Alibaba Cloud KMS and the embedded store.
+ACS_STAGES = StageLabels("ACSCurrent", "ACSPending", "ACSPrevious")
+#: AWS Secrets Manager.
+AWS_STAGES = StageLabels("AWSCURRENT", "AWSPENDING", "AWSPREVIOUS")
+#: NAVER Cloud Secret Manager's chain.
+NCP_STAGES = StageLabels("active", "pending", "previous")
+
+# The Alibaba / embedded labels, kept for code written against those stores. Code that works
+# with any store uses ``stage_labels(store).current`` (or a :class:`Stage` role) instead.
+CURRENT = ACS_STAGES.current
+PENDING = ACS_STAGES.pending
+PREVIOUS = ACS_STAGES.previous
+
+
+def stage_labels(store: object) -> StageLabels:
+    """The labels ``store`` uses for the three roles (KMS's for a store that does not say)."""
+    labels = getattr(store, "stage_labels", None)
+    return labels if isinstance(labels, StageLabels) else ACS_STAGES
 
 
 @dataclass(frozen=True, slots=True)

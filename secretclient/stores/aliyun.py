@@ -31,10 +31,12 @@ from ..errors import (
     VersionConflict,
 )
 from ..model import (
+    ACS_STAGES,
     CURRENT,
     DEFAULT_PASSWORD_POLICY,
     PasswordPolicy,
     Secret,
+    StageLabels,
     SecretInfo,
     VersionInfo,
 )
@@ -291,6 +293,9 @@ class AliyunKmsStore:
         never proxies loopback; ``False`` never uses a proxy; a URL uses that proxy.
     """
 
+    #: Alibaba KMS labels; a :class:`~secretclient.model.Stage` role is accepted wherever a label is.
+    stage_labels: StageLabels = ACS_STAGES
+
     def __init__(
         self,
         *,
@@ -420,6 +425,7 @@ class AliyunKmsStore:
     # -- SecretStore ---------------------------------------------------------------------
 
     def get_secret(self, name: str, *, stage: str | None = None, version_id: str | None = None) -> Secret:
+        stage = self.stage_labels.label(stage) if stage is not None else None
         self._check_name(name)
         resp = self._call(
             "GetSecretValue",
@@ -447,6 +453,8 @@ class AliyunKmsStore:
     def put_secret(
         self, name: str, version_id: str, data: str | bytes, *, stages: Sequence[str] | None = None
     ) -> VersionInfo:
+        if stages is not None and not isinstance(stages, (str, bytes)):
+            stages = [self.stage_labels.label(s) for s in stages]
         self._check_name(name)
         if not isinstance(version_id, str) or not version_id:
             raise InvalidParameter("version_id must be a non-empty string")
@@ -463,6 +471,7 @@ class AliyunKmsStore:
     def update_stage(
         self, name: str, stage: str, *, move_to: str | None = None, remove_from: str | None = None
     ) -> None:
+        stage = self.stage_labels.label(stage)
         self._check_name(name)
         if move_to is None and remove_from is None:
             raise InvalidParameter("update_stage needs move_to, remove_from or both")

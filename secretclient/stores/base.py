@@ -21,6 +21,7 @@ from ..model import (
     PasswordPolicy,
     Secret,
     SecretInfo,
+    StageLabels,
     VersionInfo,
 )
 
@@ -36,7 +37,13 @@ MAX_STAGE_LENGTH = 64
 
 @runtime_checkable
 class SecretStore(Protocol):
-    """What the cache and the rotation engine need from a secret store."""
+    """What the cache and the rotation engine need from a secret store.
+
+    ``stage_labels`` names the store's own labels for the CURRENT / PENDING / PREVIOUS roles;
+    every ``stage`` argument accepts a :class:`~secretclient.model.Stage` role or a label.
+    """
+
+    stage_labels: StageLabels
 
     def get_secret(
         self, name: str, *, stage: str | None = None, version_id: str | None = None

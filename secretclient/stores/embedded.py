@@ -32,11 +32,13 @@ from ..errors import (
     VersionConflict,
 )
 from ..model import (
+    ACS_STAGES,
     CURRENT,
     DEFAULT_PASSWORD_POLICY,
     PREVIOUS,
     PasswordPolicy,
     Secret,
+    StageLabels,
     SecretInfo,
     VersionInfo,
 )
@@ -136,6 +138,9 @@ class EmbeddedStore:
     :param create: create the file when it does not exist; with ``False`` a missing file is
         an :class:`~secretclient.errors.InvalidParameter` (a mistyped path is not a new store).
     """
+
+    #: Alibaba KMS labels; a :class:`~secretclient.model.Stage` role is accepted wherever a label is.
+    stage_labels: StageLabels = ACS_STAGES
 
     def __init__(
         self,
@@ -329,6 +334,7 @@ class EmbeddedStore:
     def get_secret(
         self, name: str, *, stage: str | None = None, version_id: str | None = None
     ) -> Secret:
+        stage = self.stage_labels.label(stage) if stage is not None else None
         self._check_name(name)
         if version_id is not None:
             self._check_version_id(version_id)
@@ -453,6 +459,8 @@ class EmbeddedStore:
         *,
         stages: Sequence[str] | None = None,
     ) -> VersionInfo:
+        if stages is not None and not isinstance(stages, (str, bytes)):
+            stages = [self.stage_labels.label(s) for s in stages]
         self._check_name(name)
         self._check_version_id(version_id)
         if not isinstance(data, (str, bytes)):
@@ -500,6 +508,7 @@ class EmbeddedStore:
         move_to: str | None = None,
         remove_from: str | None = None,
     ) -> None:
+        stage = self.stage_labels.label(stage)
         self._check_name(name)
         self._check_stage(stage)
         if move_to is None and remove_from is None:
