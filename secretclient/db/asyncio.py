@@ -46,6 +46,7 @@ import pymysql
 from pymysql.constants import CLIENT
 
 from ..model import DbCredentials
+from ._mysql import MYSQL
 from .connector import Connector, LoginRequest, SleepRequest, Steps
 from .policy import RetryPolicy
 from .sqlalchemy import VERSION_KEY, _check_arguments, _resolve_connector, _roll_over
@@ -146,7 +147,7 @@ def _aiomysql_kwargs(connector: Connector, kw: dict[str, Any]) -> dict[str, Any]
     elif tls and not isinstance(kw.get("ssl"), ssl.SSLContext):
         # aiomysql takes TLS only as an SSLContext: the caller's options (an ``ssl`` dict from
         # the URL, ssl_ca=, ...) become a verifying one, as PyMySQL would use them.
-        connector.require_tls(kw)
+        MYSQL.require_tls(kw, secret=connector.secret)
     return kw
 
 

@@ -23,7 +23,6 @@ import dataclasses
 import itertools
 import logging
 import random
-import ssl
 import threading
 import time
 from collections.abc import Callable, Generator, Mapping
@@ -34,6 +33,7 @@ import pymysql
 
 from ..errors import InvalidParameter, SecretNotFound, StoreError
 from ..model import CURRENT, DbCredentials, Secret
+from ._mysql import MYSQL
 from .classify import ErrorKind, classify
 from .errors import (
     AccountUnavailable,
@@ -61,7 +61,6 @@ __all__ = [
     "StoreRequest",
     "Translate",
     "drive",
-    "set_read_timeout",
 ]
 
 log = logging.getLogger("secretclient.db")
@@ -72,9 +71,6 @@ Login = Callable[..., Any]
 Translate = Callable[["Connector", dict[str, Any]], dict[str, Any]]
 
 _FORBIDDEN_KWARGS = frozenset(("user", "password", "passwd"))
-_TLS_KWARGS = ("ssl_ca", "ssl_capath", "ssl_cert", "ssl_key", "ssl_key_password",
-               "ssl_verify_cert", "ssl_verify_identity")
-_ANY_TLS_KWARG = frozenset(("ssl", "ssl_disabled", *_TLS_KWARGS))
 _MAX_REMEMBERED = 64  # parsed versions and retired versions kept per connector
 _CONNECT_TIMEOUT = 10.0  # longest TCP connect, when the caller sets none (PyMySQL's default)
 
@@ -150,7 +146,6 @@ class Connector:
         self._hint: tuple[str, DbCredentials, str] | None = None
         self._refresh_lock = threading.Lock()
         self._refresh_started: dict[str, float] = {}
-        self._tls: dict[tuple[Any, ...], ssl.SSLContext] = {}
         # The login arguments last built: (credentials, caller kwargs, arguments, translate).
         # One entry is enough for the usual one engine (or one set of kwargs) per connector.
         self._last_args: tuple[DbCredentials, dict[str, Any], _LoginArgs, Translate | None] | None = None
@@ -292,74 +287,7 @@ class Connector:
 
     def build_kwargs(self, creds: DbCredentials, kwargs: Mapping[str, Any]) -> dict[str, Any]:
         """PyMySQL keyword arguments for ``creds`` on top of the caller's ``kwargs``."""
-        kw = dict(kwargs)
-        kw["user"] = creds.account_name
-        # UTF-8 bytes: PyMySQL would encode a str as latin-1, which fails (and would show a
-        # character of the password in the error) for other characters.
-        kw["password"] = creds.account_password.encode("utf-8")
-        if "host" not in kw and "unix_socket" not in kw and creds.endpoint:
-            kw["host"] = creds.endpoint
-        if "port" not in kw:
-            kw["port"] = creds.port
-        if "database" not in kw and "db" not in kw and creds.db_name:
-            kw["database"] = creds.db_name
-        if creds.ssl:
-            self.require_tls(kw)
-        elif creds.ssl is False and _ANY_TLS_KWARG.isdisjoint(kw):
-            # The secret says no TLS. (PyMySQL's default "preferred" mode would also build a new
-            # SSLContext, loading every system CA, on each login: ~25 ms.)
-            kw["ssl_disabled"] = True
-        return kw
-
-    def require_tls(self, kw: dict[str, Any]) -> None:
-        """Turn the TLS options in PyMySQL keyword arguments ``kw`` into a verifying
-        ``SSLContext`` in ``kw["ssl"]`` (built once per set of options): ``SSL: true`` in the
-        secret means verified TLS, never a plaintext fallback."""
-        if kw.get("ssl_disabled"):
-            raise ClientMisconfigured(
-                f"secret {self.secret!r} requires TLS (SSL: true) but ssl_disabled=True was passed",
-                errno=2026, secret=self.secret,
-            )
-        given = kw.pop("ssl", None)
-        tls = {k: kw.pop(k) for k in _TLS_KWARGS if k in kw}
-        if isinstance(given, ssl.SSLContext):
-            kw["ssl"] = given  # the caller's own context, used as it is
-            return
-        if isinstance(given, Mapping):
-            for src, dst in (("ca", "ssl_ca"), ("capath", "ssl_capath"), ("cert", "ssl_cert"),
-                             ("key", "ssl_key"), ("password", "ssl_key_password")):
-                if given.get(src) is not None:
-                    tls.setdefault(dst, given[src])
-            if given.get("check_hostname") is not None:
-                tls.setdefault("ssl_verify_identity", bool(given["check_hostname"]))
-        verify_cert = tls.get("ssl_verify_cert") is not False
-        verify_identity = verify_cert and tls.get("ssl_verify_identity") is not False
-        key = (tls.get("ssl_ca"), tls.get("ssl_capath"), tls.get("ssl_cert"), tls.get("ssl_key"),
-               tls.get("ssl_key_password"), verify_cert, verify_identity)
-        ctx = self._tls.get(key)
-        if ctx is None:
-            ctx = self._tls_context(*key)
-            with self._lock:
-                self._tls[key] = ctx
-        # An SSLContext makes PyMySQL require TLS: a server without it fails with 2026.
-        kw["ssl"] = ctx
-
-    def _tls_context(self, ca: Any, capath: Any, cert: Any, keyfile: Any, key_password: Any,
-                     verify_cert: bool, verify_identity: bool) -> ssl.SSLContext:
-        try:
-            ctx = ssl.create_default_context(cafile=ca, capath=capath)
-            if cert is not None:
-                ctx.load_cert_chain(cert, keyfile=keyfile, password=key_password)
-        except (OSError, ssl.SSLError) as exc:
-            raise ClientMisconfigured(
-                f"secret {self.secret!r}: cannot load the TLS CA or client certificate "
-                f"(ssl_ca={ca!r}, ssl_capath={capath!r}, ssl_cert={cert!r}): {type(exc).__name__}",
-                errno=2026, secret=self.secret,
-            ) from None
-        ctx.check_hostname = verify_identity
-        if not verify_cert:
-            ctx.verify_mode = ssl.CERT_NONE
-        return ctx
+        return MYSQL.login_kwargs(creds, kwargs, secret=self.secret)
 
 
 @dataclass(frozen=True, slots=True)
@@ -374,20 +302,6 @@ class _LoginArgs:
     kwargs: dict[str, Any]
     own_connect_timeout: bool
     handshake_timeout: float | None
-
-
-def set_read_timeout(conn: Any, seconds: float | None) -> None:
-    """Change the read timeout of an open PyMySQL connection.
-
-    PyMySQL 1.2 has no public way to: ``read_timeout`` is a constructor argument only, and the
-    connection re-applies its private ``_read_timeout`` to the socket before reads (so
-    ``socket.settimeout`` alone would be undone). We need it to bound the login handshake (a
-    server that accepts TCP and never answers would hang it forever) without leaving a timeout
-    on a session whose caller asked for none. Objects that are not PyMySQL connections (a
-    custom ``login``) are left alone.
-    """
-    if hasattr(conn, "_read_timeout"):
-        conn._read_timeout = seconds
 
 
 @dataclass(slots=True)  # not frozen: one per login, and a frozen __init__ costs ~0.3 us more
@@ -434,13 +348,7 @@ def drive(steps: Steps, login: Login, sleep: Callable[[float], None]) -> tuple[A
         value = error = None
         try:
             if isinstance(request, LoginRequest):
-                kw = request.kwargs
-                if request.handshake is None:
-                    value = login(**kw)
-                else:
-                    kw["read_timeout"] = request.handshake
-                    value = login(**kw)
-                    set_read_timeout(value, None)  # the caller asked for no read timeout
+                value = MYSQL.login_with(login, request.kwargs, request.handshake)
             elif isinstance(request, SleepRequest):
                 sleep(request.seconds)
             else:
