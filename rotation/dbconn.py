@@ -39,7 +39,9 @@ class ConnectOptions:
     verify_identity: bool = True
 
 
-def connect(creds: DbCredentials, opts: ConnectOptions, *, database: str | None = None, who: str = "account") -> pymysql.Connection:
+def connect(
+    creds: DbCredentials, opts: ConnectOptions, *, database: str | None = None, who: str = "account"
+) -> pymysql.Connection:
     """Log in with ``creds``; :class:`LoginFailed` for refused credentials, :class:`DatabaseError` otherwise."""
     if not creds.endpoint:
         raise InvalidRotationSetup(f"{who} {creds.account_name!r}: the secret has no Endpoint")
@@ -62,10 +64,13 @@ def connect(creds: DbCredentials, opts: ConnectOptions, *, database: str | None 
         # Server messages for login errors name only the user and host; keep them.
         message = str(exc.args[1]) if len(exc.args) > 1 else type(exc).__name__
         cls = LoginFailed if verdict.kind in _REFUSED else DatabaseError
-        raise cls(f"{who} {creds.account_name!r} cannot log in: {message}", code=str(verdict.errno)) from None
+        raise cls(f"{who} {creds.account_name!r} cannot log in: {message}",
+                  code=str(verdict.errno)) from None
 
 
-def connect_first(candidates: Iterable[DbCredentials], opts: ConnectOptions, *, who: str = "account") -> pymysql.Connection:
+def connect_first(
+    candidates: Iterable[DbCredentials], opts: ConnectOptions, *, who: str = "account"
+) -> pymysql.Connection:
     """A connection with the first of ``candidates`` that logs in; else the last :class:`LoginFailed`."""
     last: LoginFailed | None = None
     for creds in candidates:

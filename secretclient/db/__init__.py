@@ -33,6 +33,7 @@ from .policy import RetryPolicy
 from .pymysql import RotatingConnection, connect
 
 __all__ = [
+    "MYSQL",
     "AccountUnavailable",
     "Attempt",
     "Classification",
@@ -45,7 +46,6 @@ __all__ = [
     "DbConnectError",
     "DbFamily",
     "ErrorKind",
-    "MYSQL",
     "RetryPolicy",
     "RotatingConnection",
     "SecretUnavailable",
