@@ -35,7 +35,7 @@ from .cache import (
     copy_error,
     deadlines,
 )
-from .errors import InvalidParameter, SecretClientError, SecretNotFound, StoreError
+from .errors import ClientClosed, InvalidParameter, SecretClientError, SecretNotFound, StoreError
 from .model import DbCredentials, Secret, SecretInfo, Stage, stage_labels
 from .stats import ClientEvent, ClientObserver, ClientStats, Counters
 from .stores.base import SecretStore
@@ -46,10 +46,6 @@ logger = logging.getLogger("secretclient.client")
 
 #: Between failed store calls for one key: up to 1 s, then 2, 4, ... at most 60 s (full jitter).
 DEFAULT_BACKOFF = Backoff(base=1.0, cap=60.0)
-
-
-class ClientClosed(SecretClientError):
-    """The client was closed; create a new one."""
 
 
 def _utc_now() -> datetime:
