@@ -406,7 +406,7 @@ class KmsEmulator(RpcEmulator):
             days = int(params.get("RecoveryWindowInDays") or 30)
         except ValueError:
             raise KmsError("InvalidParameter", "The specified parameter RecoveryWindowInDays is not valid.") from None
-        self.backing_store.delete_secret(name)
+        self.backing_store.delete_secret(name, recovery_window_days=days, force=force)
         now = datetime.fromtimestamp(self._clock(), UTC)
         return {"SecretName": name, "PlannedDeleteTime": _iso(now if force else now + timedelta(days=days))}
 
