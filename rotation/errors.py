@@ -52,7 +52,7 @@ class LockLost(RotationError):
 
 
 class RotationTooSoon(RotationError):
-    """Rotating now would reset the ACSPrevious account inside its grace period."""
+    """Rotating now would reset the PREVIOUS account inside its grace period."""
 
 
 class LoginFailed(RotationError):

@@ -17,7 +17,7 @@ credentials                  ``context.credentials`` (the FC role's STS token), 
 ``ROTATION_RDS_ENDPOINT``    strategy ``rds``: RDS endpoint, default the SDK's for the region
 ``ROTATION_RDS_INSTANCE_ID`` strategy ``rds``: instance id when the event has no ``InstanceId``
 ``ROTATION_NAME_LIMIT``      longest account name, default 16 (RDS, as the seed)
-``ROTATION_GRACE_SECONDS``   ACSPrevious grace period, default 0
+``ROTATION_GRACE_SECONDS``   PREVIOUS grace period, default 0
 ``ROTATION_MASTER_SECRET``   privileged secret, default: the secret's ``MasterSecret`` field
 ``EXCLUDE_CHARACTERS``       excluded password characters (the seed's variable), default ``/@"'\\``
 ``ROTATION_PASSWORD_LENGTH`` default 32
@@ -34,7 +34,7 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from secretclient.model import CURRENT
+from secretclient.model import Stage
 
 from .config import lock_for, make_strategy, open_store
 from .engine import Rotator
@@ -124,7 +124,7 @@ def make_handler(factory: Callable[[Mapping[str, Any], Any], Rotator]) -> Callab
         version_id = evt.get("VersionId") or getattr(context, "requestId", None) or getattr(context, "request_id", None)
         rotator = factory(evt, context)
         try:
-            current = rotator.store.get_secret(evt["SecretName"], stage=CURRENT)
+            current = rotator.store.get_secret(evt["SecretName"], stage=Stage.CURRENT)
             if current.secret_type != "Generic":  # as the seed: only generic secrets rotate here
                 raise InvalidRotationSetup(f"secret {evt['SecretName']!r} is {current.secret_type}, not Generic")
             return {"VersionId": rotator.step(evt["SecretName"], evt["Step"], version_id)}

@@ -4,7 +4,7 @@
 (the primary): the server frees the lock when that connection dies, so a crashed rotator
 never leaves it behind. Each step re-checks that the lock is still held by that connection
 (``IS_USED_LOCK`` = our ``CONNECTION_ID()``). The store's VersionId compare-and-set on
-ACSCurrent is the second fence: a rotator that lost its lock cannot promote over another.
+CURRENT is the second fence: a rotator that lost its lock cannot promote over another.
 
 :class:`LocalLock` serialises rotators inside one process (tests, single-instance apps).
 """

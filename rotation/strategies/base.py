@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
 from secretclient.errors import SecretNotFound
-from secretclient.model import PREVIOUS, DbCredentials, PasswordPolicy, Secret
+from secretclient.model import DbCredentials, PasswordPolicy, Secret, Stage, StageLabels, stage_labels
 from secretclient.stores.base import SecretStore
 
 from ..errors import RotationTooSoon
@@ -28,6 +28,11 @@ class RotationContext:
     secret_name: str
     now: Callable[[], datetime]
     checkpoint: Callable[[str], None] = field(default=lambda point: None)
+
+    @property
+    def labels(self) -> StageLabels:
+        """The store's own labels for the three roles (for messages)."""
+        return stage_labels(self.store)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,17 +93,17 @@ def swap_suffix(account: str, suffix: str) -> str:
 
 
 def check_grace(ctx: RotationContext, current: Secret, alternate: str, grace: timedelta) -> None:
-    """Raise :class:`RotationTooSoon` when ``alternate`` holds ACSPrevious and ACSCurrent is younger
-    than ``grace``: consumers may still use the ACSPrevious credentials from their caches."""
+    """Raise :class:`RotationTooSoon` when ``alternate`` holds PREVIOUS and CURRENT is younger
+    than ``grace``: consumers may still use the PREVIOUS credentials from their caches."""
     if not grace or current.created is None:
         return
     try:
-        previous = ctx.store.get_secret(ctx.secret_name, stage=PREVIOUS).db_credentials()
+        previous = ctx.store.get_secret(ctx.secret_name, stage=Stage.PREVIOUS).db_credentials()
     except SecretNotFound:
         return
     age = ctx.now() - current.created
     if previous.account_name == alternate and age < grace:
         raise RotationTooSoon(
-            f"account {alternate!r} (ACSPrevious) may still be in use for "
+            f"account {alternate!r} ({ctx.labels.previous}) may still be in use for "
             f"{(grace - age).total_seconds():.0f} s more (grace {grace.total_seconds():.0f} s)"
         )

@@ -14,7 +14,7 @@ from typing import Any
 import pymysql
 
 from secretclient.errors import SecretNotFound
-from secretclient.model import PENDING, DbCredentials, PasswordPolicy, Secret
+from secretclient.model import DbCredentials, PasswordPolicy, Secret, Stage
 
 from ..dbconn import ConnectOptions, connect, connect_first, query, run, sees_database, session_cipher, try_login
 from ..errors import InvalidRotationSetup, LoginFailed, RotationError, VerificationFailed
@@ -130,14 +130,14 @@ class _MySqlStrategy:
 
     def lock_connection(self, store: Any, secret_name: str) -> pymysql.Connection:
         """A connection for the rotation lock: the MasterSecret account, else the secret's own
-        ACSCurrent, else its ACSPending (after a crash in self-rotation only that one logs in)."""
+        CURRENT, else its PENDING (after a crash in self-rotation only that one logs in)."""
         current = store.get_secret(secret_name).db_credentials()
         candidates = []
         if self._master_name(current):
             candidates.append(self._master(_ctx(store, secret_name), current))
         candidates.append(current)
         try:
-            candidates.append(store.get_secret(secret_name, stage=PENDING).db_credentials())
+            candidates.append(store.get_secret(secret_name, stage=Stage.PENDING).db_credentials())
         except SecretNotFound:
             pass
         return connect_first(candidates, self.connect_options, who="lock account")
@@ -195,7 +195,7 @@ class SingleUserStrategy(_MySqlStrategy):
         retain = self.retain_current_password and dialect.has_retain_current_password
         if retain and not fresh and self.can_login(ctx, pending):
             # Applied before (a retried or resumed set): retaining again would replace the
-            # retained old password, still in use by ACSCurrent's consumers, with the new one.
+            # retained old password, still in use by CURRENT's consumers, with the new one.
             retain = False
         out = []
         for host in self._hosts(conn, user):
@@ -215,10 +215,10 @@ class SingleUserStrategy(_MySqlStrategy):
         if not fresh and self.can_login(ctx, pending):
             return  # applied before a crash: the old password no longer works, the new one does
         try:
-            conn = connect(current, self.connect_options, who="ACSCurrent account")
+            conn = connect(current, self.connect_options, who="CURRENT account")
         except LoginFailed:
             raise LoginFailed(
-                f"neither ACSCurrent nor ACSPending of {ctx.secret_name!r} logs in as {current.account_name!r}; "
+                f"neither CURRENT nor PENDING of {ctx.secret_name!r} logs in as {current.account_name!r}; "
                 "repair by hand (see docs/rotation.md)"
             ) from None
         with closing(conn):
@@ -228,11 +228,11 @@ class SingleUserStrategy(_MySqlStrategy):
                                                retain=self.retain_current_password))
 
     def test(self, ctx: RotationContext, current: DbCredentials, pending: DbCredentials) -> None:
-        with closing(connect(pending, self.connect_options, database=pending.db_name, who="ACSPending account")) as conn:
+        with closing(connect(pending, self.connect_options, database=pending.db_name, who="PENDING account")) as conn:
             self._test_session(conn, pending, needs_tls=False)
 
     def plan(self, ctx: RotationContext, current: DbCredentials, pending: DbCredentials) -> StrategyPlan:
-        checks = [Check("ACSCurrent logs in", self.can_login(ctx, current))]
+        checks = [Check("CURRENT logs in", self.can_login(ctx, current))]
         if not self._uses_master(current):
             stmts: tuple[str, ...] = ()
             accounts = (f"{current.account_name} (changes its own password)",)
@@ -256,10 +256,10 @@ class AlternatingUsersStrategy(_MySqlStrategy):
     """Two accounts, ``appuser`` and ``appuser_rt``; each rotation prepares the one not in use.
 
     ``set`` creates the alternate account when missing, gives it the auth plugin, TLS
-    requirement and resource limits of the ACSCurrent account, copies grants by difference
+    requirement and resource limits of the CURRENT account, copies grants by difference
     (granting what is missing, revoking what is extra) and sets the password — on every host
-    entry of the ACSCurrent account. It never changes the ACSCurrent account, and refuses to
-    reset the ACSPrevious account within ``grace`` of the current version's creation (set it
+    entry of the CURRENT account. It never changes the CURRENT account, and refuses to
+    reset the PREVIOUS account within ``grace`` of the current version's creation (set it
     to the consumers' cache TTL). ``name_limit``: 16 for RDS, 32 for MySQL 5.7+, 80 for MariaDB.
     """
 
@@ -301,10 +301,10 @@ class AlternatingUsersStrategy(_MySqlStrategy):
         if pending.account_name != alternate or pending.account_name == current.account_name:
             raise InvalidRotationSetup(
                 f"pending account {pending.account_name!r} is not the alternate {alternate!r} "
-                f"of ACSCurrent account {current.account_name!r}; refusing to modify it"
+                f"of CURRENT account {current.account_name!r}; refusing to modify it"
             )
         if (pending.endpoint, pending.port) != (current.endpoint, current.port):
-            raise InvalidRotationSetup("the pending version points at another Endpoint/Port than ACSCurrent")
+            raise InvalidRotationSetup("the pending version points at another Endpoint/Port than CURRENT")
         return alternate
 
     def _work(self, conn: pymysql.Connection, current: DbCredentials, pending: DbCredentials) -> list[tuple[str, list[Statement], Grants, Grants]]:
@@ -355,14 +355,14 @@ class AlternatingUsersStrategy(_MySqlStrategy):
                 if want != have:
                     diff = [f"+{p}" for p in sorted(map(str, want.privileges - have.privileges))]
                     diff += [f"-{p}" for p in sorted(map(str, have.privileges - want.privileges))]
-                    raise VerificationFailed(f"grants of {alt!r}@{host!r} differ from ACSCurrent's: {diff[:10]}")
+                    raise VerificationFailed(f"grants of {alt!r}@{host!r} differ from CURRENT's: {diff[:10]}")
                 needs_tls = needs_tls or template.requires_tls
-        with closing(connect(pending, self.connect_options, database=pending.db_name, who="ACSPending account")) as conn:
+        with closing(connect(pending, self.connect_options, database=pending.db_name, who="PENDING account")) as conn:
             self._test_session(conn, pending, needs_tls)
 
     def plan(self, ctx: RotationContext, current: DbCredentials, pending: DbCredentials) -> StrategyPlan:
         self._guard(current, pending)
-        checks = [Check("ACSCurrent logs in", self.can_login(ctx, current))]
+        checks = [Check("CURRENT logs in", self.can_login(ctx, current))]
         conn = self._admin_or_check(ctx, current)
         if isinstance(conn, Check):
             return StrategyPlan((pending.account_name,), (), (), (*checks, conn))
