@@ -39,7 +39,7 @@ def _rotator(obj: dict[str, Any]) -> Rotator:
         obj["strategy"], name_limit=obj["name_limit"], grace_seconds=obj["grace"],
         master_secret=obj["master_secret"], exclude_characters=obj["exclude_characters"],
         password_length=obj["password_length"], ca_file=obj["ca_file"],
-        instance_id=obj["instance_id"], rds_client=rds,
+        instance_id=obj["instance_id"], rds_client=rds, allow_accounts=obj["allow_account"],
     )
     return Rotator(store, strategy=strategy, lock_timeout=obj["lock_timeout"], lock=lock_for(strategy, store))
 
@@ -75,6 +75,8 @@ def _run(ctx: click.Context, action: Any) -> None:
               help="Longest account name: 16 RDS, 32 MySQL, 80 MariaDB.")
 @click.option("--grace", type=click.FloatRange(0), default=0.0, show_default=True,
               help="Seconds during which the PREVIOUS account is not reset (consumers' cache TTL).")
+@click.option("--allow-account", multiple=True, help="A reserved or administrative account that may be rotated "
+              "through the MasterSecret / RDS API anyway (repeatable; refused by default).")
 @click.option("--master-secret", help="Privileged secret (default: the secret's MasterSecret field).")
 @click.option("--ca-file", type=click.Path(exists=True, dir_okay=False), help="CA bundle for secrets with \"SSL\": true.")
 @click.option("--exclude-characters", default=DEFAULT_POLICY.exclude_characters, show_default=True)

@@ -35,6 +35,7 @@ def make_strategy(
     ca_file: str | None = None,
     instance_id: str | None = None,
     rds_client: Any = None,
+    allow_accounts: tuple[str, ...] = (),
 ) -> Strategy:
     """A MySQL strategy: ``alternating`` (the seed's ``_rt`` users) or ``single``; or ``rds``,
     alternating users through the RDS API on instance ``instance_id`` with ``rds_client`` (an
@@ -50,6 +51,7 @@ def make_strategy(
         return RdsApiStrategy(
             instance_id, rds_client, name_limit=name_limit, grace=timedelta(seconds=grace_seconds),
             password_policy=policy, connect_options=ConnectOptions(ca_file=ca_file or None),
+            allow_accounts=allow_accounts,
         )
     policy = PasswordPolicy(
         length=password_length,
@@ -57,7 +59,7 @@ def make_strategy(
     )
     common: dict[str, Any] = {
         "master_secret": master_secret or None, "password_policy": policy, "name_limit": name_limit,
-        "connect_options": ConnectOptions(ca_file=ca_file or None),
+        "connect_options": ConnectOptions(ca_file=ca_file or None), "allow_accounts": allow_accounts,
     }
     if kind == "alternating":
         return AlternatingUsersStrategy(grace=timedelta(seconds=grace_seconds), **common)

@@ -12,6 +12,7 @@ __all__ = [
     "InvalidRotationSetup",
     "LockLost",
     "LoginFailed",
+    "ProtectedAccount",
     "RotationConflict",
     "RotationError",
     "RotationInProgress",
@@ -33,6 +34,13 @@ class InvalidRotationSetup(RotationError):
 
 class UnsafeAccountName(InvalidRotationSetup):
     """An account or host name fails strict validation (quotes, backticks, ``%``, spaces, length)."""
+
+
+class ProtectedAccount(InvalidRotationSetup):
+    """Rotating this account through a privileged (MasterSecret or RDS API) session is refused:
+    it is the privileged account itself, a reserved or administrative account, or holds global
+    administrative privileges. Nothing was changed; an operator may allow it explicitly
+    (``allow_accounts=`` of the strategy), never the secret."""
 
 
 class UnsupportedServer(InvalidRotationSetup):

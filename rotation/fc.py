@@ -19,6 +19,7 @@ credentials                  ``context.credentials`` (the FC role's STS token), 
 ``ROTATION_NAME_LIMIT``      longest account name, default 16 (RDS, as the seed)
 ``ROTATION_GRACE_SECONDS``   PREVIOUS grace period, default 0
 ``ROTATION_MASTER_SECRET``   privileged secret, default: the secret's ``MasterSecret`` field
+``ROTATION_ALLOW_ACCOUNTS``  comma-separated reserved/administrative accounts that may be rotated anyway
 ``EXCLUDE_CHARACTERS``       excluded password characters (the seed's variable), default ``/@"'\\``
 ``ROTATION_PASSWORD_LENGTH`` default 32
 ``ROTATION_CA_FILE``         CA bundle for ``"SSL": true``, default ``/opt/python/certs/cert.pem`` when present
@@ -106,6 +107,7 @@ def rotator_from_environment(event: Mapping[str, Any], context: Any, env: Mappin
             ca_file=ca_file,
             instance_id=str(event.get("InstanceId") or env.get("ROTATION_RDS_INSTANCE_ID") or ""),
             rds_client=rds,
+            allow_accounts=tuple(a.strip() for a in env.get("ROTATION_ALLOW_ACCOUNTS", "").split(",") if a.strip()),
         )
     except ValueError:
         store.close()

@@ -11,9 +11,29 @@ from secretclient.errors import SecretNotFound
 from secretclient.model import DbCredentials, PasswordPolicy, Secret, Stage, StageLabels, stage_labels
 from secretclient.stores.base import SecretStore
 
-from ..errors import RotationTooSoon
+from ..errors import InvalidRotationSetup, ProtectedAccount, RotationTooSoon
 
-__all__ = ["Check", "RotationContext", "Strategy", "StrategyPlan", "check_grace", "swap_suffix"]
+__all__ = [
+    "RESERVED_ACCOUNTS",
+    "RESERVED_PREFIXES",
+    "Check",
+    "RotationContext",
+    "Strategy",
+    "StrategyPlan",
+    "allow_list",
+    "check_grace",
+    "check_not_reserved",
+    "swap_suffix",
+]
+
+#: Accounts a rotation through a privileged session never touches unless allowed explicitly:
+#: superusers and the accounts servers and cloud providers keep for themselves.
+RESERVED_ACCOUNTS = frozenset({
+    "root", "admin", "debian-sys-maint", "rdsadmin", "rdsrepladmin", "rds_superuser", "aliyun_root",
+    "aurora", "azure_superuser", "cloudsqlsuperuser", "PUBLIC",
+})
+#: Name prefixes of reserved accounts (``mysql.sys``, ``mariadb.sys``, ``rdsadmin…``, ``aliyun_…``).
+RESERVED_PREFIXES = ("mysql.", "mariadb.", "rdsadmin", "rdsrepl", "aliyun_", "rds_")
 
 
 @dataclass(frozen=True)
@@ -83,6 +103,33 @@ class Strategy(Protocol):
 
     def plan(self, ctx: RotationContext, current: DbCredentials, pending: DbCredentials) -> StrategyPlan:
         """What :meth:`set` would do, changing nothing."""
+
+
+def allow_list(accounts: Any) -> frozenset[str]:
+    """The ``allow_accounts=`` option of a strategy, checked: account names as strings."""
+    if isinstance(accounts, str) or not all(isinstance(a, str) and a for a in accounts):
+        raise InvalidRotationSetup("allow_accounts must be a collection of account names (not one string)")
+    return frozenset(accounts)
+
+
+def check_not_reserved(account: str, allowed: frozenset[str], *, master_account: str | None = None,
+                       what: str = "account") -> None:
+    """Raise :class:`ProtectedAccount` when ``account`` may not be changed through a privileged
+    session: the privileged account itself (always refused: its own secret would stop working),
+    or a reserved name not in ``allowed``."""
+    if master_account is not None and account == master_account:
+        raise ProtectedAccount(
+            f"{what} {account!r} is the MasterSecret's own account: rotating it through the MasterSecret "
+            "would leave the MasterSecret unable to log in"
+        )
+    if account in allowed:
+        return
+    folded = account.lower()
+    if folded in {a.lower() for a in RESERVED_ACCOUNTS} or folded.startswith(RESERVED_PREFIXES):
+        raise ProtectedAccount(
+            f"{what} {account!r} is a reserved or administrative account; refusing to rotate it through a "
+            "privileged session (allow it with the strategy's allow_accounts= if this is intended)"
+        )
 
 
 def swap_suffix(account: str, suffix: str) -> str:

@@ -7,6 +7,7 @@ its Endpoint and Port must match the rotated secret's.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,7 +18,7 @@ from secretclient.errors import SecretNotFound
 from secretclient.model import DbCredentials, PasswordPolicy, Secret, Stage
 
 from ..dbconn import ConnectOptions, connect, connect_first, query, run, sees_database, session_cipher, try_login
-from ..errors import InvalidRotationSetup, LoginFailed, RotationError, VerificationFailed
+from ..errors import InvalidRotationSetup, LoginFailed, ProtectedAccount, RotationError, VerificationFailed
 from ..grants import Grants, grant_statements, parse_grants
 from ..passwords import DEFAULT_POLICY, PasswordSource, new_password
 from ..sql import (
@@ -29,11 +30,16 @@ from ..sql import (
     check_account_name,
     check_host,
 )
-from .base import Check, RotationContext, StrategyPlan, check_grace, swap_suffix
+from .base import Check, RotationContext, StrategyPlan, allow_list, check_grace, check_not_reserved, swap_suffix
 
 __all__ = ["AlternatingUsersStrategy", "SingleUserStrategy"]
 
 _CONNECT = ConnectOptions()
+# Host entries of an account holding global administrative privileges (SUPER, CREATE USER or
+# GRANT OPTION on *.*): such an account is never rotated through the MasterSecret unless allowed.
+_ADMIN_ENTRIES = Statement(
+    "SELECT Host FROM mysql.user WHERE User = %s AND (Super_priv = 'Y' OR Create_user_priv = 'Y' OR Grant_priv = 'Y')"
+)
 
 
 class _MySqlStrategy:
@@ -47,9 +53,12 @@ class _MySqlStrategy:
         password_source: PasswordSource | None = None,
         connect_options: ConnectOptions = _CONNECT,
         name_limit: int = NAME_LIMIT_MYSQL,
+        allow_accounts: Iterable[str] = (),
     ) -> None:
         if not isinstance(name_limit, int) or not 1 <= name_limit <= 80:
             raise InvalidRotationSetup("name_limit must be from 1 to 80 (16 RDS, 32 MySQL, 80 MariaDB)")
+        #: Reserved or administrative accounts the operator allows to be rotated through the MasterSecret.
+        self.allow_accounts = allow_list(allow_accounts)
         self.master_secret = master_secret
         self.password_policy = password_policy
         self.password_source = password_source
@@ -83,6 +92,24 @@ class _MySqlStrategy:
                 f"not at the rotated account's {current.endpoint}:{current.port}"
             )
         return master
+
+    def _protect(self, ctx: RotationContext, current: DbCredentials, accounts: tuple[str, ...]) -> None:
+        """Refuse, before any change, to touch ``accounts`` through the MasterSecret when one is the
+        MasterSecret's own, reserved, or holds global administrative privileges (unless allowed):
+        whoever can write the rotated secret must not gain control of such an account."""
+        master = self._master(ctx, current)
+        for account in accounts:
+            check_not_reserved(account, self.allow_accounts, master_account=master.account_name)
+        todo = [a for a in accounts if a not in self.allow_accounts]
+        if not todo:
+            return
+        with closing(self._admin(ctx, current)) as conn:
+            for account in todo:
+                if query(conn, Statement(_ADMIN_ENTRIES.sql, (account,))):
+                    raise ProtectedAccount(
+                        f"account {account!r} holds SUPER, CREATE USER or GRANT OPTION on *.*; refusing to rotate "
+                        "it through the MasterSecret (allow it with the strategy's allow_accounts= if intended)"
+                    )
 
     def _admin(self, ctx: RotationContext, current: DbCredentials) -> pymysql.Connection:
         return connect(self._master(ctx, current), self.connect_options, who="MasterSecret account")
@@ -184,6 +211,8 @@ class SingleUserStrategy(_MySqlStrategy):
         self._check_endpoint(creds)
         if self._uses_master(creds) and not self._master_name(creds):
             raise InvalidRotationSetup("use_master=True but the secret has no MasterSecret")
+        if self._uses_master(creds):
+            self._protect(ctx, creds, (creds.account_name,))
 
     def pending_credentials(self, current: DbCredentials, password: str) -> DbCredentials:
         return current.with_changes(account_password=password, version_id=None, stages=frozenset())
@@ -289,6 +318,8 @@ class AlternatingUsersStrategy(_MySqlStrategy):
                 "or pass master_secret="
             )
         check_grace(ctx, current, alternate, self.grace)
+        # The alternate gets the CURRENT account's grants: both must be ordinary accounts.
+        self._protect(ctx, creds, (creds.account_name, alternate))
 
     def pending_credentials(self, current: DbCredentials, password: str) -> DbCredentials:
         return current.with_changes(

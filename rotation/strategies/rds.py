@@ -11,7 +11,7 @@ import importlib
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -23,6 +23,7 @@ from secretclient.model import DbCredentials, PasswordPolicy, Secret, Stage
 from ..dbconn import ConnectOptions, connect, connect_first, sees_database, try_login
 from ..errors import (
     InvalidRotationSetup,
+    ProtectedAccount,
     RotationError,
     UnsafeAccountName,
     UnsupportedGrant,
@@ -31,7 +32,7 @@ from ..errors import (
 from ..lock import LocalLock, Lock, LockHandle, MySqlLock
 from ..passwords import RDS_POLICY, PasswordSource, new_password
 from ..sql import NAME_LIMIT_RDS, check_account_name
-from .base import Check, RotationContext, StrategyPlan, check_grace, swap_suffix
+from .base import Check, RotationContext, StrategyPlan, allow_list, check_grace, check_not_reserved, swap_suffix
 
 __all__ = ["RdsAccount", "RdsApi", "RdsApiError", "RdsApiStrategy", "rds_client"]
 
@@ -240,6 +241,7 @@ class RdsApiStrategy:
         password_policy: PasswordPolicy = RDS_POLICY,
         password_source: PasswordSource | None = None,
         connect_options: ConnectOptions = _CONNECT,
+        allow_accounts: Iterable[str] = (),
     ) -> None:
         if not isinstance(name_limit, int) or not 2 <= name_limit <= 64:
             raise InvalidRotationSetup("name_limit must be from 2 to 64 (16 for MySQL 5.6 / the seed, 32 for 5.7+)")
@@ -254,6 +256,8 @@ class RdsApiStrategy:
         self.password_policy = password_policy
         self.password_source = password_source
         self.connect_options = connect_options
+        #: Reserved or privileged (``Super``) accounts the operator allows to be rotated.
+        self.allow_accounts = allow_list(allow_accounts)
 
     def __repr__(self) -> str:
         return f"RdsApiStrategy(instance_id={self.api.instance_id!r}, name_limit={self.name_limit})"
@@ -292,7 +296,19 @@ class RdsApiStrategy:
 
     def preflight(self, ctx: RotationContext, current: Secret) -> None:
         creds = current.db_credentials()
-        check_grace(ctx, current, self.alternate(creds.account_name), self.grace)
+        alternate = self.alternate(creds.account_name)
+        check_grace(ctx, current, alternate, self.grace)
+        # The API resets any account of the instance: refuse reserved and Super accounts, whose
+        # control would pass to whoever can write the rotated secret.
+        for account in (creds.account_name, alternate):
+            check_not_reserved(account, self.allow_accounts)
+        if creds.account_name not in self.allow_accounts:
+            existing = self.api.describe(creds.account_name)
+            if existing is not None and existing.account_type == "Super":
+                raise ProtectedAccount(
+                    f"account {creds.account_name!r} is a Super account; refusing to copy it to {alternate!r} "
+                    "(allow it with the strategy's allow_accounts= if intended)"
+                )
 
     def pending_credentials(self, current: DbCredentials, password: str) -> DbCredentials:
         return current.with_changes(
