@@ -25,9 +25,10 @@ __all__ = ["main"]
 
 
 def _rotator(obj: dict[str, Any]) -> Rotator:
+    # create=False: a mistyped embedded:PATH is an error, never a new empty store.
     store = open_store(
         obj["store"], region=obj["region"], endpoint=obj["endpoint"],
-        access_key_id=obj["access_key_id"], access_key_secret=obj["access_key_secret"],
+        access_key_id=obj["access_key_id"], access_key_secret=obj["access_key_secret"], create=False,
     )
     rds = None
     if obj["strategy"] == "rds":

@@ -49,7 +49,10 @@ _SEED_CA = "/opt/python/certs/cert.pem"
 def parse_event(event: Any) -> dict[str, Any]:
     """The event as a dict: FC passes bytes; tests and other callers may pass str or a mapping."""
     if isinstance(event, (bytes, bytearray)):
-        event = bytes(event).decode("utf-8")
+        try:
+            event = bytes(event).decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidRotationSetup("the event is not UTF-8 text") from None
     if isinstance(event, str):
         try:
             event = json.loads(event)
@@ -94,7 +97,7 @@ def rotator_from_environment(event: Mapping[str, Any], context: Any, env: Mappin
         if not region:
             raise InvalidRotationSetup("the event has no RegionId (the RDS API needs it)")
         rds = rds_client(region, endpoint=env.get("ROTATION_RDS_ENDPOINT") or None, **_context_credentials(context))
-    store = open_store(spec, env=env, **kms)
+    store = open_store(spec, env=env, create=False, **kms)  # a mistyped path is an error, not a new store
     ca_file = env.get("ROTATION_CA_FILE") or (_SEED_CA if os.path.exists(_SEED_CA) else None)
     try:
         strategy = make_strategy(

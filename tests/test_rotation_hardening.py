@@ -81,3 +81,48 @@ def test_an_account_rotating_its_own_password_is_unaffected(mariadb, store, clea
     mariadb.execute("GRANT CREATE USER ON *.* TO %s@%s", (app.account, "%"))
     Rotator(store, strategy=make_strategy("self")).rotate(app.name)
     assert app.can_login(app.current())
+
+
+# -- 10.12: typed errors from the FC handler ---------------------------------------------
+
+
+def test_fc_handler_refuses_a_non_utf8_event_with_a_typed_error():
+    from types import SimpleNamespace
+
+    import rotation.fc
+    from rotation import InvalidRotationSetup
+
+    with pytest.raises(InvalidRotationSetup, match="UTF-8"):
+        rotation.fc.handler(b'{"SecretName": "\xff\xfe", "Step": "new"}', SimpleNamespace(requestId="r"))
+
+
+@pytest.mark.parametrize("grace", ["inf", "1e20", "nan", "-1"])
+def test_fc_grace_out_of_range_is_a_typed_error(tmp_path, grace):
+    from rotation import InvalidRotationSetup
+    from rotation.fc import rotator_from_environment
+
+    EmbeddedStore(tmp_path / "s.db").close()
+    env = {"ROTATION_STORE": f"embedded:{tmp_path / 's.db'}", "ROTATION_GRACE_SECONDS": grace}
+    with pytest.raises(InvalidRotationSetup, match="grace"):
+        rotator_from_environment({"SecretName": "a", "Step": "new"}, None, env)
+
+
+# -- 10.13: a mistyped store path is an error, not a new store ------------------------------
+
+
+def test_cli_and_fc_refuse_a_missing_embedded_store(tmp_path):
+    from types import SimpleNamespace
+
+    from click.testing import CliRunner
+
+    from rotation.cli import main
+    from rotation.fc import rotator_from_environment
+    from secretclient.errors import InvalidParameter
+
+    missing = tmp_path / "typo" / "secrets.db"
+    res = CliRunner().invoke(main, ["--store", f"embedded:{missing}", "status", "app/db"])
+    assert res.exit_code == 1 and "no store file" in res.output and "Traceback" not in res.output
+    with pytest.raises(InvalidParameter, match="no store file"):
+        rotator_from_environment({"SecretName": "a", "Step": "new"}, SimpleNamespace(),
+                                 {"ROTATION_STORE": f"embedded:{missing}"})
+    assert not (tmp_path / "typo").exists()
