@@ -104,7 +104,10 @@ class Rotator:
             connector = getattr(strategy, "lock_connection", None)
             if connector is None:
                 raise InvalidRotationSetup("give lock=: the strategy cannot make a database lock")
-            lock = MySqlLock(lambda name: connector(store, name))
+            # GET_LOCK waits in slices shorter than the read timeout, which would cut a long wait short.
+            options = getattr(strategy, "connect_options", None)
+            read_timeout = getattr(options, "read_timeout", 15.0)
+            lock = MySqlLock(lambda name: connector(store, name), wait_slice=min(5.0, read_timeout / 2))
         self.lock = lock
         self.client = client
         self.events = Events(listeners)

@@ -126,3 +126,27 @@ def test_cli_and_fc_refuse_a_missing_embedded_store(tmp_path):
         rotator_from_environment({"SecretName": "a", "Step": "new"}, SimpleNamespace(),
                                  {"ROTATION_STORE": f"embedded:{missing}"})
     assert not (tmp_path / "typo").exists()
+
+
+# -- 10.8: a lock wait longer than the read timeout ----------------------------------------
+
+
+def test_lock_wait_longer_than_the_read_timeout_waits(mariadb, store, cleanup_accounts):
+    import threading
+
+    from rotation.dbconn import ConnectOptions
+
+    app = make_app(mariadb, store, "alternating", rich=False)
+    cleanup_accounts.append(app.account)
+    strategy = make_strategy("alternating", connect_options=ConnectOptions(read_timeout=1.0))
+    holder = Rotator(store, strategy=make_strategy("alternating")).lock.acquire(app.name)
+    assert holder is not None
+    releaser = threading.Timer(2.5, holder.release)  # released after more than one read timeout
+    releaser.start()
+    try:
+        handle = Rotator(store, strategy=strategy).lock.acquire(app.name, timeout=30)
+    finally:
+        releaser.join()
+    assert handle is not None
+    handle.check()
+    handle.release()
