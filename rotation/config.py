@@ -6,6 +6,7 @@ encrypted file in ``$SECRETCLIENT_EMBEDDED_KEY``; or ``kms``).
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 from typing import Any
 
@@ -22,6 +23,8 @@ from .strategies import AlternatingUsersStrategy, RdsApiStrategy, SingleUserStra
 __all__ = ["STRATEGIES", "lock_for", "make_strategy", "open_store"]
 
 STRATEGIES = ("alternating", "single", "rds")
+#: Longest grace period accepted (ten years): beyond it a number is a mistake, and timedelta overflows.
+MAX_GRACE_SECONDS = 10 * 365 * 86400.0
 
 
 def make_strategy(
@@ -35,10 +38,15 @@ def make_strategy(
     ca_file: str | None = None,
     instance_id: str | None = None,
     rds_client: Any = None,
+    allow_accounts: tuple[str, ...] = (),
 ) -> Strategy:
     """A MySQL strategy: ``alternating`` (the seed's ``_rt`` users) or ``single``; or ``rds``,
     alternating users through the RDS API on instance ``instance_id`` with ``rds_client`` (an
     ``AcsClient``, see :func:`rotation.strategies.rds.rds_client`)."""
+    if not isinstance(grace_seconds, (int, float)) or not math.isfinite(grace_seconds) or not (
+        0 <= grace_seconds <= MAX_GRACE_SECONDS
+    ):
+        raise InvalidRotationSetup(f"the grace period must be 0 to {MAX_GRACE_SECONDS:.0f} seconds")
     if kind == "rds":
         if not instance_id:
             raise InvalidRotationSetup("strategy 'rds' needs the RDS instance id (the event's InstanceId or --instance-id)")
@@ -50,6 +58,7 @@ def make_strategy(
         return RdsApiStrategy(
             instance_id, rds_client, name_limit=name_limit, grace=timedelta(seconds=grace_seconds),
             password_policy=policy, connect_options=ConnectOptions(ca_file=ca_file or None),
+            allow_accounts=allow_accounts,
         )
     policy = PasswordPolicy(
         length=password_length,
@@ -57,7 +66,7 @@ def make_strategy(
     )
     common: dict[str, Any] = {
         "master_secret": master_secret or None, "password_policy": policy, "name_limit": name_limit,
-        "connect_options": ConnectOptions(ca_file=ca_file or None),
+        "connect_options": ConnectOptions(ca_file=ca_file or None), "allow_accounts": allow_accounts,
     }
     if kind == "alternating":
         return AlternatingUsersStrategy(grace=timedelta(seconds=grace_seconds), **common)
