@@ -44,7 +44,7 @@ from .model import (
     stage_labels,
 )
 from .stats import ClientEvent, ClientObserver, ClientStats
-from .stores import AliyunKmsStore, EmbeddedStore, SecretStore, open_store
+from .stores import AliyunKmsStore, EmbeddedStore, NcpSecretManagerStore, SecretStore, open_store
 
 __version__ = "0.1.0"
 
@@ -67,6 +67,7 @@ __all__ = [
     "InvalidParameter",
     "InvalidSecretContent",
     "LimitExceeded",
+    "NcpSecretManagerStore",
     "NoDefaultClient",
     "open_store",
     "PasswordPolicy",

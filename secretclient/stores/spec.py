@@ -2,7 +2,8 @@
 
 ``embedded:PATH`` opens an :class:`EmbeddedStore` (its key, if any, from
 ``$SECRETCLIENT_EMBEDDED_KEY`` as hex or base64); ``kms`` opens an :class:`AliyunKmsStore`
-whose options default to the ``ALIBABA_CLOUD_*`` environment variables.
+whose options default to the ``ALIBABA_CLOUD_*`` environment variables; ``ncp`` opens an :class:`NcpSecretManagerStore`
+(keys from ``$NCLOUD_ACCESS_KEY`` / ``$NCLOUD_SECRET_KEY`` unless given).
 """
 
 from __future__ import annotations
@@ -68,4 +69,12 @@ def open_store(
             security_token=security_token,
             verify=verify,
         )
-    raise InvalidParameter("store must be 'embedded:PATH' or 'kms'")
+    if spec == "ncp":
+        from .ncp import NcpSecretManagerStore
+
+        # NCP's keys: access_key_id / access_key_secret, else $NCLOUD_ACCESS_KEY / $NCLOUD_SECRET_KEY.
+        return NcpSecretManagerStore(
+            endpoint, region=region, access_key=access_key_id, secret_key=access_key_secret,
+            verify=True if verify is None else verify, env=env,
+        )
+    raise InvalidParameter("store must be 'embedded:PATH', 'kms' or 'ncp'")

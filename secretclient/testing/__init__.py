@@ -1,5 +1,5 @@
 """Test helpers for code that uses secretclient: a throwaway MariaDB, a fault-injecting TCP
-proxy, local KMS and RDS (account API) emulators and a proxy routing host names to them,
+proxy, local KMS, RDS (account API) and NCP Secret Manager emulators and a proxy routing host names to them,
 a manual clock and executor, and a pytest plugin with fixtures.
 
 Only the stores and clients the emulators hand out need the optional Alibaba Cloud SDK.
@@ -22,6 +22,7 @@ __all__ = [
     "MariaDB",
     "MariaDBError",
     "MariaDBNotInstalled",
+    "NcpEmulator",
     "ProxyRouter",
     "RdsEmulator",
     "TestCertificates",
@@ -30,6 +31,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from secretclient.testing.kms_emulator import KmsEmulator
+    from secretclient.testing.ncp_emulator import NcpEmulator
     from secretclient.testing.rds_emulator import RdsEmulator
     from secretclient.testing.rpc_server import ProxyRouter
 
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
 _LAZY = {
     "KmsEmulator": "secretclient.testing.kms_emulator",
     "RdsEmulator": "secretclient.testing.rds_emulator",
+    "NcpEmulator": "secretclient.testing.ncp_emulator",
     "ProxyRouter": "secretclient.testing.rpc_server",
 }
 

@@ -4,6 +4,7 @@
 * ``mariadb_tls`` - the same with TLS on (``.ca_file`` for clients to verify it);
 * ``mariadb_proxy`` - a fresh :class:`~secretclient.testing.FaultProxy` in front of ``mariadb``;
 * ``kms_emulator`` - a fresh :class:`~secretclient.testing.KmsEmulator` over HTTP per test;
+* ``ncp_emulator`` - a fresh :class:`~secretclient.testing.NcpEmulator` over HTTP per test;
 * ``rds_emulator`` - a fresh :class:`~secretclient.testing.RdsEmulator` on ``mariadb`` per test;
 * ``embedded_store`` - a fresh in-memory :class:`~secretclient.stores.embedded.EmbeddedStore`.
 
@@ -21,6 +22,7 @@ import pytest
 from secretclient.stores.embedded import EmbeddedStore
 from secretclient.testing.kms_emulator import KmsEmulator
 from secretclient.testing.mariadb import MariaDB, find_mariadbd
+from secretclient.testing.ncp_emulator import NcpEmulator
 from secretclient.testing.proxy import FaultProxy
 from secretclient.testing.rds_emulator import RdsEmulator
 
@@ -59,6 +61,13 @@ def mariadb_proxy(mariadb: MariaDB) -> Iterator[FaultProxy]:
 def kms_emulator() -> Iterator[KmsEmulator]:
     """A KMS emulator over HTTP on 127.0.0.1, empty, new for each test."""
     with KmsEmulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def ncp_emulator() -> Iterator[NcpEmulator]:
+    """An NCP Secret Manager emulator over HTTP on 127.0.0.1, empty, new for each test."""
+    with NcpEmulator() as emulator:
         yield emulator
 
 
