@@ -26,8 +26,8 @@ from ..model import (
     DEFAULT_PASSWORD_POLICY,
     PasswordPolicy,
     Secret,
-    StageLabels,
     SecretInfo,
+    StageLabels,
     VersionInfo,
 )
 from . import _aliyun_rpc as _rpc
