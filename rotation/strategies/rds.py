@@ -7,13 +7,9 @@ alternate account, resets its password and copies database privileges; the secre
 
 from __future__ import annotations
 
-import importlib
-import json
-import os
 import re
 from collections.abc import Iterable, Mapping
 from contextlib import closing
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -32,6 +28,7 @@ from ..errors import (
 from ..lock import LocalLock, Lock, LockHandle, MySqlLock
 from ..passwords import RDS_POLICY, PasswordSource, new_password
 from ..sql import NAME_LIMIT_RDS, check_account_name
+from ._rds_api import RdsAccount, RdsApi, RdsApiError, rds_client
 from .base import Check, RotationContext, StrategyPlan, allow_list, check_grace, check_not_reserved, swap_suffix
 
 __all__ = ["RdsAccount", "RdsApi", "RdsApiError", "RdsApiStrategy", "rds_client"]
@@ -42,144 +39,6 @@ GRANTABLE = frozenset({"ReadWrite", "ReadOnly", "DDLOnly", "DMLOnly"})
 _RDS_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*[A-Za-z0-9]")
 _REDACTED = "<redacted>"
 _CONNECT = ConnectOptions()
-
-
-class RdsApiError(RotationError):
-    """The RDS API refused or failed a call; ``code`` holds RDS's error code (``InvalidAccountName.NotFound``)."""
-
-
-@dataclass(frozen=True, slots=True)
-class RdsAccount:
-    """An account as ``DescribeAccounts`` reports it; ``privileges`` maps DBName -> AccountPrivilege."""
-
-    name: str
-    account_type: str
-    status: str
-    privileges: Mapping[str, str] = field(default_factory=dict)
-
-
-def _sdk() -> Any:
-    try:
-        import aliyunsdkrds  # noqa: F401
-        from aliyunsdkcore.acs_exception import exceptions
-    except ImportError:  # pragma: no cover - depends on the installation
-        raise InvalidRotationSetup("the RDS strategy needs aliyun-python-sdk-rds: pip install 'secretclient[rds]'") from None
-    return exceptions
-
-
-def _request(action: str) -> Any:
-    """A fresh request object of the SDK's class for ``action`` (its endpoint data included)."""
-    module = importlib.import_module(f"aliyunsdkrds.request.v20140815.{action}Request")
-    return getattr(module, f"{action}Request")()
-
-
-def rds_client(
-    region: str,
-    *,
-    endpoint: str | None = None,
-    access_key_id: str | None = None,
-    access_key_secret: str | None = None,
-    security_token: str | None = None,
-    verify: str | bool | None = None,
-) -> Any:
-    """An ``AcsClient`` for RDS in ``region``: credentials default to ``ALIBABA_CLOUD_ACCESS_KEY_ID`` /
-    ``ALIBABA_CLOUD_ACCESS_KEY_SECRET`` / ``ALIBABA_CLOUD_SECURITY_TOKEN``; ``endpoint`` (a host or
-    ``http(s)://host:port``) overrides the SDK's endpoint for the region (``rds.aliyuncs.com``)."""
-    _sdk()
-    from aliyunsdkcore.auth.credentials import AccessKeyCredential, StsTokenCredential
-    from aliyunsdkcore.client import AcsClient
-
-    ak = access_key_id or os.environ.get("ALIBABA_CLOUD_ACCESS_KEY_ID")
-    sk = access_key_secret or os.environ.get("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
-    token = security_token or (None if access_key_id else os.environ.get("ALIBABA_CLOUD_SECURITY_TOKEN"))
-    if not region or not ak or not sk:
-        raise InvalidRotationSetup("the RDS API needs a region and an AccessKey (id and secret)")
-    credential = StsTokenCredential(ak, sk, token) if token else AccessKeyCredential(ak, sk)
-    options: dict[str, Any] = {"region_id": region, "credential": credential}
-    if verify is not None:
-        options["verify"] = verify
-    client = AcsClient(**options)
-    if endpoint:
-        client.add_endpoint(region, "rds", endpoint)
-    return client
-
-
-class RdsApi:
-    """The account calls rotation needs, on one instance, with typed errors.
-
-    Requests go over HTTPS, and passwords in the request body: the SDK logs query parameters.
-    """
-
-    def __init__(self, client: Any, instance_id: str) -> None:
-        if not isinstance(instance_id, str) or not instance_id.strip():
-            raise InvalidRotationSetup("the RDS strategy needs the instance id (InstanceId / --instance-id)")
-        self.client = client
-        self.instance_id = instance_id
-
-    def __repr__(self) -> str:
-        return f"RdsApi(instance_id={self.instance_id!r})"
-
-    def _call(self, action: str, account: str, params: Mapping[str, str], password: str | None = None) -> dict[str, Any]:
-        exceptions = _sdk()
-        from aliyunsdkcore.http import protocol_type
-
-        request = _request(action)
-        request.set_accept_format("json")
-        # The SDK's RDS requests default to plain HTTP; passwords go over TLS (an endpoint
-        # given as http://host:port, e.g. a local emulator, still wins).
-        request.set_protocol_type(protocol_type.HTTPS)
-        request.add_query_param("DBInstanceId", self.instance_id)
-        for key, value in params.items():
-            request.add_query_param(key, value)
-        if password is not None:
-            request.add_body_params("AccountPassword", password)
-        error: RdsApiError | None = None
-        try:
-            raw = self.client.do_action_with_exception(request)
-        except exceptions.ServerException as exc:
-            code = str(exc.get_error_code() or "SDK.UnknownServerError")
-            text = str(exc.get_error_msg() or "")
-            detail = f": {text}" if text and len(text) <= 300 and (password is None or password not in text) else ""
-            error = RdsApiError(
-                f"RDS {action} for account {account!r} on {self.instance_id} failed{detail}",
-                code=code, request_id=exc.get_request_id(), http_status=exc.get_http_status(),
-            )
-        except exceptions.ClientException as exc:
-            # The SDK's text for transport errors quotes the request URL: keep only the code.
-            error = RdsApiError(f"RDS {action} for account {account!r} could not be sent", code=str(exc.get_error_code()))
-        except Exception as exc:  # noqa: BLE001 - the SDK lets some transport errors through unwrapped
-            error = RdsApiError(f"RDS {action} for account {account!r} failed: {type(exc).__name__}", code="SDK.HttpError")
-        if error is not None:
-            raise error  # outside the except clause: no SDK exception chained to it
-        try:
-            parsed = json.loads(raw)
-        except ValueError:
-            raise RdsApiError(f"RDS {action} answered with a body that is not JSON", code="SDK.InvalidResponse") from None
-        return parsed if isinstance(parsed, dict) else {}
-
-    def describe(self, name: str) -> RdsAccount | None:
-        """The account ``name``, or None when the instance has no such account."""
-        out = self._call("DescribeAccounts", name, {"AccountName": name})
-        for item in out.get("Accounts", {}).get("DBInstanceAccount", []):
-            if item.get("AccountName") == name:
-                privileges = {
-                    str(p["DBName"]): str(p["AccountPrivilege"])
-                    for p in item.get("DatabasePrivileges", {}).get("DatabasePrivilege", [])
-                }
-                return RdsAccount(name, str(item.get("AccountType") or "Normal"), str(item.get("AccountStatus") or ""), privileges)
-        return None
-
-    def create(self, name: str, password: str, account_type: str) -> None:
-        self._call("CreateAccount", name, {"AccountName": name, "AccountType": account_type}, password)
-
-    def reset_password(self, name: str, password: str) -> None:
-        self._call("ResetAccountPassword", name, {"AccountName": name}, password)
-
-    def grant(self, name: str, db: str, privilege: str) -> None:
-        self._call("GrantAccountPrivilege", name, {"AccountName": name, "DBName": db, "AccountPrivilege": privilege})
-
-    def revoke(self, name: str, db: str) -> None:
-        self._call("RevokeAccountPrivilege", name, {"AccountName": name, "DBName": db})
 
 
 def privilege_changes(want: Mapping[str, str], have: Mapping[str, str]) -> list[tuple[str, str, str | None]]:
