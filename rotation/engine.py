@@ -98,6 +98,8 @@ class Rotator:
     ) -> None:
         self.store = store
         self.strategy = strategy
+        if lock is None and hasattr(strategy, "lock"):
+            lock = strategy.lock(store)  # a strategy with its own lock (PostgreSQL, RDS API, by engine)
         if lock is None:
             connector = getattr(strategy, "lock_connection", None)
             if connector is None:
