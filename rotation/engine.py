@@ -100,6 +100,8 @@ class Rotator:
         #: The store's own labels for the three roles (messages name them as the store does).
         self.labels: StageLabels = stage_labels(store)
         self.strategy = strategy
+        if lock is None and hasattr(strategy, "lock"):
+            lock = strategy.lock(store)  # a strategy with its own lock (PostgreSQL, RDS API, by engine)
         if lock is None:
             connector = getattr(strategy, "lock_connection", None)
             if connector is None:
