@@ -169,22 +169,26 @@ def test_random_password_from_aws(store):
     assert policy.accepts(pw)
 
 
-def test_delete_with_recovery_window_reads_as_not_found_until_restored(moto_server, store):
+def test_delete_with_recovery_window_reads_as_not_found_until_restored(store):
     v1 = vid()
     store.create_secret("app", "one", version_id=v1)
     with pytest.raises(InvalidParameter):
-        store.delete_secret("app", recovery_days=3)
-    store.delete_secret("app", recovery_days=7)
+        store.delete_secret("app", recovery_window_days=3)
+    store.delete_secret("app", recovery_window_days=7)
     with pytest.raises(SecretNotFound) as err:
         store.get_secret("app")
     assert err.value.code == "InvalidRequestException" and "RestoreSecret" in str(err.value)
     with pytest.raises(SecretNotFound):
         store.describe("app")
-    moto_server.client().restore_secret(SecretId="app")
+    store.restore_secret("app")
     assert store.get_secret("app").data == "one"
-    store.delete_secret("app")
+    store.delete_secret("app")  # 30 days, as AWS
     with pytest.raises(SecretNotFound):
-        store.delete_secret("app")
+        store.describe("app")
+    store.restore_secret("app")
+    store.delete_secret("app", force=True)
+    with pytest.raises(SecretNotFound):
+        store.delete_secret("app", force=True)
 
 
 def test_botocore_debug_logs_hold_no_secret_values(store, caplog):

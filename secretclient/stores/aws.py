@@ -17,8 +17,8 @@ The same contract as every store (:mod:`secretclient.stores.base`), with AWS's l
 - Moving ``AWSCURRENT`` leaves ``AWSPENDING`` where it was (a finished rotation removes it).
 - AWS has no secret types and no ``ExtendedConfig``; automatic rotation needs a rotation
   Lambda (``rotation_lambda_arn``).
-- ``delete_secret`` deletes at once by default; ``recovery_days`` schedules the deletion
-  instead, and the secret then reads as not found until restored.
+- ``delete_secret`` schedules the deletion (30 days unless told otherwise) as AWS does;
+  ``force=True`` deletes at once. A scheduled secret reads as not found until restored.
 
 The store makes one attempt per call (botocore's retries are off: retries and backoff
 belong to :class:`~secretclient.SecretClient`) with connect and read timeouts, and keeps
@@ -396,18 +396,29 @@ class AwsSecretsManagerStore:
             )
         return self.describe(name)
 
-    def delete_secret(self, name: str, *, recovery_days: int | None = None) -> None:
-        """Delete at once (the contract), or with ``recovery_days`` (7 to 30) schedule the
-        deletion: until then the secret reads as not found and ``RestoreSecret`` brings it back."""
+    def delete_secret(self, name: str, *, recovery_window_days: int | None = 30, force: bool = False) -> None:
+        """Schedule ``name`` for deletion in ``recovery_window_days`` (7 to 30; ``None``: 30, as
+        AWS) or, with ``force=True``, delete it at once. Meanwhile it reads as not found and
+        :meth:`restore_secret` brings it back."""
         self._check_name(name)
-        if recovery_days is not None:
-            if isinstance(recovery_days, bool) or not isinstance(recovery_days, int) or not 7 <= recovery_days <= 30:
-                raise InvalidParameter("recovery_days must be a whole number from 7 to 30")
-            self._call("DeleteSecret", name, SecretId=name, RecoveryWindowInDays=recovery_days)
+        if not isinstance(force, bool):
+            raise InvalidParameter("force must be True or False")
+        if force:
+            # AWS answers a forced delete of an unknown name with success: look first.
+            self._call("DescribeSecret", name, SecretId=name)
+            self._call("DeleteSecret", name, SecretId=name, ForceDeleteWithoutRecovery=True)
             return
-        # AWS answers a forced delete of an unknown name with success: look first.
-        self._call("DescribeSecret", name, SecretId=name)
-        self._call("DeleteSecret", name, SecretId=name, ForceDeleteWithoutRecovery=True)
+        days = 30 if recovery_window_days is None else recovery_window_days
+        if isinstance(days, bool) or not isinstance(days, int) or not 7 <= days <= 30:
+            raise InvalidParameter(
+                "recovery_window_days must be a whole number of days from 7 to 30 (or force=True to delete at once)"
+            )
+        self._call("DeleteSecret", name, SecretId=name, RecoveryWindowInDays=days)
+
+    def restore_secret(self, name: str) -> None:
+        """Cancel the scheduled deletion of ``name``."""
+        self._check_name(name)
+        self._call("RestoreSecret", name, SecretId=name)
 
     def close(self) -> None:
         if self._owns_client:
@@ -430,4 +441,5 @@ _SNAKE = {
     "CreateSecret": "create_secret",
     "RotateSecret": "rotate_secret",
     "DeleteSecret": "delete_secret",
+    "RestoreSecret": "restore_secret",
 }
