@@ -8,7 +8,9 @@
 * ``kms_emulator`` - a fresh :class:`~secretclient.testing.KmsEmulator` over HTTP per test;
 * ``ncp_emulator`` - a fresh :class:`~secretclient.testing.NcpEmulator` over HTTP per test;
 * ``rds_emulator`` - a fresh :class:`~secretclient.testing.RdsEmulator` on ``mariadb`` per test;
-* ``embedded_store`` - a fresh in-memory :class:`~secretclient.stores.embedded.EmbeddedStore`.
+* ``embedded_store`` - a fresh in-memory :class:`~secretclient.stores.embedded.EmbeddedStore`;
+* ``moto_server`` - moto's Secrets Manager server on 127.0.0.1, emptied for each test
+  (:class:`~secretclient.testing.aws.MotoServer`; needs ``moto[server]``).
 
 Without ``mariadbd`` the MariaDB fixtures skip the test, saying why; set
 ``SECRETCLIENT_REQUIRE_MARIADB=1`` (as our CI does) to make that an error instead; likewise
@@ -119,3 +121,20 @@ def embedded_store() -> Iterator[EmbeddedStore]:
         yield store
     finally:
         store.close()
+
+
+@pytest.fixture(scope="session")
+def _moto_server_session() -> Iterator[object]:
+    pytest.importorskip("moto.server", reason="moto's server is not installed (pip install 'moto[server]')")
+    from secretclient.testing.aws import MotoServer
+
+    with MotoServer() as server:
+        yield server
+
+
+@pytest.fixture
+def moto_server(_moto_server_session: object) -> object:
+    """moto's Secrets Manager server on 127.0.0.1 (one per session), with no secrets:
+    ``moto_server.store()``, ``.client()``, ``.endpoint_url``, ``.env``."""
+    _moto_server_session.reset()  # type: ignore[attr-defined]
+    return _moto_server_session
