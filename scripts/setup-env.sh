@@ -68,10 +68,16 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 PY="$VENV/bin/python"
 
-log "installing secretclient[dev] into $VENV"
+log "installing secretclient-rotation[dev] into $VENV"
 if [ -x "$VENV/bin/uv" ] || "$PY" -m pip install -q uv >&2; then
-    "$VENV/bin/uv" pip install -q --python "$PY" -e '.[dev]' >&2
+    pip_() { "$VENV/bin/uv" pip "$1" -q --python "$PY" "${@:2}" >&2; }
 else
     log "uv unavailable; using pip (slower)"
-    "$PY" -m pip install -q -e '.[dev]' >&2
+    pip_() { "$PY" -m pip "$1" -q "${@:2}" >&2; }
 fi
+# A .venv made before the rename holds the project as `secretclient`: remove that first (after
+# the install, removing it would take the console scripts both distributions declare with it).
+if "$PY" -c 'import importlib.metadata as m; m.distribution("secretclient")' 2>/dev/null; then
+    if [ -x "$VENV/bin/uv" ]; then pip_ uninstall secretclient; else pip_ uninstall -y secretclient; fi
+fi
+pip_ install -e '.[dev]'
