@@ -29,6 +29,7 @@ from typing import Any, Protocol
 from ..errors import SecretNotFound, StoreError
 from ..model import DbCredentials, Secret, StageLabels
 from ._family import DbFamily
+from ._gate import Admission, Flight, LoginGate, Outcome
 from ._mysql import MySqlFamily
 from .classify import ErrorKind
 from .errors import (
@@ -54,6 +55,7 @@ __all__ = [
     "Steps",
     "StoreRequest",
     "Translate",
+    "WaitRequest",
     "drive",
 ]
 
@@ -94,8 +96,17 @@ class StoreRequest:
     args: tuple[Any, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class WaitRequest:
+    """Wait at most ``seconds`` for ``flight`` (another login with the same credential) to
+    end; resume with True when it did, False on timeout."""
+
+    flight: Flight
+    seconds: float
+
+
 #: The search of one connect: yields requests, returns ``(connection, credentials used)``.
-Steps = Generator[LoginRequest | SleepRequest | StoreRequest, Any, tuple[Any, DbCredentials]]
+Steps = Generator[LoginRequest | SleepRequest | StoreRequest | WaitRequest, Any, tuple[Any, DbCredentials]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,13 +116,15 @@ class LoginArgs:
     The timeouts that follow the remaining budget are added per login: a connect timeout when
     the caller set none, and ``handshake_timeout`` as a read timeout that bounds only the login
     and is taken off afterwards (None: the caller set a read timeout, or the policy wants none).
-    ``server``: where the login goes, for messages.
+    ``server``: where the login goes, for messages; ``gate_key``: the credential's name in the
+    process's :class:`~secretclient.db._gate.LoginGate`.
     """
 
     kwargs: dict[str, Any]
     own_connect_timeout: bool
     handshake_timeout: float | None
     server: str | None
+    gate_key: bytes
 
 
 class SearchView(Protocol):
@@ -121,6 +134,7 @@ class SearchView(Protocol):
     policy: RetryPolicy
     labels: StageLabels
     family: DbFamily
+    gate: LoginGate
     clock: Callable[[], float]
     rng: random.Random
 
@@ -171,12 +185,15 @@ def drive(steps: Steps, login: Login, sleep: Callable[[float], None]) -> tuple[A
                 value = login_with(login, request.kwargs, request.handshake)
             elif isinstance(request, SleepRequest):
                 sleep(request.seconds)
+            elif isinstance(request, WaitRequest):
+                value = request.flight.wait(request.seconds)
             else:
                 value = request.fn(*request.args)
         except BaseException as exc:
             error = exc
 
 
+_OUTCOME = {ErrorKind.BAD_CREDENTIALS: Outcome.REJECTED, ErrorKind.ACCOUNT_UNAVAILABLE: Outcome.UNAVAILABLE}
 _GO_ON = object()  # from CredentialSearch.offer: these credentials did not work, try the next ones
 
 
@@ -186,12 +203,13 @@ class CredentialSearch:
     __slots__ = (
         "attempts",
         "current",
+        "current_rejected",
         "deadline",
         "kwargs",
         "last_kind",
         "policy",
-        "rejected",
         "rejected_at",
+        "skipped",
         "start",
         "store_notes",
         "translate",
@@ -207,7 +225,8 @@ class CredentialSearch:
         self.start = view.clock()
         self.deadline = self.start + self.policy.total
         self.attempts: list[Attempt] = []
-        self.rejected: dict[tuple[str, str], set[str]] = {}
+        self.skipped: list[str] = []  # credentials not sent: rejected before, in this process
+        self.current_rejected: str | None = None  # the CURRENT version rejected first, if any
         self.store_notes: list[str] = []
         self.last_kind: ErrorKind | None = None
         self.rejected_at = self.start
@@ -265,8 +284,6 @@ class CredentialSearch:
     def offer(self, creds: DbCredentials, stage: str) -> Generator[Any, Any, Any]:
         """Log in with ``creds`` unless they were rejected already: ``(connection, creds)``,
         ``_GO_ON`` (rejected, or skipped), or None (out of budget: stop)."""
-        if not self.allowed(creds, stage):
-            return _GO_ON
         if not self.can_send():
             return None
         conn = yield from self.try_login(creds, stage)
@@ -285,11 +302,6 @@ class CredentialSearch:
             if note not in self.store_notes:
                 self.store_notes.append(note)
             return None
-
-    def allowed(self, creds: DbCredentials, stage: str) -> bool:
-        stages = self.rejected.get((creds.account_name, creds.account_password))
-        # A rejected password is sent once more only after the store promoted it to CURRENT.
-        return stages is None or (stage == self.current and self.current not in stages)
 
     # -- the search -------------------------------------------------------------------------
 
@@ -323,11 +335,35 @@ class CredentialSearch:
         raise self.final_error()
 
     def try_login(self, creds: DbCredentials, stage: str) -> Generator[Any, Any, Any]:
-        """Log in with ``creds``, retrying network/busy errors; None when they were rejected."""
+        """Log in with ``creds``, retrying network/busy errors; None when they were rejected
+        (by the server now, or before: then they are not sent)."""
         view = self.view
         args = view.login_args(creds, self.kwargs, self.translate)
+        role = view.labels.role(stage) or stage
+        gate = view.gate
         transient = 0
         while True:
+            admission, flight = gate.admit(args.gate_key, role, view.clock())
+            if admission is Admission.WAIT:
+                assert flight is not None
+                if not (yield WaitRequest(flight, max(self.remaining(), 0.0))):
+                    self.last_kind = self.last_kind or ErrorKind.NETWORK  # the login in flight hangs
+                    raise self.final_error()
+                if flight.outcome is Outcome.OK:
+                    admission, flight = Admission.GO, None  # go beside the others
+                elif flight.outcome is Outcome.REJECTED:
+                    self.skip(creds, stage, args.server, flight.started)
+                    return None
+                elif flight.outcome is Outcome.UNAVAILABLE:
+                    self.last_kind = ErrorKind.ACCOUNT_UNAVAILABLE
+                    self.attempts.append(Attempt(creds.version_id, stage, creds.account_name,
+                                                 ErrorKind.ACCOUNT_UNAVAILABLE, flight.errno, args.server))
+                    raise self.final_error()
+                else:
+                    continue  # it failed for another reason: ask again (one of the waiting goes)
+            if admission is Admission.SKIP:
+                self.skip(creds, stage, args.server, view.clock())
+                return None
             started = view.clock()
             remaining = max(self.deadline - started, 0.001)
             kw = args.kwargs.copy()  # the login's own copy: the cached one stays as it is
@@ -338,41 +374,64 @@ class CredentialSearch:
             if self.attempts:
                 view.count("retries")
             try:
-                return (yield LoginRequest(kw, handshake))
+                conn = yield LoginRequest(kw, handshake)
             except Exception as exc:
-                verdict = view.family.classify(exc)
-                self.attempts.append(Attempt(creds.version_id, stage, creds.account_name, verdict.kind,
-                                             verdict.errno, args.server))
-                self.last_kind = verdict.kind
-                log.debug("secret %r version %r (%s) login failed: %s %s", view.secret, creds.version_id,
-                          stage, verdict.kind.value, verdict.errno)
-                if verdict.kind is ErrorKind.BAD_CREDENTIALS:
-                    view.count("rejected")
-                    self.rejected.setdefault((creds.account_name, creds.account_password), set()).add(stage)
-                    self.rejected_at = started
-                    return None
-                if (verdict.kind is ErrorKind.NETWORK and self.policy.retry_network) or (
-                    verdict.kind is ErrorKind.SERVER_BUSY and self.policy.retry_busy
-                ):
-                    if (yield from self.wait(transient)):
-                        transient += 1
-                        continue
-                    raise self.final_error() from exc
-                if verdict.kind is ErrorKind.OTHER:
-                    raise
-                raise self.final_error() from exc
+                failure = exc
+            except BaseException:  # cancelled, or the search closed: the waiting logins go on
+                gate.settle(args.gate_key, flight, Outcome.UNKNOWN, role, view.clock(), 0.0)
+                raise
+            else:
+                gate.settle(args.gate_key, flight, Outcome.OK, role, view.clock(), 0.0)
+                return conn
+            verdict = view.family.classify(failure)
+            kind = verdict.kind
+            gate.settle(args.gate_key, flight, _OUTCOME.get(kind, Outcome.UNKNOWN), role, view.clock(),
+                        self.policy.remember_rejected, verdict.errno)
+            self.attempts.append(Attempt(creds.version_id, stage, creds.account_name, kind,
+                                         verdict.errno, args.server))
+            self.last_kind = kind
+            log.debug("secret %r version %r (%s) login failed: %s %s", view.secret, creds.version_id,
+                      stage, kind.value, verdict.errno)
+            if kind is ErrorKind.BAD_CREDENTIALS:
+                view.count("rejected")
+                self.note_rejected(creds, stage, started)
+                return None
+            if (kind is ErrorKind.NETWORK and self.policy.retry_network) or (
+                kind is ErrorKind.SERVER_BUSY and self.policy.retry_busy
+            ):
+                if (yield from self.wait(transient)):
+                    transient += 1
+                    continue
+                raise self.final_error() from failure
+            if kind is ErrorKind.OTHER:
+                raise failure
+            raise self.final_error() from failure
+
+    def note_rejected(self, creds: DbCredentials, stage: str, at: float) -> None:
+        self.rejected_at = at
+        if stage == self.current and self.current_rejected is None:
+            self.current_rejected = creds.version_id
+
+    def skip(self, creds: DbCredentials, stage: str, server: str | None, rejected_at: float) -> None:
+        """``creds`` were rejected by the server before (another login of this process)."""
+        self.view.count("skipped")
+        where = f" at {server}" if server else ""
+        note = f"version {creds.version_id!r} ({stage}, user {creds.account_name!r}{where}): not sent, rejected before"
+        if note not in self.skipped:
+            self.skipped.append(note)
+        self.last_kind = self.last_kind or ErrorKind.BAD_CREDENTIALS
+        self.note_rejected(creds, stage, rejected_at)
 
     def succeeded(self, creds: DbCredentials, stage: str) -> None:
         view = self.view
         view.count("connects")
-        rejected = [a for a in self.attempts if a.kind is ErrorKind.BAD_CREDENTIALS]
-        if rejected:
+        rejected = sum(a.kind is ErrorKind.BAD_CREDENTIALS for a in self.attempts)
+        if rejected or self.skipped:
             view.count("recovered")
-            log.info("secret %r: logged in with version %r (%s) after %d rejected login(s)",
-                     view.secret, creds.version_id, stage, len(rejected))
-            first = self.attempts[0]
-            if first.stage == self.current and first.kind is ErrorKind.BAD_CREDENTIALS and first.version_id:
-                view.remember(first.version_id, creds, stage)
+            log.info("secret %r: logged in with version %r (%s) after %d rejected login(s), %d not sent",
+                     view.secret, creds.version_id, stage, rejected, len(self.skipped))
+            if self.current_rejected is not None:
+                view.remember(self.current_rejected, creds, stage)
 
     def final_error(self) -> DbConnectError:
         secret = self.view.secret
@@ -398,7 +457,7 @@ class CredentialSearch:
                 "dependency such as cryptography or PyNaCl)"
             )
         errno = next((a.errno for a in reversed(self.attempts) if a.errno is not None), None)
-        tried = "; ".join(a.describe() for a in self.attempts) or "nothing (no credentials found)"
+        tried = "; ".join([a.describe() for a in self.attempts] + self.skipped) or "nothing (no credentials found)"
         message = (f"secret {secret!r}: {what}. {len(self.attempts)} login(s) in {elapsed:.2f} s; "
                    f"tried {tried}")
         if self.store_notes:

@@ -23,6 +23,7 @@ import pymysql
 from ..errors import InvalidParameter
 from ..model import DbCredentials, Secret, stage_labels
 from ._family import DbFamily
+from ._gate import GATE
 from ._mysql import MYSQL
 from ._search import (
     CredentialSearch,
@@ -33,6 +34,7 @@ from ._search import (
     Steps,
     StoreRequest,
     Translate,
+    WaitRequest,
     drive,
 )
 from .policy import RetryPolicy
@@ -49,6 +51,7 @@ __all__ = [
     "Steps",
     "StoreRequest",
     "Translate",
+    "WaitRequest",
     "drive",
 ]
 
@@ -66,7 +69,8 @@ class ConnectorStats:
     ``retries``: logins beyond the first within one ``connect``; ``store_reads``: forced store
     reads by the search; ``recovered``: connects that succeeded after a rejection;
     ``failures``: connects that raised; ``rollovers``: pooled connections dropped at checkout
-    because their credential version was replaced.
+    because their credential version was replaced; ``skipped``: credentials not sent because
+    the server had rejected them (for this or another search of the process).
     """
 
     connects: int = 0
@@ -77,6 +81,7 @@ class ConnectorStats:
     recovered: int = 0
     failures: int = 0
     rollovers: int = 0
+    skipped: int = 0
 
 
 _STAT_FIELDS = tuple(f.name for f in dataclasses.fields(ConnectorStats))
@@ -270,11 +275,13 @@ class Connector:
         if last is not None and last[0] is creds and last[3] is translate and last[1] == kwargs:
             return last[2]
         built = self.build_kwargs(creds, kwargs)
+        server = self.family.server(built)
         args = LoginArgs(
             built if translate is None else translate(self.secret, built),
             own_connect_timeout="connect_timeout" not in kwargs,
             handshake_timeout=self.policy.handshake_timeout if kwargs.get("read_timeout") is None else None,
-            server=self.family.server(built),
+            server=server,
+            gate_key=GATE.key(self.family.name, server, creds.account_name, creds.account_password),
         )
         self._last_args = (creds, dict(kwargs), args, translate)
         return args
@@ -287,13 +294,14 @@ class Connector:
 class _View:
     """What a :class:`~secretclient.db._search.CredentialSearch` sees of its connector."""
 
-    __slots__ = ("_c", "clock", "count", "family", "labels", "policy", "rng", "secret")
+    __slots__ = ("_c", "clock", "count", "family", "gate", "labels", "policy", "rng", "secret")
 
     def __init__(self, connector: Connector, clock: Callable[[], float], rng: random.Random) -> None:
         self._c = connector
         self.secret = connector.secret
         self.policy = connector.policy
         self.family = connector.family
+        self.gate = GATE
         self.labels = stage_labels(getattr(connector.client, "store", None))
         self.clock = clock
         self.rng = rng
