@@ -168,36 +168,34 @@ def test_gate_memory_holds_no_password_and_is_bounded():
     assert key != gate.key("mysql", "h:2", "u", password)
     for i in range(100):
         k = gate.key("mysql", "h:1", f"u{i}", password)
-        _admission, flight = gate.admit(k, Stage.CURRENT, 0.0)
-        gate.settle(k, flight, Outcome.REJECTED, Stage.CURRENT, 0.0, 60.0)
+        assert gate.admit(k, Stage.CURRENT, 0.0) == (Admission.GO, None)
+        gate.settle(k, True, Outcome.REJECTED, Stage.CURRENT, 0.0, 60.0)
     assert len(gate._entries) <= 8
 
 
 def test_gate_forgets_after_remember_rejected_and_allows_a_promoted_pending_once():
     gate = LoginGate()
     k = gate.key("mysql", "h:1", "u", "pw")
-    admission, flight = gate.admit(k, Stage.PENDING, 0.0)
-    assert admission is Admission.GO
-    gate.settle(k, flight, Outcome.REJECTED, Stage.PENDING, 0.0, 60.0)
+    assert gate.admit(k, Stage.PENDING, 0.0) == (Admission.GO, None)
+    gate.settle(k, True, Outcome.REJECTED, Stage.PENDING, 0.0, 60.0)
     assert gate.admit(k, Stage.PENDING, 1.0) == (Admission.SKIP, None)
-    admission, flight = gate.admit(k, Stage.CURRENT, 1.0)  # promoted: once more
-    assert admission is Admission.GO
-    gate.settle(k, flight, Outcome.REJECTED, Stage.CURRENT, 1.0, 60.0)
+    assert gate.admit(k, Stage.CURRENT, 1.0) == (Admission.GO, None)  # promoted: once more
+    gate.settle(k, True, Outcome.REJECTED, Stage.CURRENT, 1.0, 60.0)
     assert gate.admit(k, Stage.CURRENT, 2.0) == (Admission.SKIP, None)
-    assert gate.admit(k, Stage.CURRENT, 61.0)[0] is Admission.GO  # forgotten
+    assert gate.admit(k, Stage.CURRENT, 61.0) == (Admission.GO, None)  # forgotten
 
 
 def test_gate_lets_one_login_fly_and_the_others_share_its_answer():
     gate = LoginGate()
     k = gate.key("mysql", "h:1", "u", "pw")
-    admission, flight = gate.admit(k, Stage.CURRENT, 0.0)
-    assert admission is Admission.GO
-    waiting, same = gate.admit(k, Stage.CURRENT, 0.0)
-    assert waiting is Admission.WAIT and same is flight
+    assert gate.admit(k, Stage.CURRENT, 5.0) == (Admission.GO, None)
+    waiting, flight = gate.admit(k, Stage.CURRENT, 6.0)
+    assert waiting is Admission.WAIT and flight is not None and flight.started == 5.0
+    assert gate.admit(k, Stage.CURRENT, 6.0) == (Admission.WAIT, flight)  # one flight for all
     woken: list[str] = []
     assert flight.add_done_callback(lambda: woken.append("x"))
     assert not flight.wait(0.0)
-    gate.settle(k, flight, Outcome.REJECTED, Stage.CURRENT, 0.0, 60.0, 1045)
+    gate.settle(k, True, Outcome.REJECTED, Stage.CURRENT, 7.0, 60.0, 1045)
     assert woken == ["x"] and flight.wait(0.0) and flight.outcome is Outcome.REJECTED
     assert not flight.add_done_callback(lambda: None)
-    assert gate.admit(k, Stage.CURRENT, 0.0) == (Admission.SKIP, None)
+    assert gate.admit(k, Stage.CURRENT, 8.0) == (Admission.SKIP, None)

@@ -21,8 +21,8 @@ import enum
 import hashlib
 import os
 import threading
-from collections import OrderedDict
 from collections.abc import Callable
+from typing import Any
 
 from ..model import Stage
 
@@ -82,10 +82,12 @@ class Admission(enum.Enum):
 
 
 class _Entry:
-    __slots__ = ("flight", "forget_at", "rejected")
+    __slots__ = ("flight", "forget_at", "rejected", "started")
 
     def __init__(self) -> None:
+        # None: no login in flight; _BUSY: one, nobody waits for it; a Flight: one, waited for
         self.flight: Flight | None = None
+        self.started = 0.0  # when the login in flight was sent
         self.rejected: frozenset[str] = frozenset()  # the stage roles it was rejected as
         self.forget_at = 0.0
 
@@ -97,7 +99,7 @@ class LoginGate:
         self._capacity = capacity
         self._key = os.urandom(32)
         self._lock = threading.Lock()
-        self._entries: OrderedDict[bytes, _Entry] = OrderedDict()
+        self._entries: dict[bytes, _Entry] = {}  # insertion-ordered: the oldest go first
 
     def key(self, family: str, server: str | None, user: str, password: bytes | str) -> bytes:
         """The digest naming one credential on one server (computed once per credential version)."""
@@ -112,10 +114,10 @@ class LoginGate:
     def admit(self, key: bytes, role: str, now: float) -> tuple[Admission, Flight | None]:
         """May a login with credential ``key``, found as stage ``role``, be sent now?
 
-        ``(GO, flight)``: send it; it is the login in flight, end it with :meth:`settle`.
-        ``(WAIT, flight)``: wait for ``flight``, then ask again. ``(SKIP, None)``: rejected
-        already. The search asks again after a wait; ``(GO, None)`` then means "the login in
-        flight succeeded, send yours beside the others" (still :meth:`settle` it, with None).
+        ``(GO, None)``: send it, then :meth:`settle` it. ``(WAIT, flight)``: another login with
+        this credential is in flight: wait for ``flight`` to end, then (unless it was rejected)
+        either send yours beside the others (it logged in) or ask again. ``(SKIP, None)``:
+        rejected already, do not send it.
         """
         with self._lock:
             entry = self._entries.get(key)
@@ -123,34 +125,39 @@ class LoginGate:
                 entry = self._entries[key] = _Entry()
                 if len(self._entries) > self._capacity:
                     self._evict()
-            else:
-                self._entries.move_to_end(key)
-            if entry.rejected:
+            elif entry.rejected:
                 if now >= entry.forget_at:
                     entry.rejected = frozenset()
                 # Sent once more only after the store promoted it to CURRENT.
                 elif role != Stage.CURRENT or Stage.CURRENT in entry.rejected:
-                    return Admission.SKIP, None
-            if entry.flight is not None:
-                return Admission.WAIT, entry.flight
-            entry.flight = Flight(self._lock, now)
-            return Admission.GO, entry.flight
+                    return _SKIP
+            flight = entry.flight
+            if flight is None:
+                entry.flight = _BUSY
+                entry.started = now
+                return _GO
+            if flight is _BUSY:
+                flight = entry.flight = Flight(self._lock, entry.started)
+            return Admission.WAIT, flight
 
-    def settle(self, key: bytes, flight: Flight | None, outcome: Outcome, role: str, now: float,
+    def settle(self, key: bytes, owner: bool, outcome: Outcome, role: str, now: float,
                remember: float, errno: int | None = None) -> None:
-        """End a login admitted by :meth:`admit`: record a rejection (for ``remember`` seconds)
-        and wake the logins waiting for ``flight``."""
+        """End a login that :meth:`admit` let go (``owner``: it was the login in flight, not
+        one sent beside it after a success): record a rejection (for ``remember`` seconds) and
+        wake the logins waiting for it."""
         with self._lock:
             entry = self._entries.get(key)
-            if entry is not None:
-                if outcome is Outcome.REJECTED:
-                    entry.rejected = entry.rejected | {role}
-                    entry.forget_at = now + remember
-                elif outcome is Outcome.OK:
-                    entry.rejected = frozenset()
-                if flight is not None and entry.flight is flight:
-                    entry.flight = None
-            if flight is None:
+            if entry is None:
+                return
+            if outcome is Outcome.REJECTED:
+                entry.rejected = entry.rejected | {role}
+                entry.forget_at = now + remember
+            elif outcome is Outcome.OK and entry.rejected:
+                entry.rejected = frozenset()
+            if not owner:
+                return
+            flight, entry.flight = entry.flight, None
+            if flight is _BUSY or flight is None:
                 return
             flight.outcome, flight.errno = outcome, errno
             event, callbacks = flight._event, flight._callbacks
@@ -178,6 +185,10 @@ class LoginGate:
         for entry in self._entries.values():
             entry.flight = None
 
+
+_BUSY: Any = Flight(threading.Lock(), 0.0)  # a login in flight that nobody waits for (yet)
+_GO = (Admission.GO, None)
+_SKIP = (Admission.SKIP, None)
 
 #: The gate of this process.
 GATE = LoginGate()

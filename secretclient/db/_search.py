@@ -27,10 +27,10 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..errors import SecretNotFound, StoreError
-from ..model import DbCredentials, Secret, StageLabels
+from ..model import DbCredentials, Secret, Stage, StageLabels
 from ._family import DbFamily
 from ._gate import Admission, Flight, LoginGate, Outcome
-from ._mysql import MySqlFamily
+from ._mysql import set_read_timeout
 from .classify import ErrorKind
 from .errors import (
     AccountUnavailable,
@@ -138,11 +138,11 @@ class SearchView(Protocol):
     clock: Callable[[], float]
     rng: random.Random
 
-    def warm(self) -> bool:
-        """Whether CURRENT was read before (then reading it again is a cache lookup)."""
+    def cached_current(self) -> Secret | None:
+        """The cached CURRENT version when it was read before (a cache lookup), else None."""
 
     def read_current(self) -> Secret:
-        """The cached CURRENT version (a store read when the cache is cold)."""
+        """The CURRENT version, through the cache (a store read when the cache is cold)."""
 
     def credentials(self, secret: Secret) -> DbCredentials:
         """``secret`` parsed (once per version); notes it as CURRENT when it is."""
@@ -164,14 +164,13 @@ class SearchView(Protocol):
     def remember(self, rejected_version: str, creds: DbCredentials, stage: str) -> None:
         """Note that ``creds`` worked after CURRENT ``rejected_version`` was rejected."""
 
-    def count(self, field: str) -> None:
-        """Add one to the counter ``field`` of :class:`~secretclient.db.ConnectorStats`."""
+    def count(self, *fields: str) -> None:
+        """Add one to each counter ``fields`` of :class:`~secretclient.db.ConnectorStats`."""
 
 
 def drive(steps: Steps, login: Login, sleep: Callable[[float], None]) -> tuple[Any, DbCredentials]:
     """Perform the requests of ``steps`` with blocking calls: ``login(**kwargs)`` (a PyMySQL
     ``connect``), ``sleep(seconds)``, store reads in the calling thread."""
-    login_with = MySqlFamily.login_with
     value: Any = None
     error: BaseException | None = None
     while True:
@@ -182,7 +181,12 @@ def drive(steps: Steps, login: Login, sleep: Callable[[float], None]) -> tuple[A
         value = error = None
         try:
             if isinstance(request, LoginRequest):
-                value = login_with(login, request.kwargs, request.handshake)
+                if request.handshake is None:
+                    value = login(**request.kwargs)
+                else:  # bound the login only: the caller asked for no read timeout
+                    request.kwargs["read_timeout"] = request.handshake
+                    value = login(**request.kwargs)
+                    set_read_timeout(value, None)
             elif isinstance(request, SleepRequest):
                 sleep(request.seconds)
             elif isinstance(request, WaitRequest):
@@ -194,6 +198,9 @@ def drive(steps: Steps, login: Login, sleep: Callable[[float], None]) -> tuple[A
 
 
 _OUTCOME = {ErrorKind.BAD_CREDENTIALS: Outcome.REJECTED, ErrorKind.ACCOUNT_UNAVAILABLE: Outcome.UNAVAILABLE}
+# Counters of one login, added at once: sent (and connected), beyond the first of its connect.
+_CONNECTED, _CONNECTED_RETRY = ("logins", "connects"), ("logins", "connects", "retries")
+_FAILED, _FAILED_RETRY = ("logins",), ("logins", "retries")
 _GO_ON = object()  # from CredentialSearch.offer: these credentials did not work, try the next ones
 
 
@@ -309,9 +316,8 @@ class CredentialSearch:
         view = self.view
         try:
             try:
-                if view.warm():  # the hot path: a cache hit, no request
-                    secret = view.read_current()
-                else:  # nothing read yet: the cache is likely cold (a store read)
+                secret = view.cached_current()  # the hot path: a cache hit, no request
+                if secret is None:  # nothing read yet: the cache is likely cold (a store read)
                     secret = yield StoreRequest(view.read_current, ())
             except SecretNotFound:
                 raise
@@ -320,10 +326,14 @@ class CredentialSearch:
             current = view.credentials(secret)
             # Credentials that worked after this CURRENT version was rejected, if any.
             hint = view.hint(secret.version_id)
-            first, stage = hint or (current, self.current)
-            conn = yield from self.try_login(first, stage)
+            role: str
+            if hint is None:
+                first, stage, role = current, self.current, Stage.CURRENT
+            else:
+                first, stage = hint
+                role = view.labels.role(stage) or stage
+            conn = yield from self.try_login(first, stage, role)
             if conn is not None:
-                view.count("connects")
                 return conn, first
             found = yield from self.after(None if hint is None else current)
         except BaseException:
@@ -334,58 +344,65 @@ class CredentialSearch:
         view.count("failures")
         raise self.final_error()
 
-    def try_login(self, creds: DbCredentials, stage: str) -> Generator[Any, Any, Any]:
-        """Log in with ``creds``, retrying network/busy errors; None when they were rejected
-        (by the server now, or before: then they are not sent)."""
+    def try_login(self, creds: DbCredentials, stage: str, role: str | None = None) -> Generator[Any, Any, Any]:
+        """Log in with ``creds`` found as the store label ``stage`` (of ``role``), retrying
+        network/busy errors; None when they were rejected (by the server now, or before: then
+        they are not sent)."""
         view = self.view
         args = view.login_args(creds, self.kwargs, self.translate)
-        role = view.labels.role(stage) or stage
+        if role is None:
+            role = view.labels.role(stage) or stage
         gate = view.gate
         transient = 0
         while True:
-            admission, flight = gate.admit(args.gate_key, role, view.clock())
-            if admission is Admission.WAIT:
-                assert flight is not None
+            started = view.clock()
+            admission, flight = gate.admit(args.gate_key, role, started)
+            owner = admission is Admission.GO
+            if flight is not None:  # another login with these credentials is in flight: wait
                 if not (yield WaitRequest(flight, max(self.remaining(), 0.0))):
                     self.last_kind = self.last_kind or ErrorKind.NETWORK  # the login in flight hangs
                     raise self.final_error()
-                if flight.outcome is Outcome.OK:
-                    admission, flight = Admission.GO, None  # go beside the others
-                elif flight.outcome is Outcome.REJECTED:
+                if flight.outcome is Outcome.REJECTED:
                     self.skip(creds, stage, args.server, flight.started)
                     return None
-                elif flight.outcome is Outcome.UNAVAILABLE:
+                if flight.outcome is Outcome.UNAVAILABLE:
                     self.last_kind = ErrorKind.ACCOUNT_UNAVAILABLE
                     self.attempts.append(Attempt(creds.version_id, stage, creds.account_name,
                                                  ErrorKind.ACCOUNT_UNAVAILABLE, flight.errno, args.server))
                     raise self.final_error()
-                else:
+                if flight.outcome is not Outcome.OK:
                     continue  # it failed for another reason: ask again (one of the waiting goes)
-            if admission is Admission.SKIP:
-                self.skip(creds, stage, args.server, view.clock())
+                # It logged in: go beside the others.
+                started = view.clock()
+            elif admission is Admission.SKIP:
+                self.skip(creds, stage, args.server, started)
                 return None
-            started = view.clock()
-            remaining = max(self.deadline - started, 0.001)
+            remaining = self.deadline - started
+            if remaining < 0.001:
+                remaining = 0.001
             kw = args.kwargs.copy()  # the login's own copy: the cached one stays as it is
             if args.own_connect_timeout:
-                kw["connect_timeout"] = min(_CONNECT_TIMEOUT, remaining)
-            handshake = None if args.handshake_timeout is None else min(args.handshake_timeout, remaining)
-            view.count("logins")
-            if self.attempts:
-                view.count("retries")
+                kw["connect_timeout"] = _CONNECT_TIMEOUT if remaining > _CONNECT_TIMEOUT else remaining
+            handshake = args.handshake_timeout
+            if handshake is not None and handshake > remaining:
+                handshake = remaining
+            retry = bool(self.attempts)
             try:
                 conn = yield LoginRequest(kw, handshake)
             except Exception as exc:
                 failure = exc
             except BaseException:  # cancelled, or the search closed: the waiting logins go on
-                gate.settle(args.gate_key, flight, Outcome.UNKNOWN, role, view.clock(), 0.0)
+                gate.settle(args.gate_key, owner, Outcome.UNKNOWN, role, view.clock(), 0.0)
+                view.count(*(_FAILED_RETRY if retry else _FAILED))
                 raise
             else:
-                gate.settle(args.gate_key, flight, Outcome.OK, role, view.clock(), 0.0)
+                gate.settle(args.gate_key, owner, Outcome.OK, role, started, 0.0)
+                view.count(*(_CONNECTED_RETRY if retry else _CONNECTED))
                 return conn
+            view.count(*(_FAILED_RETRY if retry else _FAILED))
             verdict = view.family.classify(failure)
             kind = verdict.kind
-            gate.settle(args.gate_key, flight, _OUTCOME.get(kind, Outcome.UNKNOWN), role, view.clock(),
+            gate.settle(args.gate_key, owner, _OUTCOME.get(kind, Outcome.UNKNOWN), role, view.clock(),
                         self.policy.remember_rejected, verdict.errno)
             self.attempts.append(Attempt(creds.version_id, stage, creds.account_name, kind,
                                          verdict.errno, args.server))
@@ -424,7 +441,6 @@ class CredentialSearch:
 
     def succeeded(self, creds: DbCredentials, stage: str) -> None:
         view = self.view
-        view.count("connects")
         rejected = sum(a.kind is ErrorKind.BAD_CREDENTIALS for a in self.attempts)
         if rejected or self.skipped:
             view.count("recovered")
