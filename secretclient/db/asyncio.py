@@ -106,7 +106,9 @@ def create_async_engine(
         conn_rec.info[VERSION_KEY] = getattr(dbapi_conn.driver_connection, "credential_version", None)
 
     if rollover:
-        _roll_over(sync_engine, shared)
+        # No sweep of idle connections from other threads: an aiomysql connection belongs to
+        # its event loop. Replaced versions close at checkin and checkout instead.
+        _roll_over(sync_engine, shared, sweep=False)
     return engine
 
 

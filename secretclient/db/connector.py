@@ -150,6 +150,7 @@ class Connector:
         # One entry is enough for the usual one engine (or one set of kwargs) per connector.
         self._last_args: tuple[DbCredentials, dict[str, Any], LoginArgs, Translate | None] | None = None
         self._unsubscribe: Callable[[], None] | None = None
+        self._retire_listeners: tuple[Callable[[], None], ...] = ()
         self._view = _View(self, clock, rng or random.Random())
 
     def __repr__(self) -> str:
@@ -187,6 +188,24 @@ class Connector:
                     self._retired.pop(next(iter(self._retired)))
         if old is not None:
             log.info("secret %r: the CURRENT stage is now version %r (was %r)", self.secret, version_id, old)
+            for listener in self._retire_listeners:
+                try:
+                    listener()
+                except Exception:  # a listener's failure must not fail the connect that saw the version
+                    log.exception("secret %r: a listener for replaced versions failed", self.secret)
+
+    def on_retire(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call ``listener()`` each time a CURRENT version is replaced (after
+        :meth:`is_retired` says so), on the thread that saw the new version. Engines use it to
+        close their idle connections of the replaced version. Returns a function that removes it."""
+        with self._lock:
+            self._retire_listeners += (listener,)
+
+        def remove() -> None:
+            with self._lock:
+                self._retire_listeners = tuple(x for x in self._retire_listeners if x is not listener)
+
+        return remove
 
     @property
     def current_version(self) -> str | None:
