@@ -11,14 +11,18 @@ Start here:
 """
 
 from .backoff import Backoff
-from .client import ClientClosed, SecretClient
+from .cache_policy import CachePolicy
+from .client import SecretClient
 from .decorators import inject_db_credentials, inject_secret
-from .default import NoDefaultClient, get_default_client, set_default_client
+from .default import get_default_client, set_default_client
 from .errors import (
     AccessDenied,
+    ClientClosed,
+    EncryptionKeyError,
     InvalidParameter,
     InvalidSecretContent,
     LimitExceeded,
+    NoDefaultClient,
     SecretClientError,
     SecretNotFound,
     StoreError,
@@ -51,24 +55,25 @@ __version__ = "0.1.0"
 __all__ = [
     "ACS_STAGES",
     "AWS_STAGES",
-    "CURRENT",
-    "NCP_STAGES",
-    "PENDING",
-    "PREVIOUS",
     "AccessDenied",
     "AliyunKmsStore",
     "Backoff",
+    "CURRENT",
+    "CachePolicy",
     "ClientClosed",
     "ClientEvent",
     "ClientObserver",
     "ClientStats",
     "DbCredentials",
     "EmbeddedStore",
+    "EncryptionKeyError",
     "InvalidParameter",
     "InvalidSecretContent",
     "LimitExceeded",
+    "NCP_STAGES",
     "NoDefaultClient",
-    "open_store",
+    "PENDING",
+    "PREVIOUS",
     "PasswordPolicy",
     "Secret",
     "SecretClient",
@@ -87,6 +92,7 @@ __all__ = [
     "get_default_client",
     "inject_db_credentials",
     "inject_secret",
+    "open_store",
     "set_default_client",
     "stage_labels",
 ]

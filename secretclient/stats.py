@@ -104,6 +104,7 @@ class Counters:
         #: Bound method the hot path calls: ``next()`` on a C iterator is atomic under the GIL,
         #: unlike ``x += 1`` on an attribute.
         self.hit = self._hits.__next__
+        self._hit_reads = 0  # values of _hits taken by hits() itself, not by hits
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
 
@@ -112,10 +113,18 @@ class Counters:
             self._counts[field] += n
 
     def hits(self) -> int:
-        # itertools.count exposes its next value only through repr: "count(N)".
-        return int(repr(self._hits)[6:-1])
+        # Reading an itertools.count takes a value: subtract the ones earlier reads took.
+        with self._lock:
+            value = next(self._hits) - self._hit_reads
+            self._hit_reads += 1
+        return value
+
+    def after_fork_in_child(self) -> None:
+        """A fresh lock: another thread may have held it when the process forked."""
+        self._lock = threading.Lock()
 
     def snapshot(self, *, size: int, current_staleness: float) -> ClientStats:
+        hits = self.hits()
         with self._lock:
             counts = dict(self._counts)
-        return ClientStats(hits=self.hits(), size=size, current_staleness=current_staleness, **counts)
+        return ClientStats(hits=hits, size=size, current_staleness=current_staleness, **counts)
