@@ -10,11 +10,11 @@ Start here:
 - :mod:`secretclient.testing` — a KMS emulator, a throwaway MariaDB and pytest fixtures.
 """
 
+from ._default_client import get_default_client, set_default_client
 from .backoff import Backoff
 from .cache_policy import CachePolicy
 from .client import SecretClient
 from .decorators import inject_db_credentials, inject_secret
-from .default import get_default_client, set_default_client
 from .errors import (
     AccessDenied,
     ClientClosed,
@@ -55,10 +55,13 @@ __version__ = "0.1.0"
 __all__ = [
     "ACS_STAGES",
     "AWS_STAGES",
+    "CURRENT",
+    "NCP_STAGES",
+    "PENDING",
+    "PREVIOUS",
     "AccessDenied",
     "AliyunKmsStore",
     "Backoff",
-    "CURRENT",
     "CachePolicy",
     "ClientClosed",
     "ClientEvent",
@@ -70,10 +73,7 @@ __all__ = [
     "InvalidParameter",
     "InvalidSecretContent",
     "LimitExceeded",
-    "NCP_STAGES",
     "NoDefaultClient",
-    "PENDING",
-    "PREVIOUS",
     "PasswordPolicy",
     "Secret",
     "SecretClient",

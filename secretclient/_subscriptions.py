@@ -26,7 +26,7 @@ class Subscriptions:
         """Subscribe; ``current_version`` (the one cached now, if any) is not news. Returns
         the function that unsubscribes."""
         with self._lock:
-            self._callbacks[name] = self._callbacks.get(name, ()) + (callback,)
+            self._callbacks[name] = (*self._callbacks.get(name, ()), callback)
             if name not in self._seen and current_version is not None:
                 self._seen[name] = current_version
 

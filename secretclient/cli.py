@@ -21,8 +21,8 @@ import click
 
 from .errors import SecretClientError
 from .model import PasswordPolicy, VersionInfo
+from .stores import open_store
 from .stores.base import SecretStore
-from .stores.spec import open_store
 
 __all__ = ["main"]
 

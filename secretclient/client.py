@@ -163,7 +163,7 @@ class SecretClient:
         clock = self._clock
         hit = self._hit
         get_slow = self._get_slow
-        CURRENT = Stage.CURRENT  # noqa: N806 - the default argument, compared by identity
+        CURRENT = Stage.CURRENT
 
         def get(name: str, stage: str = CURRENT, *, version_id: str | None = None) -> Secret:
             if version_id is None:

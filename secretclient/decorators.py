@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 import wrapt
 
-from .default import get_default_client
+from ._default_client import get_default_client
 from .errors import InvalidParameter
 from .model import Stage
 

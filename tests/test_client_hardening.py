@@ -14,7 +14,7 @@ from secretclient import EmbeddedStore, StoreTimeout
 from secretclient.cache_policy import CachePolicy
 from secretclient.client import SecretClient
 from secretclient.errors import InvalidParameter
-from secretclient.manual import ManualClock, ManualExecutor
+from secretclient.testing import ManualClock, ManualExecutor
 
 
 class ParentGatedStore:

@@ -7,6 +7,6 @@ created, so importing it here costs nothing without the SDK.
 from .aliyun import AliyunKmsStore
 from .base import MAX_VERSIONS, SecretStore
 from .embedded import EmbeddedStore
-from .spec import open_store
+from ._open import open_store
 
 __all__ = ["MAX_VERSIONS", "AliyunKmsStore", "EmbeddedStore", "SecretStore", "open_store"]
