@@ -47,7 +47,7 @@ from .errors import (
     StoreTimeout,
 )
 from .model import DbCredentials, Secret, SecretInfo, Stage, stage_labels
-from .stats import ClientEvent, ClientObserver, ClientStats, Counters
+from .stats import CachedVersion, ClientEvent, ClientObserver, ClientStats, Counters
 from .stores.base import SecretStore
 
 __all__ = ["DEFAULT_BACKOFF", "CachePolicy", "ClientClosed", "SecretClient"]
@@ -326,8 +326,8 @@ class SecretClient:
                 secret = self._store.get_secret(name, version_id=key[2])
         except BaseException as exc:
             self._counters.add("store_calls")
-            if not isinstance(exc, SecretNotFound):  # an answer, counted as not_found
-                self._counters.add("store_errors")
+            # A not-found is an answer, not an error
+            self._counters.add("store_not_found" if isinstance(exc, SecretNotFound) else "store_errors")
             code = exc.code if isinstance(exc, StoreError) and exc.code else type(exc).__name__
             self._emit("store_call", key, duration=time.perf_counter() - t0, error_code=code)
             raise
@@ -483,6 +483,7 @@ class SecretClient:
         except Exception as exc:
             code = exc.code if isinstance(exc, StoreError) and exc.code else type(exc).__name__
             self._counters.add("describe_calls")
+            self._counters.add("describe_errors")
             self._counters.add("store_errors")
             self._emit("describe_call", key, duration=time.perf_counter() - t0, error_code=code)
             logger.warning(
@@ -624,6 +625,13 @@ class SecretClient:
         self._subscriptions.after_fork_in_child()
         if self._owns_executor:
             self._executor = None  # a new pool on first use; the parent's threads did not fork
+
+    def cached_versions(self) -> list[CachedVersion]:
+        """The version held for each secret's stage (no values, no store call): what a
+        dashboard shows. Versions read by VersionId are not listed."""
+        with self._lock:
+            entries = [(key, entry.secret) for key, entry in self._view.items() if len(key) == 2]
+        return [CachedVersion(key[0], key[1], s.version_id, s.created) for key, s in entries]  # type: ignore[misc]
 
     def close(self) -> None:
         """Drop every cached value, stop the background thread (waiting for a refresh in

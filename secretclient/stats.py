@@ -30,9 +30,10 @@ import itertools
 import threading
 from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-__all__ = ["EVENT_KINDS", "ClientEvent", "ClientObserver", "ClientStats"]
+__all__ = ["EVENT_KINDS", "CachedVersion", "ClientEvent", "ClientObserver", "ClientStats"]
 
 #: Every ``ClientEvent.kind``.
 EVENT_KINDS = frozenset(
@@ -60,9 +61,11 @@ class ClientStats:
     hits: int = 0
     misses: int = 0
     stale_serves: int = 0
-    store_calls: int = 0
-    store_errors: int = 0
+    store_calls: int = 0  # reads (GetSecretValue)
+    store_errors: int = 0  # failed reads and DescribeSecret calls (a not-found answer is no error)
+    store_not_found: int = 0  # reads answered "not found"
     describe_calls: int = 0
+    describe_errors: int = 0
     refreshes: int = 0
     not_found: int = 0
     caller_errors: int = 0
@@ -70,6 +73,16 @@ class ClientStats:
     evictions: int = 0
     size: int = 0
     current_staleness: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class CachedVersion:
+    """Which version a client holds for a secret's stage (no value): for dashboards."""
+
+    name: str
+    stage: str
+    version_id: str
+    created: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
