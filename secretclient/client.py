@@ -17,7 +17,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Self
@@ -127,6 +127,7 @@ class SecretClient:
         self._flights = SingleFlight()
         self._describing: set[str] = set()
         self._subscriptions = Subscriptions()
+        self._jobs: set[Future[None]] = set()  # background jobs submitted and not done
         self._executor = executor
         self._owns_executor = executor is None
         self._closed = False
@@ -442,7 +443,16 @@ class SecretClient:
         except RuntimeError:  # the executor was shut down
             on_cancel()
             return
-        future.add_done_callback(lambda f: on_cancel() if f.cancelled() else None)
+        with self._lock:
+            self._jobs.add(future)
+
+        def done(f: Future[None]) -> None:
+            with self._lock:
+                self._jobs.discard(f)
+            if f.cancelled():
+                on_cancel()
+
+        future.add_done_callback(done)
 
     def _refresh_ahead(self, key: Key, now: float) -> None:
         """Start a background refresh of ``key`` unless one runs or the store is backing off."""
@@ -621,6 +631,7 @@ class SecretClient:
         self._lock = threading.RLock()
         self._flights = SingleFlight()
         self._describing.clear()
+        self._jobs = set()  # they run in the parent
         self._counters.after_fork_in_child()
         self._subscriptions.after_fork_in_child()
         if self._owns_executor:
@@ -634,8 +645,9 @@ class SecretClient:
         return [CachedVersion(key[0], key[1], s.version_id, s.created) for key, s in entries]  # type: ignore[misc]
 
     def close(self) -> None:
-        """Drop every cached value, stop the background thread (waiting for a refresh in
-        progress) and, with ``close_store=True``, close the store. Idempotent."""
+        """Drop every cached value, stop the background threads (waiting up to
+        ``wait_timeout`` for a refresh in progress) and, with ``close_store=True``, close the
+        store. Idempotent."""
         with self._lock:
             if self._closed:
                 return
@@ -646,8 +658,12 @@ class SecretClient:
                 self._negative.clear()
             self._subscriptions.clear()
             executor = self._executor if self._owns_executor else None
+            jobs = list(self._jobs)
         if executor is not None:
-            executor.shutdown(wait=True, cancel_futures=True)
+            executor.shutdown(wait=False, cancel_futures=True)
+        # A refresh in progress finishes (its store call is bounded by the store's timeouts);
+        # waiting is bounded here too, should a store hang.
+        wait(jobs, timeout=self._policy.wait_timeout)
         if self._close_store:
             self._store.close()
 

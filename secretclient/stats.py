@@ -45,7 +45,7 @@ EVENT_KINDS = frozenset(
         "stale_serve",  # a value past its TTL was served because the store is failing
         "not_found",  # the store said the secret/stage/version does not exist
         "caller_error",  # an error was raised to a caller
-        "version_change",  # a new ACSCurrent VersionId was seen
+        "version_change",  # a new CURRENT VersionId was seen
     }
 )
 

@@ -152,3 +152,23 @@ def test_policy_object_and_keyword_arguments_are_the_same():
         CachePolicy(wait_timeout=0)
     with pytest.raises(TypeError):
         policy.ttls["db"] = 1  # frozen all the way down
+
+
+def test_close_waits_a_bounded_time_for_a_hung_refresh():
+    inner = EmbeddedStore()
+    inner.create_secret("db", "one", version_id="v1")
+    store = ParentGatedStore(inner)
+    clock = ManualClock()
+    client = SecretClient(store, ttl=100, refresh_ahead=0.5, wait_timeout=0.2, clock=clock, rotation_aware=False)
+    store.gate.set()
+    client.get("db")
+    store.gate.clear()
+    clock.advance(60)
+    client.get("db")  # the background refresh hangs in the store
+    assert store.entered.wait(10)
+    done = threading.Event()
+    closer = threading.Thread(target=lambda: (client.close(), done.set()), daemon=True)
+    closer.start()
+    finished = done.wait(10)  # returns after wait_timeout, long before the gate opens
+    store.gate.set()
+    assert finished
