@@ -12,7 +12,7 @@ from typing import Any
 
 from secretclient.model import PasswordPolicy
 from secretclient.stores.base import SecretStore
-from secretclient.stores.spec import open_store  # re-exported: the CLI and the FC handler use it
+from secretclient.stores import open_store  # re-exported: the CLI and the FC handler use it
 
 from .dbconn import ConnectOptions
 from .errors import InvalidRotationSetup
