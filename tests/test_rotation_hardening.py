@@ -150,3 +150,27 @@ def test_lock_wait_longer_than_the_read_timeout_waits(mariadb, store, cleanup_ac
     assert handle is not None
     handle.check()
     handle.release()
+
+
+# -- 10.5: the session carrying a password is as protected as the account ------------------
+
+
+def test_master_session_uses_verified_tls_for_an_ssl_account(mariadb_tls, store, cleanup_accounts):
+    from rotation import DatabaseError, LocalLock
+    from rotation.dbconn import ConnectOptions
+
+    app = make_app(mariadb_tls, store, "single-master", rich=False, extra={"SSL": True})
+    cleanup_accounts.append(app.account)
+    master = json.loads(store.get_secret(app.master_name).text)
+    del master["SSL"]  # the MasterSecret says nothing about TLS
+    store.put_secret(app.master_name, "m2", json.dumps(master))
+    # The master account refuses plain text: a plain session would fail to log in at all.
+    mariadb_tls.execute("ALTER USER %s@%s REQUIRE SSL", (app.admin_account, "%"))
+    before = _snapshot(store, mariadb_tls, app, app.account)
+    unverified = make_strategy("single-master", connect_options=ConnectOptions(ca_file=None))
+    with pytest.raises(DatabaseError, match="CERTIFICATE_VERIFY_FAILED"):  # verified: an untrusted certificate is refused
+        Rotator(store, strategy=unverified, lock=LocalLock()).rotate(app.name)
+    assert _snapshot(store, mariadb_tls, app, app.account) == before
+    strategy = make_strategy("single-master", connect_options=ConnectOptions(ca_file=str(mariadb_tls.ca_file)))
+    Rotator(store, strategy=strategy).rotate(app.name)
+    assert store.get_secret(app.name).version_id != "v0"

@@ -112,7 +112,12 @@ class _MySqlStrategy:
                     )
 
     def _admin(self, ctx: RotationContext, current: DbCredentials) -> pymysql.Connection:
-        return connect(self._master(ctx, current), self.connect_options, who="MasterSecret account")
+        master = self._master(ctx, current)
+        if current.ssl and not master.ssl:
+            # This session carries the account's new password: it must be at least as protected
+            # as the account, so an "SSL": true account makes it verified TLS whatever the master says.
+            master = master.with_changes(ssl=True)
+        return connect(master, self.connect_options, who="MasterSecret account")
 
     @staticmethod
     def _dialect(conn: pymysql.Connection) -> Dialect:
