@@ -174,3 +174,32 @@ def test_master_session_uses_verified_tls_for_an_ssl_account(mariadb_tls, store,
     strategy = make_strategy("single-master", connect_options=ConnectOptions(ca_file=str(mariadb_tls.ca_file)))
     Rotator(store, strategy=strategy).rotate(app.name)
     assert store.get_secret(app.name).version_id != "v0"
+
+
+# -- 10.9: what reaches the server's general log --------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["single-master", "alternating", "self"])
+def test_general_log_holds_hashes_not_passwords(mariadb, store, cleanup_accounts, kind):
+    from rotation.sql import native_hash
+
+    app = make_app(mariadb, store, kind, rich=False)
+    cleanup_accounts.append(app.account)
+    rotator = Rotator(store, strategy=make_strategy(kind))
+    mariadb.execute("SET GLOBAL log_output = 'TABLE'")
+    mariadb.execute("TRUNCATE mysql.general_log")
+    mariadb.execute("SET GLOBAL general_log = 1")
+    try:
+        rotator.rotate(app.name)
+        rotator.rotate(app.name)
+    finally:
+        mariadb.execute("SET GLOBAL general_log = 0")
+    logged = "\n".join(bytes(r[0]).decode("utf-8", "replace") if isinstance(r[0], (bytes, bytearray)) else str(r[0])
+                       for r in mariadb.execute("SELECT argument FROM mysql.general_log"))
+    mariadb.execute("TRUNCATE mysql.general_log")
+    passwords = {store.get_secret(app.name, version_id=v.version_id).db_credentials().account_password
+                 for v in store.list_versions(app.name)}
+    assert "ALTER USER" in logged or "SET PASSWORD" in logged or "CREATE USER" in logged
+    for password in passwords:
+        assert password not in logged
+    assert any(native_hash(p) in logged for p in passwords)

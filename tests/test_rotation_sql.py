@@ -250,3 +250,22 @@ def test_scheduler_due_time_comes_from_the_store():
     held.release()
     windowed = Scheduler(rotator, "s", interval=timedelta(days=1), window=RotationWindow(time(2), time(3)))
     assert windowed.due_at("s") == datetime(2026, 1, 3, 2, 0, tzinfo=UTC)
+
+
+def test_native_password_accounts_are_sent_hashes():
+    from rotation.sql import native_hash
+
+    assert native_hash("password") == "*2470C0C06DEE42FD1618BB99005ADCA2EC9D1E19"  # MySQL's documented example
+    h = native_hash("n")
+    s = d("10.11.1-MariaDB").set_password("u", "%", "n")
+    assert (s.sql, s.params, s.secret) == ("ALTER USER %s@%s IDENTIFIED BY PASSWORD %s", ("u", "%", h), {2})
+    assert d("10.11.1-MariaDB").create_user("u", "%", "n", "mysql_native_password").sql == (
+        "CREATE USER %s@%s IDENTIFIED VIA mysql_native_password USING %s")
+    assert d("5.7.44").set_password("u", "%", "n").sql == "ALTER USER %s@%s IDENTIFIED WITH mysql_native_password AS %s"
+    assert d("8.0.36").set_password("u", "%", "n", plugin="mysql_native_password").params[2] == h
+    # The server's default plugin on MySQL 8 salts its hashes; RETAIN needs the password itself.
+    assert d("8.0.36").set_password("u", "%", "n").params[2] == "n"
+    assert d("8.0.36").set_password("u", "%", "n", plugin="", retain=True).params[2] == "n"
+    assert d("10.11.1-MariaDB").set_own_password("n", "o", native=True).params == (h,)
+    assert d("10.11.1-MariaDB").set_own_password("n", "o").sql == "SET PASSWORD = PASSWORD(%s)"
+    assert "'<redacted>'" in s.redacted() and h not in s.redacted()

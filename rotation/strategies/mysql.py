@@ -257,9 +257,16 @@ class SingleUserStrategy(_MySqlStrategy):
             ) from None
         with closing(conn):
             dialect = self._dialect(conn)
+            native = self._own_native(conn)
             ctx.checkpoint("set:mid")
             run(conn, dialect.set_own_password(pending.account_password, current.account_password,
-                                               retain=self.retain_current_password))
+                                               retain=self.retain_current_password, native=native))
+
+    @staticmethod
+    def _own_native(conn: pymysql.Connection) -> bool:
+        """Whether the session's account stores a ``mysql_native_password`` hash (its own grants say)."""
+        rows = query(conn, Statement("SHOW GRANTS FOR CURRENT_USER()"))
+        return bool(rows) and "IDENTIFIED BY PASSWORD '*" in str(rows[0][0])
 
     def test(self, ctx: RotationContext, current: DbCredentials, pending: DbCredentials) -> None:
         with closing(connect(pending, self.connect_options, database=pending.db_name, who="PENDING account")) as conn:
@@ -274,7 +281,8 @@ class SingleUserStrategy(_MySqlStrategy):
                 with closing(connect(current, self.connect_options)) as conn:
                     d = self._dialect(conn)
                     stmts = (d.set_own_password(pending.account_password, current.account_password,
-                                                retain=self.retain_current_password).redacted(),)
+                                                retain=self.retain_current_password,
+                                                native=self._own_native(conn)).redacted(),)
             return StrategyPlan(accounts, stmts, (), tuple(checks))
         conn = self._admin_or_check(ctx, current)
         if isinstance(conn, Check):
