@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from secretclient.errors import SecretNotFound, VersionConflict
 from secretclient.model import Secret, Stage, StageLabels, stage_labels
@@ -39,6 +39,8 @@ from .strategies.base import RotationContext, Strategy
 __all__ = ["STEPS", "AbortResult", "RotationResult", "Rotator"]
 
 STEPS = ("new", "set", "test", "end")
+
+_T = TypeVar("_T")
 
 #: Called at named points ("set:start", "set:mid", "end:mid", …); raising stops the step.
 Checkpoint = Callable[[str], None]
@@ -148,9 +150,12 @@ class Rotator:
                     vid = pending_vid
                     self._emit("resumed", secret_name, vid, detail="resuming interrupted rotation")
                 else:
-                    vid = self._version_ids()
+                    fresh_vid = vid = self._version_ids()
                     self._emit("started", secret_name, vid)
-                    self._timed(ctx, "new", vid, lambda: self._new(ctx, vid))
+                    vid = self._timed(ctx, "new", vid, lambda: self._new(ctx, fresh_vid))
+                    if vid != fresh_vid:  # another rotator wrote a PENDING meanwhile: this run joins it
+                        resumed = True
+                        self._emit("resumed", secret_name, vid, detail="joined a rotation started meanwhile")
                 self._timed(ctx, "set", vid, lambda: self._set(ctx, vid, fresh=not resumed))
                 self._timed(ctx, "test", vid, lambda: self._test(ctx, vid))
                 self._timed(ctx, "end", vid, lambda: self._end(ctx, vid, verified=True))
@@ -234,10 +239,11 @@ class Rotator:
             if pending_vid != version_id:
                 self._emit("resumed", ctx.secret_name, pending_vid, detail="step new found an interrupted rotation")
             return pending_vid
-        self._new(ctx, version_id)
-        return version_id
+        return self._new(ctx, version_id)
 
-    def _new(self, ctx: RotationContext, vid: str) -> None:
+    def _new(self, ctx: RotationContext, vid: str) -> str:
+        """Store version ``vid`` as PENDING; returns ``vid``, or the PENDING version another rotator
+        (whatever its lock) wrote meanwhile, which this rotation then joins rather than take its label."""
         current = self.store.get_secret(ctx.secret_name, stage=Stage.CURRENT)
         self.strategy.preflight(ctx, current)
         try:
@@ -246,7 +252,7 @@ class Rotator:
             existing = None
         if existing is not None:
             if existing.stages & {self.labels.pending, self.labels.current}:
-                return  # a retry of this very step
+                return vid  # a retry of this very step
             raise RotationConflict(
                 f"version {vid!r} of {ctx.secret_name!r} exists but is neither {self.labels.pending} "
                 f"nor {self.labels.current}"
@@ -255,8 +261,25 @@ class Rotator:
         password = self.strategy.new_password(self.store)
         pending = self.strategy.pending_credentials(creds, password)
         ctx.checkpoint("new:put")
+        # PENDING is fenced: never taken from another rotation. Look right before writing, and
+        # check right after (a rotator that wrote at the same moment keeps it; this one stops).
+        current_vid, holder = self._stage_holders(ctx.secret_name)
+        if current_vid != current.version_id:
+            raise RotationConflict(
+                f"{self.labels.current} of {ctx.secret_name!r} moved while the new version was prepared; "
+                "nothing was written: run again"
+            )
+        if holder is not None:
+            return holder
         # Explicit stages: a version without them would become CURRENT before it was ever set.
         self.store.put_secret(ctx.secret_name, vid, pending.to_json(), stages=[Stage.PENDING])
+        _, holder = self._stage_holders(ctx.secret_name)
+        if holder != vid:
+            raise RotationConflict(
+                f"{self.labels.pending} of {ctx.secret_name!r} went to version {holder!r} while {vid!r} was "
+                "written; this rotation stopped before changing the database"
+            )
+        return vid
 
     def _load(self, ctx: RotationContext, vid: str) -> tuple[Secret, Secret]:
         """(CURRENT, the version ``vid``) — ``vid`` must be PENDING or already CURRENT."""
@@ -337,12 +360,13 @@ class Rotator:
         except VersionConflict:
             pass  # already removed by a retry or another rotator: the goal state holds
 
-    def _timed(self, ctx: RotationContext, step: str, vid: str, action: Callable[[], None]) -> None:
+    def _timed(self, ctx: RotationContext, step: str, vid: str, action: Callable[[], _T]) -> _T:
         ctx.checkpoint(f"{step}:start")
         t0 = time.monotonic()
-        action()
+        out = action()
         self._emit("step_done", ctx.secret_name, vid, step=step, duration=time.monotonic() - t0)
         ctx.checkpoint(f"{step}:done")
+        return out
 
     def _finish(self, name: str, vid: str, previous: str | None, resumed: bool, started: float) -> RotationResult:
         duration = time.monotonic() - started

@@ -251,6 +251,8 @@ class SingleUserStrategy(_MySqlStrategy):
         try:
             conn = connect(current, self.connect_options, who="CURRENT account")
         except LoginFailed:
+            if self.can_login(ctx, pending):
+                return  # applied meanwhile by another rotator that joined this rotation
             raise LoginFailed(
                 f"neither CURRENT nor PENDING of {ctx.secret_name!r} logs in as {current.account_name!r}; "
                 "repair by hand (see docs/rotation.md)"
