@@ -80,7 +80,9 @@ class Rotator:
     :param client: a :class:`secretclient.SecretClient`; after a promotion it gets the new
         CURRENT through ``publish()``, so this process switches without waiting for its TTL.
     :param listeners: callables receiving every :class:`~rotation.events.RotationEvent`.
-    :param clock: returns the current UTC time (grace periods, due times).
+    :param clock: returns the current UTC time (events; grace periods and due times until the
+        store's time is known, see :meth:`store_now`).
+    :param monotonic: monotonic seconds (carries the store's time forward between its writes).
     :param checkpoint: called at named points inside steps (tests pause or kill there).
     :param lock_timeout: seconds to wait for the lock before :class:`RotationInProgress`.
     """
@@ -97,6 +99,7 @@ class Rotator:
         checkpoint: Checkpoint | None = None,
         lock_timeout: float = 0.0,
         version_ids: Callable[[], str] = lambda: uuid.uuid4().hex,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
         #: The store's own labels for the three roles (messages name them as the store does).
@@ -117,9 +120,25 @@ class Rotator:
         self._checkpoint = checkpoint
         self.lock_timeout = lock_timeout
         self._version_ids = version_ids
+        self._monotonic = monotonic
+        # (store time, monotonic time) of this rotator's last write the store timestamped.
+        self._store_anchor: tuple[datetime, float] | None = None
 
     def __repr__(self) -> str:
         return f"Rotator(store={self.store!r}, strategy={self.strategy!r})"
+
+    def store_now(self) -> datetime:
+        """The store's time, against which ages of versions (grace periods, due times) are measured.
+
+        Versions carry the store's timestamps, so a rotator clock ahead of the store would make
+        them look old and skip a grace period. Once the store timestamped one of this rotator's
+        writes, its time is carried forward with the monotonic clock (immune to clock steps);
+        before that, the rotator's clock is all there is.
+        """
+        if self._store_anchor is None:
+            return self.clock()
+        at, mono = self._store_anchor
+        return at + timedelta(seconds=max(self._monotonic() - mono, 0.0))
 
     # -- public API -----------------------------------------------------------------------
 
@@ -138,7 +157,7 @@ class Rotator:
                 current_vid, pending_vid = self._stage_holders(secret_name)
                 if due_after is not None and pending_vid is None:
                     current = self.store.get_secret(secret_name)
-                    if current.created is not None and self.clock() - current.created < due_after:
+                    if current.created is not None and self.store_now() - current.created < due_after:
                         return RotationResult(secret_name, False, current.version_id, reason="not due")
                 resumed = pending_vid is not None
                 if pending_vid is not None and pending_vid == current_vid:
@@ -272,7 +291,9 @@ class Rotator:
         if holder is not None:
             return holder
         # Explicit stages: a version without them would become CURRENT before it was ever set.
-        self.store.put_secret(ctx.secret_name, vid, pending.to_json(), stages=[Stage.PENDING])
+        written = self.store.put_secret(ctx.secret_name, vid, pending.to_json(), stages=[Stage.PENDING])
+        if written.created is not None:
+            self._store_anchor = (written.created, self._monotonic())
         _, holder = self._stage_holders(ctx.secret_name)
         if holder != vid:
             raise RotationConflict(
@@ -345,7 +366,7 @@ class Rotator:
             if hook is not None:
                 hook(point)
 
-        return RotationContext(store=self.store, secret_name=secret_name, now=self.clock, checkpoint=checkpoint)
+        return RotationContext(store=self.store, secret_name=secret_name, now=self.store_now, checkpoint=checkpoint)
 
     def _stage_holders(self, secret_name: str) -> tuple[str | None, str | None]:
         """VersionIds of the CURRENT and PENDING versions (None when no version has the stage)."""

@@ -265,8 +265,8 @@ def test_grace_period_protects_the_previous_account(mariadb, store_handle, clean
         rotator.rotate(app.name)  # would reset appuser, ACSPrevious, minutes after it was current
     assert store.list_versions(app.name) == versions
     assert app.can_login(previous)
-    later = Rotator(store, strategy=make_strategy("alternating", grace=timedelta(hours=1)),
-                    clock=lambda: store.get_secret(app.name).created + timedelta(hours=2))
+    store_handle.clock.offset = timedelta(hours=2)  # two hours pass, for the store and the rotator
+    later = Rotator(store, strategy=make_strategy("alternating", grace=timedelta(hours=1)), clock=store_handle.clock)
     later.rotate(app.name)
     assert app.current().account_name == app.account
 

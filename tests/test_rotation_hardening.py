@@ -203,3 +203,24 @@ def test_general_log_holds_hashes_not_passwords(mariadb, store, cleanup_accounts
     for password in passwords:
         assert password not in logged
     assert any(native_hash(p) in logged for p in passwords)
+
+
+# -- 10.15: a rotator clock ahead of the store ----------------------------------------------
+
+
+def test_a_rotator_clock_ahead_of_the_store_does_not_skip_the_grace_check(mariadb, store, cleanup_accounts):
+    from datetime import UTC, datetime, timedelta
+
+    from rotation import RotationTooSoon
+
+    app = make_app(mariadb, store, "alternating", rich=False)
+    cleanup_accounts.append(app.account)
+    ahead = Rotator(store, strategy=make_strategy("alternating", grace=timedelta(hours=1)),
+                    clock=lambda: datetime.now(UTC) + timedelta(hours=2))
+    ahead.rotate(app.name)  # the store timestamped its PENDING write: its time is known from here on
+    previous = store.get_secret(app.name, stage="ACSPrevious").db_credentials()
+    versions = store.list_versions(app.name)
+    with pytest.raises(RotationTooSoon):
+        ahead.rotate(app.name)
+    assert store.list_versions(app.name) == versions and app.can_login(previous)
+    assert abs(ahead.store_now() - datetime.now(UTC)) < timedelta(minutes=5)
