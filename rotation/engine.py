@@ -32,7 +32,7 @@ from .errors import (
 )
 from .events import Events, Listener, RotationEvent
 from .lock import Lock, LockHandle, MySqlLock
-from .plan import Plan, make_plan
+from ._dry_run import Plan, make_plan
 from .status import Status, make_status, stage_holder
 from .strategies.base import RotationContext, Strategy
 

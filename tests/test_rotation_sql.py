@@ -11,7 +11,7 @@ import pytest
 from rotation.errors import UnsafeAccountName, UnsupportedGrant, UnsupportedServer
 from rotation.grants import Grants, grant_statements, parse_grants
 from rotation.lock import lock_name
-from rotation.passwords import RDS_POLICY, new_password, rds_accepts
+from rotation.passwords import RDS_PASSWORD_POLICY, new_password, rds_accepts
 from rotation.scheduler import RotationWindow
 from rotation.sql import (
     AccountOptions,
@@ -192,8 +192,8 @@ def test_rds_policy_and_password_sources():
         pass
 
     for _ in range(50):
-        pw = new_password(NoStore(), RDS_POLICY)
-        assert rds_accepts(pw) and RDS_POLICY.accepts(pw)
+        pw = new_password(NoStore(), RDS_PASSWORD_POLICY)
+        assert rds_accepts(pw) and RDS_PASSWORD_POLICY.accepts(pw)
     assert rds_accepts("short1A!")
     assert not rds_accepts("abcdefgh")  # one class only
     assert not rds_accepts("Abcdefg1~")  # '~' is not an RDS special
@@ -202,9 +202,9 @@ def test_rds_policy_and_password_sources():
         def random_password(self, policy):
             return "x" * policy.length  # ignores the policy: must not be used
 
-    pw = new_password(BadStore(), RDS_POLICY)
-    assert pw != "x" * 32 and RDS_POLICY.accepts(pw)
-    assert set(string.punctuation) - set(RDS_POLICY.alphabet()) == set(string.punctuation) - set("!@#$%^&*()_+-=")
+    pw = new_password(BadStore(), RDS_PASSWORD_POLICY)
+    assert pw != "x" * 32 and RDS_PASSWORD_POLICY.accepts(pw)
+    assert set(string.punctuation) - set(RDS_PASSWORD_POLICY.alphabet()) == set(string.punctuation) - set("!@#$%^&*()_+-=")
 
 
 def test_lock_names_are_short_and_distinct():

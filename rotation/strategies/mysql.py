@@ -20,7 +20,7 @@ from secretclient.model import DbCredentials, PasswordPolicy, Secret, Stage
 from ..dbconn import ConnectOptions, connect, connect_first, query, run, sees_database, session_cipher, try_login
 from ..errors import InvalidRotationSetup, LoginFailed, ProtectedAccount, RotationError, VerificationFailed
 from ..grants import Grants, grant_statements, parse_grants
-from ..passwords import DEFAULT_POLICY, PasswordSource, new_password
+from ..passwords import MYSQL_PASSWORD_POLICY, PasswordSource, new_password
 from ..sql import (
     NAME_LIMIT_MYSQL,
     AccountOptions,
@@ -49,7 +49,7 @@ class _MySqlStrategy:
         self,
         *,
         master_secret: str | None = None,
-        password_policy: PasswordPolicy = DEFAULT_POLICY,
+        password_policy: PasswordPolicy = MYSQL_PASSWORD_POLICY,
         password_source: PasswordSource | None = None,
         connect_options: ConnectOptions = _CONNECT,
         name_limit: int = NAME_LIMIT_MYSQL,

@@ -24,17 +24,18 @@ from ..dbconn import ConnectOptions, connect, connect_first, sees_database, try_
 from ..errors import (
     InvalidRotationSetup,
     ProtectedAccount,
+    RdsApiError,
     RotationError,
     UnsafeAccountName,
     UnsupportedGrant,
     VerificationFailed,
 )
 from ..lock import LocalLock, Lock, LockHandle, MySqlLock
-from ..passwords import RDS_POLICY, PasswordSource, new_password
+from ..passwords import RDS_PASSWORD_POLICY, PasswordSource, new_password
 from ..sql import NAME_LIMIT_RDS, check_account_name
 from .base import Check, RotationContext, StrategyPlan, allow_list, check_grace, check_not_reserved, swap_suffix
 
-__all__ = ["RdsAccount", "RdsApi", "RdsApiError", "RdsApiStrategy", "rds_client"]
+__all__ = ["RdsAccount", "RdsApi", "RdsApiStrategy", "rds_client"]
 
 #: The privileges the RDS API can grant on a database (MySQL / MariaDB engines).
 GRANTABLE = frozenset({"ReadWrite", "ReadOnly", "DDLOnly", "DMLOnly"})
@@ -42,10 +43,6 @@ GRANTABLE = frozenset({"ReadWrite", "ReadOnly", "DDLOnly", "DMLOnly"})
 _RDS_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*[A-Za-z0-9]")
 _REDACTED = "<redacted>"
 _CONNECT = ConnectOptions()
-
-
-class RdsApiError(RotationError):
-    """The RDS API refused or failed a call; ``code`` holds RDS's error code (``InvalidAccountName.NotFound``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,7 +235,7 @@ class RdsApiStrategy:
         suffix: str = "_rt",
         name_limit: int = NAME_LIMIT_RDS,
         grace: timedelta = timedelta(0),
-        password_policy: PasswordPolicy = RDS_POLICY,
+        password_policy: PasswordPolicy = RDS_PASSWORD_POLICY,
         password_source: PasswordSource | None = None,
         connect_options: ConnectOptions = _CONNECT,
         allow_accounts: Iterable[str] = (),
