@@ -20,7 +20,7 @@ from postgresql_rotation_support import PgApp, drop_app, make_app, make_strategy
 
 from rotation import InvalidRotationSetup, LockLost, LoginFailed, RotationInProgress, Rotator  # noqa: E402
 from rotation._pg_sql import scram_sha256_verifier  # noqa: E402
-from rotation.config import make_strategy as configured_strategy  # noqa: E402
+from rotation._factories import make_strategy as configured_strategy  # noqa: E402
 from rotation.strategies import AlternatingUsersStrategy  # noqa: E402
 from rotation.strategies.by_engine import ByEngineStrategy, engine_of  # noqa: E402
 from rotation.strategies.postgres import PostgresAlternatingUsersStrategy, PostgresSingleUserStrategy  # noqa: E402

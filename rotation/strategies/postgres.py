@@ -43,7 +43,7 @@ from .._pg_sql import (
 )
 from ..dbconn import ConnectOptions
 from ..errors import InvalidRotationSetup, LoginFailed, RotationError, VerificationFailed
-from ..passwords import DEFAULT_POLICY, PasswordSource, new_password
+from ..passwords import POSTGRES_PASSWORD_POLICY, PasswordSource, new_password
 from .base import Check, RotationContext, StrategyPlan, allow_list, check_grace, swap_suffix
 
 __all__ = ["PostgresAlternatingUsersStrategy", "PostgresSingleUserStrategy"]
@@ -62,7 +62,7 @@ class _PostgresStrategy:
         self,
         *,
         master_secret: str | None = None,
-        password_policy: PasswordPolicy = DEFAULT_POLICY,
+        password_policy: PasswordPolicy = POSTGRES_PASSWORD_POLICY,
         password_source: PasswordSource | None = None,
         connect_options: ConnectOptions = _CONNECT,
         allow_accounts: Iterable[str] = (),
