@@ -173,6 +173,8 @@ class SecretInfo:
     next_rotation: datetime | None = None
     arn: str | None = None
     extended_config: Mapping[str, Any] | None = field(default=None, repr=False)
+    #: When a secret scheduled for deletion (``delete_secret`` with a recovery window) goes.
+    planned_deletion: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

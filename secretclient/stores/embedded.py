@@ -38,8 +38,8 @@ from ..model import (
     PREVIOUS,
     PasswordPolicy,
     Secret,
-    StageLabels,
     SecretInfo,
+    StageLabels,
     VersionInfo,
 )
 from .base import MAX_STAGE_LENGTH, MAX_STAGES_PER_VERSION, MAX_VERSIONS
@@ -405,6 +405,12 @@ class EmbeddedStore:
             arn=f"acs:kms:local:embedded:secret/{name}",
             extended_config=json.loads(meta[6]) if meta[6] else None,
         )
+
+    def list_secrets(self) -> list[SecretInfo]:
+        """Every secret's metadata, by name."""
+        with self._read() as db:
+            names = [row[0] for row in db.execute("SELECT name FROM secrets ORDER BY name").fetchall()]
+        return [self.describe(name) for name in names]
 
     def random_password(self, policy: PasswordPolicy = DEFAULT_PASSWORD_POLICY) -> str:
         return policy.generate()
