@@ -820,3 +820,50 @@ def test_next_rotation_tag_for_generic_secrets(emu):
     status, body = raw_call(emu, {"Action": "TagResource", "SecretName": "app",
                                   "Tags": json.dumps([{"TagKey": "acs:x", "TagValue": "v"}])})
     assert (status, body["Code"]) == (400, "InvalidParameter")
+
+
+# -- hostile requests: KMS-shaped 4xx, never a dropped connection or a huge read ---------------
+
+
+def _raw_http(emu, head: bytes, body: bytes = b"") -> tuple[int, dict]:
+    import socket
+
+    with socket.create_connection((emu.host, emu.port), timeout=5) as sock:
+        sock.sendall(head + body)
+        sock.shutdown(socket.SHUT_WR)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    status_line, _, rest = data.partition(b"\r\n")
+    payload = rest.split(b"\r\n\r\n", 1)[1]
+    return int(status_line.split()[1]), json.loads(payload)
+
+
+def test_non_ascii_signature_and_security_token_get_kms_answers(emu, capfd):
+    emu.add_access_key("STS.key", "sts-secret", security_token="token-1")
+    for params, code in (
+        ({"Signature": "签名"}, "SignatureDoesNotMatch"),
+        ({"AccessKeyId": "STS.key", "SecurityToken": "tökén"}, "InvalidSecurityToken.Mismatch"),
+    ):
+        full = {"Action": "GetSecretValue", "SecretName": "app", "Version": "2016-01-20", "Format": "JSON",
+                "AccessKeyId": emu.access_key_id, "SignatureMethod": "HMAC-SHA1", "SignatureVersion": "1.0",
+                "SignatureNonce": uuid.uuid4().hex, "Timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "Signature": "x", **params}
+        head = f"POST /?{urlencode(full)} HTTP/1.1\r\nHost: {emu.host_port}\r\nContent-Length: 0\r\n\r\n".encode()
+        status, body = _raw_http(emu, head)
+        assert (status, body["Code"]) == (400, code) and body["RequestId"] and body["Recommend"]
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_huge_content_length_is_refused_without_reading(emu, capfd):
+    head = (f"POST /?Action=GetSecretValue HTTP/1.1\r\nHost: {emu.host_port}\r\n"
+            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 40000000000\r\n\r\n").encode()
+    status, body = _raw_http(emu, head, b"0123456789")
+    assert (status, body["Code"]) == (413, "RequestEntityTooLarge") and body["RequestId"]
+    for bad in ("-5", "ten"):
+        head = f"POST / HTTP/1.1\r\nHost: {emu.host_port}\r\nContent-Length: {bad}\r\n\r\n".encode()
+        status, body = _raw_http(emu, head)
+        assert (status, body["Code"]) == (400, "InvalidContentLength")
+    assert "Traceback" not in capfd.readouterr().err
+    assert get_value(emu.acs_client(), "app")["SecretData"] == "s3cret-value"  # still serving
+
