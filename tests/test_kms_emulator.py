@@ -867,3 +867,22 @@ def test_huge_content_length_is_refused_without_reading(emu, capfd):
     assert "Traceback" not in capfd.readouterr().err
     assert get_value(emu.acs_client(), "app")["SecretData"] == "s3cret-value"  # still serving
 
+
+
+def test_client_refreshes_a_generic_secret_at_the_tagged_rotation_time(emu):
+    """The client half of rotation awareness against a KMS that rotates no Generic secret: the
+    engine's tag is all DescribeSecret has, and one DescribeSecret per version reads it."""
+    clock = ManualClock()
+    store = emu.store()
+    store.record_next_rotation("app", clock.utc() + timedelta(minutes=2))
+    executor = ManualExecutor()
+    with SecretClient(store, ttl=3600, rotation_delay=30, clock=clock, wall_clock=clock.utc,
+                      executor=executor) as client:
+        assert client.get_text("app") == "s3cret-value"
+        executor.run_pending()  # DescribeSecret, tags included
+        emu.backing_store.put_secret("app", "v2", "rotated")  # the engine rotates on time
+        clock.advance(120 + 31)
+        client.get("app")
+        executor.run_pending()
+        assert client.get_text("app") == "rotated"  # long before the 1 h TTL
+    assert emu.calls["DescribeSecret"] == 2  # once per version, no extra request on reads
