@@ -374,3 +374,54 @@ def test_grace_keeps_the_previous_login(postgresql, store, apps) -> None:
         rotator.rotate(app.name)
     later = Rotator(store, strategy=strategy, clock=lambda: datetime.now(UTC) + timedelta(hours=2))
     assert later.rotate(app.name).rotated
+
+
+# -- the CLI and the Function Compute handler pick PostgreSQL from the secret ------------------
+
+
+def test_cli_plan_rotate_status_on_a_postgresql_secret(postgresql, tmp_path, apps) -> None:
+    from click.testing import CliRunner
+
+    from rotation.cli import main as cli
+
+    path = tmp_path / "secrets.db"
+    with EmbeddedStore(path) as file_store:
+        app = _new_app(postgresql, file_store, "alternating", apps)
+    base = ["--store", f"embedded:{path}"]
+    runner = CliRunner()
+    res = runner.invoke(cli, [*base, "plan", app.name])
+    assert res.exit_code == 0, res.output
+    assert f'account: {app.account}_rt' in res.output and "PASSWORD '<redacted>'" in res.output
+    res = runner.invoke(cli, [*base, "--json", "rotate", app.name])
+    assert res.exit_code == 0, res.output
+    rotated = json.loads(res.output)
+    res = runner.invoke(cli, [*base, "status", app.name])
+    assert res.exit_code == 0 and "ACSCurrent" in res.output
+    with EmbeddedStore(path) as file_store:
+        current = file_store.get_secret(app.name)
+        assert current.version_id == rotated["version_id"]
+        app.store = file_store
+        assert app.can_login(current.db_credentials())
+        assert current.db_credentials().account_password not in res.output
+
+
+def test_fc_handler_runs_the_seed_steps_on_a_postgresql_secret(postgresql, tmp_path, apps, monkeypatch) -> None:
+    from types import SimpleNamespace
+
+    import rotation.fc
+
+    path = tmp_path / "secrets.db"
+    file_store = EmbeddedStore(path)
+    try:
+        app = _new_app(postgresql, file_store, "alternating", apps)
+        monkeypatch.setenv("ROTATION_STORE", f"embedded:{path}")
+        context = SimpleNamespace(requestId="req-1", credentials=None)
+        payload = {"SecretName": app.name, "RegionId": "cn-hangzhou"}
+        local = rotation.fc.handler({**payload, "Step": "new"}, context)
+        for step in ("set", "test", "end"):
+            assert rotation.fc.handler({**payload, "Step": step, **local}, context) == local
+        current = file_store.get_secret(app.name)
+        assert current.version_id == "req-1" and current.db_credentials().account_name == app.account + "_rt"
+        assert app.can_login(current.db_credentials())
+    finally:
+        file_store.close()
