@@ -425,3 +425,32 @@ def test_fc_handler_runs_the_seed_steps_on_a_postgresql_secret(postgresql, tmp_p
         assert app.can_login(current.db_credentials())
     finally:
         file_store.close()
+
+
+def test_tls_secret_rotates_over_verified_tls_and_the_twin_stays_tls_only(postgresql_tls, store) -> None:
+    from rotation.dbconn import ConnectOptions
+
+    pg = postgresql_tls
+    app = make_app(pg, store, "alternating")
+    try:
+        pg.execute(f"GRANT secretclient_require_ssl TO {app.account}")  # pg_hba.conf: this group TLS only
+        for name in (app.name, app.master_name):
+            data = json.loads(store.get_secret(name).text)
+            store.put_secret(name, "tls", json.dumps({**data, "SSL": True}), stages=["ACSCurrent"])
+        options = ConnectOptions(ca_file=str(pg.ca_file))
+        rotator = Rotator(store, strategy=PostgresAlternatingUsersStrategy(connect_options=options))
+        rotator.rotate(app.name)
+        twin = app.current()
+        assert twin.account_name == app.account + "_rt"
+        with pytest.raises(psycopg.OperationalError, match="pg_hba.conf rejects"):
+            app.login(twin)  # sslmode=disable: the twin inherits the TLS-only group through app
+        with app.login(twin, sslmode="verify-full", sslrootcert=str(pg.ca_file)) as conn:
+            assert conn.pgconn.ssl_in_use  # (pg_stat_ssl hides its row from a session acting as app)
+        # Without the CA the strategy refuses to log in rather than fall back to plain text.
+        blind = Rotator(store, strategy=PostgresAlternatingUsersStrategy(
+            connect_options=ConnectOptions(ca_file=str(pg.directory / "tls" / "server.pem"))))
+        with pytest.raises(Exception, match="certificate|SSL") as err:
+            blind.rotate(app.name)
+        assert twin.account_password not in str(err.value)
+    finally:
+        drop_app(pg, app)

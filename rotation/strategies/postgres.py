@@ -48,10 +48,7 @@ from .base import Check, RotationContext, StrategyPlan, check_grace, swap_suffix
 __all__ = ["PostgresAlternatingUsersStrategy", "PostgresSingleUserStrategy"]
 
 _CONNECT = ConnectOptions()
-_SESSION = (
-    "SELECT current_user, session_user, "
-    "coalesce((SELECT ssl FROM pg_catalog.pg_stat_ssl WHERE pid = pg_backend_pid()), false)"
-)
+_SESSION = "SELECT current_user, session_user"
 
 
 class _PostgresStrategy:
@@ -143,7 +140,9 @@ class _PostgresStrategy:
     @staticmethod
     def _check_session(conn: Any, pending: DbCredentials, acting_as: str) -> None:
         """The pending login's session: logged in as itself, acting as ``acting_as``, TLS as required."""
-        current_user, session_user, ssl = pg_query(conn, _SESSION)[0]
+        current_user, session_user = pg_query(conn, _SESSION)[0]
+        # libpq's own view: pg_stat_ssl hides the row from a session acting as another role.
+        ssl = conn.pgconn.ssl_in_use
         if session_user != pending.account_name:
             raise VerificationFailed(f"logged in as {session_user!r}, not {pending.account_name!r}")
         if current_user != acting_as:
