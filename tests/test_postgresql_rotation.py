@@ -196,6 +196,18 @@ def test_alternating_rotation_makes_a_twin_that_acts_as_the_base_role(postgresql
     assert _memberships(postgresql, twin) == {app.account}
 
 
+def test_an_expiry_on_the_idle_twin_is_removed_again(postgresql, store, apps) -> None:
+    app = _new_app(postgresql, store, "alternating", apps, attributes="VALID UNTIL 'infinity'")
+    twin = app.account + "_rt"
+    rotator = Rotator(store, strategy=make_strategy("alternating"))
+    rotator.rotate(app.name)
+    rotator.rotate(app.name)
+    postgresql.execute(f"ALTER ROLE {twin} VALID UNTIL '2030-01-01 00:00:00+00'")
+    rotator.rotate(app.name)
+    assert app.current().account_name == twin
+    assert postgresql.execute(f"SELECT rolvaliduntil::text FROM pg_roles WHERE rolname = '{twin}'") == [("infinity",)]
+
+
 def test_tables_created_by_either_login_stay_usable_by_the_other(postgresql, store, apps) -> None:
     app = _new_app(postgresql, store, "alternating", apps)
     rotator = Rotator(store, strategy=make_strategy("alternating"))
@@ -454,3 +466,17 @@ def test_tls_secret_rotates_over_verified_tls_and_the_twin_stays_tls_only(postgr
         assert twin.account_password not in str(err.value)
     finally:
         drop_app(pg, app)
+
+
+def test_statements_never_show_the_password_or_its_verifier(postgresql) -> None:
+    from rotation import DatabaseError
+    from rotation._pg_conn import pg_query
+    from rotation._pg_sql import set_password
+
+    stmt = set_password("pgrot_nobody", "s3cret-Pw")
+    verifier = stmt.args[1].value
+    for shown in (repr(stmt), stmt.redacted(), repr(stmt.args)):
+        assert "s3cret-Pw" not in shown and verifier not in shown and "<redacted>" in shown
+    with postgresql.admin() as conn, pytest.raises(DatabaseError) as err:
+        pg_query(conn, stmt)  # the role does not exist
+    assert "withheld" in str(err.value) and verifier not in str(err.value) and err.value.code == "42704"
