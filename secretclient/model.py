@@ -253,6 +253,11 @@ _ALIASES: dict[str, tuple[str, ...]] = {
 }
 
 
+# How each format spells the fields when writing one it did not read (the first alias is Alibaba's).
+_AWS_SPELLINGS = {"account_name": "username", "account_password": "password", "endpoint": "host", "port": "port",
+                  "db_name": "dbname", "ssl": "ssl", "master_secret": "masterarn"}
+
+
 def _as_port(value: Any) -> int | None:
     """``value`` as an integer (``3306``, ``"3306"``, ``3306.0``); ``None`` if it is not one."""
     if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
@@ -278,7 +283,9 @@ class DbCredentials:
     ``Port``, ``DBName``, ``SSL``, ``MasterSecret``) and the AWS / NCP spellings
     (``username``, ``password``, ``host``, ``port``, ``dbname``, ``masterarn``).
     ``ssl`` is ``True``/``False`` when the secret says so, ``None`` when it does not.
-    Validation errors name the field, never its value. ``extra`` keeps unknown keys.
+    Validation errors name the field, never its value. ``extra`` keeps unknown keys (AWS's
+    ``engine`` among them) and ``spellings`` the keys read, so that :meth:`to_json_dict`
+    writes a new version in the format of the one it came from.
     """
 
     account_name: str
@@ -291,6 +298,7 @@ class DbCredentials:
     extra: Mapping[str, Any] = field(default_factory=dict, repr=False)
     version_id: str | None = None
     stages: frozenset[str] = frozenset()
+    spellings: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_mapping(
@@ -358,6 +366,7 @@ class DbCredentials:
             raise InvalidSecretContent(f"{source}: field {ms_key!r} must be a string")
 
         extra = {k: v for k, v in data.items() if k not in used}
+        spellings = {key: spelling for key in _ALIASES if (spelling := _pick(data, key)[0]) is not None}
         return cls(
             account_name=name,
             account_password=password,
@@ -369,6 +378,7 @@ class DbCredentials:
             extra=extra,
             version_id=version_id,
             stages=stages,
+            spellings=spellings,
         )
 
     @classmethod
@@ -380,19 +390,25 @@ class DbCredentials:
         )
 
     def to_json_dict(self) -> dict[str, Any]:
-        """The Alibaba-style JSON object (unknown keys kept as they were)."""
+        """The JSON object in the format it was read in (Alibaba's by default: ``AccountName``…;
+        AWS's when the name was ``username``), with the same keys and unknown keys kept."""
+        aws = self.spellings.get("account_name") in ("username", "user", "Username")
+
+        def key(name: str) -> str:
+            return self.spellings.get(name) or (_AWS_SPELLINGS[name] if aws else _ALIASES[name][0])
+
         out: dict[str, Any] = dict(self.extra)
-        out["AccountName"] = self.account_name
-        out["AccountPassword"] = self.account_password
+        out[key("account_name")] = self.account_name
+        out[key("account_password")] = self.account_password
         if self.endpoint is not None:  # a port means nothing without a host
-            out["Endpoint"] = self.endpoint
-            out["Port"] = self.port
+            out[key("endpoint")] = self.endpoint
+            out[key("port")] = self.port
         if self.db_name is not None:
-            out["DBName"] = self.db_name
+            out[key("db_name")] = self.db_name
         if self.ssl is not None:
-            out["SSL"] = self.ssl
+            out[key("ssl")] = self.ssl
         if self.master_secret is not None:
-            out["MasterSecret"] = self.master_secret
+            out[key("master_secret")] = self.master_secret
         return out
 
     def to_json(self) -> str:
