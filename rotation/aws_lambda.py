@@ -14,7 +14,8 @@ createSecret      fills Secrets Manager's AWSPENDING version (the token) with ne
 setSecret         engine step ``set``
 testSecret        engine step ``test``
 finishSecret      engine step ``end``: AWSCURRENT moves with ``RemoveFromVersionId``
-                  (AWSPREVIOUS follows), then AWSPENDING is removed
+                  (AWSPREVIOUS follows), then AWSPENDING is removed (also when a
+                  finish died between the two: no AWSPENDING is left behind)
 ================  ================================================================
 
 Strategy: single user (the account changes its own password) when the secret has no
@@ -157,6 +158,8 @@ def make_handler(factory: Callable[[Mapping[str, str], Any], Rotator]) -> Callab
                 raise InvalidRotationSetup(f"version {token!r} has no stage for rotation of secret {secret_id!r}")
             if labels.current in versions[token]:
                 log.info("%s: version %s of %r is already %s", step, token, secret_id, labels.current)
+                if step == "finishSecret" and labels.pending in versions[token]:
+                    rotator.step(secret_id, "end", token)  # a finish that died after the move: clear AWSPENDING
                 return
             if labels.pending not in versions[token]:
                 raise RotationConflict(f"version {token!r} of {secret_id!r} is not {labels.pending}")
