@@ -44,7 +44,14 @@ from .model import (
     stage_labels,
 )
 from .stats import ClientEvent, ClientObserver, ClientStats
-from .stores import AliyunKmsStore, AwsSecretsManagerStore, EmbeddedStore, SecretStore, open_store
+from .stores import (
+    AliyunKmsStore,
+    AwsSecretsManagerStore,
+    EmbeddedStore,
+    NcpSecretManagerStore,
+    SecretStore,
+    open_store,
+)
 
 __version__ = "0.1.0"
 
@@ -68,6 +75,7 @@ __all__ = [
     "InvalidParameter",
     "InvalidSecretContent",
     "LimitExceeded",
+    "NcpSecretManagerStore",
     "NoDefaultClient",
     "open_store",
     "PasswordPolicy",

@@ -173,6 +173,8 @@ class SecretInfo:
     next_rotation: datetime | None = None
     arn: str | None = None
     extended_config: Mapping[str, Any] | None = field(default=None, repr=False)
+    #: When a secret scheduled for deletion (``delete_secret`` with a recovery window) goes.
+    planned_deletion: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,17 +245,17 @@ DEFAULT_PASSWORD_POLICY = PasswordPolicy()
 
 # Key spellings accepted for each field: Alibaba first, then AWS / NCP / common ones.
 _ALIASES: dict[str, tuple[str, ...]] = {
-    "account_name": ("AccountName", "username", "user", "Username", "cdbUserName", "dbUser"),
+    "account_name": ("AccountName", "username", "user", "Username", "cdbUser", "cdbUserName", "dbUser"),
     "account_password": ("AccountPassword", "password", "Password", "cdbPassword", "dbPassword"),
     "endpoint": ("Endpoint", "host", "Host", "cdbHost", "dbHost"),
     "port": ("Port", "port", "cdbPort", "dbPort"),
-    "db_name": ("DBName", "dbname", "DbName", "database", "Database"),
+    "db_name": ("DBName", "dbname", "DbName", "database", "Database", "cdbDatabase"),
     "ssl": ("SSL", "ssl"),
     "master_secret": ("MasterSecret", "masterarn", "masterSecret"),
 }
 
 
-# How each format spells the fields when writing one it did not read (the first alias is Alibaba's).
+# AWS's keys, for fields an AWS-format secret (``username``…) did not have when read.
 _AWS_SPELLINGS = {"account_name": "username", "account_password": "password", "endpoint": "host", "port": "port",
                   "db_name": "dbname", "ssl": "ssl", "master_secret": "masterarn"}
 
@@ -283,9 +285,9 @@ class DbCredentials:
     ``Port``, ``DBName``, ``SSL``, ``MasterSecret``) and the AWS / NCP spellings
     (``username``, ``password``, ``host``, ``port``, ``dbname``, ``masterarn``).
     ``ssl`` is ``True``/``False`` when the secret says so, ``None`` when it does not.
-    Validation errors name the field, never its value. ``extra`` keeps unknown keys (AWS's
-    ``engine`` among them) and ``spellings`` the keys read, so that :meth:`to_json_dict`
-    writes a new version in the format of the one it came from.
+    Validation errors name the field, never its value. ``extra`` keeps unknown keys and
+    ``spellings`` the keys the fields were read from, so :meth:`to_json_dict` writes a secret
+    back in its own format (NCP's ``cdbUser``/``cdbPassword`` stay so).
     """
 
     account_name: str
@@ -313,6 +315,7 @@ class DbCredentials:
         if not isinstance(data, Mapping):
             raise InvalidSecretContent(f"{source}: database credentials must be a JSON object")
         used: set[str] = set()
+        spellings: dict[str, str] = {}
 
         def get(key: str, required: bool = False) -> tuple[str | None, Any]:
             spelling, value = _pick(data, key)
@@ -323,6 +326,7 @@ class DbCredentials:
                     )
                 return None, None
             used.add(spelling)
+            spellings[key] = spelling
             return spelling, value
 
         name_key, name = get("account_name", required=True)
@@ -343,6 +347,8 @@ class DbCredentials:
             if parsed is None:
                 raise InvalidSecretContent(f"{source}: field {port_key!r} must be an integer")
             port = parsed
+            if isinstance(port_raw, str):
+                spellings["port_format"] = "text"
             if not 1 <= port <= 65535:
                 raise InvalidSecretContent(f"{source}: field {port_key!r} must be from 1 to 65535")
 
@@ -366,7 +372,6 @@ class DbCredentials:
             raise InvalidSecretContent(f"{source}: field {ms_key!r} must be a string")
 
         extra = {k: v for k, v in data.items() if k not in used}
-        spellings = {key: spelling for key in _ALIASES if (spelling := _pick(data, key)[0]) is not None}
         return cls(
             account_name=name,
             account_password=password,
@@ -390,25 +395,26 @@ class DbCredentials:
         )
 
     def to_json_dict(self) -> dict[str, Any]:
-        """The JSON object in the format it was read in (Alibaba's by default: ``AccountName``…;
-        AWS's when the name was ``username``), with the same keys and unknown keys kept."""
-        aws = self.spellings.get("account_name") in ("username", "user", "Username")
-
-        def key(name: str) -> str:
-            return self.spellings.get(name) or (_AWS_SPELLINGS[name] if aws else _ALIASES[name][0])
-
+        """The JSON object, with the keys it was parsed from (for fields it did not have:
+        AWS's keys in an AWS-format secret, else Alibaba's; unknown keys kept as they were).
+        A port read as text is written as text."""
         out: dict[str, Any] = dict(self.extra)
-        out[key("account_name")] = self.account_name
-        out[key("account_password")] = self.account_password
+        aws = self.spellings.get("account_name") in ("username", "Username")
+
+        def put(key: str, value: Any) -> None:
+            out[self.spellings.get(key) or (_AWS_SPELLINGS[key] if aws else _ALIASES[key][0])] = value
+
+        put("account_name", self.account_name)
+        put("account_password", self.account_password)
         if self.endpoint is not None:  # a port means nothing without a host
-            out[key("endpoint")] = self.endpoint
-            out[key("port")] = self.port
+            put("endpoint", self.endpoint)
+            put("port", str(self.port) if self.spellings.get("port_format") == "text" else self.port)
         if self.db_name is not None:
-            out[key("db_name")] = self.db_name
+            put("db_name", self.db_name)
         if self.ssl is not None:
-            out[key("ssl")] = self.ssl
+            put("ssl", self.ssl)
         if self.master_secret is not None:
-            out[key("master_secret")] = self.master_secret
+            put("master_secret", self.master_secret)
         return out
 
     def to_json(self) -> str:

@@ -339,8 +339,10 @@ def test_random_password_follows_policy(store):
 def test_delete_removes_every_version(store):
     store.create_secret("s", "one", version_id="v1")
     store.put_secret("s", "v2", "two")
-    # AwsSecretsManagerStore schedules by default, as AWS (tests/test_aws_store.py)
-    store.delete_secret("s", **({"force": True} if is_aws(store) else {}))
+    # EmbeddedStore and AwsSecretsManagerStore schedule by default (tests/test_embedded_store.py,
+    # tests/test_aws_store.py); AliyunKmsStore always forces.
+    forces = isinstance(store, EmbeddedStore) or is_aws(store)
+    store.delete_secret("s", **({"force": True} if forces else {}))
     with pytest.raises(SecretNotFound):
         store.get_secret("s")
     with pytest.raises(SecretNotFound):

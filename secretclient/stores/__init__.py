@@ -9,6 +9,15 @@ from .aliyun import AliyunKmsStore
 from .aws import AwsSecretsManagerStore
 from .base import MAX_VERSIONS, SecretStore
 from .embedded import EmbeddedStore
+from .ncp import NcpSecretManagerStore
 from .spec import open_store
 
-__all__ = ["MAX_VERSIONS", "AliyunKmsStore", "AwsSecretsManagerStore", "EmbeddedStore", "SecretStore", "open_store"]
+__all__ = [
+    "MAX_VERSIONS",
+    "AliyunKmsStore",
+    "AwsSecretsManagerStore",
+    "EmbeddedStore",
+    "NcpSecretManagerStore",
+    "SecretStore",
+    "open_store",
+]

@@ -3,7 +3,9 @@
 ``embedded:PATH`` opens an :class:`EmbeddedStore` (its key, if any, from
 ``$SECRETCLIENT_EMBEDDED_KEY`` as hex or base64); ``kms`` opens an :class:`AliyunKmsStore`
 whose options default to the ``ALIBABA_CLOUD_*`` environment variables; ``aws`` opens an
-:class:`AwsSecretsManagerStore` whose options default to boto3's usual sources (``AWS_*``).
+:class:`AwsSecretsManagerStore` whose options default to boto3's usual sources (``AWS_*``);
+``ncp`` opens an :class:`NcpSecretManagerStore` (keys from ``$NCLOUD_ACCESS_KEY`` /
+``$NCLOUD_SECRET_KEY`` unless given).
 """
 
 from __future__ import annotations
@@ -82,4 +84,12 @@ def open_store(
             session_token=security_token,
             verify=verify,
         )
-    raise InvalidParameter("store must be 'embedded:PATH', 'kms' or 'aws'")
+    if spec == "ncp":
+        from .ncp import NcpSecretManagerStore
+
+        # NCP's keys: access_key_id / access_key_secret, else $NCLOUD_ACCESS_KEY / $NCLOUD_SECRET_KEY.
+        return NcpSecretManagerStore(
+            endpoint, region=region, access_key=access_key_id, secret_key=access_key_secret,
+            verify=True if verify is None else verify, env=env,
+        )
+    raise InvalidParameter("store must be 'embedded:PATH', 'kms', 'aws' or 'ncp'")
