@@ -276,3 +276,4 @@ def test_every_step_retried_after_success(kind, request):
         lambda_handler(setup.event(token, step), None)
     setup.assert_rotated(token, before)
     assert setup.store.get_secret(setup.name, version_id=token).data == stored  # one password per token
+
