@@ -30,7 +30,8 @@ class CdbAccount:
     secret_id: str = ""
     database: str = ""
 
-    def create(self, *, privileged: bool = True, name: str | None = None, extra: dict | None = None) -> CdbAccount:
+    def create(self, *, privileged: bool = True, extra: dict | None = None,
+               targets: tuple[str, ...] = ("cdbPassword",)) -> CdbAccount:
         self.database = self.mariadb.create_database("ncp")
         password = "pw-" + secrets.token_urlsafe(12)
         grants = [f"ALL ON {self.mariadb.quote_ident(self.database)}.*"]
@@ -39,8 +40,8 @@ class CdbAccount:
         self.mariadb.create_user(self.user, password, grants=grants)
         value = {"cdbHost": self.mariadb.host, "cdbPort": str(self.mariadb.port), "cdbUser": self.user,
                  "cdbDatabase": self.database, "cdbPassword": password, **(extra or {})}
-        self.secret_id = self.emu.create_secret(name or "cdb-" + secrets.token_hex(3), json.dumps(value),
-                                                rotation_targets=["cdbPassword"])
+        self.secret_id = self.emu.create_secret("cdb-" + secrets.token_hex(3), json.dumps(value),
+                                                rotation_targets=list(targets))
         return self
 
     def active(self) -> dict:
