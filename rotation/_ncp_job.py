@@ -1,4 +1,7 @@
-"""One NCP rotation job seen as a store, so that the rotation engine runs it unchanged.
+"""NCP as the rotation engine needs it: one rotation job (:class:`JobView`), or the store
+outside a job (:class:`StoreView`).
+
+A job seen as a store, so that the rotation engine runs it unchanged.
 
 The engine stores ACSPending, changes the database, tests, and promotes with a compare-and-set.
 Here those become the job's calls: ``put_secret(stages=[PENDING])`` is ``PUT /pending``, moving
@@ -30,9 +33,38 @@ from secretclient.model import (
 )
 from secretclient.stores.ncp import NcpRotationJob, NcpSecretManagerStore
 
-__all__ = ["JobView"]
+__all__ = ["JobView", "StoreView", "check_targets"]
 
 _ORDER = ("pending", "active", "previous")  # NCP labels, newest first
+
+
+def check_targets(active: str, pending: str, targets: Sequence[str]) -> None:
+    """Refuse a pending value that changes keys outside ``targets`` (names keys, never values)."""
+    try:
+        old, new = json.loads(active), json.loads(pending)
+    except ValueError:
+        return  # not JSON: NCP's targets cannot apply key by key
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return
+    changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    outside = [k for k in changed if k not in targets]
+    if outside:
+        raise InvalidParameter(
+            f"the rotation would change {', '.join(outside)}, which the secret's rotationTargets "
+            f"({', '.join(targets) or 'none'}) do not name: add them to rotationTargets"
+        )
+
+
+def _acs(labels: frozenset[str] | set[str]) -> frozenset[str]:
+    """NCP labels as the engine's (KMS) labels."""
+    return frozenset(ACS_STAGES.label(NCP_STAGES.role(lb) or lb) for lb in labels)
+
+
+def _role(stage: str) -> Stage:
+    role = ACS_STAGES.role(stage) or NCP_STAGES.role(stage)
+    if role is None:
+        raise InvalidParameter(f"NCP secrets have only the three stages, not {str(stage)[:64]!r}")
+    return role
 
 
 class JobView:
@@ -54,10 +86,7 @@ class JobView:
         return f"JobView(secret_id={self.secret_id!r})"
 
     def _ncp(self, stage: str) -> str:
-        role = ACS_STAGES.role(stage) or NCP_STAGES.role(stage)
-        if role is None:
-            raise InvalidParameter(f"a rotation job has only the three stages, not {str(stage)[:64]!r}")
-        return NCP_STAGES.label(role)
+        return NCP_STAGES.label(_role(stage))
 
     def _labels(self, vid: str) -> set[str]:
         return {label for label, v in self._ids.items() if v == vid}
@@ -82,8 +111,7 @@ class JobView:
             version_id = self._ids[label]
             labels = self._labels(version_id)
         value = next(self._chain[lb] for lb in _ORDER if lb in labels)
-        stages = frozenset(ACS_STAGES.label(NCP_STAGES.role(lb) or Stage.CURRENT) for lb in labels)
-        return Secret(name=name, version_id=version_id, stages=stages, data=value, secret_type="Generic")
+        return Secret(name=name, version_id=version_id, stages=_acs(labels), data=value, secret_type="Generic")
 
     def list_versions(self, name: str, *, include_deprecated: bool = False) -> list[VersionInfo]:
         if not self._is_self(name):
@@ -91,8 +119,8 @@ class JobView:
         seen: dict[str, set[str]] = {}
         for label in _ORDER:
             if label in self._chain:
-                seen.setdefault(self._ids[label], set()).add(ACS_STAGES.label(NCP_STAGES.role(label) or label))
-        return [VersionInfo(vid, frozenset(stages)) for vid, stages in seen.items()]
+                seen.setdefault(self._ids[label], set()).add(label)
+        return [VersionInfo(vid, _acs(labels)) for vid, labels in seen.items()]
 
     def describe(self, name: str) -> SecretInfo:
         return self.store.describe(name)
@@ -107,27 +135,11 @@ class JobView:
             raise InvalidParameter("a rotation job stores only its own secret's pending value")
         if not isinstance(data, str):
             raise InvalidParameter("NCP secret values are text")
-        self._check_targets(data)
+        check_targets(self._chain["active"], data, self.rotation_targets)
         self.job.update_pending(data)
         self._chain["pending"] = data
         self._ids["pending"] = version_id
         return VersionInfo(version_id, frozenset({ACS_STAGES.pending}))
-
-    def _check_targets(self, data: str) -> None:
-        """Refuse a pending value that changes keys outside rotationTargets (names keys, never values)."""
-        try:
-            active, pending = json.loads(self._chain["active"]), json.loads(data)
-        except ValueError:
-            return  # not JSON: NCP's targets cannot apply key by key
-        if not isinstance(active, dict) or not isinstance(pending, dict):
-            return
-        changed = sorted(k for k in set(active) | set(pending) if active.get(k) != pending.get(k))
-        outside = [k for k in changed if k not in self.rotation_targets]
-        if outside:
-            raise InvalidParameter(
-                f"the rotation would change {', '.join(outside)}, which the secret's rotationTargets "
-                f"({', '.join(self.rotation_targets) or 'none'}) do not name: add them to rotationTargets"
-            )
 
     def update_stage(self, name: str, stage: str, *, move_to: str | None = None, remove_from: str | None = None) -> None:
         label = self._ncp(stage)
@@ -159,3 +171,71 @@ class JobView:
 
     def close(self) -> None:
         pass
+
+
+class StoreView:
+    """An :class:`NcpSecretManagerStore` presented to the engine outside a job (in-process
+    :class:`~rotation.Rotator` / :class:`~rotation.Scheduler`).
+
+    Stages are translated to the engine's labels; the engine's VersionIds for the pending
+    values it writes are kept as aliases of the store's derived ids (in this process: a
+    rotation resumed by another process simply sees the derived id). Pending values must keep
+    every key outside the secret's ``rotationTargets``. Promotion is the store's
+    ``update_stage`` (one Update Secret Value request after a compare-and-set read).
+    """
+
+    stage_labels: StageLabels = ACS_STAGES
+
+    def __init__(self, store: NcpSecretManagerStore) -> None:
+        self.store = store
+        self._alias: dict[tuple[str, str], str] = {}  # (name, engine id) -> derived id
+        self._back: dict[tuple[str, str], str] = {}  # (name, derived id) -> engine id
+
+    def __repr__(self) -> str:
+        return f"StoreView({self.store!r})"
+
+    def _to_store(self, name: str, vid: str | None) -> str | None:
+        return None if vid is None else self._alias.get((name, vid), vid)
+
+    def _to_engine(self, name: str, vid: str) -> str:
+        return self._back.get((name, vid), vid)
+
+    def get_secret(self, name: str, *, stage: str | None = None, version_id: str | None = None) -> Secret:
+        secret = self.store.get_secret(name, stage=None if stage is None else _role(stage),
+                                       version_id=self._to_store(name, version_id))
+        return Secret(name=name, version_id=self._to_engine(name, secret.version_id), stages=_acs(secret.stages),
+                      data=secret.data, secret_type="Generic")
+
+    def list_versions(self, name: str, *, include_deprecated: bool = False) -> list[VersionInfo]:
+        return [VersionInfo(self._to_engine(name, v.version_id), _acs(v.stages)) for v in self.store.list_versions(name)]
+
+    def put_secret(self, name: str, version_id: str, data: str | bytes, *, stages: Sequence[str] | None = None) -> VersionInfo:
+        if not stages or [_role(s) for s in stages] != [Stage.PENDING]:
+            raise InvalidParameter("the engine stores new NCP values only as pending")
+        if not isinstance(data, str):
+            raise InvalidParameter("NCP secret values are text")
+        chain = self.store.chain(name)
+        check_targets(chain.chain["active"], data, chain.rotation_targets)
+        info = self.store.put_secret(name, None, data, stages=[Stage.PENDING])
+        self._alias[(name, version_id)] = info.version_id
+        self._back[(name, info.version_id)] = version_id
+        return VersionInfo(version_id, _acs(info.stages))
+
+    def update_stage(self, name: str, stage: str, *, move_to: str | None = None, remove_from: str | None = None) -> None:
+        self.store.update_stage(name, _role(stage), move_to=self._to_store(name, move_to),
+                                remove_from=self._to_store(name, remove_from))
+
+    def describe(self, name: str) -> SecretInfo:
+        return self.store.describe(name)
+
+    def random_password(self, policy: PasswordPolicy = DEFAULT_PASSWORD_POLICY) -> str:
+        return self.store.random_password(policy)
+
+    def create_secret(self, *args: Any, **kwargs: Any) -> SecretInfo:
+        return self.store.create_secret(*args, **kwargs)
+
+    def delete_secret(self, name: str) -> None:
+        self.store.delete_secret(name)
+
+    def close(self) -> None:
+        self.store.close()

@@ -38,12 +38,12 @@ from secretclient.errors import SecretClientError
 from secretclient.model import DbCredentials
 from secretclient.stores.ncp import NcpSecretManagerStore
 
-from ._ncp_job import JobView
+from ._ncp_job import JobView, StoreView
 from .config import make_strategy
 from .engine import Checkpoint, Rotator
 from .errors import InvalidRotationSetup
 
-__all__ = ["SEED_EXCLUDED", "action", "main"]
+__all__ = ["SEED_EXCLUDED", "action", "for_engine", "main"]
 
 #: The characters NCP's sample action excludes from passwords.
 SEED_EXCLUDED = "\"&'+/\\`"
@@ -109,6 +109,17 @@ def _rotator(view: JobView, args: Mapping[str, Any], env: Mapping[str, str], che
         ca_file=env.get("ROTATION_DB_CA_FILE") or None,
     )
     return Rotator(view, strategy=strategy, checkpoint=checkpoint)
+
+
+def for_engine(store: NcpSecretManagerStore) -> StoreView:
+    """``store`` as an in-process :class:`~rotation.Rotator` (or :class:`~rotation.Scheduler`)
+    needs it: ``Rotator(for_engine(store), strategy=SingleUserStrategy())``.
+
+    Outside a job NCP's service is not involved: pending is written with Update Secret Stage
+    Value and promoted with Update Secret Value (see docs/rotation.md). Only keys named in the
+    secret's ``rotationTargets`` may change.
+    """
+    return StoreView(store)
 
 
 def main(args: dict[str, Any]) -> dict[str, Any]:
