@@ -71,12 +71,15 @@ def action(
     missing = [k for k in _ARGS if not isinstance(args.get(k), str) or not args.get(k)]
     if missing:
         return {"done": False, "error_message": f"the action needs {', '.join(missing)}"}
-    store = store_factory(
-        _setting(args, env, "endpoint", "NCLOUD_SECRET_MANAGER_ENDPOINT"),
-        access_key=args["accessKey"], secret_key=args["secretKey"],
-        verify=_setting(args, env, "caFile", "NCLOUD_CA_FILE") or True, env=env,
-    )
-    job = store.job(args["secretId"], args["jobToken"])
+    try:
+        store = store_factory(
+            _setting(args, env, "endpoint", "NCLOUD_SECRET_MANAGER_ENDPOINT"),
+            access_key=args["accessKey"], secret_key=args["secretKey"],
+            verify=_setting(args, env, "caFile", "NCLOUD_CA_FILE") or True, env=env,
+        )
+        job = store.job(args["secretId"], args["jobToken"])
+    except SecretClientError as exc:  # no store, so no /fail to send: the settings are wrong
+        return {"done": False, "error_message": f"{type(exc).__name__}: {exc}"}
     try:
         started = job.start()
         view = JobView(store, job, dict(started.chain), started.rotation_targets)

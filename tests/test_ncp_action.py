@@ -132,6 +132,9 @@ def test_bad_arguments_and_a_refusing_database(ncp_emulator, mariadb):
     emu = ncp_emulator
     assert action({"secretId": "x"}) == {"done": False,
                                          "error_message": "the action needs jobToken, accessKey, secretKey"}
+    bad_endpoint = action({"secretId": "x", "jobToken": "t", "accessKey": "a", "secretKey": "s"},
+                          env={"NCLOUD_SECRET_MANAGER_ENDPOINT": "ftp://nowhere/path"})
+    assert bad_endpoint["done"] is False and "endpoint" in bad_endpoint["error_message"]
     account = CdbAccount(mariadb, emu).create(privileged=False)
     mariadb.execute("ALTER USER %s@'%%' IDENTIFIED BY %s", (account.user, "changed-behind-its-back"))
     token, result = run(emu, account)
