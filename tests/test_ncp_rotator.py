@@ -31,3 +31,22 @@ def test_in_process_rotations_on_the_chain(ncp_emulator, mariadb):
         assert two.resumed and account.active() == left and account.can_login(left)
         assert account.stage("previous") == second
     assert emu.calls["StartRotationJob"] == 0  # no job: the REST API only
+
+
+def test_rotation_command_with_store_ncp(ncp_emulator, mariadb):
+    from click.testing import CliRunner
+
+    from rotation.cli import main
+
+    emu = ncp_emulator
+    account = CdbAccount(mariadb, emu).create(privileged=False)
+    before = account.active()
+    base = ["--store", "ncp", "--endpoint", emu.endpoint, "--access-key-id", emu.access_key,
+            "--access-key-secret", emu.secret_key, "--strategy", "single", "--password-length", "20"]
+    result = CliRunner().invoke(main, [*base, "rotate", account.secret_id])
+    assert result.exit_code == 0, result.output
+    after = account.active()
+    assert after["cdbPassword"] != before["cdbPassword"] and account.can_login(after)
+    assert after["cdbPassword"] not in result.output
+    status = CliRunner().invoke(main, [*base, "status", account.secret_id])
+    assert status.exit_code == 0, status.output
