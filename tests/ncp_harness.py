@@ -15,6 +15,7 @@ import pymysql
 import sqlalchemy as sa
 
 from secretclient import SecretClient
+from secretclient.db.policy import RetryPolicy
 from secretclient.db.sqlalchemy import create_engine
 
 THREADS = 8
@@ -74,12 +75,12 @@ class Load:
 
 
 @contextmanager
-def querying(account: CdbAccount, store: object) -> Iterator[Load]:
+def querying(account: CdbAccount, store: object, policy: RetryPolicy | None = None) -> Iterator[Load]:
     """8 threads query through ``create_engine(..., secret=<secret id>, client=SecretClient(store))``
     until the block ends; one connection in five is dropped after its query, so new logins keep
     happening across the rotations."""
     client = SecretClient(store)
-    engine = create_engine("mysql+pymysql:///", secret=account.secret_id, client=client,
+    engine = create_engine("mysql+pymysql:///", secret=account.secret_id, client=client, policy=policy,
                            pool_size=THREADS, max_overflow=THREADS, pool_timeout=20)
     load = Load()
     stop = threading.Event()
