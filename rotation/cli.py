@@ -30,6 +30,10 @@ def _rotator(obj: dict[str, Any]) -> Rotator:
         obj["store"], region=obj["region"], endpoint=obj["endpoint"],
         access_key_id=obj["access_key_id"], access_key_secret=obj["access_key_secret"], create=False,
     )
+    if obj["store"] == "ncp":  # NCP's chain as the engine needs it (docs/rotation.md)
+        from .ncp import for_engine
+
+        store = for_engine(store)
     rds = None
     if obj["strategy"] == "rds":
         from .strategies.rds import rds_client
@@ -62,7 +66,7 @@ def _run(ctx: click.Context, action: Any) -> None:
 
 @click.group()
 @click.option("--store", default="kms", show_default=True, envvar="ROTATION_STORE",
-              help="Where the secret lives: 'embedded:PATH' or 'kms'.")
+              help="Where the secret lives: 'embedded:PATH', 'kms' or 'ncp'.")
 @click.option("--region", envvar="ALIBABA_CLOUD_REGION_ID", help="KMS region id (kms store).")
 @click.option("--endpoint", envvar="ROTATION_KMS_ENDPOINT", help="KMS endpoint: host[:port] or http(s)://host[:port].")
 @click.option("--access-key-id", envvar="ALIBABA_CLOUD_ACCESS_KEY_ID", help="KMS AccessKey id (or the env variable).")
