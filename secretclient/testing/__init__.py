@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 
 from secretclient.manual import ManualClock, ManualExecutor
 from secretclient.testing.certs import TestCertificates, make_certificates
-from secretclient.testing.mariadb import MariaDB, MariaDBError, MariaDBNotInstalled
 from secretclient.testing.proxy import FaultProxy
 
 __all__ = [
@@ -30,12 +29,16 @@ __all__ = [
 
 if TYPE_CHECKING:
     from secretclient.testing.kms_emulator import KmsEmulator
+    from secretclient.testing.mariadb import MariaDB, MariaDBError, MariaDBNotInstalled
     from secretclient.testing.rds_emulator import RdsEmulator
     from secretclient.testing.rpc_server import ProxyRouter
 
-# The emulators load on first use, so that `python -m secretclient.testing.kms_emulator` runs
-# its module once (an eager import here makes runpy warn about a second copy).
+# The emulators and MariaDB load on first use, so that `python -m secretclient.testing.kms_emulator`
+# (or `.mariadb`) runs its module once (an eager import here makes runpy warn about a second copy).
 _LAZY = {
+    "MariaDB": "secretclient.testing.mariadb",
+    "MariaDBError": "secretclient.testing.mariadb",
+    "MariaDBNotInstalled": "secretclient.testing.mariadb",
     "KmsEmulator": "secretclient.testing.kms_emulator",
     "RdsEmulator": "secretclient.testing.rds_emulator",
     "ProxyRouter": "secretclient.testing.rpc_server",
