@@ -552,9 +552,10 @@ def _serve_until_interrupted(argv: list[str] | None) -> int:
         _write_private(cnf, "\n".join(lines) + "\n")
         env_file = args.env_file.resolve() if args.env_file else None
         if env_file is not None:
-            _write_private(env_file, f"MARIADB_HOST={db.host}\nMARIADB_PORT={db.port}\nMARIADB_CNF={shlex.quote(str(cnf))}\n"
-                           "export MARIADB_HOST MARIADB_PORT MARIADB_CNF\n")
-        print(f"MariaDB {db.version} is running on {db.host}:{db.port}: a throwaway server, its files in {db.directory}")
+            _write_private(env_file, f"MARIADB_HOST={db.host}\nMARIADB_PORT={db.port}\n"
+                           f"MARIADB_CNF={shlex.quote(str(cnf))}\nexport MARIADB_HOST MARIADB_PORT MARIADB_CNF\n")
+        print(f"MariaDB {db.version} is running on {db.host}:{db.port}: "
+              f"a throwaway server, its files in {db.directory}")
         print(f"  as root:      mariadb --defaults-extra-file={shlex.quote(str(cnf))}")
         print("               (that file holds host, port, user root and its random password; only you can read it)")
         if db.ca_file is not None:
