@@ -100,14 +100,20 @@ def test_quickstart_by_hand_runs_verbatim() -> None:
 # -- item 12: examples are re-runnable; the webapp says what it needs --------------------------
 
 
+DEMO = ["--duration", "2", "--interval", "1", "--workers", "2", "--min-rotations", "1", "--store-file"]
+
+
 @needs_mariadb
-@pytest.mark.parametrize(("example", "secret"), [("quickstart.py", "quickstart/app-db"),
-                                                 ("pymysql_connect.py", "examples/pymysql")])
-def test_example_runs_twice_with_the_same_store(tmp_path: Path, example: str, secret: str) -> None:
+@pytest.mark.parametrize(("example", "secret", "args"), [
+    ("quickstart.py", "quickstart/app-db", ["--store"]),
+    ("pymysql_connect.py", "examples/pymysql", ["--store"]),
+    ("demo.py", "demo/app-db", DEMO),
+], ids=["quickstart", "pymysql_connect", "demo"])
+def test_example_runs_twice_with_the_same_store(tmp_path: Path, example: str, secret: str, args: list[str]) -> None:
     store_file = tmp_path / "secrets.db"
     versions = []
     for _ in range(2):
-        result = _run(EXAMPLES / example, "--store", store_file, cwd=tmp_path)
+        result = _run(EXAMPLES / example, *args, store_file, cwd=tmp_path)
         assert result.returncode == 0, result.stdout + result.stderr
         assert "Traceback" not in result.stderr
         with EmbeddedStore(store_file) as store:
