@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import socket
 import stat
@@ -136,3 +137,43 @@ def test_webapp_without_flask_says_what_to_install(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "needs Flask: pip install '.[examples]'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# -- issue 11 item 9: README's install commands, verbatim ----------------------------------------
+
+
+def _bash_block_under(markdown: Path, heading: str) -> str:
+    text = markdown.read_text()
+    section = text[text.index(heading):]
+    match = re.search(r"^```bash\n(.*?)^```$", section, re.MULTILINE | re.DOTALL)
+    assert match, f"no bash block under {heading!r} in {markdown.name}"
+    return match.group(1)
+
+
+_NOT_SOURCE = shutil.ignore_patterns(".git", ".venv", "__pycache__", "*.egg-info", "build", "dist", ".hypothesis",
+                                     ".venv-anchors", ".mypy_cache", ".ruff_cache", "*.db", "*.db-*")
+
+
+def test_readme_install_commands_run_verbatim(tmp_path: Path) -> None:
+    """Each line of README's Install block, as written, with pip from a fresh virtualenv on PATH,
+    in a copy of the checkout (pip fetches the dependencies from the package index)."""
+    block = _bash_block_under(ROOT / "README.md", "## Install")
+    assert "pip install secretclient" not in block.replace("secretclient-rotation", "")
+    source = tmp_path / "checkout"
+    shutil.copytree(ROOT, source, ignore=_NOT_SOURCE)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    env = {k: v for k, v in _env().items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env['PATH']}"
+    result = subprocess.run(["bash", "-euo", "pipefail", "-c", block], capture_output=True, text=True, timeout=600,
+                            cwd=source, env=env, check=False)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    # The last line installed the built wheel with the kms and sqlalchemy extras: all of it works
+    # from the virtualenv, not from the checkout.
+    probe = ("import aliyunsdkkms, sqlalchemy, secretclient, rotation, secretclient.db.sqlalchemy\n"
+             "from secretclient.stores.aliyun import AliyunKmsStore\n"
+             "print(secretclient.__file__)\n")
+    out = subprocess.run([str(venv / "bin" / "python"), "-c", probe], capture_output=True, text=True, timeout=120,
+                         cwd=tmp_path, env=env, check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith(str(venv)), out.stdout
