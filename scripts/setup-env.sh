@@ -2,6 +2,7 @@
 #
 # On a fresh Debian machine (root, or sudo) it installs what is missing:
 #   - apt mariadb-server (mariadbd and its server_audit plugin, for the throwaway test servers);
+#   - apt postgresql (initdb and postgres, for the throwaway PostgreSQL servers);
 #   - python3-venv when `python3 -m venv` does not work;
 #   - a virtualenv at .venv with this project installed editable with the dev extra
 #     (through uv when it can be had, which takes seconds; else plain pip).
@@ -39,6 +40,15 @@ have_mariadbd() {
 if ! have_mariadbd; then
     log "installing mariadb-server (apt)"
     apt_install mariadb-server
+fi
+
+have_postgres() {
+    compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || command -v postgres >/dev/null 2>&1
+}
+
+if ! have_postgres; then
+    log "installing postgresql (apt)"
+    apt_install postgresql
 fi
 
 PYTHON="${PYTHON:-python3}"

@@ -19,53 +19,34 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Self
 
-from ..errors import (
-    AccessDenied,
-    InvalidParameter,
-    LimitExceeded,
-    SecretNotFound,
-    StoreError,
-    StoreTimeout,
-    StoreUnavailable,
-    Throttled,
-    VersionConflict,
-)
+from ..errors import InvalidParameter, StoreError
 from ..model import (
     ACS_STAGES,
     CURRENT,
     DEFAULT_PASSWORD_POLICY,
     PasswordPolicy,
     Secret,
-    StageLabels,
     SecretInfo,
+    StageLabels,
     VersionInfo,
 )
+from . import _aliyun_rpc as _rpc
+from ._aliyun_errors import map_sdk_error
 
 __all__ = ["AliyunKmsStore", "kms_endpoint", "map_sdk_error"]
 
 API_VERSION = "2016-01-20"
-_ENV_AK = "ALIBABA_CLOUD_ACCESS_KEY_ID"
-_ENV_SK = "ALIBABA_CLOUD_ACCESS_KEY_SECRET"
-_ENV_TOKEN = "ALIBABA_CLOUD_SECURITY_TOKEN"
 _ENV_REGION = "ALIBABA_CLOUD_REGION_ID"
 _LOOPBACK = ("localhost", "127.0.0.1", "::1", "[::1]")
-# Actions whose request carries secret data: their server messages are never copied.
-_DATA_ACTIONS = frozenset({"PutSecretValue", "CreateSecret"})
+
+
+def _missing_sdk(reason: str) -> InvalidParameter:
+    return InvalidParameter(f"AliyunKmsStore needs the Alibaba Cloud SDK: pip install secretclient[kms] ({reason})")
 
 
 def _sdk() -> Any:
     """The SDK modules, imported lazily; a clear error when the ``kms`` extra is missing."""
-    try:
-        from aliyunsdkcore import client as acs_client
-        from aliyunsdkcore.acs_exception import exceptions as acs_exceptions
-        from aliyunsdkcore.auth import credentials as acs_credentials
-        from aliyunsdkcore.http import protocol_type
-        from aliyunsdkcore.request import RpcRequest
-    except ImportError:
-        raise InvalidParameter(
-            "AliyunKmsStore needs the Alibaba Cloud SDK: pip install secretclient[kms]"
-        ) from None
-    return acs_client, acs_exceptions, acs_credentials, RpcRequest, protocol_type
+    return _rpc.sdk(_missing_sdk)
 
 
 def kms_endpoint(region: str, *, vpc: bool = False) -> str:
@@ -152,127 +133,6 @@ def _extended(value: Any) -> Mapping[str, Any] | None:
     return None
 
 
-# -- error mapping -------------------------------------------------------------------------
-
-_ACCESS_CODES = (
-    "SignatureDoesNotMatch",
-    "IncompleteSignature",
-    "InvalidAccessKeyId",
-    "InvalidAccessKeySecret",
-    "InvalidSecurityToken",
-    "InvalidTimeStamp",
-    "IllegalTimestamp",
-    "RequestTimeTooSkewed",
-    "Forbidden",
-    "NoPermission",
-    "Unauthorized",
-    "SDK.InvalidCredential",
-)
-_THROTTLE_CODES = ("Rejected.Throttling", "Throttling", "ServiceUnavailable.Throttling")
-_INVALID_CODES = ("InvalidParameter", "Missing", "InvalidParam", "IllegalParameter",
-                  "UnsupportedOperation", "Rejected.UnsupportedOperation", "SDK.InvalidParameter",
-                  "SDK.InvalidRequest", "SDK.InvalidRegionId", "SDK.EndpointResolvingError")
-_UNAVAILABLE_CODES = ("InternalFailure", "InternalError", "ServiceUnavailable",
-                      "ServiceUnavailableTemporary", "SignatureNonceUsed")
-
-
-def _matches(code: str, prefixes: Sequence[str]) -> bool:
-    return code.startswith(tuple(prefixes))
-
-
-def _explain(cls: type[StoreError], code: str) -> str:
-    if code == "SignatureDoesNotMatch":
-        return "the request signature does not match: check the AccessKey secret"
-    if code.startswith("InvalidAccessKeyId"):
-        return "the AccessKey ID is unknown or disabled"
-    if code.startswith("InvalidSecurityToken"):
-        return "the STS security token is invalid or expired"
-    if code in ("IllegalTimestamp", "RequestTimeTooSkewed") or code.startswith("InvalidTimeStamp"):
-        return "the request timestamp was refused: check the local clock"
-    return {
-        SecretNotFound: "the secret, version or stage does not exist",
-        AccessDenied: "access denied: check the credentials and their RAM permissions",
-        Throttled: "KMS is throttling requests",
-        InvalidParameter: "KMS refused a parameter",
-        VersionConflict: "the resource already exists with other content",
-        LimitExceeded: "a KMS quota or limit would be exceeded",
-        StoreUnavailable: "KMS failed or is unavailable",
-    }.get(cls, "KMS refused the request")
-
-
-def _classify(code: str, status: int | None) -> type[StoreError]:
-    if code == "Forbidden.ResourceNotFound" or (
-        code.endswith("NotFound") and not _matches(code, ("InvalidAccessKeyId", "Forbidden.KeyNotFound"))
-    ):
-        return SecretNotFound
-    if _matches(code, _THROTTLE_CODES) or code.endswith("Throttling"):
-        return Throttled
-    if _matches(code, _ACCESS_CODES):
-        return AccessDenied
-    if code in ("Rejected.ResourceExist", "Rejected.StageNotOnVersion") or code.endswith(
-        ("AlreadyExists", "ResourceExist")
-    ):
-        return VersionConflict
-    if "LimitExceed" in code or "QuotaExceed" in code:
-        return LimitExceeded
-    if _matches(code, _INVALID_CODES):
-        return InvalidParameter
-    if _matches(code, _UNAVAILABLE_CODES) or (status is not None and status >= 500):
-        return StoreUnavailable
-    if status == 404:
-        return SecretNotFound
-    if status in (401, 403):
-        return AccessDenied
-    if status == 429:
-        return Throttled
-    return StoreError
-
-
-def _target(action: str, name: str | None) -> str:
-    return f"KMS {action}" + (f" for secret {name!r}" if name else "")
-
-
-def map_sdk_error(exc: BaseException, action: str, name: str | None = None) -> StoreError:
-    """Translate an ``aliyunsdkcore`` exception into our hierarchy.
-
-    Never copies the SDK's text for connection errors (it holds the request URL) nor for
-    actions that carry secret data; the server message is kept otherwise, since it names
-    the parameter that is wrong.
-    """
-    _, acs_exceptions, _, _, _ = _sdk()
-    target = _target(action, name)
-    if isinstance(exc, acs_exceptions.ServerException):
-        code = str(exc.get_error_code() or "SDK.UnknownServerError")
-        status = exc.get_http_status()
-        request_id = exc.get_request_id()
-        if code == "InvalidAccessKeySecret":
-            # The SDK renames the server's SignatureDoesNotMatch when its own string to
-            # sign equals the server's, i.e. when only the secret can be wrong.
-            code = "SignatureDoesNotMatch"
-        cls = _classify(code, status)
-        message = f"{target} failed: {_explain(cls, code)}"
-        server_msg = str(exc.get_error_msg() or "")
-        if (
-            server_msg
-            and action not in _DATA_ACTIONS
-            and cls is not AccessDenied
-            and code != "SDK.UnknownServerError"
-            and len(server_msg) <= 300
-        ):
-            message += f" ({server_msg})"
-        return cls(message, code=code, request_id=request_id, http_status=status)
-    if isinstance(exc, acs_exceptions.ClientException):
-        code = str(exc.get_error_code() or "SDK.ClientError")
-        text = str(exc.get_error_msg() or "").lower()
-        if code == "SDK.HttpError":
-            if "timed out" in text or "timeout" in text:
-                return StoreTimeout(f"{target} timed out", code=code)
-            return StoreUnavailable(f"{target} failed: KMS could not be reached", code=code)
-        cls = _classify(code, None)
-        return cls(f"{target} failed in the SDK: {_explain(cls, code)}", code=code)
-    return StoreError(f"{target} failed: {type(exc).__name__}", code="SDK.Unexpected")
-
-
 class AliyunKmsStore:
     """A :class:`~secretclient.stores.SecretStore` on Alibaba Cloud KMS Secrets Manager.
 
@@ -312,7 +172,7 @@ class AliyunKmsStore:
         read_timeout: float = 5.0,
         proxy: str | bool = True,
     ) -> None:
-        acs_client, _, acs_credentials, _, _ = _sdk()
+        _sdk()
         region = region or os.environ.get(_ENV_REGION)
         if not region or not re.fullmatch(r"[a-zA-Z0-9_-]+", region):
             raise InvalidParameter(
@@ -325,26 +185,17 @@ class AliyunKmsStore:
                 raise InvalidParameter(f"{label} must be a positive number of seconds")
         self.region = region
         self.protocol, self.host = _split_endpoint(endpoint or kms_endpoint(region, vpc=vpc), protocol)
-
-        if credential is None:
-            ak = access_key_id or os.environ.get(_ENV_AK)
-            sk = access_key_secret or os.environ.get(_ENV_SK)
-            token = security_token or (None if access_key_id else os.environ.get(_ENV_TOKEN))
-            if not ak or not sk:
-                raise InvalidParameter(
-                    "AliyunKmsStore needs credentials: access_key_id= and access_key_secret= "
-                    f"(plus security_token= for STS), credential=, or ${_ENV_AK} and ${_ENV_SK}"
-                )
-            if token:
-                credential = acs_credentials.StsTokenCredential(ak, sk, token)
-            else:
-                credential = acs_credentials.AccessKeyCredential(ak, sk)
+        credential = _rpc.credential(
+            access_key_id, access_key_secret, security_token, credential,
+            missing=lambda reason: InvalidParameter(f"AliyunKmsStore: {reason}"),
+        )
         self.access_key_id: str | None = getattr(credential, "access_key_id", None) or getattr(
             credential, "sts_access_key_id", None
         )
-        self._client = acs_client.AcsClient(
-            region_id=region,
-            credential=credential,
+        self._client = _rpc.make_client(
+            region,
+            credential,
+            missing=_missing_sdk,
             auto_retry=False,  # one attempt: SecretClient owns retries and backoff
             connect_timeout=connect_timeout,
             timeout=read_timeout,
@@ -370,14 +221,14 @@ class AliyunKmsStore:
         name: str | None = None,
         body: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
-        _, acs_exceptions, _, RpcRequest, protocol_type = _sdk()
+        sdk = _sdk()
         # A plain RpcRequest (not CommonRequest) so the SDK keeps its string to sign: with it
         # the SDK recognises a wrong AccessKey secret and logs no server string to sign.
-        request = RpcRequest("Kms", API_VERSION, action)
+        request = sdk.RpcRequest("Kms", API_VERSION, action)
         request.set_endpoint(self.host)
         request.set_method("POST")
         # The SDK tests the protocol with `is`: hand it its own constant.
-        request.set_protocol_type(protocol_type.HTTPS if self.protocol == "https" else protocol_type.HTTP)
+        request.set_protocol_type(sdk.protocol_type.HTTPS if self.protocol == "https" else sdk.protocol_type.HTTP)
         request.set_accept_format("JSON")
         for key, value in params.items():
             if value is not None:
@@ -386,28 +237,7 @@ class AliyunKmsStore:
         # the URL in its connection errors.
         for key, value in (body or {}).items():
             request.add_body_params(key, value)
-        error: StoreError | None = None
-        try:
-            # What do_action_with_exception does, minus its DEBUG log of the response body,
-            # which holds SecretData.
-            _, _, raw, sdk_error = self._client._implementation_of_do_action(request)
-            if sdk_error is not None:
-                raise sdk_error
-        except (acs_exceptions.ServerException, acs_exceptions.ClientException) as exc:
-            error = map_sdk_error(exc, action, name)
-        except Exception as exc:  # the SDK lets some transport errors through unwrapped
-            error = StoreUnavailable(f"{_target(action, name)} failed: {type(exc).__name__}", code="SDK.HttpError")
-        if error is not None:
-            # Raised here, outside the except clause, so that neither __cause__ nor
-            # __context__ holds the SDK's exception: its text may quote the request.
-            raise error
-        try:
-            parsed = json.loads(raw)
-        except ValueError:
-            raise StoreUnavailable(f"KMS {action} answered with a body that is not JSON", code="SDK.InvalidResponse") from None
-        if not isinstance(parsed, dict):
-            raise StoreUnavailable(f"KMS {action} answered with unexpected JSON", code="SDK.InvalidResponse")
-        return parsed
+        return _rpc.call(self._client, request, lambda exc: map_sdk_error(exc, action, name))
 
     @staticmethod
     def _check_name(name: Any) -> None:

@@ -27,10 +27,9 @@ import binascii
 import json
 import signal
 import threading
-import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Unpack
 
 from secretclient.errors import (
     AccessDenied,
@@ -44,6 +43,7 @@ from secretclient.model import CURRENT, PREVIOUS, PasswordPolicy
 from secretclient.stores.embedded import EmbeddedStore
 from secretclient.testing.rpc_server import (
     COMMON_ERRORS,
+    EmulatorOptions,
     Faults,
     RpcEmulator,
     RpcError,
@@ -139,13 +139,8 @@ class KmsEmulator(RpcEmulator):
     """A local KMS Secrets Manager endpoint on ``host:port`` (``port=0`` picks a free one).
 
     :param store: the EmbeddedStore holding the secrets (default: a private ``:memory:`` one).
-    :param access_keys: AccessKey id -> secret accepted (default: one random pair, see
-        :attr:`access_key_id` / :attr:`access_key_secret`).
-    :param security_tokens: AccessKey id -> the STS token requests with that key must carry.
-    :param https: serve HTTPS with a throwaway CA (:attr:`ca_file`).
-    :param clock: wall clock for request timestamps (``time.time``).
-    :param seed: seed of the fault-injection RNG.
-    :param faults: a :class:`Faults` to use (e.g. one with an injected clock).
+    :param options: :class:`~secretclient.testing.rpc_server.EmulatorOptions` (access keys,
+        STS tokens, HTTPS, host, port, region, clock, fault seed or :class:`Faults`).
     """
 
     product = "Kms"
@@ -156,24 +151,8 @@ class KmsEmulator(RpcEmulator):
     unavailable_code = "ServiceUnavailableTemporary"
     throttling_code = "Rejected.Throttling"
 
-    def __init__(
-        self,
-        store: EmbeddedStore | None = None,
-        access_keys: Mapping[str, str] | None = None,
-        https: bool = False,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        region: str = "cn-hangzhou",
-        *,
-        security_tokens: Mapping[str, str] | None = None,
-        clock: Callable[[], float] = time.time,
-        seed: int | None = None,
-        faults: Faults | None = None,
-    ) -> None:
-        super().__init__(
-            access_keys, https, host, port, region,
-            security_tokens=security_tokens, clock=clock, seed=seed, faults=faults,
-        )
+    def __init__(self, store: EmbeddedStore | None = None, **options: Unpack[EmulatorOptions]) -> None:
+        super().__init__(**options)
         self._own_store = store is None
         self.backing_store: EmbeddedStore = store if store is not None else EmbeddedStore(":memory:")
 
@@ -204,7 +183,7 @@ class KmsEmulator(RpcEmulator):
             "access_key_secret": self.access_key_secret,
             "proxy": False,
         }
-        token = self._tokens.get(self.access_key_id)
+        token = self.auth.token(self.access_key_id)
         if token:
             options["security_token"] = token
         if self.https:
@@ -406,7 +385,7 @@ class KmsEmulator(RpcEmulator):
             days = int(params.get("RecoveryWindowInDays") or 30)
         except ValueError:
             raise KmsError("InvalidParameter", "The specified parameter RecoveryWindowInDays is not valid.") from None
-        self.backing_store.delete_secret(name)
+        self.backing_store.delete_secret(name, recovery_window_days=days, force=force)
         now = datetime.fromtimestamp(self._clock(), UTC)
         return {"SecretName": name, "PlannedDeleteTime": _iso(now if force else now + timedelta(days=days))}
 
@@ -457,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     emu = KmsEmulator(
-        store, keys or None, https=args.https, host=args.host, port=args.port, region=args.region,
+        store, access_keys=keys or None, https=args.https, host=args.host, port=args.port, region=args.region,
         security_tokens=tokens,
     )
     try:
