@@ -24,7 +24,7 @@ HERE = str(Path(__file__).resolve().parent)
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
-from test_rotation_child import child_env, open_store  # noqa: E402
+from rotation_child import child_env, open_store  # noqa: E402
 
 from rotation import Rotator  # noqa: E402
 from rotation.strategies.postgres import PostgresAlternatingUsersStrategy, PostgresSingleUserStrategy  # noqa: E402

@@ -9,7 +9,7 @@ import string
 from datetime import timedelta
 
 import pytest
-from test_rotation_support import (
+from rotation_support import (
     CURRENT,
     PENDING,
     PREVIOUS,
@@ -32,9 +32,6 @@ from rotation import (
 )
 from rotation.passwords import PasswordPolicy
 from secretclient.errors import InvalidSecretContent, SecretClientError
-
-# The rotation tests' fixtures (store_handle, cleanup_accounts) live in test_rotation_support.
-pytest_plugins = ["test_rotation_support"]
 
 
 @pytest.mark.parametrize("kind", STRATEGIES)
@@ -69,7 +66,7 @@ def test_twenty_rotations_keep_login_and_grants(mariadb, store_handle, cleanup_a
 
 
 def test_tls_requirement_and_plugin_are_copied(mariadb_tls, tmp_path, cleanup_accounts):
-    from test_rotation_support import start_store
+    from rotation_support import start_store
 
     handle = start_store("embedded", tmp_path)
     try:

@@ -6,12 +6,10 @@ import json
 import secrets
 
 import pytest
-from test_rotation_support import make_app, make_strategy
+from rotation_support import make_app, make_strategy
 
 from rotation import ProtectedAccount, Rotator
 from secretclient.stores.embedded import EmbeddedStore
-
-pytest_plugins = ["test_rotation_support"]
 
 
 @pytest.fixture

@@ -26,8 +26,6 @@ from secretclient.model import CURRENT, PENDING, PREVIOUS
 from secretclient.testing import MariaDB, ProxyRouter, RdsEmulator
 
 # store_handle: an EmbeddedStore file, or the KMS emulator through the SDK.
-pytest_plugins = ["test_rotation_support"]
-
 PASSWORD = "Start-Pass_42x"
 
 
