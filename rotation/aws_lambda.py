@@ -49,7 +49,7 @@ from secretclient.stores.aws import AwsSecretsManagerStore
 from .dbconn import ConnectOptions
 from .engine import Rotator
 from .errors import InvalidRotationSetup, RotationConflict, RotationInProgress
-from .passwords import DEFAULT_POLICY
+from .passwords import MYSQL_PASSWORD_POLICY
 from .strategies import AlternatingUsersStrategy, SingleUserStrategy, Strategy
 from .strategies.base import RotationContext
 
@@ -85,8 +85,8 @@ def _number(env: Mapping[str, str], name: str, default: float) -> float:
 def _strategy(store: AwsSecretsManagerStore, secret_id: str, env: Mapping[str, str]) -> Strategy:
     exclude = env.get("EXCLUDE_CHARACTERS")
     policy = PasswordPolicy(
-        length=int(_number(env, "PASSWORD_LENGTH", DEFAULT_POLICY.length)),
-        exclude_characters=DEFAULT_POLICY.exclude_characters if exclude is None else exclude,
+        length=int(_number(env, "PASSWORD_LENGTH", MYSQL_PASSWORD_POLICY.length)),
+        exclude_characters=MYSQL_PASSWORD_POLICY.exclude_characters if exclude is None else exclude,
     )
     options: dict[str, Any] = {
         "password_policy": policy,
