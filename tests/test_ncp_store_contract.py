@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from test_store_contract import stages_by_version
 
 from secretclient import SecretClient
 from secretclient.errors import InvalidParameter, SecretNotFound, VersionConflict
@@ -19,6 +18,11 @@ from secretclient.stores.ncp import NcpSecretManagerStore, NcpUnsupported, ncp_e
 from secretclient.testing import NcpEmulator
 
 ACTIVE, PENDING, PREVIOUS = NCP_STAGES.current, NCP_STAGES.pending, NCP_STAGES.previous
+
+
+def stages_by_version(store: SecretStore, name: str) -> dict[str, set[str]]:
+    """The chain as NCP's own labels (active / pending / previous) per version."""
+    return {v.version_id: set(v.stages) for v in store.list_versions(name)}
 
 
 @pytest.fixture(params=["ncp-http", "ncp-https"])

@@ -457,7 +457,7 @@ class NcpSecretManagerStore:
         self._data("POST", "/api/v1/secrets", f"create secret {name!r}", body)
         return self.describe(name)
 
-    def delete_secret(self, name: str) -> None:
+    def delete_secret(self, name: str, *, recovery_window_days: int | None = 30, force: bool = False) -> None:
         """Refused: deleting an NCP secret is a scheduled, console-confirmed operation."""
         raise NcpUnsupported("this store does not delete NCP secrets: schedule the deletion in the NCP console")
 
