@@ -203,8 +203,14 @@ class StoreView:
     def get_secret(self, name: str, *, stage: str | None = None, version_id: str | None = None) -> Secret:
         secret = self.store.get_secret(name, stage=None if stage is None else _role(stage),
                                        version_id=self._to_store(name, version_id))
+        created = None
+        if NCP_STAGES.current in secret.stages:
+            # NCP dates no value: the active one is as old as the secret's last rotation or
+            # update (what the Scheduler's due time and the engine's due_after need).
+            info = self.store.describe(name)
+            created = info.last_rotation or info.updated or info.created
         return Secret(name=name, version_id=self._to_engine(name, secret.version_id), stages=_acs(secret.stages),
-                      data=secret.data, secret_type="Generic")
+                      data=secret.data, created=created, secret_type="Generic")
 
     def list_versions(self, name: str, *, include_deprecated: bool = False) -> list[VersionInfo]:
         return [VersionInfo(self._to_engine(name, v.version_id), _acs(v.stages)) for v in self.store.list_versions(name)]
