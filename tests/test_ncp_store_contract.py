@@ -226,5 +226,9 @@ def test_secretclient_command_reads_ncp(emu):
     assert "pw-in-cli" in runner.invoke(main, [*base, "get", "sec-1", "--reveal"]).output
     listed = runner.invoke(main, [*base, "versions", "sec-1"])
     assert listed.exit_code == 0 and "active" in listed.output
-    refused = runner.invoke(main, [*base, "delete", "sec-1", "--yes"])
-    assert refused.exit_code == 1 and "NcpUnsupported" in refused.output
+    described = runner.invoke(main, [*base, "describe", "sec-1"])
+    assert described.exit_code == 0 and '"sec-1"' in described.output
+    # The command always picks a VersionId: NCP refuses writes through it (docs/stores.md).
+    for args, stdin in ((["delete", "sec-1", "--yes"], None), (["create", "sec-2"], "v"), (["put", "sec-1"], "v")):
+        refused = runner.invoke(main, [*base, *args], input=stdin)
+        assert refused.exit_code == 1 and "NcpUnsupported" in refused.output, refused.output
