@@ -39,7 +39,7 @@ from secretclient.model import DbCredentials
 from secretclient.stores.ncp import NcpSecretManagerStore
 
 from ._ncp_job import JobView, StoreView
-from .config import make_strategy
+from ._factories import make_strategy
 from .engine import Checkpoint, Rotator
 from .errors import InvalidRotationSetup
 

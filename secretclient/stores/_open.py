@@ -2,8 +2,10 @@
 
 ``embedded:PATH`` opens an :class:`EmbeddedStore` (its key, if any, from
 ``$SECRETCLIENT_EMBEDDED_KEY`` as hex or base64); ``kms`` opens an :class:`AliyunKmsStore`
-whose options default to the ``ALIBABA_CLOUD_*`` environment variables; ``ncp`` opens an :class:`NcpSecretManagerStore`
-(keys from ``$NCLOUD_ACCESS_KEY`` / ``$NCLOUD_SECRET_KEY`` unless given).
+whose options default to the ``ALIBABA_CLOUD_*`` environment variables; ``aws`` opens an
+:class:`AwsSecretsManagerStore` whose options default to boto3's usual sources (``AWS_*``);
+``ncp`` opens an :class:`NcpSecretManagerStore` (keys from ``$NCLOUD_ACCESS_KEY`` /
+``$NCLOUD_SECRET_KEY`` unless given).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Mapping
 from ..errors import InvalidParameter
 from .base import SecretStore
 
-__all__ = ["open_store", "EMBEDDED_KEY_ENV"]
+__all__ = ["EMBEDDED_KEY_ENV", "open_store"]
 
 #: Environment variable holding the EmbeddedStore key (hex or base64) for ``embedded:PATH``.
 EMBEDDED_KEY_ENV = "SECRETCLIENT_EMBEDDED_KEY"
@@ -46,7 +48,9 @@ def open_store(
     env: Mapping[str, str] | None = None,
     create: bool = True,
 ) -> SecretStore:
-    """The store ``spec`` names: ``embedded:PATH`` or ``kms``.
+    """The store ``spec`` names: ``embedded:PATH``, ``kms`` or ``aws``.
+
+    For ``aws``, ``endpoint`` is the endpoint URL and ``access_key_secret`` the secret access key.
 
     With ``create=False`` a missing ``embedded:PATH`` file is an error instead of a new store.
     """
@@ -69,6 +73,17 @@ def open_store(
             security_token=security_token,
             verify=verify,
         )
+    if spec == "aws":
+        from .aws import AwsSecretsManagerStore
+
+        return AwsSecretsManagerStore(
+            region=region,
+            endpoint_url=endpoint,
+            access_key_id=access_key_id,
+            secret_access_key=access_key_secret,
+            session_token=security_token,
+            verify=verify,
+        )
     if spec == "ncp":
         from .ncp import NcpSecretManagerStore
 
@@ -77,4 +92,4 @@ def open_store(
             endpoint, region=region, access_key=access_key_id, secret_key=access_key_secret,
             verify=True if verify is None else verify, env=env,
         )
-    raise InvalidParameter("store must be 'embedded:PATH', 'kms' or 'ncp'")
+    raise InvalidParameter("store must be 'embedded:PATH', 'kms', 'aws' or 'ncp'")
