@@ -1,5 +1,6 @@
-"""NcpSecretManagerStore's part of the store contract, over our NCP emulator (HTTP and HTTPS):
-the chain mapped onto roles, what NCP cannot do refused with a typed error and nothing changed."""
+"""NcpSecretManagerStore's part of the store contract (tests/test_store_contract.py), over our NCP
+emulator (HTTP and HTTPS): the chain mapped onto roles, what NCP cannot do refused with a typed
+error and nothing changed."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from test_store_contract import stages_by_version
 
 from secretclient import SecretClient
 from secretclient.errors import InvalidParameter, SecretNotFound, VersionConflict
@@ -19,6 +19,11 @@ from secretclient.stores.ncp import NcpSecretManagerStore, NcpUnsupported, ncp_e
 from secretclient.testing import NcpEmulator
 
 ACTIVE, PENDING, PREVIOUS = NCP_STAGES.current, NCP_STAGES.pending, NCP_STAGES.previous
+
+
+def stages_by_version(store: SecretStore, name: str) -> dict[str, set[str]]:
+    """VersionId -> NCP's labels on it."""
+    return {v.version_id: set(v.stages) for v in store.list_versions(name)}
 
 
 @pytest.fixture(params=["ncp-http", "ncp-https"])

@@ -241,6 +241,23 @@ class NcpSecretManagerStore:
 
     # -- helpers ----------------------------------------------------------------------------
 
+    def list_secrets(self) -> list[SecretInfo]:
+        """Every secret (``GET /api/v1/secrets``, all pages): name, type, creation; ``arn`` is the id."""
+        out: list[SecretInfo] = []
+        page = 1
+        while page <= 1000:  # bounded: 20 000 secrets
+            data = self._data("GET", f"/api/v1/secrets?pageNo={page}", "list secrets")
+            for item in data.get("secretList") or []:
+                if isinstance(item, Mapping) and item.get("secretName"):
+                    out.append(SecretInfo(
+                        name=str(item["secretName"]), secret_type=str(item.get("secretType") or "BASIC"),
+                        created=_ms(item.get("registerDate")), arn=str(item.get("secretId") or "") or None,
+                    ))
+            if page >= int(data.get("totalPageNo") or 1):
+                return out
+            page += 1
+        return out
+
     def secret_id(self, name: str) -> str:
         """The secret id of ``name`` (a name, resolved once through the list API, or an id)."""
         if not isinstance(name, str) or not name:
@@ -340,7 +357,9 @@ class NcpSecretManagerStore:
             raise InvalidParameter("secret data must be a non-empty string")
         labels = [self._stage(s) for s in stages] if stages else []
         if labels and labels != [NCP_STAGES.pending]:
-            raise NcpUnsupported("NCP can store a new value only as pending (stages=[PENDING]) or as active (no stages)")
+            raise NcpUnsupported(
+                "NCP can store a new value only as pending (stages=[PENDING]) or as active (no stages)"
+            )
         sid = self.secret_id(name)
         derived = self.version_id(sid, data)
         if version_id not in (None, "", derived):
@@ -457,7 +476,7 @@ class NcpSecretManagerStore:
         self._data("POST", "/api/v1/secrets", f"create secret {name!r}", body)
         return self.describe(name)
 
-    def delete_secret(self, name: str) -> None:
+    def delete_secret(self, name: str, *, recovery_window_days: int | None = 30, force: bool = False) -> None:
         """Refused: deleting an NCP secret is a scheduled, console-confirmed operation."""
         raise NcpUnsupported("this store does not delete NCP secrets: schedule the deletion in the NCP console")
 

@@ -105,9 +105,10 @@ class _Handler(BaseHTTPRequestHandler):
             url = urlsplit(target)
             target = url.path + (f"?{url.query}" if url.query else "")
         headers = {k.lower(): v for k, v in self.headers.items()}
-        headers = {TIMESTAMP_HEADER: headers.get(TIMESTAMP_HEADER, ""), ACCESS_KEY_HEADER: headers.get(ACCESS_KEY_HEADER, ""),
-                   SIGNATURE_HEADER: headers.get(SIGNATURE_HEADER, ""),
-                   **({JOB_TOKEN_HEADER: headers[JOB_TOKEN_HEADER.lower()]} if JOB_TOKEN_HEADER.lower() in headers else {})}
+        wanted = {h: headers.get(h, "") for h in (TIMESTAMP_HEADER, ACCESS_KEY_HEADER, SIGNATURE_HEADER)}
+        if JOB_TOKEN_HEADER.lower() in headers:
+            wanted[JOB_TOKEN_HEADER] = headers[JOB_TOKEN_HEADER.lower()]
+        headers = wanted
         try:
             status, payload = self.server.emulator._handle(self.command, target, headers, raw)
         except ConnectionAbortedError:

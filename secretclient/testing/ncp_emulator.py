@@ -206,7 +206,9 @@ class NcpEmulator:
     def __enter__(self) -> Self:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
     def __repr__(self) -> str:
@@ -294,7 +296,7 @@ class NcpEmulator:
         auto_rotation_days: int | None = None,
     ) -> str:
         """Create a secret whose ``active`` value is ``value``; returns its secret id."""
-        body = {"secretName": name, "memo": memo,
+        body: dict[str, Any] = {"secretName": name, "memo": memo,
                 "secretValue": {"value": value, "rotationTargets": list(rotation_targets)},
                 "secretType": "BASIC", "autoRotationYN": "Y" if auto_rotation_days else "N",
                 "protectionKeyType": "DEFAULT"}
@@ -441,7 +443,8 @@ class NcpEmulator:
         name = body.get("secretName")
         value_obj = body.get("secretValue")
         if not isinstance(name, str) or not _NAME.fullmatch(name):
-            raise NcpError("INVALID_REQUEST", "secretName: 3 to 15 letters, digits, '-' or '_', starting with a letter.")
+            raise NcpError("INVALID_REQUEST",
+                           "secretName: 3 to 15 letters, digits, '-' or '_', starting with a letter.")
         if not isinstance(value_obj, Mapping) or not isinstance(value_obj.get("value"), str) or not value_obj["value"]:
             raise NcpError("INVALID_REQUEST", "secretValue.value is required.")
         targets = value_obj.get("rotationTargets")
@@ -605,7 +608,9 @@ class NcpEmulator:
             api, handler, args = self._route(method, url.path)
         except NcpError as err:
             return err.status, err.body()
-        drop, injected, delay = self.faults._admit(api, self)
+        # Faults is the KMS emulator's; it needs only error() and the *_code / error_class
+        # attributes, which this class has.
+        drop, injected, delay = self.faults._admit(api, self)  # type: ignore[arg-type]
         if delay:
             time.sleep(delay)
         if drop:
