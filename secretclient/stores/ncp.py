@@ -4,8 +4,7 @@ NCP keeps each secret as a chain of three values — ``active``, ``pending``, ``
 no version history. This store maps the chain onto the store contract:
 
 * ``active`` → CURRENT, ``pending`` → PENDING, ``previous`` → PREVIOUS (``stage_labels`` is
-  :data:`~secretclient.model.NCP_STAGES`; roles, NCP's labels and — for code written against
-  KMS — ``ACSCurrent``/``ACSPending``/``ACSPrevious`` are accepted alike);
+  :data:`~secretclient.model.NCP_STAGES`; roles and NCP's labels are accepted alike);
 * a value's VersionId is derived from the value (an HMAC under the secret key, so it changes
   exactly when the value changes and reveals nothing about it);
 * a secret is named by its secret id or its name (names are resolved once through the list API).
@@ -36,7 +35,6 @@ from urllib.parse import quote, urlsplit
 
 from ..errors import InvalidParameter, SecretNotFound, VersionConflict
 from ..model import (
-    ACS_STAGES,
     DEFAULT_PASSWORD_POLICY,
     NCP_STAGES,
     PasswordPolicy,
@@ -299,8 +297,7 @@ class NcpSecretManagerStore:
 
     def _stage(self, stage: str) -> str:
         """NCP's label for a role or label; :class:`NcpUnsupported` for any other label."""
-        # KMS's labels are accepted as the roles they name: layers above still default to them.
-        label = NCP_STAGES.label(ACS_STAGES.role(stage) or stage)
+        label = NCP_STAGES.label(stage)
         if label not in (NCP_STAGES.current, NCP_STAGES.pending, NCP_STAGES.previous):
             raise NcpUnsupported(
                 f"NCP secrets have only the stages active, pending and previous (or the roles "
