@@ -356,11 +356,10 @@ class CredentialSearch:
         transient = 0
         while True:
             started = view.clock()
-            admission, flight = gate.admit(args.gate_key, role, started)
-            owner = admission is Admission.GO
-            if flight is not None:  # another login with these credentials is in flight: wait
+            admission, flight = gate.admit(args.gate_key, role, started, self.policy.concurrent_logins)
+            if flight is not None:  # other logins with these credentials are in flight: wait
                 if not (yield WaitRequest(flight, max(self.remaining(), 0.0))):
-                    self.last_kind = self.last_kind or ErrorKind.NETWORK  # the login in flight hangs
+                    self.last_kind = self.last_kind or ErrorKind.NETWORK  # the logins in flight hang
                     raise self.final_error()
                 if flight.outcome is Outcome.REJECTED:
                     self.skip(creds, stage, args.server, flight.started)
@@ -370,11 +369,8 @@ class CredentialSearch:
                     self.attempts.append(Attempt(creds.version_id, stage, creds.account_name,
                                                  ErrorKind.ACCOUNT_UNAVAILABLE, flight.errno, args.server))
                     raise self.final_error()
-                if flight.outcome is not Outcome.OK:
-                    continue  # it failed for another reason: ask again (one of the waiting goes)
-                # It logged in: go beside the others.
-                started = view.clock()
-            elif admission is Admission.SKIP:
+                continue  # a place is free: ask again
+            if admission is Admission.SKIP:
                 self.skip(creds, stage, args.server, started)
                 return None
             remaining = self.deadline - started
@@ -392,17 +388,17 @@ class CredentialSearch:
             except Exception as exc:
                 failure = exc
             except BaseException:  # cancelled, or the search closed: the waiting logins go on
-                gate.settle(args.gate_key, owner, Outcome.UNKNOWN, role, view.clock(), 0.0)
+                gate.settle(args.gate_key, Outcome.UNKNOWN, role, view.clock(), 0.0)
                 view.count(*(_FAILED_RETRY if retry else _FAILED))
                 raise
             else:
-                gate.settle(args.gate_key, owner, Outcome.OK, role, started, 0.0)
+                gate.settle(args.gate_key, Outcome.OK, role, started, 0.0)
                 view.count(*(_CONNECTED_RETRY if retry else _CONNECTED))
                 return conn
             view.count(*(_FAILED_RETRY if retry else _FAILED))
             verdict = view.family.classify(failure)
             kind = verdict.kind
-            gate.settle(args.gate_key, owner, _OUTCOME.get(kind, Outcome.UNKNOWN), role, view.clock(),
+            gate.settle(args.gate_key, _OUTCOME.get(kind, Outcome.UNKNOWN), role, view.clock(),
                         self.policy.remember_rejected, verdict.errno)
             self.attempts.append(Attempt(creds.version_id, stage, creds.account_name, kind,
                                          verdict.errno, args.server))
