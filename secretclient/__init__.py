@@ -4,21 +4,25 @@ Start here:
 
 - :class:`SecretClient` — the cached, rotation-aware reader applications hold (:mod:`secretclient.client`).
 - :mod:`secretclient.db` — PyMySQL connections and SQLAlchemy engines that survive rotations.
-- :class:`EmbeddedStore` / :class:`AliyunKmsStore` — where secrets live (:mod:`secretclient.stores`).
+- :class:`EmbeddedStore` / :class:`AliyunKmsStore` / :class:`AwsSecretsManagerStore` — where secrets live (:mod:`secretclient.stores`).
 - :class:`Secret`, :class:`DbCredentials` — the values (:mod:`secretclient.model`).
 - :mod:`secretclient.errors` — every error, under :class:`SecretClientError`.
 - :mod:`secretclient.testing` — a KMS emulator, a throwaway MariaDB and pytest fixtures.
 """
 
+from ._default_client import get_default_client, set_default_client
 from .backoff import Backoff
-from .client import ClientClosed, SecretClient
+from .cache_policy import CachePolicy
+from .client import SecretClient
 from .decorators import inject_db_credentials, inject_secret
-from .default import NoDefaultClient, get_default_client, set_default_client
 from .errors import (
     AccessDenied,
+    ClientClosed,
+    EncryptionKeyError,
     InvalidParameter,
     InvalidSecretContent,
     LimitExceeded,
+    NoDefaultClient,
     SecretClientError,
     SecretNotFound,
     StoreError,
@@ -44,7 +48,14 @@ from .model import (
     stage_labels,
 )
 from .stats import ClientEvent, ClientObserver, ClientStats
-from .stores import AliyunKmsStore, EmbeddedStore, SecretStore, open_store
+from .stores import (
+    AliyunKmsStore,
+    AwsSecretsManagerStore,
+    EmbeddedStore,
+    NcpSecretManagerStore,
+    SecretStore,
+    open_store,
+)
 
 __version__ = "0.1.0"
 
@@ -57,18 +68,21 @@ __all__ = [
     "PREVIOUS",
     "AccessDenied",
     "AliyunKmsStore",
+    "AwsSecretsManagerStore",
     "Backoff",
+    "CachePolicy",
     "ClientClosed",
     "ClientEvent",
     "ClientObserver",
     "ClientStats",
     "DbCredentials",
     "EmbeddedStore",
+    "EncryptionKeyError",
     "InvalidParameter",
     "InvalidSecretContent",
     "LimitExceeded",
+    "NcpSecretManagerStore",
     "NoDefaultClient",
-    "open_store",
     "PasswordPolicy",
     "Secret",
     "SecretClient",
@@ -87,6 +101,7 @@ __all__ = [
     "get_default_client",
     "inject_db_credentials",
     "inject_secret",
+    "open_store",
     "set_default_client",
     "stage_labels",
 ]
