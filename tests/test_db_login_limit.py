@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
-from test_db_connect import Account
+from db_support import Account
 
 from secretclient.client import SecretClient
 from secretclient.db import Connector, CredentialsRejected, RetryPolicy, connect

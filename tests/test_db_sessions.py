@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 from sqlalchemy.pool import QueuePool
-from test_db_connect import Account
+from db_support import Account
 
 from rotation.dbconn import ConnectOptions
 from rotation.dbconn import connect as rotation_connect
