@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.pool import NullPool
 from db_support import Account
+from sqlalchemy.pool import NullPool
 
 from secretclient.client import SecretClient
 from secretclient.db import Connector, CredentialsRejected, RetryPolicy, connect

@@ -24,7 +24,7 @@ import logging
 import random
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from ..errors import SecretNotFound, StoreError
 from ..model import DbCredentials, Secret, Stage, StageLabels
@@ -273,7 +273,7 @@ class CredentialSearch:
         if current is not None:
             found = yield from self.offer(current, self.current)
             if found is not _GO_ON:
-                return found
+                return cast("tuple[Any, DbCredentials] | None", found)
         labels = view.labels
         for round_no in range(self.policy.rounds):
             if round_no > 0 and not (yield from self.wait(round_no - 1)):
@@ -285,7 +285,7 @@ class CredentialSearch:
                 if creds is not None:
                     found = yield from self.offer(creds, label)
                     if found is not _GO_ON:
-                        return found
+                        return cast("tuple[Any, DbCredentials] | None", found)
         return None
 
     def offer(self, creds: DbCredentials, stage: str) -> Generator[Any, Any, Any]:
@@ -340,7 +340,7 @@ class CredentialSearch:
             view.count("failures")
             raise
         if found is not None:
-            return found  # type: ignore[no-any-return]
+            return found
         view.count("failures")
         raise self.final_error()
 

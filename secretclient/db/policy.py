@@ -84,7 +84,8 @@ class RetryPolicy:
             raise InvalidParameter("RetryPolicy.remember_rejected must be a number of seconds >= 0")
         if not isinstance(self.backoff, Backoff):
             raise InvalidParameter("RetryPolicy.backoff must be a secretclient.Backoff")
-        if isinstance(self.stages, str) or not all(isinstance(s, str) and s for s in self.stages):
+        given: object = self.stages  # checked as what a caller may really pass
+        if isinstance(given, str) or not all(isinstance(s, str) and s for s in self.stages):
             raise InvalidParameter("RetryPolicy.stages must be non-empty stage names")
         stages = tuple(_role_of(s) or s for s in self.stages)
         if not stages:
