@@ -168,9 +168,12 @@ class SearchView(Protocol):
         """Add one to each counter ``fields`` of :class:`~secretclient.db.ConnectorStats`."""
 
 
-def drive(steps: Steps, login: Login, sleep: Callable[[float], None]) -> tuple[Any, DbCredentials]:
+def drive(steps: Steps, login: Login, sleep: Callable[[float], None],
+          family: DbFamily | None = None) -> tuple[Any, DbCredentials]:
     """Perform the requests of ``steps`` with blocking calls: ``login(**kwargs)`` (a PyMySQL
-    ``connect``), ``sleep(seconds)``, store reads in the calling thread."""
+    ``connect``, or through ``family.login_with`` for another family), ``sleep(seconds)``, store
+    reads in the calling thread."""
+    login_with = None if family is None or family.name == "mysql" else family.login_with
     value: Any = None
     error: BaseException | None = None
     while True:
@@ -181,7 +184,9 @@ def drive(steps: Steps, login: Login, sleep: Callable[[float], None]) -> tuple[A
         value = error = None
         try:
             if isinstance(request, LoginRequest):
-                if request.handshake is None:
+                if login_with is not None:
+                    value = login_with(login, request.kwargs, request.handshake)
+                elif request.handshake is None:
                     value = login(**request.kwargs)
                 else:  # bound the login only: the caller asked for no read timeout
                     request.kwargs["read_timeout"] = request.handshake

@@ -77,7 +77,7 @@ def create_async_engine(
     :meth:`~secretclient.db.Connector.stats` you can read). Pooled connections of a replaced
     credential version are closed at their next checkout unless ``rollover=False``.
     """
-    parsed = _check_arguments(url, kwargs, "aiomysql", "secretclient.db.asyncio")
+    parsed = _check_arguments(url, kwargs, ("aiomysql",), "secretclient.db.asyncio")
     connect_args = kwargs.pop("connect_args", None) or {}
     shared = _resolve_connector("create_async_engine()", secret, client, connector, policy)
     params: dict[str, Any] = {}  # filled below, once the dialect exists; read at each login
