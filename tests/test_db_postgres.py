@@ -174,3 +174,31 @@ def test_postgres_classifier(message, sqlstate, kind):
         exc = psycopg.errors.lookup(sqlstate)(message)
     verdict = POSTGRES.classify(exc)
     assert verdict.kind is kind and verdict.sqlstate == sqlstate
+
+
+def test_asyncio_engine_on_postgresql_psycopg(pg_account):
+    import asyncio
+
+    from secretclient.db.asyncio import create_async_engine
+
+    engine = create_async_engine("postgresql+psycopg:///", secret=pg_account.secret, client=pg_account.client,
+                                 pool_size=2)
+
+    async def main() -> tuple[str, Any]:
+        try:
+            async with engine.connect() as c:
+                first = (await c.execute(sa.text("SELECT current_user"))).scalar_one()
+            await asyncio.to_thread(pg_account.rotate)
+            await asyncio.to_thread(pg_account.client.refresh, pg_account.secret)
+            conns = [await engine.connect() for _ in range(3)]  # the pooled one of v1 rolls over
+            versions = [(await c.get_raw_connection()).info.get("secretclient.version") for c in conns]
+            for c in conns:
+                await c.close()
+            return first, versions
+        finally:
+            await engine.dispose()
+
+    user, versions = asyncio.run(main())
+    assert user == pg_account.user
+    assert versions == ["v2"] * 3
+    assert pg_account.failed_logins() == 0
