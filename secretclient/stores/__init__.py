@@ -4,9 +4,9 @@
 created, so importing it here costs nothing without the SDK.
 """
 
-from .aliyun import AliyunKmsStore
-from .base import MAX_VERSIONS, SecretStore
-from .embedded import EmbeddedStore
 from ._open import open_store
+from .aliyun import AliyunKmsStore
+from .base import MAX_VERSIONS, LifecycleStore, SecretStore
+from .embedded import EmbeddedStore
 
-__all__ = ["MAX_VERSIONS", "AliyunKmsStore", "EmbeddedStore", "SecretStore", "open_store"]
+__all__ = ["MAX_VERSIONS", "AliyunKmsStore", "EmbeddedStore", "LifecycleStore", "SecretStore", "open_store"]
