@@ -16,19 +16,24 @@ import click
 
 from secretclient.errors import SecretClientError
 
-from .config import STRATEGIES, lock_for, make_strategy, open_store
+from ._factories import STRATEGIES, lock_for, make_strategy, open_store
 from .engine import Rotator
 from .errors import RotationInProgress
-from .passwords import DEFAULT_POLICY
+from .passwords import MYSQL_PASSWORD_POLICY
 
 __all__ = ["main"]
 
 
 def _rotator(obj: dict[str, Any]) -> Rotator:
+    # create=False: a mistyped embedded:PATH is an error, never a new empty store.
     store = open_store(
         obj["store"], region=obj["region"], endpoint=obj["endpoint"],
-        access_key_id=obj["access_key_id"], access_key_secret=obj["access_key_secret"],
+        access_key_id=obj["access_key_id"], access_key_secret=obj["access_key_secret"], create=False,
     )
+    if obj["store"] == "ncp":  # NCP's chain as the engine needs it (docs/rotation.md)
+        from .ncp import for_engine
+
+        store = for_engine(store)
     rds = None
     if obj["strategy"] == "rds":
         from .strategies.rds import rds_client
@@ -39,7 +44,7 @@ def _rotator(obj: dict[str, Any]) -> Rotator:
         obj["strategy"], name_limit=obj["name_limit"], grace_seconds=obj["grace"],
         master_secret=obj["master_secret"], exclude_characters=obj["exclude_characters"],
         password_length=obj["password_length"], ca_file=obj["ca_file"],
-        instance_id=obj["instance_id"], rds_client=rds,
+        instance_id=obj["instance_id"], rds_client=rds, allow_accounts=obj["allow_account"],
     )
     return Rotator(store, strategy=strategy, lock_timeout=obj["lock_timeout"], lock=lock_for(strategy, store))
 
@@ -61,7 +66,7 @@ def _run(ctx: click.Context, action: Any) -> None:
 
 @click.group()
 @click.option("--store", default="kms", show_default=True, envvar="ROTATION_STORE",
-              help="Where the secret lives: 'embedded:PATH' or 'kms'.")
+              help="Where the secret lives: 'embedded:PATH', 'kms' or 'ncp'.")
 @click.option("--region", envvar="ALIBABA_CLOUD_REGION_ID", help="KMS region id (kms store).")
 @click.option("--endpoint", envvar="ROTATION_KMS_ENDPOINT", help="KMS endpoint: host[:port] or http(s)://host[:port].")
 @click.option("--access-key-id", envvar="ALIBABA_CLOUD_ACCESS_KEY_ID", help="KMS AccessKey id (or the env variable).")
@@ -74,11 +79,13 @@ def _run(ctx: click.Context, action: Any) -> None:
 @click.option("--name-limit", type=click.IntRange(1, 80), default=32, show_default=True,
               help="Longest account name: 16 RDS, 32 MySQL, 80 MariaDB.")
 @click.option("--grace", type=click.FloatRange(0), default=0.0, show_default=True,
-              help="Seconds during which the ACSPrevious account is not reset (consumers' cache TTL).")
+              help="Seconds during which the PREVIOUS account is not reset (consumers' cache TTL).")
+@click.option("--allow-account", multiple=True, help="A reserved or administrative account that may be rotated "
+              "through the MasterSecret / RDS API anyway (repeatable; refused by default).")
 @click.option("--master-secret", help="Privileged secret (default: the secret's MasterSecret field).")
 @click.option("--ca-file", type=click.Path(exists=True, dir_okay=False), help="CA bundle for secrets with \"SSL\": true.")
-@click.option("--exclude-characters", default=DEFAULT_POLICY.exclude_characters, show_default=True)
-@click.option("--password-length", type=click.IntRange(8, 128), default=DEFAULT_POLICY.length, show_default=True)
+@click.option("--exclude-characters", default=MYSQL_PASSWORD_POLICY.exclude_characters, show_default=True)
+@click.option("--password-length", type=click.IntRange(8, 128), default=MYSQL_PASSWORD_POLICY.length, show_default=True)
 @click.option("--lock-timeout", type=click.FloatRange(0), default=0.0, help="Seconds to wait for another rotator.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @click.option("-v", "--verbose", is_flag=True, help="Log each step and audit event (never values) to stderr.")
@@ -115,7 +122,7 @@ def rotate(ctx: click.Context, name: str) -> None:
     def action(r: Rotator) -> None:
         res = r.rotate(name)
         _out(ctx, asdict(res), [
-            f"rotated {name}: ACSCurrent is now {res.version_id}" + (" (resumed)" if res.resumed else ""),
+            f"rotated {name}: {r.labels.current} is now {res.version_id}" + (" (resumed)" if res.resumed else ""),
             f"took {res.duration * 1000:.0f} ms",
         ])
     _run(ctx, action)
@@ -151,7 +158,7 @@ def status(ctx: click.Context, name: str, interval: float | None) -> None:
 @click.argument("name")
 @click.pass_context
 def abort(ctx: click.Context, name: str) -> None:
-    """Remove NAME's ACSPending, after proving that ACSCurrent still logs in."""
+    """Remove NAME's PENDING, after proving that CURRENT still logs in."""
     def action(r: Rotator) -> None:
         res = r.abort(name)
         _out(ctx, asdict(res), [f"{name}: {res.reason}" + (f" ({res.removed_version_id})" if res.removed_version_id else "")])

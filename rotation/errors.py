@@ -12,6 +12,8 @@ __all__ = [
     "InvalidRotationSetup",
     "LockLost",
     "LoginFailed",
+    "ProtectedAccount",
+    "RdsApiError",
     "RotationConflict",
     "RotationError",
     "RotationInProgress",
@@ -35,6 +37,13 @@ class UnsafeAccountName(InvalidRotationSetup):
     """An account or host name fails strict validation (quotes, backticks, ``%``, spaces, length)."""
 
 
+class ProtectedAccount(InvalidRotationSetup):
+    """Rotating this account through a privileged (MasterSecret or RDS API) session is refused:
+    it is the privileged account itself, a reserved or administrative account, or holds global
+    administrative privileges. Nothing was changed; an operator may allow it explicitly
+    (``allow_accounts=`` of the strategy), never the secret."""
+
+
 class UnsupportedServer(InvalidRotationSetup):
     """The server's version is too old or unknown for the statements rotation needs."""
 
@@ -52,7 +61,7 @@ class LockLost(RotationError):
 
 
 class RotationTooSoon(RotationError):
-    """Rotating now would reset the ACSPrevious account inside its grace period."""
+    """Rotating now would reset the PREVIOUS account inside its grace period."""
 
 
 class LoginFailed(RotationError):
@@ -65,6 +74,10 @@ class VerificationFailed(RotationError):
 
 class DatabaseError(RotationError):
     """The database refused a statement; ``code`` holds the server's error number."""
+
+
+class RdsApiError(RotationError):
+    """The RDS API refused or failed a call; ``code`` holds RDS's error code (``InvalidAccountName.NotFound``)."""
 
 
 class RotationConflict(RotationError):

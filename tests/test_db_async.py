@@ -19,9 +19,9 @@ import pytest
 
 pytest.importorskip("aiomysql")
 import sqlalchemy as sa
+from db_support import Account
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import NullPool
-from test_db_connect import Account
 
 from secretclient import InvalidParameter
 from secretclient.db import (
@@ -39,13 +39,6 @@ from secretclient.model import CURRENT, PENDING, PREVIOUS
 from secretclient.testing import FaultProxy
 
 WHO = sa.text("SELECT SUBSTRING_INDEX(CURRENT_USER(), '@', 1), CONNECTION_ID()")
-
-
-@pytest.fixture
-def account(mariadb):
-    acc = Account(mariadb)
-    yield acc
-    acc.client.close()
 
 
 def _engine(account: Account, **kw) -> tuple[AsyncEngine, Connector]:
@@ -195,7 +188,7 @@ def test_only_the_slow_path_reads_the_store_off_the_event_loop(account):
     assert isinstance(next(warm), LoginRequest)  # the cached ACSCurrent, read in the loop
     rejected = pymysql.err.OperationalError(1045, "Access denied")
     request = warm.throw(rejected)
-    assert isinstance(request, StoreRequest) and request.fn == connector._fresh  # the forced refresh
+    assert isinstance(request, StoreRequest) and request.args[0] == "ACSCurrent"  # the forced refresh
     warm.close()
 
 

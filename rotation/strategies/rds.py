@@ -7,33 +7,32 @@ alternate account, resets its password and copies database privileges; the secre
 
 from __future__ import annotations
 
-import importlib
-import json
-import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from contextlib import closing
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from secretclient.errors import SecretNotFound
-from secretclient.model import PENDING, DbCredentials, PasswordPolicy, Secret
+from secretclient.model import DbCredentials, PasswordPolicy, Secret, Stage
 
 from ..dbconn import ConnectOptions, connect, connect_first, sees_database, try_login
 from ..errors import (
     InvalidRotationSetup,
+    ProtectedAccount,
+    RdsApiError,
     RotationError,
     UnsafeAccountName,
     UnsupportedGrant,
     VerificationFailed,
 )
 from ..lock import LocalLock, Lock, LockHandle, MySqlLock
-from ..passwords import RDS_POLICY, PasswordSource, new_password
+from ..passwords import RDS_PASSWORD_POLICY, PasswordSource, new_password
 from ..sql import NAME_LIMIT_RDS, check_account_name
-from .base import Check, RotationContext, StrategyPlan, check_grace, swap_suffix
+from ._rds_api import RdsAccount, RdsApi, rds_client
+from .base import Check, RotationContext, StrategyPlan, allow_list, check_grace, check_not_reserved, swap_suffix
 
-__all__ = ["RdsAccount", "RdsApi", "RdsApiError", "RdsApiStrategy", "rds_client"]
+__all__ = ["RdsAccount", "RdsApi", "RdsApiStrategy", "rds_client"]
 
 #: The privileges the RDS API can grant on a database (MySQL / MariaDB engines).
 GRANTABLE = frozenset({"ReadWrite", "ReadOnly", "DDLOnly", "DMLOnly"})
@@ -41,144 +40,6 @@ GRANTABLE = frozenset({"ReadWrite", "ReadOnly", "DDLOnly", "DMLOnly"})
 _RDS_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*[A-Za-z0-9]")
 _REDACTED = "<redacted>"
 _CONNECT = ConnectOptions()
-
-
-class RdsApiError(RotationError):
-    """The RDS API refused or failed a call; ``code`` holds RDS's error code (``InvalidAccountName.NotFound``)."""
-
-
-@dataclass(frozen=True, slots=True)
-class RdsAccount:
-    """An account as ``DescribeAccounts`` reports it; ``privileges`` maps DBName -> AccountPrivilege."""
-
-    name: str
-    account_type: str
-    status: str
-    privileges: Mapping[str, str] = field(default_factory=dict)
-
-
-def _sdk() -> Any:
-    try:
-        import aliyunsdkrds  # noqa: F401
-        from aliyunsdkcore.acs_exception import exceptions
-    except ImportError:  # pragma: no cover - depends on the installation
-        raise InvalidRotationSetup("the RDS strategy needs aliyun-python-sdk-rds: pip install 'secretclient[rds]'") from None
-    return exceptions
-
-
-def _request(action: str) -> Any:
-    """A fresh request object of the SDK's class for ``action`` (its endpoint data included)."""
-    module = importlib.import_module(f"aliyunsdkrds.request.v20140815.{action}Request")
-    return getattr(module, f"{action}Request")()
-
-
-def rds_client(
-    region: str,
-    *,
-    endpoint: str | None = None,
-    access_key_id: str | None = None,
-    access_key_secret: str | None = None,
-    security_token: str | None = None,
-    verify: str | bool | None = None,
-) -> Any:
-    """An ``AcsClient`` for RDS in ``region``: credentials default to ``ALIBABA_CLOUD_ACCESS_KEY_ID`` /
-    ``ALIBABA_CLOUD_ACCESS_KEY_SECRET`` / ``ALIBABA_CLOUD_SECURITY_TOKEN``; ``endpoint`` (a host or
-    ``http(s)://host:port``) overrides the SDK's endpoint for the region (``rds.aliyuncs.com``)."""
-    _sdk()
-    from aliyunsdkcore.auth.credentials import AccessKeyCredential, StsTokenCredential
-    from aliyunsdkcore.client import AcsClient
-
-    ak = access_key_id or os.environ.get("ALIBABA_CLOUD_ACCESS_KEY_ID")
-    sk = access_key_secret or os.environ.get("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
-    token = security_token or (None if access_key_id else os.environ.get("ALIBABA_CLOUD_SECURITY_TOKEN"))
-    if not region or not ak or not sk:
-        raise InvalidRotationSetup("the RDS API needs a region and an AccessKey (id and secret)")
-    credential = StsTokenCredential(ak, sk, token) if token else AccessKeyCredential(ak, sk)
-    options: dict[str, Any] = {"region_id": region, "credential": credential}
-    if verify is not None:
-        options["verify"] = verify
-    client = AcsClient(**options)
-    if endpoint:
-        client.add_endpoint(region, "rds", endpoint)
-    return client
-
-
-class RdsApi:
-    """The account calls rotation needs, on one instance, with typed errors.
-
-    Requests go over HTTPS, and passwords in the request body: the SDK logs query parameters.
-    """
-
-    def __init__(self, client: Any, instance_id: str) -> None:
-        if not isinstance(instance_id, str) or not instance_id.strip():
-            raise InvalidRotationSetup("the RDS strategy needs the instance id (InstanceId / --instance-id)")
-        self.client = client
-        self.instance_id = instance_id
-
-    def __repr__(self) -> str:
-        return f"RdsApi(instance_id={self.instance_id!r})"
-
-    def _call(self, action: str, account: str, params: Mapping[str, str], password: str | None = None) -> dict[str, Any]:
-        exceptions = _sdk()
-        from aliyunsdkcore.http import protocol_type
-
-        request = _request(action)
-        request.set_accept_format("json")
-        # The SDK's RDS requests default to plain HTTP; passwords go over TLS (an endpoint
-        # given as http://host:port, e.g. a local emulator, still wins).
-        request.set_protocol_type(protocol_type.HTTPS)
-        request.add_query_param("DBInstanceId", self.instance_id)
-        for key, value in params.items():
-            request.add_query_param(key, value)
-        if password is not None:
-            request.add_body_params("AccountPassword", password)
-        error: RdsApiError | None = None
-        try:
-            raw = self.client.do_action_with_exception(request)
-        except exceptions.ServerException as exc:
-            code = str(exc.get_error_code() or "SDK.UnknownServerError")
-            text = str(exc.get_error_msg() or "")
-            detail = f": {text}" if text and len(text) <= 300 and (password is None or password not in text) else ""
-            error = RdsApiError(
-                f"RDS {action} for account {account!r} on {self.instance_id} failed{detail}",
-                code=code, request_id=exc.get_request_id(), http_status=exc.get_http_status(),
-            )
-        except exceptions.ClientException as exc:
-            # The SDK's text for transport errors quotes the request URL: keep only the code.
-            error = RdsApiError(f"RDS {action} for account {account!r} could not be sent", code=str(exc.get_error_code()))
-        except Exception as exc:  # noqa: BLE001 - the SDK lets some transport errors through unwrapped
-            error = RdsApiError(f"RDS {action} for account {account!r} failed: {type(exc).__name__}", code="SDK.HttpError")
-        if error is not None:
-            raise error  # outside the except clause: no SDK exception chained to it
-        try:
-            parsed = json.loads(raw)
-        except ValueError:
-            raise RdsApiError(f"RDS {action} answered with a body that is not JSON", code="SDK.InvalidResponse") from None
-        return parsed if isinstance(parsed, dict) else {}
-
-    def describe(self, name: str) -> RdsAccount | None:
-        """The account ``name``, or None when the instance has no such account."""
-        out = self._call("DescribeAccounts", name, {"AccountName": name})
-        for item in out.get("Accounts", {}).get("DBInstanceAccount", []):
-            if item.get("AccountName") == name:
-                privileges = {
-                    str(p["DBName"]): str(p["AccountPrivilege"])
-                    for p in item.get("DatabasePrivileges", {}).get("DatabasePrivilege", [])
-                }
-                return RdsAccount(name, str(item.get("AccountType") or "Normal"), str(item.get("AccountStatus") or ""), privileges)
-        return None
-
-    def create(self, name: str, password: str, account_type: str) -> None:
-        self._call("CreateAccount", name, {"AccountName": name, "AccountType": account_type}, password)
-
-    def reset_password(self, name: str, password: str) -> None:
-        self._call("ResetAccountPassword", name, {"AccountName": name}, password)
-
-    def grant(self, name: str, db: str, privilege: str) -> None:
-        self._call("GrantAccountPrivilege", name, {"AccountName": name, "DBName": db, "AccountPrivilege": privilege})
-
-    def revoke(self, name: str, db: str) -> None:
-        self._call("RevokeAccountPrivilege", name, {"AccountName": name, "DBName": db})
 
 
 def privilege_changes(want: Mapping[str, str], have: Mapping[str, str]) -> list[tuple[str, str, str | None]]:
@@ -212,14 +73,14 @@ class RdsApiStrategy:
     """Alternating users on ApsaraDB RDS through the RDS API (the seed's Scenario 1, made safe).
 
     ``set`` creates the alternate account (``appuser`` ↔ ``appuser_rt``) when missing, with the
-    ACSCurrent account's ``AccountType``, or resets its password; then copies database
+    CURRENT account's ``AccountType``, or resets its password; then copies database
     privileges by difference — granting what is missing and revoking what is extra or different
-    (the seed never revokes). It never touches the ACSCurrent account, and refuses to reset the
-    ACSPrevious account within ``grace`` of the current version's creation. Privileges RDS reports
+    (the seed never revokes). It never touches the CURRENT account, and refuses to reset the
+    PREVIOUS account within ``grace`` of the current version's creation. Privileges RDS reports
     as ``Custom`` cannot be copied through the API: ``set`` stops before changing anything.
 
     ``test`` checks through ``DescribeAccounts`` that the alternate exists, is ``Available`` and
-    has ACSCurrent's privileges, and — when the secret has an ``Endpoint`` — logs in with the
+    has CURRENT's privileges, and — when the secret has an ``Endpoint`` — logs in with the
     pending credentials. Without an Endpoint no login is possible, so ``can_login`` and ``test``
     rest on the API's word only.
 
@@ -237,9 +98,10 @@ class RdsApiStrategy:
         suffix: str = "_rt",
         name_limit: int = NAME_LIMIT_RDS,
         grace: timedelta = timedelta(0),
-        password_policy: PasswordPolicy = RDS_POLICY,
+        password_policy: PasswordPolicy = RDS_PASSWORD_POLICY,
         password_source: PasswordSource | None = None,
         connect_options: ConnectOptions = _CONNECT,
+        allow_accounts: Iterable[str] = (),
     ) -> None:
         if not isinstance(name_limit, int) or not 2 <= name_limit <= 64:
             raise InvalidRotationSetup("name_limit must be from 2 to 64 (16 for MySQL 5.6 / the seed, 32 for 5.7+)")
@@ -254,6 +116,8 @@ class RdsApiStrategy:
         self.password_policy = password_policy
         self.password_source = password_source
         self.connect_options = connect_options
+        #: Reserved or privileged (``Super``) accounts the operator allows to be rotated.
+        self.allow_accounts = allow_list(allow_accounts)
 
     def __repr__(self) -> str:
         return f"RdsApiStrategy(instance_id={self.api.instance_id!r}, name_limit={self.name_limit})"
@@ -281,7 +145,7 @@ class RdsApiStrategy:
         if pending.account_name != alternate:
             raise InvalidRotationSetup(
                 f"pending account {pending.account_name!r} is not the alternate {alternate!r} "
-                f"of ACSCurrent account {current.account_name!r}; refusing to modify it"
+                f"of CURRENT account {current.account_name!r}; refusing to modify it"
             )
         return alternate
 
@@ -292,7 +156,19 @@ class RdsApiStrategy:
 
     def preflight(self, ctx: RotationContext, current: Secret) -> None:
         creds = current.db_credentials()
-        check_grace(ctx, current, self.alternate(creds.account_name), self.grace)
+        alternate = self.alternate(creds.account_name)
+        check_grace(ctx, current, alternate, self.grace)
+        # The API resets any account of the instance: refuse reserved and Super accounts, whose
+        # control would pass to whoever can write the rotated secret.
+        for account in (creds.account_name, alternate):
+            check_not_reserved(account, self.allow_accounts)
+        if creds.account_name not in self.allow_accounts:
+            existing = self.api.describe(creds.account_name)
+            if existing is not None and existing.account_type == "Super":
+                raise ProtectedAccount(
+                    f"account {creds.account_name!r} is a Super account; refusing to copy it to {alternate!r} "
+                    "(allow it with the strategy's allow_accounts= if intended)"
+                )
 
     def pending_credentials(self, current: DbCredentials, password: str) -> DbCredentials:
         return current.with_changes(
@@ -304,7 +180,7 @@ class RdsApiStrategy:
         account = self.api.describe(current.account_name)
         if account is None:
             raise InvalidRotationSetup(
-                f"ACSCurrent account {current.account_name!r} does not exist on RDS instance {self.instance_id}"
+                f"CURRENT account {current.account_name!r} does not exist on RDS instance {self.instance_id}"
             )
         custom = sorted(db for db, p in account.privileges.items() if p not in GRANTABLE)
         if custom:
@@ -326,7 +202,7 @@ class RdsApiStrategy:
         else:
             if existing.account_type != template.account_type:
                 raise InvalidRotationSetup(
-                    f"account {alternate!r} is {existing.account_type} but ACSCurrent's {current.account_name!r} is "
+                    f"account {alternate!r} is {existing.account_type} but CURRENT's {current.account_name!r} is "
                     f"{template.account_type}; the API cannot change an account's type: delete {alternate!r} "
                     "(it is not in use) and rotate again"
                 )
@@ -353,7 +229,7 @@ class RdsApiStrategy:
             raise VerificationFailed(f"account {alternate!r} differs from {current.account_name!r}: {diff[:10]} "
                                      f"(type {account.account_type} vs {template.account_type})")
         if pending.endpoint:
-            with closing(connect(pending, self.connect_options, database=pending.db_name, who="ACSPending account")) as conn:
+            with closing(connect(pending, self.connect_options, database=pending.db_name, who="PENDING account")) as conn:
                 if pending.db_name and not sees_database(conn, pending.db_name):
                     raise VerificationFailed(f"account {alternate!r} cannot see database {pending.db_name!r}")
 
@@ -367,12 +243,12 @@ class RdsApiStrategy:
         alternate = self._guard(current, pending)
         checks: list[Check] = []
         if current.endpoint:
-            checks.append(Check("ACSCurrent logs in", self.can_login(ctx, current)))
+            checks.append(Check("CURRENT logs in", self.can_login(ctx, current)))
         try:
             template = self._current_account(current)
         except RotationError as exc:
-            return StrategyPlan((f"{alternate} on {self.instance_id}",), (), (), (*checks, Check("ACSCurrent account can be copied", False, str(exc))))
-        checks.append(Check("ACSCurrent account can be copied", True))
+            return StrategyPlan((f"{alternate} on {self.instance_id}",), (), (), (*checks, Check("CURRENT account can be copied", False, str(exc))))
+        checks.append(Check("CURRENT account can be copied", True))
         existing = self.api.describe(alternate)
         calls = [
             f"CreateAccount AccountName={alternate} AccountType={template.account_type} AccountPassword={_REDACTED}"
@@ -380,7 +256,7 @@ class RdsApiStrategy:
         ]
         if existing is not None and existing.account_type != template.account_type:
             checks.append(Check("alternate account has the same type", False,
-                                f"{alternate!r} is {existing.account_type}, ACSCurrent is {template.account_type}"))
+                                f"{alternate!r} is {existing.account_type}, CURRENT is {template.account_type}"))
         changes = []
         for action, db, privilege in privilege_changes(template.privileges, existing.privileges if existing else {}):
             if action == "grant":
@@ -394,7 +270,7 @@ class RdsApiStrategy:
     # -- locking --------------------------------------------------------------------------
 
     def lock_connection(self, store: Any, secret_name: str) -> Any:
-        """A connection for ``GET_LOCK``: the secret's ACSCurrent account, else its ACSPending
+        """A connection for ``GET_LOCK``: the secret's CURRENT account, else its PENDING
         one — on the secret's Endpoint, which it must have."""
         current = store.get_secret(secret_name).db_credentials()
         if not current.endpoint:
@@ -403,7 +279,7 @@ class RdsApiStrategy:
             )
         candidates = [current]
         try:
-            candidates.append(store.get_secret(secret_name, stage=PENDING).db_credentials())
+            candidates.append(store.get_secret(secret_name, stage=Stage.PENDING).db_credentials())
         except SecretNotFound:
             pass
         return connect_first(candidates, self.connect_options, who="lock account")
@@ -411,6 +287,6 @@ class RdsApiStrategy:
     def lock(self, store: Any) -> Lock:
         """The lock to give :class:`~rotation.Rotator`: ``GET_LOCK`` on the database when the
         secret has an Endpoint, else an in-process lock (then only the store's compare-and-set
-        on ACSCurrent fences rotators in other processes)."""
+        on CURRENT fences rotators in other processes)."""
         return _EndpointOrLocalLock(self, store)
 

@@ -7,7 +7,7 @@
 It behaves as :func:`secretclient.db.sqlalchemy.create_engine` does, through SQLAlchemy's
 documented ``async_creator``. The credential search is the connector's own
 (:meth:`~secretclient.db.Connector.search`); only the login differs: an awaited aiomysql
-connection. The cached ``ACSCurrent`` is read in the event loop (a dictionary lookup); the
+connection. The cached CURRENT version is read in the event loop (a dictionary lookup); the
 store reads of the search after a rejection (and the first read of a cold cache) run in a
 worker thread (:func:`asyncio.to_thread`), so they never block the loop.
 
@@ -27,6 +27,7 @@ aiomysql is built on PyMySQL and raises PyMySQL's errors: the classifier and the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from typing import TYPE_CHECKING, Any
 
@@ -46,7 +47,8 @@ import pymysql
 from pymysql.constants import CLIENT
 
 from ..model import DbCredentials
-from .connector import Connector, LoginRequest, SleepRequest, Steps
+from ._mysql import MYSQL
+from .connector import Connector, LoginRequest, SleepRequest, Steps, WaitRequest
 from .policy import RetryPolicy
 from .sqlalchemy import VERSION_KEY, _check_arguments, _resolve_connector, _roll_over
 
@@ -104,7 +106,9 @@ def create_async_engine(
         conn_rec.info[VERSION_KEY] = getattr(dbapi_conn.driver_connection, "credential_version", None)
 
     if rollover:
-        _roll_over(sync_engine, shared)
+        # No sweep of idle connections from other threads: an aiomysql connection belongs to
+        # its event loop. Replaced versions close at checkin and checkout instead.
+        _roll_over(sync_engine, shared, sweep=False)
     return engine
 
 
@@ -130,7 +134,7 @@ class _Connection(aiomysql.Connection):  # type: ignore[misc]
         await super().ping(reconnect=False)
 
 
-def _aiomysql_kwargs(connector: Connector, kw: dict[str, Any]) -> dict[str, Any]:
+def _aiomysql_kwargs(secret: str, kw: dict[str, Any]) -> dict[str, Any]:
     """The connector's PyMySQL login arguments, as aiomysql takes them."""
     kw = dict(kw)
     if "database" in kw:
@@ -146,7 +150,7 @@ def _aiomysql_kwargs(connector: Connector, kw: dict[str, Any]) -> dict[str, Any]
     elif tls and not isinstance(kw.get("ssl"), ssl.SSLContext):
         # aiomysql takes TLS only as an SSLContext: the caller's options (an ``ssl`` dict from
         # the URL, ssl_ca=, ...) become a verifying one, as PyMySQL would use them.
-        connector.require_tls(kw)
+        MYSQL.require_tls(kw, secret=secret)
     return kw
 
 
@@ -165,10 +169,37 @@ async def _drive(steps: Steps) -> tuple[_Connection, DbCredentials]:
                 value = await _login(request)
             elif isinstance(request, SleepRequest):
                 await asyncio.sleep(request.seconds)
+            elif isinstance(request, WaitRequest):
+                value = await _wait(request)
             else:
                 value = await asyncio.to_thread(request.fn, *request.args)
-        except BaseException as exc:  # noqa: BLE001 - handed to the search (cancellation included), which re-raises
+        except BaseException as exc:
             error = exc
+
+
+async def _wait(request: WaitRequest) -> bool:
+    """Wait for another login with the same credential (from any thread or loop) to end,
+    without a thread of our own: the login's end wakes this loop."""
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+
+    def wake() -> None:
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+            loop.call_soon_threadsafe(_resolve, done)
+
+    if not request.flight.add_done_callback(wake):
+        return True
+    try:
+        async with asyncio.timeout(request.seconds):
+            await done
+    except TimeoutError:
+        return False
+    return True
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 async def _login(request: LoginRequest) -> _Connection:

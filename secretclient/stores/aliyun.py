@@ -15,57 +15,54 @@ import json
 import os
 import re
 import urllib.request
+import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Self
 
-from ..errors import (
-    AccessDenied,
-    InvalidParameter,
-    LimitExceeded,
-    SecretNotFound,
-    StoreError,
-    StoreTimeout,
-    StoreUnavailable,
-    Throttled,
-    VersionConflict,
-)
+from ..errors import InvalidParameter, StoreError
 from ..model import (
     ACS_STAGES,
     CURRENT,
     DEFAULT_PASSWORD_POLICY,
     PasswordPolicy,
     Secret,
-    StageLabels,
     SecretInfo,
+    StageLabels,
     VersionInfo,
 )
+from . import _aliyun_rpc as _rpc
+from ._aliyun_errors import map_sdk_error
+from ._checks import (
+    check_name,
+    check_recovery_window,
+    check_rotation_interval,
+    check_stage,
+    check_stages,
+    check_version_id,
+    invalid,
+)
 
-__all__ = ["AliyunKmsStore", "kms_endpoint", "map_sdk_error"]
+__all__ = ["MANAGED_TYPES", "NEXT_ROTATION_TAG", "AliyunKmsStore", "kms_endpoint", "map_sdk_error"]
 
 API_VERSION = "2016-01-20"
-_ENV_AK = "ALIBABA_CLOUD_ACCESS_KEY_ID"
-_ENV_SK = "ALIBABA_CLOUD_ACCESS_KEY_SECRET"
-_ENV_TOKEN = "ALIBABA_CLOUD_SECURITY_TOKEN"
 _ENV_REGION = "ALIBABA_CLOUD_REGION_ID"
 _LOOPBACK = ("localhost", "127.0.0.1", "::1", "[::1]")
-# Actions whose request carries secret data: their server messages are never copied.
-_DATA_ACTIONS = frozenset({"PutSecretValue", "CreateSecret"})
+_ARN = re.compile(r"acs:kms:[a-z0-9-]+:\d+:secret/(.+)", re.DOTALL)
+#: The tag where the rotation engine records a Generic secret's next rotation (ISO 8601, UTC):
+#: KMS keeps no rotation schedule for Generic secrets, and DescribeSecret returns tags.
+NEXT_ROTATION_TAG = "secretclient:NextRotation"
+#: The secret types KMS rotates itself; a Generic secret is rotated by your own code.
+MANAGED_TYPES = frozenset({"Rds", "Redis", "RAMCredentials", "ECS", "PolarDB"})
+
+
+def _missing_sdk(reason: str) -> InvalidParameter:
+    return InvalidParameter(f"AliyunKmsStore needs the Alibaba Cloud SDK: pip install secretclient[kms] ({reason})")
 
 
 def _sdk() -> Any:
     """The SDK modules, imported lazily; a clear error when the ``kms`` extra is missing."""
-    try:
-        from aliyunsdkcore import client as acs_client
-        from aliyunsdkcore.acs_exception import exceptions as acs_exceptions
-        from aliyunsdkcore.auth import credentials as acs_credentials
-        from aliyunsdkcore.http import protocol_type
-        from aliyunsdkcore.request import RpcRequest
-    except ImportError:
-        raise InvalidParameter(
-            "AliyunKmsStore needs the Alibaba Cloud SDK: pip install secretclient[kms]"
-        ) from None
-    return acs_client, acs_exceptions, acs_credentials, RpcRequest, protocol_type
+    return _rpc.sdk(_missing_sdk)
 
 
 def kms_endpoint(region: str, *, vpc: bool = False) -> str:
@@ -152,127 +149,6 @@ def _extended(value: Any) -> Mapping[str, Any] | None:
     return None
 
 
-# -- error mapping -------------------------------------------------------------------------
-
-_ACCESS_CODES = (
-    "SignatureDoesNotMatch",
-    "IncompleteSignature",
-    "InvalidAccessKeyId",
-    "InvalidAccessKeySecret",
-    "InvalidSecurityToken",
-    "InvalidTimeStamp",
-    "IllegalTimestamp",
-    "RequestTimeTooSkewed",
-    "Forbidden",
-    "NoPermission",
-    "Unauthorized",
-    "SDK.InvalidCredential",
-)
-_THROTTLE_CODES = ("Rejected.Throttling", "Throttling", "ServiceUnavailable.Throttling")
-_INVALID_CODES = ("InvalidParameter", "Missing", "InvalidParam", "IllegalParameter",
-                  "UnsupportedOperation", "Rejected.UnsupportedOperation", "SDK.InvalidParameter",
-                  "SDK.InvalidRequest", "SDK.InvalidRegionId", "SDK.EndpointResolvingError")
-_UNAVAILABLE_CODES = ("InternalFailure", "InternalError", "ServiceUnavailable",
-                      "ServiceUnavailableTemporary", "SignatureNonceUsed")
-
-
-def _matches(code: str, prefixes: Sequence[str]) -> bool:
-    return code.startswith(tuple(prefixes))
-
-
-def _explain(cls: type[StoreError], code: str) -> str:
-    if code == "SignatureDoesNotMatch":
-        return "the request signature does not match: check the AccessKey secret"
-    if code.startswith("InvalidAccessKeyId"):
-        return "the AccessKey ID is unknown or disabled"
-    if code.startswith("InvalidSecurityToken"):
-        return "the STS security token is invalid or expired"
-    if code in ("IllegalTimestamp", "RequestTimeTooSkewed") or code.startswith("InvalidTimeStamp"):
-        return "the request timestamp was refused: check the local clock"
-    return {
-        SecretNotFound: "the secret, version or stage does not exist",
-        AccessDenied: "access denied: check the credentials and their RAM permissions",
-        Throttled: "KMS is throttling requests",
-        InvalidParameter: "KMS refused a parameter",
-        VersionConflict: "the resource already exists with other content",
-        LimitExceeded: "a KMS quota or limit would be exceeded",
-        StoreUnavailable: "KMS failed or is unavailable",
-    }.get(cls, "KMS refused the request")
-
-
-def _classify(code: str, status: int | None) -> type[StoreError]:
-    if code == "Forbidden.ResourceNotFound" or (
-        code.endswith("NotFound") and not _matches(code, ("InvalidAccessKeyId", "Forbidden.KeyNotFound"))
-    ):
-        return SecretNotFound
-    if _matches(code, _THROTTLE_CODES) or code.endswith("Throttling"):
-        return Throttled
-    if _matches(code, _ACCESS_CODES):
-        return AccessDenied
-    if code in ("Rejected.ResourceExist", "Rejected.StageNotOnVersion") or code.endswith(
-        ("AlreadyExists", "ResourceExist")
-    ):
-        return VersionConflict
-    if "LimitExceed" in code or "QuotaExceed" in code:
-        return LimitExceeded
-    if _matches(code, _INVALID_CODES):
-        return InvalidParameter
-    if _matches(code, _UNAVAILABLE_CODES) or (status is not None and status >= 500):
-        return StoreUnavailable
-    if status == 404:
-        return SecretNotFound
-    if status in (401, 403):
-        return AccessDenied
-    if status == 429:
-        return Throttled
-    return StoreError
-
-
-def _target(action: str, name: str | None) -> str:
-    return f"KMS {action}" + (f" for secret {name!r}" if name else "")
-
-
-def map_sdk_error(exc: BaseException, action: str, name: str | None = None) -> StoreError:
-    """Translate an ``aliyunsdkcore`` exception into our hierarchy.
-
-    Never copies the SDK's text for connection errors (it holds the request URL) nor for
-    actions that carry secret data; the server message is kept otherwise, since it names
-    the parameter that is wrong.
-    """
-    _, acs_exceptions, _, _, _ = _sdk()
-    target = _target(action, name)
-    if isinstance(exc, acs_exceptions.ServerException):
-        code = str(exc.get_error_code() or "SDK.UnknownServerError")
-        status = exc.get_http_status()
-        request_id = exc.get_request_id()
-        if code == "InvalidAccessKeySecret":
-            # The SDK renames the server's SignatureDoesNotMatch when its own string to
-            # sign equals the server's, i.e. when only the secret can be wrong.
-            code = "SignatureDoesNotMatch"
-        cls = _classify(code, status)
-        message = f"{target} failed: {_explain(cls, code)}"
-        server_msg = str(exc.get_error_msg() or "")
-        if (
-            server_msg
-            and action not in _DATA_ACTIONS
-            and cls is not AccessDenied
-            and code != "SDK.UnknownServerError"
-            and len(server_msg) <= 300
-        ):
-            message += f" ({server_msg})"
-        return cls(message, code=code, request_id=request_id, http_status=status)
-    if isinstance(exc, acs_exceptions.ClientException):
-        code = str(exc.get_error_code() or "SDK.ClientError")
-        text = str(exc.get_error_msg() or "").lower()
-        if code == "SDK.HttpError":
-            if "timed out" in text or "timeout" in text:
-                return StoreTimeout(f"{target} timed out", code=code)
-            return StoreUnavailable(f"{target} failed: KMS could not be reached", code=code)
-        cls = _classify(code, None)
-        return cls(f"{target} failed in the SDK: {_explain(cls, code)}", code=code)
-    return StoreError(f"{target} failed: {type(exc).__name__}", code="SDK.Unexpected")
-
-
 class AliyunKmsStore:
     """A :class:`~secretclient.stores.SecretStore` on Alibaba Cloud KMS Secrets Manager.
 
@@ -312,7 +188,7 @@ class AliyunKmsStore:
         read_timeout: float = 5.0,
         proxy: str | bool = True,
     ) -> None:
-        acs_client, _, acs_credentials, _, _ = _sdk()
+        _sdk()
         region = region or os.environ.get(_ENV_REGION)
         if not region or not re.fullmatch(r"[a-zA-Z0-9_-]+", region):
             raise InvalidParameter(
@@ -325,26 +201,17 @@ class AliyunKmsStore:
                 raise InvalidParameter(f"{label} must be a positive number of seconds")
         self.region = region
         self.protocol, self.host = _split_endpoint(endpoint or kms_endpoint(region, vpc=vpc), protocol)
-
-        if credential is None:
-            ak = access_key_id or os.environ.get(_ENV_AK)
-            sk = access_key_secret or os.environ.get(_ENV_SK)
-            token = security_token or (None if access_key_id else os.environ.get(_ENV_TOKEN))
-            if not ak or not sk:
-                raise InvalidParameter(
-                    "AliyunKmsStore needs credentials: access_key_id= and access_key_secret= "
-                    f"(plus security_token= for STS), credential=, or ${_ENV_AK} and ${_ENV_SK}"
-                )
-            if token:
-                credential = acs_credentials.StsTokenCredential(ak, sk, token)
-            else:
-                credential = acs_credentials.AccessKeyCredential(ak, sk)
+        credential = _rpc.credential(
+            access_key_id, access_key_secret, security_token, credential,
+            missing=lambda reason: InvalidParameter(f"AliyunKmsStore: {reason}"),
+        )
         self.access_key_id: str | None = getattr(credential, "access_key_id", None) or getattr(
             credential, "sts_access_key_id", None
         )
-        self._client = acs_client.AcsClient(
-            region_id=region,
-            credential=credential,
+        self._client = _rpc.make_client(
+            region,
+            credential,
+            missing=_missing_sdk,
             auto_retry=False,  # one attempt: SecretClient owns retries and backoff
             connect_timeout=connect_timeout,
             timeout=read_timeout,
@@ -370,14 +237,14 @@ class AliyunKmsStore:
         name: str | None = None,
         body: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
-        _, acs_exceptions, _, RpcRequest, protocol_type = _sdk()
+        sdk = _sdk()
         # A plain RpcRequest (not CommonRequest) so the SDK keeps its string to sign: with it
         # the SDK recognises a wrong AccessKey secret and logs no server string to sign.
-        request = RpcRequest("Kms", API_VERSION, action)
+        request = sdk.RpcRequest("Kms", API_VERSION, action)
         request.set_endpoint(self.host)
         request.set_method("POST")
         # The SDK tests the protocol with `is`: hand it its own constant.
-        request.set_protocol_type(protocol_type.HTTPS if self.protocol == "https" else protocol_type.HTTP)
+        request.set_protocol_type(sdk.protocol_type.HTTPS if self.protocol == "https" else sdk.protocol_type.HTTP)
         request.set_accept_format("JSON")
         for key, value in params.items():
             if value is not None:
@@ -386,33 +253,13 @@ class AliyunKmsStore:
         # the URL in its connection errors.
         for key, value in (body or {}).items():
             request.add_body_params(key, value)
-        error: StoreError | None = None
-        try:
-            # What do_action_with_exception does, minus its DEBUG log of the response body,
-            # which holds SecretData.
-            _, _, raw, sdk_error = self._client._implementation_of_do_action(request)
-            if sdk_error is not None:
-                raise sdk_error
-        except (acs_exceptions.ServerException, acs_exceptions.ClientException) as exc:
-            error = map_sdk_error(exc, action, name)
-        except Exception as exc:  # the SDK lets some transport errors through unwrapped
-            error = StoreUnavailable(f"{_target(action, name)} failed: {type(exc).__name__}", code="SDK.HttpError")
-        if error is not None:
-            # Raised here, outside the except clause, so that neither __cause__ nor
-            # __context__ holds the SDK's exception: its text may quote the request.
-            raise error
-        try:
-            parsed = json.loads(raw)
-        except ValueError:
-            raise StoreUnavailable(f"KMS {action} answered with a body that is not JSON", code="SDK.InvalidResponse") from None
-        if not isinstance(parsed, dict):
-            raise StoreUnavailable(f"KMS {action} answered with unexpected JSON", code="SDK.InvalidResponse")
-        return parsed
+        return _rpc.call(self._client, request, lambda exc: map_sdk_error(exc, action, name))
 
     @staticmethod
     def _check_name(name: Any) -> None:
-        if not isinstance(name, str) or not name:
-            raise InvalidParameter("secret name must be a non-empty string")
+        """A secret name, or its ARN ``acs:kms:<region>:<account>:secret/<name>`` (KMS takes both)."""
+        m = _ARN.fullmatch(name) if isinstance(name, str) else None
+        check_name(m.group(1) if m else name)
 
     @staticmethod
     def _encode(data: str | bytes) -> tuple[str, str]:
@@ -427,6 +274,10 @@ class AliyunKmsStore:
     def get_secret(self, name: str, *, stage: str | None = None, version_id: str | None = None) -> Secret:
         stage = self.stage_labels.label(stage) if stage is not None else None
         self._check_name(name)
+        if version_id is not None:
+            check_version_id(version_id)
+        if stage is not None:
+            check_stage(stage)
         resp = self._call(
             "GetSecretValue",
             {"SecretName": name, "VersionId": version_id, "VersionStage": stage, "FetchExtendedConfig": "true"},
@@ -456,10 +307,9 @@ class AliyunKmsStore:
         if stages is not None and not isinstance(stages, (str, bytes)):
             stages = [self.stage_labels.label(s) for s in stages]
         self._check_name(name)
-        if not isinstance(version_id, str) or not version_id:
-            raise InvalidParameter("version_id must be a non-empty string")
-        if isinstance(stages, str):
-            raise InvalidParameter("stages must be a list of stage names, not a string")
+        check_version_id(version_id)
+        if stages is not None:
+            stages = check_stages(stages)
         payload, data_type = self._encode(data)
         params: dict[str, Any] = {"SecretName": name, "VersionId": version_id, "SecretDataType": data_type}
         if stages is not None:
@@ -473,6 +323,10 @@ class AliyunKmsStore:
     ) -> None:
         stage = self.stage_labels.label(stage)
         self._check_name(name)
+        check_stage(stage)
+        for version in (move_to, remove_from):
+            if version is not None:
+                check_version_id(version)
         if move_to is None and remove_from is None:
             raise InvalidParameter("update_stage needs move_to, remove_from or both")
         self._call(
@@ -513,8 +367,16 @@ class AliyunKmsStore:
         return out
 
     def describe(self, name: str) -> SecretInfo:
+        """Metadata. For a secret KMS does not rotate (Generic), ``next_rotation`` comes from
+        the :data:`NEXT_ROTATION_TAG` tag the rotation engine records (same request)."""
         self._check_name(name)
-        resp = self._call("DescribeSecret", {"SecretName": name}, name=name)
+        resp = self._call("DescribeSecret", {"SecretName": name, "FetchTags": "true"}, name=name)
+        tags = {
+            str(t.get("TagKey")): str(t.get("TagValue"))
+            for t in ((resp.get("Tags") or {}).get("Tag") or [])
+            if isinstance(t, Mapping)
+        }
+        next_rotation = _parse_time(resp.get("NextRotationDate")) or _parse_time(tags.get(NEXT_ROTATION_TAG))
         return SecretInfo(
             name=resp.get("SecretName", name),
             secret_type=resp.get("SecretType") or "Generic",
@@ -524,10 +386,47 @@ class AliyunKmsStore:
             automatic_rotation=resp.get("AutomaticRotation") == "Enabled",
             rotation_interval=_parse_interval(resp.get("RotationInterval")),
             last_rotation=_parse_time(resp.get("LastRotationDate")),
-            next_rotation=_parse_time(resp.get("NextRotationDate")),
+            next_rotation=next_rotation,
             arn=resp.get("Arn"),
             extended_config=_extended(resp.get("ExtendedConfig")),
+            planned_deletion=_parse_time(resp.get("PlannedDeleteTime")),
         )
+
+    def record_next_rotation(self, name: str, when: datetime | None) -> None:
+        """Record when the rotation engine will next rotate ``name`` (``None``: no schedule)
+        in its :data:`NEXT_ROTATION_TAG` tag, which :meth:`describe` reads back. For secrets
+        KMS does not rotate itself, so that clients learn of a rotation in time."""
+        self._check_name(name)
+        if when is None:
+            self._call("UntagResource", {"SecretName": name, "TagKeys": json.dumps([NEXT_ROTATION_TAG])}, name=name)
+            return
+        if not isinstance(when, datetime) or when.tzinfo is None:
+            raise invalid("when must be a timezone-aware datetime (or None)")
+        stamp = when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        tags = json.dumps([{"TagKey": NEXT_ROTATION_TAG, "TagValue": stamp}])
+        self._call("TagResource", {"SecretName": name, "Tags": tags}, name=name)
+
+    def list_secrets(self) -> list[SecretInfo]:
+        """Every secret's name, type, times and planned deletion (``ListSecrets``, all pages)."""
+        out: list[SecretInfo] = []
+        page = 1
+        while True:
+            resp = self._call("ListSecrets", {"PageNumber": str(page), "PageSize": "100"})
+            items = (resp.get("SecretList") or {}).get("Secret") or []
+            for item in items:
+                out.append(
+                    SecretInfo(
+                        name=str(item.get("SecretName")),
+                        secret_type=item.get("SecretType") or "Generic",
+                        created=_parse_time(item.get("CreateTime")),
+                        updated=_parse_time(item.get("UpdateTime")),
+                        planned_deletion=_parse_time(item.get("PlannedDeleteTime")),
+                    )
+                )
+            if not items or len(out) >= int(resp.get("TotalCount") or 0) or page >= 1000:
+                break
+            page += 1
+        return out
 
     def random_password(self, policy: PasswordPolicy = DEFAULT_PASSWORD_POLICY) -> str:
         def flag(value: bool) -> str:
@@ -555,13 +454,28 @@ class AliyunKmsStore:
         name: str,
         data: str | bytes,
         *,
-        version_id: str,
+        version_id: str | None = None,
         secret_type: str = "Generic",
         description: str = "",
         extended_config: Mapping[str, Any] | None = None,
         rotation_interval: timedelta | None = None,
     ) -> SecretInfo:
+        """Create ``name`` with a first version (``version_id`` generated when not given).
+
+        ``rotation_interval`` turns on KMS's own rotation, which exists for managed types
+        only (:data:`MANAGED_TYPES`, with their ``extended_config``); KMS ignores it for a
+        Generic secret, so it is refused here: rotate those with the rotation engine.
+        """
         self._check_name(name)
+        if version_id is None:
+            version_id = uuid.uuid4().hex
+        check_version_id(version_id)
+        check_rotation_interval(rotation_interval)
+        if rotation_interval is not None and secret_type not in MANAGED_TYPES:
+            raise invalid(
+                f"KMS does not rotate {secret_type} secrets (only {', '.join(sorted(MANAGED_TYPES))}): "
+                "leave rotation_interval out and rotate with the rotation engine (rotation.Scheduler)"
+            )
         payload, data_type = self._encode(data)
         params: dict[str, Any] = {
             "SecretName": name,
@@ -572,17 +486,29 @@ class AliyunKmsStore:
             "ExtendedConfig": json.dumps(dict(extended_config)) if extended_config is not None else None,
         }
         if rotation_interval is not None:
-            seconds = int(rotation_interval.total_seconds())
-            if seconds <= 0:
-                raise InvalidParameter("rotation_interval must be positive")
             params["EnableAutomaticRotation"] = "true"
-            params["RotationInterval"] = f"{seconds}s"
+            params["RotationInterval"] = f"{int(rotation_interval.total_seconds())}s"
         self._call("CreateSecret", params, name=name, body={"SecretData": payload})
         return self.describe(name)
 
-    def delete_secret(self, name: str) -> None:
+    def delete_secret(self, name: str, *, recovery_window_days: int | None = 30, force: bool = False) -> None:
+        """Schedule ``name`` for deletion in ``recovery_window_days`` (7-30, ``None``: 30) or,
+        with ``force=True``, delete it and every version at once (no recovery). Meanwhile KMS
+        refuses to read or write it or to create its name again; :meth:`restore_secret`
+        brings it back."""
         self._check_name(name)
-        self._call("DeleteSecret", {"SecretName": name, "ForceDeleteWithoutRecovery": "true"}, name=name)
+        check_recovery_window(recovery_window_days, force)
+        params = {"SecretName": name}
+        if force:
+            params["ForceDeleteWithoutRecovery"] = "true"
+        else:
+            params["RecoveryWindowInDays"] = str(recovery_window_days or 30)
+        self._call("DeleteSecret", params, name=name)
+
+    def restore_secret(self, name: str) -> None:
+        """Cancel the scheduled deletion of ``name`` (``RestoreSecret``)."""
+        self._check_name(name)
+        self._call("RestoreSecret", {"SecretName": name}, name=name)
 
     def close(self) -> None:
         session = getattr(self._client, "session", None)

@@ -26,16 +26,15 @@ import re
 import secrets as _secrets
 import string
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Unpack
 
 import pymysql
 
 from secretclient.errors import InvalidParameter
 from secretclient.testing.mariadb import MariaDB
-from secretclient.testing.rpc_server import COMMON_ERRORS, Faults, RpcEmulator, RpcError
+from secretclient.testing.rpc_server import COMMON_ERRORS, EmulatorOptions, RpcEmulator, RpcError
 
 __all__ = ["ACCOUNT_PRIVILEGES", "SUPER_PRIVILEGES", "RdsEmulator", "RdsError"]
 
@@ -131,7 +130,7 @@ class RdsEmulator(RpcEmulator):
     :param mariadb: the server the accounts live on (its admin connection runs the SQL).
     :param instance_id: the DBInstanceId it answers to (default ``rm-`` + random).
     :param name_limit: longest account name accepted (32: MySQL 5.7/8.0; 16: MySQL 5.6).
-    :param access_keys, security_tokens, https, host, port, region, clock, seed, faults: as
+    :param options: :class:`~secretclient.testing.rpc_server.EmulatorOptions`, as for
         :class:`~secretclient.testing.KmsEmulator` (signatures, TLS, fault injection).
 
     Account descriptions are kept in memory. Unlike RDS it accepts more than one ``Super``
@@ -149,20 +148,9 @@ class RdsEmulator(RpcEmulator):
         instance_id: str | None = None,
         *,
         name_limit: int = 32,
-        access_keys: Mapping[str, str] | None = None,
-        https: bool = False,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        region: str = "cn-hangzhou",
-        security_tokens: Mapping[str, str] | None = None,
-        clock: Callable[[], float] = time.time,
-        seed: int | None = None,
-        faults: Faults | None = None,
+        **options: Unpack[EmulatorOptions],
     ) -> None:
-        super().__init__(
-            access_keys, https, host, port, region,
-            security_tokens=security_tokens, clock=clock, seed=seed, faults=faults,
-        )
+        super().__init__(**options)
         if not 2 <= name_limit <= 80:
             raise InvalidParameter("name_limit must be from 2 to 80")
         self.mariadb = mariadb
@@ -278,9 +266,8 @@ class RdsEmulator(RpcEmulator):
             raise RdsError("InvalidAccountName.Malformed")
         return name
 
-    @staticmethod
-    def _password(params: Mapping[str, str]) -> str:
-        (password,) = RdsEmulator._require(params, "AccountPassword")
+    def _password(self, params: Mapping[str, str]) -> str:
+        (password,) = self._require(params, "AccountPassword")
         if not _password_ok(password):
             raise RdsError("InvalidAccountPassword.Malformed")
         return password

@@ -1,4 +1,4 @@
-"""Shared helpers and fixtures for the rotation tests (no tests here)."""
+"""Shared helpers for the rotation tests (no tests here; their fixtures are in conftest.py)."""
 
 from __future__ import annotations
 
@@ -6,17 +6,16 @@ import itertools
 import json
 import re
 import secrets
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pymysql
-import pytest
-from test_rotation_child import STRATEGIES, child_env, make_strategy, open_store
+from rotation_child import STRATEGIES, child_env, make_strategy, open_store
 
-from secretclient.model import CURRENT, PENDING, PREVIOUS
+from secretclient.errors import InvalidParameter
+from secretclient.model import ACS_STAGES, AWS_STAGES, CURRENT, PENDING, PREVIOUS, Secret, VersionInfo
 from secretclient.stores.embedded import EmbeddedStore
 
 _names = itertools.count(1)
@@ -36,6 +35,8 @@ class StoreHandle:
     spec: dict[str, Any]
     backing: EmbeddedStore
     closers: list[Any] = field(default_factory=list)
+    #: The backing store's clock (set its offset to move the store's time).
+    clock: Any = None
 
     def open_again(self) -> Any:
         return open_store(self.spec)
@@ -60,24 +61,58 @@ def start_store(kind: str, tmp_path: Path, clock: ShiftedClock | None = None) ->
     backing = EmbeddedStore(tmp_path / "secrets.db", clock=clock)
     if kind == "embedded":
         return StoreHandle(kind, backing, {"kind": "embedded", "path": str(tmp_path / "secrets.db")}, backing,
-                           [backing.close])
+                           [backing.close], clock)
     from secretclient.testing.kms_emulator import KmsEmulator
 
     emulator = KmsEmulator(store=backing).start()
     store = emulator.store()
     spec = {"kind": "kms", "region": emulator.region, "endpoint": emulator.endpoint,
             "ak": emulator.access_key_id, "sk": emulator.access_key_secret}
-    return StoreHandle(kind, store, spec, backing, [backing.close, emulator.stop, store.close])
+    return StoreHandle(kind, store, spec, backing, [backing.close, emulator.stop, store.close], clock)
 
 
-@pytest.fixture(params=["embedded", "kms"])
-def store_handle(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreHandle]:
-    """The rotation tests' store: an EmbeddedStore file, or the KMS emulator through the SDK."""
-    handle = start_store(request.param, tmp_path)
-    try:
-        yield handle
-    finally:
-        handle.close()
+class AwsLabelledStore:
+    """A real EmbeddedStore seen through AWS's labels (``AWSCURRENT``…): every stage going in is
+    translated from its role, every stage coming out is relabelled, and an ACS label is refused,
+    so code that still says ``ACSCurrent`` fails here instead of working by accident."""
+
+    stage_labels = AWS_STAGES
+
+    def __init__(self, inner: EmbeddedStore) -> None:
+        self.inner = inner
+
+    def _in(self, stage: str | None) -> str | None:
+        if stage is None:
+            return None
+        if stage in (ACS_STAGES.current, ACS_STAGES.pending, ACS_STAGES.previous):
+            raise InvalidParameter(f"{stage!r} is not a stage of this store (it uses AWS labels)")
+        role = AWS_STAGES.role(stage)
+        return ACS_STAGES.label(role) if role else stage
+
+    def _out(self, stages: frozenset[str]) -> frozenset[str]:
+        return frozenset(AWS_STAGES.label(ACS_STAGES.role(s) or s) for s in stages)
+
+    def _secret(self, secret: Secret) -> Secret:
+        return Secret(secret.name, secret.version_id, self._out(secret.stages), secret.data, secret.created,
+                      secret.secret_type, secret.extended_config)
+
+    def get_secret(self, name: str, *, stage: str | None = None, version_id: str | None = None) -> Secret:
+        return self._secret(self.inner.get_secret(name, stage=self._in(stage), version_id=version_id))
+
+    def put_secret(self, name: str, version_id: str, data: str | bytes, *, stages: Any = None) -> VersionInfo:
+        mapped = None if stages is None else [self._in(s) for s in stages]
+        v = self.inner.put_secret(name, version_id, data, stages=mapped)
+        return VersionInfo(v.version_id, self._out(v.stages), v.created)
+
+    def update_stage(self, name: str, stage: str, *, move_to: str | None = None, remove_from: str | None = None) -> None:
+        self.inner.update_stage(name, self._in(stage) or "", move_to=move_to, remove_from=remove_from)
+
+    def list_versions(self, name: str, *, include_deprecated: bool = False) -> list[VersionInfo]:
+        return [VersionInfo(v.version_id, self._out(v.stages), v.created)
+                for v in self.inner.list_versions(name, include_deprecated=include_deprecated)]
+
+    def __getattr__(self, name: str) -> Any:  # describe, random_password, create_secret, close…
+        return getattr(self.inner, name)
 
 
 # -- database accounts -------------------------------------------------------------------
@@ -203,14 +238,6 @@ def make_app(db: Any, store: Any, kind: str, *, account: str | None = None, pass
     return App(db, store, name, master_name, account, database, hosts, admin)
 
 
-@pytest.fixture
-def cleanup_accounts(mariadb: Any) -> Iterator[list[str]]:
-    """Names appended here are dropped (with their ``_rt`` twins) after the test."""
-    names: list[str] = []
-    yield names
-    drop_accounts(mariadb, *names, *(n + "_rt" for n in names))
-
-
 def stages_snapshot(store: Any, name: str) -> dict[str, tuple[str, Any]]:
     """{stage: (version_id, DbCredentials)} for every stage label of the secret."""
     out = {}
@@ -226,12 +253,12 @@ __all__ = [
     "PREVIOUS",
     "STRATEGIES",
     "App",
+    "AwsLabelledStore",
     "ShiftedClock",
     "StoreHandle",
     "account_state",
     "all_grants",
     "child_env",
-    "cleanup_accounts",
     "drop_accounts",
     "make_app",
     "make_strategy",
@@ -239,5 +266,4 @@ __all__ = [
     "own_grants",
     "stages_snapshot",
     "start_store",
-    "store_handle",
 ]
