@@ -73,8 +73,8 @@ def _version_line(v: VersionInfo) -> str:
 @store_options
 @click.option("--ca-file", type=click.Path(exists=True, dir_okay=False), help="CA bundle for an https endpoint.")
 @click.pass_context
-def main(ctx: click.Context, **options: Any) -> None:
-    """Manage secrets in a secret store (EmbeddedStore or Alibaba Cloud KMS)."""
+def main(ctx: click.Context, /, **options: Any) -> None:
+    """Manage secrets in a secret store: embedded, Alibaba Cloud KMS, AWS Secrets Manager or NCP."""
     ctx.obj = options
 
 

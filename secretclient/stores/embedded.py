@@ -161,7 +161,9 @@ class _Sealer:
         try:
             return self._aead.decrypt(sealed[:12], sealed[12:], aad)
         except InvalidTag:
-            raise EncryptionKeyError("stored data cannot be decrypted with this key (wrong key or tampered file)") from None
+            raise EncryptionKeyError(
+                "stored data cannot be decrypted with this key (wrong key or tampered file)"
+            ) from None
 
 
 class EmbeddedStore:
@@ -481,12 +483,6 @@ class EmbeddedStore:
             extended_config=json.loads(meta[6]) if meta[6] else None,
             planned_deletion=_ts(meta[7]) if meta[7] is not None else None,
         )
-
-    def list_secrets(self) -> list[SecretInfo]:
-        """Every secret's metadata, by name."""
-        with self._read() as db:
-            names = [row[0] for row in db.execute("SELECT name FROM secrets ORDER BY name").fetchall()]
-        return [self.describe(name) for name in names]
 
     def random_password(self, policy: PasswordPolicy = DEFAULT_PASSWORD_POLICY) -> str:
         return policy.generate()
