@@ -13,6 +13,7 @@ import json
 import statistics
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -58,7 +59,7 @@ def main() -> None:
             n = 0
             for store_label, store in stores.items():
                 for label, strategy in (
-                    ("alternating users", AlternatingUsersStrategy(name_limit=80)),
+                    ("alternating users", AlternatingUsersStrategy(name_limit=80, grace=timedelta(0))),
                     ("single user, MasterSecret", SingleUserStrategy(use_master=True)),
                     ("single user, self", SingleUserStrategy(use_master=False)),
                 ):

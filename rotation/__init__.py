@@ -8,6 +8,7 @@ handler :func:`rotation.fc.handler`. See docs/rotation.md.
 
 from .engine import STEPS, AbortResult, RotationResult, Rotator
 from .errors import (
+    AccountInUse,
     DatabaseError,
     InvalidRotationSetup,
     LockLost,
@@ -30,14 +31,17 @@ from ._dry_run import Plan
 from .scheduler import RotationWindow, Scheduler
 from .status import Status
 from .strategies import AlternatingUsersStrategy, RdsApiStrategy, SingleUserStrategy, Strategy
+from .strategies.base import DrainPolicy
 
 __all__ = [
     "MYSQL_PASSWORD_POLICY",
     "RDS_PASSWORD_POLICY",
     "STEPS",
     "AbortResult",
+    "AccountInUse",
     "AlternatingUsersStrategy",
     "DatabaseError",
+    "DrainPolicy",
     "InvalidRotationSetup",
     "LocalLock",
     "Lock",

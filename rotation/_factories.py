@@ -19,6 +19,7 @@ from .errors import InvalidRotationSetup
 from .lock import Lock
 from .passwords import MYSQL_PASSWORD_POLICY, RDS_PASSWORD_POLICY
 from .strategies import AlternatingUsersStrategy, RdsApiStrategy, SingleUserStrategy, Strategy
+from .strategies.base import DEFAULT_GRACE, DrainPolicy
 
 __all__ = ["STRATEGIES", "lock_for", "make_strategy", "open_store"]
 
@@ -31,7 +32,7 @@ def make_strategy(
     kind: str = "alternating",
     *,
     name_limit: int = 32,
-    grace_seconds: float = 0.0,
+    grace_seconds: float = DEFAULT_GRACE.total_seconds(),
     master_secret: str | None = None,
     exclude_characters: str | None = None,
     password_length: int = MYSQL_PASSWORD_POLICY.length,
@@ -39,6 +40,8 @@ def make_strategy(
     instance_id: str | None = None,
     rds_client: Any = None,
     allow_accounts: tuple[str, ...] = (),
+    drain_wait: float = 0.0,
+    drain_proceed: bool = False,
 ) -> Strategy:
     """A MySQL strategy: ``alternating`` (the seed's ``_rt`` users) or ``single``; or ``rds``,
     alternating users through the RDS API on instance ``instance_id`` with ``rds_client`` (an
@@ -69,7 +72,8 @@ def make_strategy(
         "connect_options": ConnectOptions(ca_file=ca_file or None), "allow_accounts": allow_accounts,
     }
     if kind == "alternating":
-        return AlternatingUsersStrategy(grace=timedelta(seconds=grace_seconds), **common)
+        return AlternatingUsersStrategy(grace=timedelta(seconds=grace_seconds),
+                                        drain=DrainPolicy(wait=drain_wait, proceed=drain_proceed), **common)
     if kind == "single":
         return SingleUserStrategy(**common)
     raise InvalidRotationSetup(f"strategy must be one of {', '.join(STRATEGIES)}")

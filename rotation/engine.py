@@ -16,11 +16,11 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from secretclient.errors import SecretNotFound, VersionConflict
+from secretclient.errors import SecretClientError, SecretNotFound, VersionConflict
 from secretclient.model import Secret, Stage, StageLabels, stage_labels
 from secretclient.stores.base import SecretStore
 
@@ -219,11 +219,28 @@ class Rotator:
 
     def plan(self, secret_name: str) -> Plan:
         """What :meth:`rotate` would do now, changing nothing (a dry run)."""
-        return make_plan(self.store, self.strategy, self._ctx(secret_name, None), self.lock)
+        return make_plan(self.store, self.strategy, replace(self._ctx(secret_name, None), dry_run=True), self.lock)
 
-    def status(self, secret_name: str, interval: timedelta | None = None) -> Status:
-        """Versions, stages, last and next rotation (``interval`` or the secret's own)."""
-        return make_status(self.store, secret_name, interval)
+    def status(self, secret_name: str, interval: timedelta | None = None, *, sessions: bool = True) -> Status:
+        """Versions, stages, last and next rotation (``interval`` or the secret's own) and, with
+        ``sessions`` and a strategy that can count them, live database sessions per account and stage."""
+        status = make_status(self.store, secret_name, interval)
+        counter = getattr(self.strategy, "account_sessions", None)
+        if not sessions or counter is None or status.current_version_id is None:
+            return status
+        staged = [(label, vid) for label, vid in ((self.labels.current, status.current_version_id),
+                                                  (self.labels.pending, status.pending_version_id),
+                                                  (self.labels.previous, status.previous_version_id)) if vid]
+        try:
+            accounts = [(label, self.store.get_secret(secret_name, version_id=vid).db_credentials().account_name)
+                        for label, vid in staged]
+            current = self.store.get_secret(secret_name, version_id=status.current_version_id).db_credentials()
+            seen = counter(self._ctx(secret_name, None), current, [a for _, a in accounts])
+        except SecretClientError as exc:
+            return replace(status, sessions_error=f"{type(exc).__name__}: {exc}")
+        rows = tuple((label, account, host, n) for label, account in accounts for host, n in seen[account].items())
+        rows += tuple((label, account, "", 0) for label, account in accounts if not seen[account])
+        return replace(status, sessions=rows)
 
     def abort(self, secret_name: str) -> AbortResult:
         """Remove PENDING — only after proving that CURRENT still logs in."""
