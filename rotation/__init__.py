@@ -30,6 +30,7 @@ from .passwords import MYSQL_PASSWORD_POLICY, RDS_PASSWORD_POLICY
 from ._dry_run import Plan
 from .scheduler import RotationWindow, Scheduler
 from .status import Status
+from .store_retry import StoreRetryPolicy
 from .strategies import AlternatingUsersStrategy, RdsApiStrategy, SingleUserStrategy, Strategy
 from .strategies.base import DrainPolicy
 
@@ -64,6 +65,7 @@ __all__ = [
     "Scheduler",
     "SingleUserStrategy",
     "Status",
+    "StoreRetryPolicy",
     "Strategy",
     "UnsafeAccountName",
     "UnsupportedGrant",
