@@ -391,8 +391,8 @@ class AlternatingUsersStrategy(_MySqlStrategy):
         """Stop with :class:`AccountInUse` while ``account`` has sessions, after waiting up to the
         drain policy's bound (no wait in a dry run)."""
         policy = self.drain
-        if policy.proceed:
-            return
+        if policy.proceed or not query(conn, Statement("SELECT 1 FROM mysql.user WHERE User = %s LIMIT 1", (account,))):
+            return  # told to, or nothing to drain: the account does not exist yet
         if not query(conn, _HAS_PROCESS)[0][0]:
             raise InvalidRotationSetup(
                 "the MasterSecret account needs the PROCESS privilege to see who still uses the account to be "
