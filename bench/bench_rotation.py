@@ -15,6 +15,7 @@ import json
 import statistics
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -75,7 +76,7 @@ def main() -> None:
 
         server: MariaDB | PostgreSQL = PostgreSQL()
         strategies = (
-            ("alternating users", PostgresAlternatingUsersStrategy),
+            ("alternating users", lambda: PostgresAlternatingUsersStrategy(grace=timedelta(0))),
             ("single user, MasterSecret", lambda: PostgresSingleUserStrategy(use_master=True)),
             ("single user, self", lambda: PostgresSingleUserStrategy(use_master=False)),
         )
@@ -83,7 +84,7 @@ def main() -> None:
     else:
         server = MariaDB(audit=False)
         strategies = (
-            ("alternating users", lambda: AlternatingUsersStrategy(name_limit=80)),
+            ("alternating users", lambda: AlternatingUsersStrategy(name_limit=80, grace=timedelta(0))),
             ("single user, MasterSecret", lambda: SingleUserStrategy(use_master=True)),
             ("single user, self", lambda: SingleUserStrategy(use_master=False)),
         )
