@@ -25,9 +25,10 @@ __all__ = ["main"]
 
 
 def _rotator(obj: dict[str, Any]) -> Rotator:
+    # create=False: a mistyped embedded:PATH is an error, never a new empty store.
     store = open_store(
         obj["store"], region=obj["region"], endpoint=obj["endpoint"],
-        access_key_id=obj["access_key_id"], access_key_secret=obj["access_key_secret"],
+        access_key_id=obj["access_key_id"], access_key_secret=obj["access_key_secret"], create=False,
     )
     rds = None
     if obj["strategy"] == "rds":
@@ -39,7 +40,7 @@ def _rotator(obj: dict[str, Any]) -> Rotator:
         obj["strategy"], name_limit=obj["name_limit"], grace_seconds=obj["grace"],
         master_secret=obj["master_secret"], exclude_characters=obj["exclude_characters"],
         password_length=obj["password_length"], ca_file=obj["ca_file"],
-        instance_id=obj["instance_id"], rds_client=rds,
+        instance_id=obj["instance_id"], rds_client=rds, allow_accounts=obj["allow_account"],
     )
     return Rotator(store, strategy=strategy, lock_timeout=obj["lock_timeout"], lock=lock_for(strategy, store))
 
@@ -74,7 +75,9 @@ def _run(ctx: click.Context, action: Any) -> None:
 @click.option("--name-limit", type=click.IntRange(1, 80), default=32, show_default=True,
               help="Longest account name: 16 RDS, 32 MySQL, 80 MariaDB.")
 @click.option("--grace", type=click.FloatRange(0), default=0.0, show_default=True,
-              help="Seconds during which the ACSPrevious account is not reset (consumers' cache TTL).")
+              help="Seconds during which the PREVIOUS account is not reset (consumers' cache TTL).")
+@click.option("--allow-account", multiple=True, help="A reserved or administrative account that may be rotated "
+              "through the MasterSecret / RDS API anyway (repeatable; refused by default).")
 @click.option("--master-secret", help="Privileged secret (default: the secret's MasterSecret field).")
 @click.option("--ca-file", type=click.Path(exists=True, dir_okay=False), help="CA bundle for secrets with \"SSL\": true.")
 @click.option("--exclude-characters", default=DEFAULT_POLICY.exclude_characters, show_default=True)
@@ -115,7 +118,7 @@ def rotate(ctx: click.Context, name: str) -> None:
     def action(r: Rotator) -> None:
         res = r.rotate(name)
         _out(ctx, asdict(res), [
-            f"rotated {name}: ACSCurrent is now {res.version_id}" + (" (resumed)" if res.resumed else ""),
+            f"rotated {name}: {r.labels.current} is now {res.version_id}" + (" (resumed)" if res.resumed else ""),
             f"took {res.duration * 1000:.0f} ms",
         ])
     _run(ctx, action)
@@ -151,7 +154,7 @@ def status(ctx: click.Context, name: str, interval: float | None) -> None:
 @click.argument("name")
 @click.pass_context
 def abort(ctx: click.Context, name: str) -> None:
-    """Remove NAME's ACSPending, after proving that ACSCurrent still logs in."""
+    """Remove NAME's PENDING, after proving that CURRENT still logs in."""
     def action(r: Rotator) -> None:
         res = r.abort(name)
         _out(ctx, asdict(res), [f"{name}: {res.reason}" + (f" ({res.removed_version_id})" if res.removed_version_id else "")])

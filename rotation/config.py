@@ -6,6 +6,7 @@ encrypted file in ``$SECRETCLIENT_EMBEDDED_KEY``; or ``kms``).
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 from typing import Any
 
@@ -18,10 +19,16 @@ from .errors import InvalidRotationSetup
 from .lock import Lock
 from .passwords import DEFAULT_POLICY, RDS_POLICY
 from .strategies import AlternatingUsersStrategy, RdsApiStrategy, SingleUserStrategy, Strategy
+from .strategies.by_engine import ByEngineStrategy
+from .strategies.postgres import PostgresAlternatingUsersStrategy, PostgresSingleUserStrategy
 
-__all__ = ["STRATEGIES", "lock_for", "make_strategy", "open_store"]
+__all__ = ["ENGINES", "STRATEGIES", "lock_for", "make_strategy", "open_store"]
 
 STRATEGIES = ("alternating", "single", "rds")
+#: Longest grace period accepted (ten years): beyond it a number is a mistake, and timedelta overflows.
+MAX_GRACE_SECONDS = 10 * 365 * 86400.0
+#: ``engine=`` of :func:`make_strategy`: ``auto`` reads the secret's ``engine`` field.
+ENGINES = ("auto", "mysql", "postgres")
 
 
 def make_strategy(
@@ -35,10 +42,21 @@ def make_strategy(
     ca_file: str | None = None,
     instance_id: str | None = None,
     rds_client: Any = None,
+    allow_accounts: tuple[str, ...] = (),
+    engine: str = "auto",
 ) -> Strategy:
-    """A MySQL strategy: ``alternating`` (the seed's ``_rt`` users) or ``single``; or ``rds``,
+    """A database strategy: ``alternating`` (the seed's ``_rt`` users) or ``single``; or ``rds``,
     alternating users through the RDS API on instance ``instance_id`` with ``rds_client`` (an
-    ``AcsClient``, see :func:`rotation.strategies.rds.rds_client`)."""
+    ``AcsClient``, see :func:`rotation.strategies.rds.rds_client`).
+
+    ``engine``: ``mysql`` (MySQL / MariaDB) or ``postgres``; ``auto`` picks per secret from its
+    ``engine`` field (MySQL when absent), see :mod:`rotation.strategies.by_engine`."""
+    if not isinstance(grace_seconds, (int, float)) or not math.isfinite(grace_seconds) or not (
+        0 <= grace_seconds <= MAX_GRACE_SECONDS
+    ):
+        raise InvalidRotationSetup(f"the grace period must be 0 to {MAX_GRACE_SECONDS:.0f} seconds")
+    if engine not in ENGINES:
+        raise InvalidRotationSetup(f"engine must be one of {', '.join(ENGINES)}")
     if kind == "rds":
         if not instance_id:
             raise InvalidRotationSetup("strategy 'rds' needs the RDS instance id (the event's InstanceId or --instance-id)")
@@ -50,20 +68,27 @@ def make_strategy(
         return RdsApiStrategy(
             instance_id, rds_client, name_limit=name_limit, grace=timedelta(seconds=grace_seconds),
             password_policy=policy, connect_options=ConnectOptions(ca_file=ca_file or None),
+            allow_accounts=allow_accounts,
         )
     policy = PasswordPolicy(
         length=password_length,
         exclude_characters=DEFAULT_POLICY.exclude_characters if exclude_characters is None else exclude_characters,
     )
     common: dict[str, Any] = {
-        "master_secret": master_secret or None, "password_policy": policy, "name_limit": name_limit,
-        "connect_options": ConnectOptions(ca_file=ca_file or None),
+        "master_secret": master_secret or None, "password_policy": policy,
+        "connect_options": ConnectOptions(ca_file=ca_file or None), "allow_accounts": allow_accounts,
     }
     if kind == "alternating":
-        return AlternatingUsersStrategy(grace=timedelta(seconds=grace_seconds), **common)
-    if kind == "single":
-        return SingleUserStrategy(**common)
-    raise InvalidRotationSetup(f"strategy must be one of {', '.join(STRATEGIES)}")
+        grace = timedelta(seconds=grace_seconds)
+        mysql: Strategy = AlternatingUsersStrategy(grace=grace, name_limit=name_limit, **common)
+        postgres: Strategy = PostgresAlternatingUsersStrategy(grace=grace, **common)
+    elif kind == "single":
+        mysql, postgres = SingleUserStrategy(name_limit=name_limit, **common), PostgresSingleUserStrategy(**common)
+    else:
+        raise InvalidRotationSetup(f"strategy must be one of {', '.join(STRATEGIES)}")
+    if engine == "mysql":
+        return mysql
+    return postgres if engine == "postgres" else ByEngineStrategy(mysql, postgres)
 
 
 def lock_for(strategy: Strategy, store: SecretStore) -> Lock | None:

@@ -1,31 +1,32 @@
 """Connections the rotation engine opens: bounded timeouts, explicit TLS, errors without secrets.
 
-TLS follows the secret's ``SSL`` field: ``true`` requires TLS — verified against ``ca_file``
-(or the system CAs) and checked on the session afterwards, because PyMySQL silently stays in
-plain text when a server does not offer TLS; ``false`` disables it; absent leaves PyMySQL's
-default (TLS when the server offers it, unverified). Never a silent fallback from TLS to plain.
+Logging in goes through the MySQL family of :mod:`secretclient.db` (one login layer for both
+packages): UTF-8 password bytes, TLS from the secret's ``SSL`` field — ``true`` requires TLS
+verified against ``ca_file`` (or the system CAs), TLS or error 2026, never a plain-text fallback;
+``false`` disables it; absent leaves PyMySQL's default (TLS when the server offers it,
+unverified) — and :func:`~secretclient.db.classify` to tell refused credentials from the rest.
 """
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 import pymysql
 
+from secretclient.db import MYSQL, DbConnectError, ErrorKind, classify
 from secretclient.model import DbCredentials
 
 from .errors import DatabaseError, InvalidRotationSetup, LoginFailed
 from .sql import Statement
 
-__all__ = ["AUTH_ERRORS", "ConnectOptions", "connect", "connect_first", "query", "run", "sees_database", "try_login"]
+__all__ = ["ConnectOptions", "connect", "connect_first", "query", "run", "sees_database", "session_cipher",
+           "try_login"]
 
-#: Server errors meaning "these credentials do not log in" (wrong password / unknown user,
-#: no access to the database, account locked, password expired).
-AUTH_ERRORS = frozenset({1045, 1044, 4151, 1862, 1820})
+#: What makes :func:`connect` raise :class:`LoginFailed` (these credentials do not log in: wrong
+#: password or user, account locked or expired) rather than :class:`DatabaseError`.
+_REFUSED = (ErrorKind.BAD_CREDENTIALS, ErrorKind.ACCOUNT_UNAVAILABLE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,52 +39,38 @@ class ConnectOptions:
     verify_identity: bool = True
 
 
-@lru_cache(maxsize=8)
-def _context(ca_file: str | None, verify_identity: bool) -> ssl.SSLContext:
-    # Building a context reads the CA bundle (tens of ms); contexts are immutable once made.
-    ctx = ssl.create_default_context(cafile=ca_file)
-    ctx.check_hostname = verify_identity
-    return ctx
-
-
-def _tls(creds: DbCredentials, opts: ConnectOptions) -> dict[str, Any]:
-    if creds.ssl is None:
-        return {}
-    if not creds.ssl:
-        return {"ssl_disabled": True}
-    return {"ssl": _context(opts.ca_file, opts.verify_identity)}
-
-
-def connect(creds: DbCredentials, opts: ConnectOptions, *, database: str | None = None, who: str = "account") -> pymysql.Connection:
+def connect(
+    creds: DbCredentials, opts: ConnectOptions, *, database: str | None = None, who: str = "account"
+) -> pymysql.Connection:
     """Log in with ``creds``; :class:`LoginFailed` for refused credentials, :class:`DatabaseError` otherwise."""
     if not creds.endpoint:
         raise InvalidRotationSetup(f"{who} {creds.account_name!r}: the secret has no Endpoint")
+    options: dict[str, Any] = {
+        "database": database,
+        "connect_timeout": opts.connect_timeout,
+        "read_timeout": opts.read_timeout,
+        "write_timeout": opts.read_timeout,
+        "autocommit": True,
+    }
+    if creds.ssl:
+        options.update(ssl_ca=opts.ca_file, ssl_verify_identity=opts.verify_identity)
     try:
-        conn = pymysql.connect(
-            host=creds.endpoint,
-            port=creds.port,
-            user=creds.account_name,
-            password=creds.account_password,
-            database=database,
-            connect_timeout=opts.connect_timeout,
-            read_timeout=opts.read_timeout,
-            write_timeout=opts.read_timeout,
-            autocommit=True,
-            **_tls(creds, opts),
-        )
+        kwargs = MYSQL.login_kwargs(creds, options, secret=f"{who} {creds.account_name}")
+        return pymysql.connect(**kwargs)  # type: ignore[no-any-return]
+    except DbConnectError as exc:  # the TLS options cannot be loaded
+        raise InvalidRotationSetup(f"{who} {creds.account_name!r}: {exc.message}") from None
     except pymysql.MySQLError as exc:
-        code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+        verdict = classify(exc)
         # Server messages for login errors name only the user and host; keep them.
         message = str(exc.args[1]) if len(exc.args) > 1 else type(exc).__name__
-        cls = LoginFailed if code in AUTH_ERRORS else DatabaseError
-        raise cls(f"{who} {creds.account_name!r} cannot log in: {message}", code=str(code)) from None
-    if creds.ssl and not session_cipher(conn):
-        conn.close()
-        raise LoginFailed(f"{who} {creds.account_name!r}: the secret requires TLS but the server did not offer it")
-    return conn
+        cls = LoginFailed if verdict.kind in _REFUSED else DatabaseError
+        raise cls(f"{who} {creds.account_name!r} cannot log in: {message}",
+                  code=str(verdict.errno)) from None
 
 
-def connect_first(candidates: Iterable[DbCredentials], opts: ConnectOptions, *, who: str = "account") -> pymysql.Connection:
+def connect_first(
+    candidates: Iterable[DbCredentials], opts: ConnectOptions, *, who: str = "account"
+) -> pymysql.Connection:
     """A connection with the first of ``candidates`` that logs in; else the last :class:`LoginFailed`."""
     last: LoginFailed | None = None
     for creds in candidates:
@@ -103,9 +90,11 @@ def sees_database(conn: pymysql.Connection, name: str) -> bool:
 
 
 def session_cipher(conn: pymysql.Connection) -> str:
-    """The TLS cipher of the session, ``""`` for plain text."""
-    rows = query(conn, Statement("SHOW SESSION STATUS LIKE 'Ssl_cipher'"))
-    return str(rows[0][1]) if rows and rows[0][1] else ""
+    """The TLS cipher of the session as the server sees it, ``""`` for plain text."""
+    try:
+        return MYSQL.session_cipher(conn)
+    except pymysql.MySQLError as exc:
+        raise DatabaseError(f"SHOW SESSION STATUS failed: ({classify(exc).errno}) {type(exc).__name__}") from None
 
 
 def try_login(creds: DbCredentials, opts: ConnectOptions, *, database: str | None = None) -> bool:

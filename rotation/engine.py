@@ -2,11 +2,11 @@
 
 Invariants kept here (see docs/rotation.md):
 
-* the database is changed only after the new password is stored as ACSPending;
-* nothing is promoted to ACSCurrent before it logged in (``end`` checks again when it was not
+* the database is changed only after the new password is stored as PENDING;
+* nothing is promoted to CURRENT before it logged in (``end`` checks again when it was not
   preceded by ``test`` in the same process);
-* a rotation that was interrupted is resumed with its stored ACSPending password, never a new one;
-* ACSCurrent moves with a compare-and-set on the version it was read from, under a lock that
+* a rotation that was interrupted is resumed with its stored PENDING password, never a new one;
+* CURRENT moves with a compare-and-set on the version it was read from, under a lock that
   is re-checked at every step.
 """
 
@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from secretclient.errors import SecretNotFound, VersionConflict
-from secretclient.model import CURRENT, PENDING, Secret
+from secretclient.model import Secret, Stage, StageLabels, stage_labels
 from secretclient.stores.base import SecretStore
 
 from .errors import (
@@ -33,7 +33,7 @@ from .errors import (
 from .events import Events, Listener, RotationEvent
 from .lock import Lock, LockHandle, MySqlLock
 from .plan import Plan, make_plan
-from .status import Status, make_status
+from .status import Status, make_status, stage_holder
 from .strategies.base import RotationContext, Strategy
 
 __all__ = ["STEPS", "AbortResult", "RotationResult", "Rotator"]
@@ -76,7 +76,7 @@ class Rotator:
     :param lock: a :class:`~rotation.lock.Lock`; default: ``GET_LOCK`` on the database through
         the strategy (:class:`~rotation.lock.MySqlLock`).
     :param client: a :class:`secretclient.SecretClient`; after a promotion it gets the new
-        ACSCurrent through ``publish()``, so this process switches without waiting for its TTL.
+        CURRENT through ``publish()``, so this process switches without waiting for its TTL.
     :param listeners: callables receiving every :class:`~rotation.events.RotationEvent`.
     :param clock: returns the current UTC time (grace periods, due times).
     :param checkpoint: called at named points inside steps (tests pause or kill there).
@@ -97,12 +97,19 @@ class Rotator:
         version_ids: Callable[[], str] = lambda: uuid.uuid4().hex,
     ) -> None:
         self.store = store
+        #: The store's own labels for the three roles (messages name them as the store does).
+        self.labels: StageLabels = stage_labels(store)
         self.strategy = strategy
+        if lock is None and hasattr(strategy, "lock"):
+            lock = strategy.lock(store)  # a strategy with its own lock (PostgreSQL, RDS API, by engine)
         if lock is None:
             connector = getattr(strategy, "lock_connection", None)
             if connector is None:
                 raise InvalidRotationSetup("give lock=: the strategy cannot make a database lock")
-            lock = MySqlLock(lambda name: connector(store, name))
+            # GET_LOCK waits in slices shorter than the read timeout, which would cut a long wait short.
+            options = getattr(strategy, "connect_options", None)
+            read_timeout = getattr(options, "read_timeout", 15.0)
+            lock = MySqlLock(lambda name: connector(store, name), wait_slice=min(5.0, read_timeout / 2))
         self.lock = lock
         self.client = client
         self.events = Events(listeners)
@@ -119,7 +126,7 @@ class Rotator:
     def rotate(self, secret_name: str, *, due_after: timedelta | None = None) -> RotationResult:
         """Run a whole rotation (or finish an interrupted one).
 
-        With ``due_after``, rotate only if the ACSCurrent version is at least that old (checked
+        With ``due_after``, rotate only if the CURRENT version is at least that old (checked
         under the lock, so many instances racing for a due secret rotate it once).
         Raises :class:`RotationInProgress` when another rotator holds the lock.
         """
@@ -136,7 +143,7 @@ class Rotator:
                 resumed = pending_vid is not None
                 if pending_vid is not None and pending_vid == current_vid:
                     vid = pending_vid
-                    self._emit("resumed", secret_name, vid, detail="promotion done; clearing ACSPending")
+                    self._emit("resumed", secret_name, vid, detail=f"promotion done; clearing {self.labels.pending}")
                     self._end(ctx, vid, verified=True)
                     return self._finish(secret_name, vid, None, True, started)
                 if pending_vid is not None:
@@ -158,7 +165,7 @@ class Rotator:
         """Run one step, as the seed's Function Compute function does; returns the VersionId to
         pass to the next step.
 
-        ``new`` returns the VersionId of an interrupted rotation's ACSPending instead of
+        ``new`` returns the VersionId of an interrupted rotation's PENDING instead of
         creating another, so a re-run flow resumes it. ``set``, ``test`` and ``end`` need
         ``version_id``. Every step is idempotent.
         """
@@ -197,22 +204,23 @@ class Rotator:
         return make_status(self.store, secret_name, interval)
 
     def abort(self, secret_name: str) -> AbortResult:
-        """Remove ACSPending — only after proving that ACSCurrent still logs in."""
+        """Remove PENDING — only after proving that CURRENT still logs in."""
         with self._locked(secret_name) as handle:
             ctx = self._ctx(secret_name, handle)
             current_vid, pending_vid = self._stage_holders(secret_name)
             if pending_vid is None:
-                return AbortResult(secret_name, None, "no ACSPending version")
+                return AbortResult(secret_name, None, f"no {self.labels.pending} version")
             if pending_vid != current_vid:
-                current = self.store.get_secret(secret_name, stage=CURRENT).db_credentials()
+                current = self.store.get_secret(secret_name, stage=Stage.CURRENT).db_credentials()
                 if not self.strategy.can_login(ctx, current):
                     raise LoginFailed(
-                        f"ACSCurrent of {secret_name!r} does not log in, so ACSPending {pending_vid!r} is the only "
-                        "working version: finish the rotation (rotation rotate) instead of aborting"
+                        f"{self.labels.current} of {secret_name!r} does not log in, so {self.labels.pending} "
+                        f"{pending_vid!r} is the only working version: finish the rotation (rotation rotate) "
+                        "instead of aborting"
                     )
-            self._update_stage(secret_name, PENDING, remove_from=pending_vid)
+            self._update_stage(secret_name, Stage.PENDING, remove_from=pending_vid)
             self._emit("aborted", secret_name, pending_vid)
-            return AbortResult(secret_name, pending_vid, "ACSPending removed")
+            return AbortResult(secret_name, pending_vid, f"{self.labels.pending} removed")
 
     def add_listener(self, listener: Listener) -> Callable[[], None]:
         """Register an event listener; returns a function that unregisters it."""
@@ -223,7 +231,7 @@ class Rotator:
     def _new_or_resume(self, ctx: RotationContext, version_id: str) -> str:
         current_vid, pending_vid = self._stage_holders(ctx.secret_name)
         if pending_vid is not None and pending_vid == current_vid:
-            self._update_stage(ctx.secret_name, PENDING, remove_from=pending_vid)  # leftover label
+            self._update_stage(ctx.secret_name, Stage.PENDING, remove_from=pending_vid)  # leftover label
         elif pending_vid is not None:
             if pending_vid != version_id:
                 self._emit("resumed", ctx.secret_name, pending_vid, detail="step new found an interrupted rotation")
@@ -232,62 +240,67 @@ class Rotator:
         return version_id
 
     def _new(self, ctx: RotationContext, vid: str) -> None:
-        current = self.store.get_secret(ctx.secret_name, stage=CURRENT)
+        current = self.store.get_secret(ctx.secret_name, stage=Stage.CURRENT)
         self.strategy.preflight(ctx, current)
         try:
             existing = self.store.get_secret(ctx.secret_name, version_id=vid)
         except SecretNotFound:
             existing = None
         if existing is not None:
-            if existing.stages & {PENDING, CURRENT}:
+            if existing.stages & {self.labels.pending, self.labels.current}:
                 return  # a retry of this very step
-            raise RotationConflict(f"version {vid!r} of {ctx.secret_name!r} exists but is neither ACSPending nor ACSCurrent")
+            raise RotationConflict(
+                f"version {vid!r} of {ctx.secret_name!r} exists but is neither {self.labels.pending} "
+                f"nor {self.labels.current}"
+            )
         creds = current.db_credentials()
         password = self.strategy.new_password(self.store)
         pending = self.strategy.pending_credentials(creds, password)
         ctx.checkpoint("new:put")
-        # Explicit stages: a version without them would become ACSCurrent before it was ever set.
-        self.store.put_secret(ctx.secret_name, vid, pending.to_json(), stages=[PENDING])
+        # Explicit stages: a version without them would become CURRENT before it was ever set.
+        self.store.put_secret(ctx.secret_name, vid, pending.to_json(), stages=[Stage.PENDING])
 
     def _load(self, ctx: RotationContext, vid: str) -> tuple[Secret, Secret]:
-        """(ACSCurrent, the version ``vid``) — ``vid`` must be ACSPending or already ACSCurrent."""
+        """(CURRENT, the version ``vid``) — ``vid`` must be PENDING or already CURRENT."""
         version = self.store.get_secret(ctx.secret_name, version_id=vid)
-        if not version.stages & {PENDING, CURRENT}:
-            raise RotationConflict(f"version {vid!r} of {ctx.secret_name!r} is not ACSPending (stages: {sorted(version.stages)})")
-        return self.store.get_secret(ctx.secret_name, stage=CURRENT), version
+        if not version.stages & {self.labels.pending, self.labels.current}:
+            raise RotationConflict(
+                f"version {vid!r} of {ctx.secret_name!r} is not {self.labels.pending} (stages: {sorted(version.stages)})"
+            )
+        return self.store.get_secret(ctx.secret_name, stage=Stage.CURRENT), version
 
     def _set(self, ctx: RotationContext, vid: str, *, fresh: bool) -> None:
         current, version = self._load(ctx, vid)
-        if CURRENT in version.stages:
-            return  # promoted already: its account is ACSCurrent now and must not be touched
+        if self.labels.current in version.stages:
+            return  # promoted already: its account is CURRENT now and must not be touched
         self.strategy.preflight(ctx, current)
         self.strategy.set(ctx, current.db_credentials(), version.db_credentials(), fresh=fresh)
 
     def _test(self, ctx: RotationContext, vid: str) -> None:
         current, version = self._load(ctx, vid)
-        if CURRENT in version.stages:
+        if self.labels.current in version.stages:
             if not self.strategy.can_login(ctx, version.db_credentials()):
-                raise LoginFailed(f"ACSCurrent version {vid!r} of {ctx.secret_name!r} does not log in")
+                raise LoginFailed(f"{self.labels.current} version {vid!r} of {ctx.secret_name!r} does not log in")
             return
         self.strategy.test(ctx, current.db_credentials(), version.db_credentials())
 
     def _end(self, ctx: RotationContext, vid: str, *, verified: bool) -> None:
         current, version = self._load(ctx, vid)
-        if CURRENT not in version.stages:
+        if self.labels.current not in version.stages:
             if not verified:  # never promote what has not logged in
                 self.strategy.test(ctx, current.db_credentials(), version.db_credentials())
             ctx.checkpoint("end:promote")
             try:
-                # Compare-and-set: fails if another rotator moved ACSCurrent since we read it.
-                self.store.update_stage(ctx.secret_name, CURRENT, move_to=vid, remove_from=current.version_id)
+                # Compare-and-set: fails if another rotator moved CURRENT since we read it.
+                self.store.update_stage(ctx.secret_name, Stage.CURRENT, move_to=vid, remove_from=current.version_id)
             except VersionConflict:
                 raise RotationConflict(
-                    f"ACSCurrent of {ctx.secret_name!r} moved away from {current.version_id!r} during the rotation"
+                    f"{self.labels.current} of {ctx.secret_name!r} moved away from {current.version_id!r} during the rotation"
                 ) from None
             ctx.checkpoint("end:mid")
         _, pending_vid = self._stage_holders(ctx.secret_name)
         if pending_vid == vid:
-            self._update_stage(ctx.secret_name, PENDING, remove_from=vid)
+            self._update_stage(ctx.secret_name, Stage.PENDING, remove_from=vid)
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -314,13 +327,11 @@ class Rotator:
         return RotationContext(store=self.store, secret_name=secret_name, now=self.clock, checkpoint=checkpoint)
 
     def _stage_holders(self, secret_name: str) -> tuple[str | None, str | None]:
-        current = pending = None
-        for v in self.store.list_versions(secret_name):
-            if CURRENT in v.stages:
-                current = v.version_id
-            if PENDING in v.stages:
-                pending = v.version_id
-        return current, pending
+        """VersionIds of the CURRENT and PENDING versions (None when no version has the stage)."""
+        versions = self.store.list_versions(secret_name)
+        current = stage_holder(versions, self.labels.current)
+        pending = stage_holder(versions, self.labels.pending)
+        return (current.version_id if current else None, pending.version_id if pending else None)
 
     def _update_stage(self, secret_name: str, stage: str, *, remove_from: str) -> None:
         try:

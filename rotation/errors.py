@@ -12,6 +12,7 @@ __all__ = [
     "InvalidRotationSetup",
     "LockLost",
     "LoginFailed",
+    "ProtectedAccount",
     "RotationConflict",
     "RotationError",
     "RotationInProgress",
@@ -35,6 +36,13 @@ class UnsafeAccountName(InvalidRotationSetup):
     """An account or host name fails strict validation (quotes, backticks, ``%``, spaces, length)."""
 
 
+class ProtectedAccount(InvalidRotationSetup):
+    """Rotating this account through a privileged (MasterSecret or RDS API) session is refused:
+    it is the privileged account itself, a reserved or administrative account, or holds global
+    administrative privileges. Nothing was changed; an operator may allow it explicitly
+    (``allow_accounts=`` of the strategy), never the secret."""
+
+
 class UnsupportedServer(InvalidRotationSetup):
     """The server's version is too old or unknown for the statements rotation needs."""
 
@@ -52,7 +60,7 @@ class LockLost(RotationError):
 
 
 class RotationTooSoon(RotationError):
-    """Rotating now would reset the ACSPrevious account inside its grace period."""
+    """Rotating now would reset the PREVIOUS account inside its grace period."""
 
 
 class LoginFailed(RotationError):

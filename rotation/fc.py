@@ -17,8 +17,9 @@ credentials                  ``context.credentials`` (the FC role's STS token), 
 ``ROTATION_RDS_ENDPOINT``    strategy ``rds``: RDS endpoint, default the SDK's for the region
 ``ROTATION_RDS_INSTANCE_ID`` strategy ``rds``: instance id when the event has no ``InstanceId``
 ``ROTATION_NAME_LIMIT``      longest account name, default 16 (RDS, as the seed)
-``ROTATION_GRACE_SECONDS``   ACSPrevious grace period, default 0
+``ROTATION_GRACE_SECONDS``   PREVIOUS grace period, default 0
 ``ROTATION_MASTER_SECRET``   privileged secret, default: the secret's ``MasterSecret`` field
+``ROTATION_ALLOW_ACCOUNTS``  comma-separated reserved/administrative accounts that may be rotated anyway
 ``EXCLUDE_CHARACTERS``       excluded password characters (the seed's variable), default ``/@"'\\``
 ``ROTATION_PASSWORD_LENGTH`` default 32
 ``ROTATION_CA_FILE``         CA bundle for ``"SSL": true``, default ``/opt/python/certs/cert.pem`` when present
@@ -34,7 +35,7 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from secretclient.model import CURRENT
+from secretclient.model import Stage
 
 from .config import lock_for, make_strategy, open_store
 from .engine import Rotator
@@ -48,7 +49,10 @@ _SEED_CA = "/opt/python/certs/cert.pem"
 def parse_event(event: Any) -> dict[str, Any]:
     """The event as a dict: FC passes bytes; tests and other callers may pass str or a mapping."""
     if isinstance(event, (bytes, bytearray)):
-        event = bytes(event).decode("utf-8")
+        try:
+            event = bytes(event).decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidRotationSetup("the event is not UTF-8 text") from None
     if isinstance(event, str):
         try:
             event = json.loads(event)
@@ -93,7 +97,7 @@ def rotator_from_environment(event: Mapping[str, Any], context: Any, env: Mappin
         if not region:
             raise InvalidRotationSetup("the event has no RegionId (the RDS API needs it)")
         rds = rds_client(region, endpoint=env.get("ROTATION_RDS_ENDPOINT") or None, **_context_credentials(context))
-    store = open_store(spec, env=env, **kms)
+    store = open_store(spec, env=env, create=False, **kms)  # a mistyped path is an error, not a new store
     ca_file = env.get("ROTATION_CA_FILE") or (_SEED_CA if os.path.exists(_SEED_CA) else None)
     try:
         strategy = make_strategy(
@@ -106,6 +110,7 @@ def rotator_from_environment(event: Mapping[str, Any], context: Any, env: Mappin
             ca_file=ca_file,
             instance_id=str(event.get("InstanceId") or env.get("ROTATION_RDS_INSTANCE_ID") or ""),
             rds_client=rds,
+            allow_accounts=tuple(a.strip() for a in env.get("ROTATION_ALLOW_ACCOUNTS", "").split(",") if a.strip()),
         )
     except ValueError:
         store.close()
@@ -124,7 +129,7 @@ def make_handler(factory: Callable[[Mapping[str, Any], Any], Rotator]) -> Callab
         version_id = evt.get("VersionId") or getattr(context, "requestId", None) or getattr(context, "request_id", None)
         rotator = factory(evt, context)
         try:
-            current = rotator.store.get_secret(evt["SecretName"], stage=CURRENT)
+            current = rotator.store.get_secret(evt["SecretName"], stage=Stage.CURRENT)
             if current.secret_type != "Generic":  # as the seed: only generic secrets rotate here
                 raise InvalidRotationSetup(f"secret {evt['SecretName']!r} is {current.secret_type}, not Generic")
             return {"VersionId": rotator.step(evt["SecretName"], evt["Step"], version_id)}

@@ -4,7 +4,7 @@
 (the primary): the server frees the lock when that connection dies, so a crashed rotator
 never leaves it behind. Each step re-checks that the lock is still held by that connection
 (``IS_USED_LOCK`` = our ``CONNECTION_ID()``). The store's VersionId compare-and-set on
-ACSCurrent is the second fence: a rotator that lost its lock cannot promote over another.
+CURRENT is the second fence: a rotator that lost its lock cannot promote over another.
 
 :class:`LocalLock` serialises rotators inside one process (tests, single-instance apps).
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
+import time
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
@@ -90,18 +91,33 @@ class MySqlLock:
 
     The Rotator builds one from its strategy when no lock is given (the MasterSecret account,
     else the secret's own account, on the secret's Endpoint).
+
+    :param wait_slice: the longest single ``GET_LOCK`` wait, in seconds; a longer ``timeout`` is
+        waited in slices, so that the connection's read timeout never cuts a wait short. Keep it
+        below the connection's read timeout.
+    :param clock: monotonic seconds (the deadline of a sliced wait).
     """
 
-    def __init__(self, connect: Callable[[str], pymysql.Connection]) -> None:
+    def __init__(self, connect: Callable[[str], pymysql.Connection], *, wait_slice: float = 5.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if not wait_slice > 0:
+            raise RotationError("wait_slice must be positive")
         self._connect = connect
+        self.wait_slice = wait_slice
+        self._clock = clock
 
     def acquire(self, secret_name: str, timeout: float = 0.0) -> LockHandle | None:
         name = lock_name(secret_name)
         conn = self._connect(secret_name)
+        deadline = self._clock() + max(float(timeout), 0.0)
         try:
             with conn.cursor() as cur:
-                cur.execute("SELECT GET_LOCK(%s, %s), CONNECTION_ID()", (name, float(timeout)))
-                got, connection_id = cur.fetchone()
+                while True:
+                    wait = min(self.wait_slice, max(deadline - self._clock(), 0.0))
+                    cur.execute("SELECT GET_LOCK(%s, %s), CONNECTION_ID()", (name, wait))
+                    got, connection_id = cur.fetchone()
+                    if got == 1 or deadline - self._clock() <= 0:
+                        break
         except pymysql.MySQLError as exc:
             conn.close()
             raise RotationError(f"cannot take lock {name!r}: ({exc.args[0] if exc.args else '?'})") from None

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from secretclient.errors import SecretClientError
-from secretclient.model import CURRENT, PENDING
+from secretclient.model import Stage, StageLabels, stage_labels
 from secretclient.stores.base import SecretStore
 
 from .lock import Lock
@@ -29,6 +29,8 @@ class Plan:
     current_version_id: str | None
     pending_version_id: str | None
     steps: tuple[str, ...]
+    #: The store's labels for the three roles (how the lines name them).
+    labels: StageLabels
     accounts: tuple[str, ...] = ()
     statements: tuple[str, ...] = ()
     grant_changes: tuple[str, ...] = ()
@@ -44,8 +46,8 @@ class Plan:
 
     def lines(self) -> list[str]:
         out = [f"plan for {self.secret_name} ({self.strategy})",
-               f"ACSCurrent: {self.current_version_id}",
-               f"ACSPending: {self.pending_version_id or '(new version)'}" + (" — resuming" if self.resumes else ""),
+               f"{self.labels.current}: {self.current_version_id}",
+               f"{self.labels.pending}: {self.pending_version_id or '(new version)'}" + (" — resuming" if self.resumes else ""),
                f"steps: {' -> '.join(self.steps)}"]
         out += [f"account: {a}" for a in self.accounts]
         out += [f"grant change: {g}" for g in self.grant_changes]
@@ -57,14 +59,15 @@ class Plan:
 def make_plan(store: SecretStore, strategy: Strategy, ctx: RotationContext, lock: Lock) -> Plan:
     """The dry run behind :meth:`Rotator.plan`: reads only (the lock is taken and released at once)."""
     name = ctx.secret_name
+    labels = stage_labels(store)
     versions = store.list_versions(name)
-    current_v, pending_v = stage_holder(versions, CURRENT), stage_holder(versions, PENDING)
+    current_v, pending_v = stage_holder(versions, labels.current), stage_holder(versions, labels.pending)
     current_vid = current_v.version_id if current_v else None
     pending_vid = pending_v.version_id if pending_v else None
     checks: list[Check] = []
 
     def result(steps: tuple[str, ...], sp: StrategyPlan = _NOTHING) -> Plan:
-        return Plan(name, strategy.name, current_vid, pending_vid, steps, sp.accounts, sp.statements,
+        return Plan(name, strategy.name, current_vid, pending_vid, steps, labels, sp.accounts, sp.statements,
                     sp.grant_changes, (*checks, *sp.checks))
 
     try:
@@ -78,7 +81,7 @@ def make_plan(store: SecretStore, strategy: Strategy, ctx: RotationContext, lock
 
     if pending_vid is not None and pending_vid == current_vid:
         return result(("end",))
-    current = store.get_secret(name, stage=CURRENT)
+    current = store.get_secret(name, stage=Stage.CURRENT)
     steps = ("set", "test", "end") if pending_vid else ("new", "set", "test", "end")
     try:
         strategy.preflight(ctx, current)

@@ -1,6 +1,6 @@
 """In-process scheduling: rotate secrets every ``interval`` (plus jitter) on a background thread.
 
-"Last rotation" is read from the store — the ACSCurrent version's creation time — so a
+"Last rotation" is read from the store — the CURRENT version's creation time — so a
 restarted process neither rotates early nor skips a rotation, and many instances agree on
 when a secret is due. Instances racing for a due secret are serialised by the Rotator's lock,
 and the due check is repeated under the lock, so exactly one of them rotates.
@@ -18,7 +18,7 @@ from datetime import time as dtime
 from typing import Self
 
 from secretclient.backoff import Backoff
-from secretclient.model import CURRENT
+from secretclient.model import Stage
 
 from .engine import RotationResult, Rotator
 from .errors import InvalidRotationSetup, RotationInProgress
@@ -94,8 +94,8 @@ class Scheduler:
         return f"Scheduler({self.secret_names!r}, interval={self.interval})"
 
     def due_at(self, secret_name: str) -> datetime:
-        """When ``secret_name`` is due next (the store's ACSCurrent creation time + interval + jitter)."""
-        current = self.rotator.store.get_secret(secret_name, stage=CURRENT)
+        """When ``secret_name`` is due next (the store's CURRENT creation time + interval + jitter)."""
+        current = self.rotator.store.get_secret(secret_name, stage=Stage.CURRENT)
         last = current.created or self.rotator.clock()
         seed = hashlib.sha256(f"{secret_name}\0{current.version_id}".encode()).digest()
         offset = self.jitter * (int.from_bytes(seed[:8], "big") / 2**64)

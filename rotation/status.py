@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from secretclient.model import CURRENT, PENDING, PREVIOUS, VersionInfo
+from secretclient.model import StageLabels, VersionInfo, stage_labels
 from secretclient.stores.base import SecretStore
 
 __all__ = ["Status", "make_status", "stage_holder"]
@@ -18,7 +18,7 @@ def stage_holder(versions: list[VersionInfo] | tuple[VersionInfo, ...], stage: s
 
 @dataclass(frozen=True, slots=True)
 class Status:
-    """Where a secret's rotation stands. ``last_rotation`` is the ACSCurrent version's creation time."""
+    """Where a secret's rotation stands. ``last_rotation`` is the CURRENT version's creation time."""
 
     secret_name: str
     versions: tuple[VersionInfo, ...]
@@ -28,10 +28,12 @@ class Status:
     last_rotation: datetime | None
     next_rotation: datetime | None
     rotation_interval: timedelta | None
+    #: The store's labels for the three roles (how the lines name them).
+    labels: StageLabels
 
     @property
     def in_progress(self) -> bool:
-        """An ACSPending version exists (a rotation is running or was interrupted)."""
+        """An PENDING version exists (a rotation is running or was interrupted)."""
         return self.pending_version_id is not None
 
     def lines(self) -> list[str]:
@@ -42,15 +44,16 @@ class Status:
         out.append(f"last rotation: {self.last_rotation.isoformat(timespec='seconds') if self.last_rotation else 'unknown'}")
         out.append(f"next rotation: {self.next_rotation.isoformat(timespec='seconds') if self.next_rotation else 'not scheduled'}")
         if self.in_progress:
-            out.append(f"rotation in progress or interrupted: ACSPending is {self.pending_version_id}")
+            out.append(f"rotation in progress or interrupted: {self.labels.pending} is {self.pending_version_id}")
         return out
 
 
 def make_status(store: SecretStore, secret_name: str, interval: timedelta | None = None) -> Status:
+    labels = stage_labels(store)
     versions = tuple(store.list_versions(secret_name))
-    current = stage_holder(versions, CURRENT)
-    pending = stage_holder(versions, PENDING)
-    previous = stage_holder(versions, PREVIOUS)
+    current = stage_holder(versions, labels.current)
+    pending = stage_holder(versions, labels.pending)
+    previous = stage_holder(versions, labels.previous)
     if interval is None:
         interval = store.describe(secret_name).rotation_interval
     last = current.created if current else None
@@ -63,4 +66,5 @@ def make_status(store: SecretStore, secret_name: str, interval: timedelta | None
         last_rotation=last,
         next_rotation=(last + interval) if (last and interval) else None,
         rotation_interval=interval,
+        labels=labels,
     )

@@ -2,6 +2,7 @@
 #
 # On a fresh Debian machine (root, or sudo) it installs what is missing:
 #   - apt mariadb-server (mariadbd and its server_audit plugin, for the throwaway test servers);
+#   - apt postgresql (initdb and postgres, for the throwaway PostgreSQL servers);
 #   - python3-venv when `python3 -m venv` does not work;
 #   - a virtualenv at .venv with this project installed editable with the dev extra
 #     (through uv when it can be had, which takes seconds; else plain pip).
@@ -41,6 +42,15 @@ if ! have_mariadbd; then
     apt_install mariadb-server
 fi
 
+have_postgres() {
+    compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || command -v postgres >/dev/null 2>&1
+}
+
+if ! have_postgres; then
+    log "installing postgresql (apt)"
+    apt_install postgresql
+fi
+
 PYTHON="${PYTHON:-python3}"
 if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
     log "$PYTHON is missing or older than 3.11; set PYTHON=/path/to/python3.11"
@@ -58,10 +68,16 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 PY="$VENV/bin/python"
 
-log "installing secretclient[dev] into $VENV"
+log "installing secretclient-rotation[dev] into $VENV"
 if [ -x "$VENV/bin/uv" ] || "$PY" -m pip install -q uv >&2; then
-    "$VENV/bin/uv" pip install -q --python "$PY" -e '.[dev]' >&2
+    pip_() { "$VENV/bin/uv" pip "$1" -q --python "$PY" "${@:2}" >&2; }
 else
     log "uv unavailable; using pip (slower)"
-    "$PY" -m pip install -q -e '.[dev]' >&2
+    pip_() { "$PY" -m pip "$1" -q "${@:2}" >&2; }
 fi
+# A .venv made before the rename holds the project as `secretclient`: remove that first (after
+# the install, removing it would take the console scripts both distributions declare with it).
+if "$PY" -c 'import importlib.metadata as m; m.distribution("secretclient")' 2>/dev/null; then
+    if [ -x "$VENV/bin/uv" ]; then pip_ uninstall secretclient; else pip_ uninstall -y secretclient; fi
+fi
+pip_ install -e '.[dev]'

@@ -4,7 +4,7 @@ Start here:
 
 - :class:`SecretClient` — the cached, rotation-aware reader applications hold (:mod:`secretclient.client`).
 - :mod:`secretclient.db` — PyMySQL connections and SQLAlchemy engines that survive rotations.
-- :class:`EmbeddedStore` / :class:`AliyunKmsStore` — where secrets live (:mod:`secretclient.stores`).
+- :class:`EmbeddedStore` / :class:`AliyunKmsStore` / :class:`AwsSecretsManagerStore` — where secrets live (:mod:`secretclient.stores`).
 - :class:`Secret`, :class:`DbCredentials` — the values (:mod:`secretclient.model`).
 - :mod:`secretclient.errors` — every error, under :class:`SecretClientError`.
 - :mod:`secretclient.testing` — a KMS emulator, a throwaway MariaDB and pytest fixtures.
@@ -44,7 +44,14 @@ from .model import (
     stage_labels,
 )
 from .stats import ClientEvent, ClientObserver, ClientStats
-from .stores import AliyunKmsStore, EmbeddedStore, SecretStore, open_store
+from .stores import (
+    AliyunKmsStore,
+    AwsSecretsManagerStore,
+    EmbeddedStore,
+    NcpSecretManagerStore,
+    SecretStore,
+    open_store,
+)
 
 __version__ = "0.1.0"
 
@@ -57,6 +64,7 @@ __all__ = [
     "PREVIOUS",
     "AccessDenied",
     "AliyunKmsStore",
+    "AwsSecretsManagerStore",
     "Backoff",
     "ClientClosed",
     "ClientEvent",
@@ -67,6 +75,7 @@ __all__ = [
     "InvalidParameter",
     "InvalidSecretContent",
     "LimitExceeded",
+    "NcpSecretManagerStore",
     "NoDefaultClient",
     "open_store",
     "PasswordPolicy",

@@ -1,7 +1,7 @@
 """The cache behind :class:`~secretclient.client.SecretClient`: entries, deadlines, single-flight.
 
 Reads never take a lock: :attr:`EntryCache.view` (every key) and :attr:`EntryCache.current`
-(ACSCurrent entries by bare name, saving the hot path a tuple) are plain ``dict`` objects
+(entries of the store's CURRENT label by bare name, saving the hot path a tuple) are plain ``dict`` objects
 whose values are immutable :class:`Entry` objects, replaced whole (a dict store is atomic).
 Writes go through :class:`EntryCache` under the client's lock; a ``cachetools.LRUCache``
 keeps the size bounded and its evictions are mirrored into both dicts.
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import cachetools
 
 from .errors import StoreError
-from .model import CURRENT, Secret
+from .model import Secret
 
 __all__ = ["Entry", "EntryCache", "Failure", "Flight", "SingleFlight", "deadlines"]
 
@@ -97,12 +97,13 @@ class EntryCache:
     """Bounded entries with a lock-free read view. Not locked itself: the caller holds a lock
     around every write."""
 
-    def __init__(self, max_size: int, on_evict: Callable[[Key, Entry], None]) -> None:
+    def __init__(self, max_size: int, on_evict: Callable[[Key, Entry], None], current_label: str) -> None:
         #: The read view: never replaced, only mutated, so readers may hold a reference.
         self.view: dict[Key, Entry] = {}
         self.current: dict[str, Entry] = {}
         self._by_name: dict[str, set[Key]] = {}
         self._on_evict = on_evict
+        self._current_label = current_label  # the store's label of the CURRENT role
         self._lru = _MirroredLRU(max_size, self._evicted)
 
     def _evicted(self, key: Key, entry: Entry) -> None:
@@ -116,7 +117,7 @@ class EntryCache:
             keys.discard(key)
             if not keys:
                 del self._by_name[name]
-        if key == (name, CURRENT):
+        if key == (name, self._current_label):
             self.current.pop(name, None)
         return self.view.pop(key, None)
 
@@ -124,7 +125,7 @@ class EntryCache:
         self._lru[key] = entry  # may evict another key first
         name = key[0]
         self.view[key] = entry
-        if key == (name, CURRENT):
+        if key == (name, self._current_label):
             self.current[name] = entry
         self._by_name.setdefault(name, set()).add(key)
 

@@ -20,7 +20,7 @@ from typing import IO, Any
 import click
 
 from .errors import SecretClientError
-from .model import CURRENT, PasswordPolicy, VersionInfo
+from .model import PasswordPolicy, VersionInfo
 from .stores.base import SecretStore
 from .stores.spec import open_store
 
@@ -95,7 +95,7 @@ def main(ctx: click.Context, **options: Any) -> None:
 @click.pass_context
 def create(ctx: click.Context, name: str, value_file: IO[bytes] | None, binary: bool, version_id: str | None,
            description: str, rotation_interval: float | None) -> None:
-    """Create secret NAME; its first version becomes ACSCurrent."""
+    """Create secret NAME; its first version becomes CURRENT."""
     data = _read_value(value_file, binary)
 
     def action(store: SecretStore) -> None:
@@ -113,7 +113,8 @@ def create(ctx: click.Context, name: str, value_file: IO[bytes] | None, binary: 
 @click.option("--binary", is_flag=True, help="Store the value as binary data.")
 @click.option("--version-id", help="VersionId (default: a random one). Same id and value again is a no-op.")
 @click.option("--stage", "stages", multiple=True,
-              help="Stage to put on the new version (repeatable). Default: ACSCurrent.")
+              help="Stage to put on the new version (repeatable): CURRENT, PENDING, PREVIOUS or a label "
+                   "of the store. Default: CURRENT.")
 @click.pass_context
 def put(ctx: click.Context, name: str, value_file: IO[bytes] | None, binary: bool, version_id: str | None,
         stages: tuple[str, ...]) -> None:
@@ -128,7 +129,8 @@ def put(ctx: click.Context, name: str, value_file: IO[bytes] | None, binary: boo
 
 @main.command()
 @click.argument("name")
-@click.option("--stage", default=None, help=f"Stage to read (default {CURRENT}).")
+@click.option("--stage", default=None,
+              help="Stage to read: CURRENT, PENDING, PREVIOUS or a label of the store (default CURRENT).")
 @click.option("--version-id", help="VersionId to read.")
 @click.option("--reveal", is_flag=True, help="Print the value itself (otherwise only its metadata).")
 @click.pass_context

@@ -35,8 +35,8 @@ from .cache import (
     copy_error,
     deadlines,
 )
-from .errors import InvalidParameter, SecretClientError, SecretNotFound, StoreError
-from .model import CURRENT, DbCredentials, Secret, SecretInfo
+from .errors import ClientClosed, InvalidParameter, SecretClientError, SecretNotFound, StoreError
+from .model import DbCredentials, Secret, SecretInfo, Stage, stage_labels
 from .stats import ClientEvent, ClientObserver, ClientStats, Counters
 from .stores.base import SecretStore
 
@@ -46,10 +46,6 @@ logger = logging.getLogger("secretclient.client")
 
 #: Between failed store calls for one key: up to 1 s, then 2, 4, ... at most 60 s (full jitter).
 DEFAULT_BACKOFF = Backoff(base=1.0, cap=60.0)
-
-
-class ClientClosed(SecretClientError):
-    """The client was closed; create a new one."""
 
 
 def _utc_now() -> datetime:
@@ -131,6 +127,7 @@ class SecretClient:
         if observer is not None and not callable(getattr(observer, "on_event", None)):
             raise InvalidParameter("observer must have an on_event(event) method")
         self._store = store
+        self._labels = stage_labels(store)
         self._ahead = float(refresh_ahead)
         self._max_stale = _check_seconds("max_stale", max_stale)
         self._backoff = backoff
@@ -146,7 +143,7 @@ class SecretClient:
         self._lock = threading.RLock()
         self._counters = Counters()
         self._hit = self._counters.hit
-        self._cache = EntryCache(max_size, self._evicted)
+        self._cache = EntryCache(max_size, self._evicted, self._labels.current)
         self._view = self._cache.view  # read lock-free by get()
         self._current = self._cache.current
         self._negative: cachetools.TTLCache[Key, SecretNotFound] | None = (
@@ -156,7 +153,7 @@ class SecretClient:
         self._flights = SingleFlight()
         self._describing: set[str] = set()
         self._subscribers: dict[str, tuple[Callable[[Secret], None], ...]] = {}
-        self._seen: dict[str, str] = {}  # last ACSCurrent VersionId told to subscribers
+        self._seen: dict[str, str] = {}  # last CURRENT VersionId told to subscribers
         self._executor = executor
         self._owns_executor = executor is None
         self._closed = False
@@ -164,9 +161,10 @@ class SecretClient:
 
     # -- reads ---------------------------------------------------------------------------
 
-    def get(self, name: str, stage: str = CURRENT, *, version_id: str | None = None) -> Secret:
-        """The secret's version at ``stage`` (default ``ACSCurrent``), or the version
-        ``version_id`` (then ``stage`` must be left as is).
+    def get(self, name: str, stage: str = Stage.CURRENT, *, version_id: str | None = None) -> Secret:
+        """The secret's version at ``stage`` (a :class:`~secretclient.model.Stage` role, default
+        CURRENT, or one of the store's own labels), or the version ``version_id`` (then
+        ``stage`` must be left as is).
 
         Raises the store's typed error (:class:`SecretNotFound`, :class:`StoreUnavailable`, ...)
         when there is no value to serve.
@@ -174,7 +172,7 @@ class SecretClient:
         # Replaced per instance by the closure from _warm_readers(); kept for docs and typing.
         return self._get_slow(name, stage, version_id)
 
-    def get_text(self, name: str, stage: str = CURRENT, *, version_id: str | None = None) -> str:
+    def get_text(self, name: str, stage: str = Stage.CURRENT, *, version_id: str | None = None) -> str:
         """The value as text (binary values decoded as UTF-8)."""
         return self.get(name, stage, version_id=version_id).text
 
@@ -186,11 +184,13 @@ class SecretClient:
         clock = self._clock
         hit = self._hit
         get_slow = self._get_slow
+        CURRENT = Stage.CURRENT  # noqa: N806 - the default argument, compared by identity
 
         def get(name: str, stage: str = CURRENT, *, version_id: str | None = None) -> Secret:
             if version_id is None:
-                # `is`: the default argument is this very object; an equal string built at
-                # run time takes the tuple-keyed dict, which holds ACSCurrent entries too.
+                # `is`: the default argument is this very object; the store's own labels take
+                # the tuple-keyed dict (which holds CURRENT entries too), other spellings of a
+                # role the slow path, which translates them.
                 entry = current_get(name) if stage is CURRENT else view_get((name, stage))
                 if entry is not None and clock() < entry.refresh_at:
                     hit()
@@ -208,12 +208,12 @@ class SecretClient:
         get.__doc__, get_text.__doc__ = SecretClient.get.__doc__, SecretClient.get_text.__doc__
         return get, get_text
 
-    def get_json(self, name: str, stage: str = CURRENT, *, version_id: str | None = None) -> Any:
+    def get_json(self, name: str, stage: str = Stage.CURRENT, *, version_id: str | None = None) -> Any:
         """The value parsed as JSON (a new object per call: callers may change it)."""
         return self.get(name, stage, version_id=version_id).json()
 
     def get_db_credentials(
-        self, name: str, stage: str = CURRENT, *, version_id: str | None = None
+        self, name: str, stage: str = Stage.CURRENT, *, version_id: str | None = None
     ) -> DbCredentials:
         """The value parsed as database credentials (with its VersionId and stages)."""
         return DbCredentials.from_secret(self.get(name, stage, version_id=version_id))
@@ -225,9 +225,9 @@ class SecretClient:
         _check_str("stage", stage)
         if version_id is not None:
             _check_str("version_id", version_id)
-            if stage != CURRENT:
+            if self._labels.label(stage) != self._labels.current:
                 raise InvalidParameter("give a stage or a version_id, not both")
-        key: Key = (name, stage) if version_id is None else (name, None, version_id)
+        key: Key = (name, self._labels.label(stage)) if version_id is None else (name, None, version_id)
         try:
             secret, staleness = self._lookup(key)
         except SecretClientError as exc:
@@ -403,13 +403,13 @@ class SecretClient:
             refreshed = old is not None
             if refreshed:
                 self._counters.add("refreshes")
-            if key[1] == CURRENT:
+            if key[1] == self._labels.current:
                 if old is not None and old.secret.version_id != secret.version_id:
                     changed_from = old.secret.version_id
                     self._counters.add("version_changes")
                 if old is None or changed_from is not None:
-                    # Other stages cached may predate this version (ACSPrevious moved with
-                    # it, ACSPending was promoted): read them again when asked.
+                    # Other stages cached may predate this version (PREVIOUS moved with
+                    # it, PENDING was promoted): read them again when asked.
                     for other in self._cache.keys_of(name):
                         if len(other) == 2 and other != key:
                             self._cache.pop(other)
@@ -428,7 +428,7 @@ class SecretClient:
             self._emit("refresh", key, version_id=secret.version_id)
         if changed_from is not None:
             self._emit("version_change", key, version_id=secret.version_id)
-            logger.info("secret %r: new ACSCurrent version %r (was %r)", name, secret.version_id, changed_from)
+            logger.info("secret %r: new CURRENT version %r (was %r)", name, secret.version_id, changed_from)
         for callback in callbacks:
             try:
                 callback(secret)
@@ -442,7 +442,7 @@ class SecretClient:
             self._submit(self._describe, name, secret.version_id, on_cancel=lambda: self._describing.discard(name))
 
     def _new_version_seen(self, secret: Secret) -> tuple[Callable[[Secret], None], ...]:
-        """Under the lock: the subscribers to call for this ACSCurrent version, if it is new.
+        """Under the lock: the subscribers to call for this CURRENT version, if it is new.
         The first version seen after subscribing is not a change."""
         subscribers = self._subscribers.get(secret.name)
         if not subscribers:
@@ -504,7 +504,7 @@ class SecretClient:
     def _describe(self, name: str, version_id: str) -> None:
         """DescribeSecret, once per secret and version: learn when it rotates next."""
         t0 = time.perf_counter()
-        key = (name, CURRENT)
+        key = (name, self._labels.current)
         try:
             info = self._store.describe(name)
         except Exception as exc:
@@ -554,7 +554,7 @@ class SecretClient:
 
     # -- control -------------------------------------------------------------------------
 
-    def refresh(self, name: str, stage: str = CURRENT) -> bool:
+    def refresh(self, name: str, stage: str = Stage.CURRENT) -> bool:
         """Read ``stage`` from the store now, bypassing the cache and the backoff.
 
         Returns whether the VersionId differs from the cached one (``True`` when nothing was
@@ -564,7 +564,7 @@ class SecretClient:
             raise ClientClosed("this SecretClient is closed")
         _check_str("secret name", name)
         _check_str("stage", stage)
-        key: Key = (name, stage)
+        key: Key = (name, self._labels.label(stage))
         old = self._view.get(key)
         started = self._clock()
         try:
@@ -591,7 +591,7 @@ class SecretClient:
                         records.pop(key, None)
 
     def subscribe(self, name: str, callback: Callable[[Secret], None]) -> Callable[[], None]:
-        """Call ``callback(secret)`` once per new ACSCurrent VersionId of ``name`` this client
+        """Call ``callback(secret)`` once per new CURRENT VersionId of ``name`` this client
         sees (by a read, a refresh or :meth:`publish`). The version current when subscribing
         (or the first one seen) is not new. Callbacks run on the thread that saw the version,
         outside the client's locks; their exceptions are logged, not raised.
@@ -606,7 +606,7 @@ class SecretClient:
                 raise ClientClosed("this SecretClient is closed")
             self._subscribers[name] = self._subscribers.get(name, ()) + (callback,)
             if name not in self._seen:
-                current = self._view.get((name, CURRENT))
+                current = self._view.get((name, self._labels.current))
                 if current is not None:
                     self._seen[name] = current.secret.version_id
 
@@ -622,18 +622,19 @@ class SecretClient:
         return unsubscribe
 
     def publish(self, secret: Secret) -> None:
-        """Hand over a new ACSCurrent version (an in-process rotation just promoted it):
+        """Hand over a new CURRENT version (an in-process rotation just promoted it):
         cached at once, other stages of the secret dropped, subscribers told."""
         if not isinstance(secret, Secret):
             raise InvalidParameter(f"publish() takes a Secret, not {type(secret).__name__}")
-        if CURRENT not in secret.stages:
+        current = self._labels.current
+        if current not in secret.stages:
             raise InvalidParameter(
-                f"publish() takes the {CURRENT} version: version {secret.version_id!r} of secret "
+                f"publish() takes the {current} version: version {secret.version_id!r} of secret "
                 f"{secret.name!r} has stages {sorted(secret.stages)}"
             )
         if self._closed:
             raise ClientClosed("this SecretClient is closed")
-        self._install((secret.name, CURRENT), secret, self._clock())
+        self._install((secret.name, current), secret, self._clock())
 
     @property
     def store(self) -> SecretStore:

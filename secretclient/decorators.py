@@ -27,7 +27,7 @@ import wrapt
 
 from .default import get_default_client
 from .errors import InvalidParameter
-from .model import CURRENT
+from .model import Stage
 
 if TYPE_CHECKING:
     from .client import SecretClient
@@ -49,7 +49,7 @@ def inject_secret(
     name: str,
     *,
     arg: str = "secret",
-    stage: str = CURRENT,
+    stage: str = Stage.CURRENT,
     as_: Literal["text", "json", "secret", "db_credentials"] = "text",
 ) -> Callable[[F], F]:
     """Pass secret ``name`` (at ``stage``) as keyword argument ``arg`` on every call.
@@ -80,7 +80,7 @@ def inject_secret(
 
 
 def inject_db_credentials(
-    client: SecretClient | None, name: str, *, arg: str = "credentials", stage: str = CURRENT
+    client: SecretClient | None, name: str, *, arg: str = "credentials", stage: str = Stage.CURRENT
 ) -> Callable[[F], F]:
     """Pass secret ``name`` parsed as :class:`~secretclient.model.DbCredentials` as keyword
     argument ``arg`` (default ``credentials``) on every call."""

@@ -9,17 +9,12 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-from .errors import InvalidParameter, SecretClientError
+from .errors import InvalidParameter, NoDefaultClient
 
 if TYPE_CHECKING:
     from .client import SecretClient
 
 __all__ = ["NoDefaultClient", "get_default_client", "set_default_client"]
-
-
-class NoDefaultClient(SecretClientError):
-    """No default client was set: call ``set_default_client(SecretClient(...))`` at start-up,
-    or pass a client explicitly."""
 
 
 _lock = threading.Lock()

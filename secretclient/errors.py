@@ -9,9 +9,12 @@ from __future__ import annotations
 
 __all__ = [
     "AccessDenied",
+    "ClientClosed",
+    "EncryptionKeyError",
     "InvalidParameter",
     "InvalidSecretContent",
     "LimitExceeded",
+    "NoDefaultClient",
     "SecretClientError",
     "SecretNotFound",
     "StoreError",
@@ -99,3 +102,17 @@ class InvalidSecretContent(SecretClientError):
 
     The message names the field that is wrong, never its value.
     """
+
+
+class ClientClosed(SecretClientError):
+    """The :class:`~secretclient.client.SecretClient` was closed; create a new one."""
+
+
+class NoDefaultClient(SecretClientError):
+    """No default client was set: call ``set_default_client(SecretClient(...))`` at start-up,
+    or pass a client explicitly."""
+
+
+class EncryptionKeyError(SecretClientError):
+    """The key given to :class:`~secretclient.stores.EmbeddedStore` is malformed or does not
+    open this file."""

@@ -245,11 +245,11 @@ DEFAULT_PASSWORD_POLICY = PasswordPolicy()
 
 # Key spellings accepted for each field: Alibaba first, then AWS / NCP / common ones.
 _ALIASES: dict[str, tuple[str, ...]] = {
-    "account_name": ("AccountName", "username", "user", "Username", "cdbUserName", "dbUser"),
+    "account_name": ("AccountName", "username", "user", "Username", "cdbUser", "cdbUserName", "dbUser"),
     "account_password": ("AccountPassword", "password", "Password", "cdbPassword", "dbPassword"),
     "endpoint": ("Endpoint", "host", "Host", "cdbHost", "dbHost"),
     "port": ("Port", "port", "cdbPort", "dbPort"),
-    "db_name": ("DBName", "dbname", "DbName", "database", "Database"),
+    "db_name": ("DBName", "dbname", "DbName", "database", "Database", "cdbDatabase"),
     "ssl": ("SSL", "ssl"),
     "master_secret": ("MasterSecret", "masterarn", "masterSecret"),
 }
@@ -280,7 +280,9 @@ class DbCredentials:
     ``Port``, ``DBName``, ``SSL``, ``MasterSecret``) and the AWS / NCP spellings
     (``username``, ``password``, ``host``, ``port``, ``dbname``, ``masterarn``).
     ``ssl`` is ``True``/``False`` when the secret says so, ``None`` when it does not.
-    Validation errors name the field, never its value. ``extra`` keeps unknown keys.
+    Validation errors name the field, never its value. ``extra`` keeps unknown keys and
+    ``spellings`` the keys the fields were read from, so :meth:`to_json_dict` writes a secret
+    back in its own format (NCP's ``cdbUser``/``cdbPassword`` stay so).
     """
 
     account_name: str
@@ -293,6 +295,7 @@ class DbCredentials:
     extra: Mapping[str, Any] = field(default_factory=dict, repr=False)
     version_id: str | None = None
     stages: frozenset[str] = frozenset()
+    spellings: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_mapping(
@@ -307,6 +310,7 @@ class DbCredentials:
         if not isinstance(data, Mapping):
             raise InvalidSecretContent(f"{source}: database credentials must be a JSON object")
         used: set[str] = set()
+        spellings: dict[str, str] = {}
 
         def get(key: str, required: bool = False) -> tuple[str | None, Any]:
             spelling, value = _pick(data, key)
@@ -317,6 +321,7 @@ class DbCredentials:
                     )
                 return None, None
             used.add(spelling)
+            spellings[key] = spelling
             return spelling, value
 
         name_key, name = get("account_name", required=True)
@@ -337,6 +342,8 @@ class DbCredentials:
             if parsed is None:
                 raise InvalidSecretContent(f"{source}: field {port_key!r} must be an integer")
             port = parsed
+            if isinstance(port_raw, str):
+                spellings["port_format"] = "text"
             if not 1 <= port <= 65535:
                 raise InvalidSecretContent(f"{source}: field {port_key!r} must be from 1 to 65535")
 
@@ -371,6 +378,7 @@ class DbCredentials:
             extra=extra,
             version_id=version_id,
             stages=stages,
+            spellings=spellings,
         )
 
     @classmethod
@@ -382,19 +390,24 @@ class DbCredentials:
         )
 
     def to_json_dict(self) -> dict[str, Any]:
-        """The Alibaba-style JSON object (unknown keys kept as they were)."""
+        """The JSON object, with the keys it was parsed from (Alibaba's for fields it did not
+        have; unknown keys kept as they were). A port read as text is written as text."""
         out: dict[str, Any] = dict(self.extra)
-        out["AccountName"] = self.account_name
-        out["AccountPassword"] = self.account_password
+
+        def put(key: str, value: Any) -> None:
+            out[self.spellings.get(key, _ALIASES[key][0])] = value
+
+        put("account_name", self.account_name)
+        put("account_password", self.account_password)
         if self.endpoint is not None:  # a port means nothing without a host
-            out["Endpoint"] = self.endpoint
-            out["Port"] = self.port
+            put("endpoint", self.endpoint)
+            put("port", str(self.port) if self.spellings.get("port_format") == "text" else self.port)
         if self.db_name is not None:
-            out["DBName"] = self.db_name
+            put("db_name", self.db_name)
         if self.ssl is not None:
-            out["SSL"] = self.ssl
+            put("ssl", self.ssl)
         if self.master_secret is not None:
-            out["MasterSecret"] = self.master_secret
+            put("master_secret", self.master_secret)
         return out
 
     def to_json(self) -> str:

@@ -112,3 +112,13 @@ def test_reads_do_not_create_a_store_file(tmp_path):
     assert not path.exists()
     res = CliRunner().invoke(main, ["--store", f"embedded:{path}", "password", "--length", "12"])
     assert res.exit_code == 0 and len(res.output.strip()) == 12 and not path.exists()
+
+
+def test_stage_roles_work_and_help_names_no_store_label(run):
+    run("create", "db", "--version-id", "v1", input="one")
+    assert run("put", "db", "--version-id", "v2", "--stage", "PENDING", input="two").exit_code == 0
+    assert "v2" in run("get", "db", "--stage", "PENDING").output
+    assert run("stage", "db", "CURRENT", "--move-to", "v2", "--remove-from", "v1").exit_code == 0
+    assert run("get", "db", "--stage", "PREVIOUS").output.split()[1] == "v1"
+    for command in ("create", "put", "get"):
+        assert "ACS" not in CliRunner().invoke(main, [command, "--help"]).output

@@ -195,7 +195,7 @@ def test_only_the_slow_path_reads_the_store_off_the_event_loop(account):
     assert isinstance(next(warm), LoginRequest)  # the cached ACSCurrent, read in the loop
     rejected = pymysql.err.OperationalError(1045, "Access denied")
     request = warm.throw(rejected)
-    assert isinstance(request, StoreRequest) and request.fn == connector._fresh  # the forced refresh
+    assert isinstance(request, StoreRequest) and request.args[0] == "ACSCurrent"  # the forced refresh
     warm.close()
 
 

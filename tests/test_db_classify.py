@@ -14,6 +14,7 @@ import sqlalchemy.exc
 
 from secretclient import Backoff, InvalidParameter
 from secretclient.db import ErrorKind, RetryPolicy, classify
+from secretclient.model import Stage
 from secretclient.testing import FaultProxy
 
 
@@ -182,15 +183,18 @@ def test_ssl_error_wrapped_by_pymysql_is_client_config():
 
 def test_policy_validates_and_is_frozen():
     policy = RetryPolicy()
-    assert policy.stages == ("ACSCurrent", "ACSPending", "ACSPrevious")
+    assert policy.stages == (Stage.CURRENT, Stage.PENDING, Stage.PREVIOUS)
+    # A store's labels become roles; a custom label stays as given.
+    assert RetryPolicy(stages=["AWSCURRENT", "ACSPending", "mine"]).stages == (Stage.CURRENT, Stage.PENDING, "mine")
     with pytest.raises(dataclasses.FrozenInstanceError):
         policy.total = 1  # type: ignore[misc]
     assert policy.replace(total=2.5).total == 2.5
     for bad in ({"total": 0}, {"max_attempts": 0}, {"rounds": 0}, {"stages": ()},
                 {"stages": ("ACSPending", "ACSCurrent")}, {"stages": ("ACSCurrent", "ACSCurrent")},
+                {"stages": ("ACSCurrent", "CURRENT")}, {"stages": "ACSCurrent"},
                 {"backoff": 0.1}, {"total": True}, {"handshake_timeout": 0}, {"handshake_timeout": "30"}):
         with pytest.raises(InvalidParameter):
             RetryPolicy(**bad)
-    assert RetryPolicy(stages=["ACSCurrent"]).stages == ("ACSCurrent",)
+    assert RetryPolicy(stages=["ACSCurrent"]).stages == (Stage.CURRENT,)
     assert RetryPolicy.no_retry().max_attempts == 1
     assert isinstance(policy.backoff, Backoff)

@@ -206,7 +206,7 @@ def test_no_password_in_logs_events_errors_or_plans(mariadb, rds_emulator, accou
         assert info.value.code == "InvalidAccessKeySecret" and info.value.http_status == 400
         passwords = {v.db_credentials().account_password for v in
                      (store.get_secret(app.name, version_id=x.version_id) for x in store.list_versions(app.name))}
-        assert len(passwords) == 3
+        assert len(passwords) == 2  # the wrong key fails in preflight, before a PENDING version is written
         text = "\n".join([caplog.text, repr(events), str(info.value), repr(info.value), repr(wrong), *plan.lines()])
         assert "DescribeAccounts" in caplog.text  # the SDK did log its requests
         for password in passwords:
@@ -306,3 +306,26 @@ def test_strategy_talks_https_to_the_regions_rds_host(mariadb, accounts, monkeyp
         Rotator(store, strategy=strategy, lock=strategy.lock(store)).rotate(app.name)
         creds = store.get_secret(app.name).db_credentials()
         assert creds.account_name == app.alternate and app.can_login(app.alternate, creds.account_password)
+
+
+@pytest.mark.parametrize("target", ["super", "root"])
+def test_super_and_reserved_accounts_are_refused_before_any_change(mariadb, rds_emulator, accounts, target, tmp_path):
+    from rotation import LocalLock, ProtectedAccount
+    from secretclient.stores.embedded import EmbeddedStore
+
+    store = EmbeddedStore(tmp_path / "s.db")
+    app = make_app(mariadb, rds_emulator, store, accounts)
+    if target == "super":
+        account = "rs" + secrets.token_hex(4)
+        accounts.append(account)
+        app.api("CreateAccount", AccountName=account, AccountPassword=PASSWORD, AccountType="Super")
+    else:
+        account = "root"
+    data = json.loads(store.get_secret(app.name).text) | {"AccountName": account}
+    store.put_secret(app.name, "hostile", json.dumps(data))
+    before = app.password_hash(account), app.privileges(account + "_rt")
+    with pytest.raises(ProtectedAccount):  # an in-process lock: the GET_LOCK login as root would fail first
+        Rotator(store, strategy=app.strategy(), lock=LocalLock()).rotate(app.name)
+    assert (app.password_hash(account), app.privileges(account + "_rt")) == before
+    assert [v.version_id for v in store.list_versions(app.name)] == ["hostile", "v0"]
+    store.close()

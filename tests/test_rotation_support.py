@@ -16,7 +16,8 @@ import pymysql
 import pytest
 from test_rotation_child import STRATEGIES, child_env, make_strategy, open_store
 
-from secretclient.model import CURRENT, PENDING, PREVIOUS
+from secretclient.errors import InvalidParameter
+from secretclient.model import ACS_STAGES, AWS_STAGES, CURRENT, PENDING, PREVIOUS, Secret, VersionInfo
 from secretclient.stores.embedded import EmbeddedStore
 
 _names = itertools.count(1)
@@ -78,6 +79,50 @@ def store_handle(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Sto
         yield handle
     finally:
         handle.close()
+
+
+class AwsLabelledStore:
+    """A real EmbeddedStore seen through AWS's labels (``AWSCURRENT``…): every stage going in is
+    translated from its role, every stage coming out is relabelled, and an ACS label is refused,
+    so code that still says ``ACSCurrent`` fails here instead of working by accident."""
+
+    stage_labels = AWS_STAGES
+
+    def __init__(self, inner: EmbeddedStore) -> None:
+        self.inner = inner
+
+    def _in(self, stage: str | None) -> str | None:
+        if stage is None:
+            return None
+        if stage in (ACS_STAGES.current, ACS_STAGES.pending, ACS_STAGES.previous):
+            raise InvalidParameter(f"{stage!r} is not a stage of this store (it uses AWS labels)")
+        role = AWS_STAGES.role(stage)
+        return ACS_STAGES.label(role) if role else stage
+
+    def _out(self, stages: frozenset[str]) -> frozenset[str]:
+        return frozenset(AWS_STAGES.label(ACS_STAGES.role(s) or s) for s in stages)
+
+    def _secret(self, secret: Secret) -> Secret:
+        return Secret(secret.name, secret.version_id, self._out(secret.stages), secret.data, secret.created,
+                      secret.secret_type, secret.extended_config)
+
+    def get_secret(self, name: str, *, stage: str | None = None, version_id: str | None = None) -> Secret:
+        return self._secret(self.inner.get_secret(name, stage=self._in(stage), version_id=version_id))
+
+    def put_secret(self, name: str, version_id: str, data: str | bytes, *, stages: Any = None) -> VersionInfo:
+        mapped = None if stages is None else [self._in(s) for s in stages]
+        v = self.inner.put_secret(name, version_id, data, stages=mapped)
+        return VersionInfo(v.version_id, self._out(v.stages), v.created)
+
+    def update_stage(self, name: str, stage: str, *, move_to: str | None = None, remove_from: str | None = None) -> None:
+        self.inner.update_stage(name, self._in(stage) or "", move_to=move_to, remove_from=remove_from)
+
+    def list_versions(self, name: str, *, include_deprecated: bool = False) -> list[VersionInfo]:
+        return [VersionInfo(v.version_id, self._out(v.stages), v.created)
+                for v in self.inner.list_versions(name, include_deprecated=include_deprecated)]
+
+    def __getattr__(self, name: str) -> Any:  # describe, random_password, create_secret, close…
+        return getattr(self.inner, name)
 
 
 # -- database accounts -------------------------------------------------------------------
@@ -226,6 +271,7 @@ __all__ = [
     "PREVIOUS",
     "STRATEGIES",
     "App",
+    "AwsLabelledStore",
     "ShiftedClock",
     "StoreHandle",
     "account_state",

@@ -1,15 +1,19 @@
 """One contract, every store: the KMS stage semantics of secretclient.stores.base.
 
-The same assertions run against EmbeddedStore (memory and file), AliyunKmsStore talking
+The same assertions run against EmbeddedStore (memory and file) and AliyunKmsStore talking
 through the real aliyun SDK to our KMS emulator over HTTP and over HTTPS (CA verified), and
-Alibaba's current Tea SDK (alibabacloud_kms20160120, default configuration: signature V3)
-against the HTTPS emulator (tests/tea_kms_store.py).
+AwsSecretsManagerStore through boto3 to moto's server over HTTP, and Alibaba's current Tea SDK
+(alibabacloud_kms20160120, default configuration: signature V3) against the HTTPS KMS emulator
+(tests/tea_kms_store.py). Stages are written as roles
+(each store translates them to its labels); where AWS (or moto) differs, the test says so.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -19,14 +23,74 @@ from secretclient.errors import (
     SecretNotFound,
     VersionConflict,
 )
-from secretclient.model import CURRENT, PENDING, PREVIOUS, PasswordPolicy
+from secretclient.model import AWS_STAGES, PasswordPolicy, Stage, stage_labels
 from secretclient.stores.aliyun import AliyunKmsStore
 from secretclient.stores.base import MAX_VERSIONS, SecretStore
 from secretclient.stores.embedded import EmbeddedStore
 
-STORES = ["embedded-memory", "embedded-file", "kms-http", "kms-https", "kms-tea"]
-#: The variants that talk to the KMS emulator (the deletion window, ARNs, KMS-only rules).
+STORES = ["embedded-memory", "embedded-file", "kms-http", "kms-https", "kms-tea", "aws-moto"]
+#: The variants that talk to the KMS emulator (ARNs, KMS-only rules).
 KMS = ["kms-http", "kms-https", "kms-tea"]
+CURRENT, PENDING, PREVIOUS = Stage.CURRENT, Stage.PENDING, Stage.PREVIOUS
+
+
+class _AwsTokens:
+    """The AWS store with the suite's short VersionIds ("v1") padded to the 32 to 64
+    characters AWS requires of a ClientRequestToken, and unpadded in what comes back.
+    Nothing else is changed (tests/test_aws_store.py checks short ids are refused)."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+        self.stage_labels = store.stage_labels
+
+    @staticmethod
+    def _pad(vid: str | None) -> str | None:
+        return vid if vid is None or len(vid) >= 32 else vid.ljust(32, "_")
+
+    @staticmethod
+    def _strip(obj: Any) -> Any:
+        return dataclasses.replace(obj, version_id=obj.version_id.rstrip("_"))
+
+    def get_secret(self, name, *, stage=None, version_id=None):
+        return self._strip(self._store.get_secret(name, stage=stage, version_id=self._pad(version_id)))
+
+    def put_secret(self, name, version_id, data, *, stages=None):
+        return self._strip(self._store.put_secret(name, self._pad(version_id), data, stages=stages))
+
+    def update_stage(self, name, stage, *, move_to=None, remove_from=None):
+        self._store.update_stage(name, stage, move_to=self._pad(move_to), remove_from=self._pad(remove_from))
+
+    def list_versions(self, name, *, include_deprecated=False):
+        return [self._strip(v) for v in self._store.list_versions(name, include_deprecated=include_deprecated)]
+
+    def create_secret(self, name, data, *, version_id, **kw):
+        return self._store.create_secret(name, data, version_id=self._pad(version_id), **kw)
+
+    def __getattr__(self, attr: str) -> Any:  # describe, random_password, delete_secret, close
+        return getattr(self._store, attr)
+
+
+def is_aws(store: SecretStore) -> bool:
+    return stage_labels(store) is AWS_STAGES
+
+
+def roles(store: SecretStore, labels) -> set[str]:
+    """Labels as roles (custom labels as they are)."""
+    return {stage_labels(store).role(s) or s for s in labels}
+
+
+def code(store: SecretStore, kms_code: str) -> str:
+    """The backend's error code for what KMS calls ``kms_code``."""
+    aws = {"Forbidden.ResourceNotFound": "ResourceNotFoundException", "Rejected.ResourceExist": "ResourceExistsException"}
+    return aws[kms_code] if is_aws(store) else kms_code
+
+
+@pytest.fixture(scope="module")
+def moto_server_module():
+    from secretclient.testing.aws import MotoServer
+
+    with MotoServer() as server:
+        yield server
 
 
 @pytest.fixture(params=STORES)
@@ -37,6 +101,15 @@ def variant(request: pytest.FixtureRequest, tmp_path) -> Iterator[tuple[SecretSt
         store = EmbeddedStore(":memory:" if kind == "embedded-memory" else tmp_path / "secrets.db")
         try:
             yield store, None
+        finally:
+            store.close()
+        return
+    if kind == "aws-moto":
+        moto = request.getfixturevalue("moto_server_module")
+        moto.reset()
+        store = moto.store()
+        try:
+            yield _AwsTokens(store), moto
         finally:
             store.close()
         return
@@ -61,7 +134,7 @@ def store(variant) -> SecretStore:
 
 
 def stages_by_version(store: SecretStore, name: str, include_deprecated: bool = False) -> dict[str, set[str]]:
-    return {v.version_id: set(v.stages) for v in store.list_versions(name, include_deprecated=include_deprecated)}
+    return {v.version_id: roles(store, v.stages) for v in store.list_versions(name, include_deprecated=include_deprecated)}
 
 
 def test_store_satisfies_protocol(store):
@@ -72,7 +145,7 @@ def test_create_then_get_current(store):
     info = store.create_secret("db/app", '{"AccountName":"app"}', version_id="v1", description="app db")
     assert info.name == "db/app"
     s = store.get_secret("db/app")
-    assert (s.version_id, s.stages, s.data, s.secret_type) == ("v1", frozenset({CURRENT}), '{"AccountName":"app"}', "Generic")
+    assert (s.version_id, roles(store, s.stages), s.data, s.secret_type) == ("v1", {CURRENT}, '{"AccountName":"app"}', "Generic")
     assert s.created is not None
     assert store.get_secret("db/app", version_id="v1").data == s.data
     assert store.get_secret("db/app", stage=CURRENT).version_id == "v1"
@@ -82,7 +155,7 @@ def test_create_existing_secret_conflicts(store):
     store.create_secret("dup", "one", version_id="v1")
     with pytest.raises(VersionConflict) as err:
         store.create_secret("dup", "two", version_id="v9")
-    assert err.value.code == "Rejected.ResourceExist"
+    assert err.value.code == code(store, "Rejected.ResourceExist")
     assert store.get_secret("dup").data == "one"
 
 
@@ -98,7 +171,7 @@ def test_binary_secret_round_trips(store):
 def test_put_without_stages_becomes_current_and_previous_follows(store):
     store.create_secret("s", "one", version_id="v1")
     info = store.put_secret("s", "v2", "two")
-    assert info.version_id == "v2" and CURRENT in info.stages
+    assert info.version_id == "v2" and CURRENT in roles(store, info.stages)
     assert stages_by_version(store, "s") == {"v2": {CURRENT}, "v1": {PREVIOUS}}
     store.put_secret("s", "v3", "three")
     assert stages_by_version(store, "s") == {"v3": {CURRENT}, "v2": {PREVIOUS}}
@@ -110,29 +183,35 @@ def test_put_without_stages_becomes_current_and_previous_follows(store):
 def test_put_with_pending_only_labels_it(store):
     store.create_secret("s", "one", version_id="v1")
     info = store.put_secret("s", "v2", "two", stages=[PENDING])
-    assert info.stages == frozenset({PENDING})
+    assert roles(store, info.stages) == {PENDING}
     assert store.get_secret("s").version_id == "v1"
     pending = store.get_secret("s", stage=PENDING)
-    assert (pending.version_id, pending.data, pending.stages) == ("v2", "two", frozenset({PENDING}))
+    assert (pending.version_id, pending.data, roles(store, pending.stages)) == ("v2", "two", {PENDING})
     with pytest.raises(SecretNotFound):
         store.get_secret("s", stage=PREVIOUS)
 
 
-def test_put_is_idempotent_by_version_id_and_conflicts_on_other_data(store):
+def test_put_is_idempotent_by_version_id_and_conflicts_on_other_data(store, request):
+    if is_aws(store):
+        # AWS refuses the reused token (ResourceExistsException); moto lets a version that
+        # carries AWSPENDING be overwritten. tests/test_aws_store.py checks a labelled one.
+        request.applymarker(pytest.mark.xfail(reason="moto overwrites an AWSPENDING version", strict=True))
     store.create_secret("s", "one", version_id="v1")
     store.put_secret("s", "v2", "two", stages=[PENDING])
     again = store.put_secret("s", "v2", "two", stages=[PENDING])
-    assert again.stages == frozenset({PENDING})
+    assert roles(store, again.stages) == {PENDING}
     before = stages_by_version(store, "s", include_deprecated=True)
     with pytest.raises(VersionConflict) as err:
         store.put_secret("s", "v2", "something else entirely")
-    assert err.value.code == "Rejected.ResourceExist"
+    assert err.value.code == code(store, "Rejected.ResourceExist")
     assert "something else" not in str(err.value) and "something else" not in repr(err.value)
     assert stages_by_version(store, "s", include_deprecated=True) == before
     assert store.get_secret("s", version_id="v2").data == "two"
 
 
 def test_version_cap_drops_oldest_unlabelled(store):
+    if is_aws(store):
+        pytest.skip("AWS keeps ~100 versions and prunes unlabelled ones older than a day (moto never does)")
     store.create_secret("s", "d0", version_id="v0")
     store.put_secret("s", "keep", "pending", stages=[PENDING])
     for i in range(1, MAX_VERSIONS + 2):
@@ -149,19 +228,21 @@ def test_version_cap_drops_oldest_unlabelled(store):
 
 
 def test_not_found_secret_version_and_stage(store):
-    for call in (
+    calls = [
         lambda: store.get_secret("missing"),
         lambda: store.describe("missing"),
-        lambda: store.list_versions("missing"),
         lambda: store.put_secret("missing", "v1", "x"),
-    ):
+    ]
+    if not is_aws(store):  # moto answers 500 (a KeyError) where AWS says ResourceNotFoundException
+        calls.append(lambda: store.list_versions("missing"))
+    for call in calls:
         with pytest.raises(SecretNotFound) as err:
             call()
-        assert err.value.code == "Forbidden.ResourceNotFound"
+        assert err.value.code == code(store, "Forbidden.ResourceNotFound")
     store.create_secret("s", "one", version_id="v1")
     with pytest.raises(SecretNotFound) as err:
         store.get_secret("s", version_id="nope")
-    assert err.value.code == "Forbidden.ResourceNotFound"
+    assert err.value.code == code(store, "Forbidden.ResourceNotFound")
     with pytest.raises(SecretNotFound):
         store.get_secret("s", stage=PENDING)
     with pytest.raises(SecretNotFound):
@@ -177,7 +258,7 @@ def test_get_by_version_id_and_stage_must_match(store):
     # The seed's "new" step: a VersionId that does not exist yet, with ACSPending.
     with pytest.raises(SecretNotFound) as err:
         store.get_secret("s", version_id="fresh-request-id", stage=PENDING)
-    assert err.value.code == "Forbidden.ResourceNotFound"
+    assert err.value.code == code(store, "Forbidden.ResourceNotFound")
 
 
 def test_end_step_promotes_pending(store):
@@ -225,25 +306,37 @@ def test_custom_stage_moves_freely(store):
 RDS_CONFIG = {"SecretSubType": "SingleUser", "DBInstanceId": "rm-1", "CustomData": {}}
 
 
-def test_describe_fields(store):
-    # Automatic rotation is KMS's for managed types only (an Rds secret here).
-    store.create_secret(
-        "rot",
-        "x",
-        version_id="v1",
-        secret_type="Rds",
-        description="rotated weekly",
-        extended_config=RDS_CONFIG,
-        rotation_interval=timedelta(days=7),
-    )
+def test_describe_fields(variant):
+    store, server = variant
+    if is_aws(store):
+        # AWS has no ExtendedConfig, and turns rotation on with RotateSecret and a Lambda.
+        from secretclient.testing.aws import enable_rotation
+
+        store.create_secret("rot", "x", version_id="v1", description="rotated weekly")
+        enable_rotation(server.client(), "rot", days=7)
+    else:
+        # Automatic rotation is KMS's for managed types only (an Rds secret here).
+        store.create_secret(
+            "rot",
+            "x",
+            version_id="v1",
+            secret_type="Rds",
+            description="rotated weekly",
+            extended_config=RDS_CONFIG,
+            rotation_interval=timedelta(days=7),
+        )
     info = store.describe("rot")
-    assert info.name == "rot" and info.secret_type == "Rds" and info.description == "rotated weekly"
+    assert info.name == "rot" and info.description == "rotated weekly"
+    assert info.secret_type == ("Generic" if is_aws(store) else "Rds")
     assert info.created is not None and info.updated is not None
     assert info.automatic_rotation is True
     assert info.rotation_interval == timedelta(days=7)
     assert info.next_rotation is not None and info.next_rotation > info.created
-    assert dict(info.extended_config or {}) == RDS_CONFIG
-    assert info.arn and info.arn.endswith("secret/rot")
+    if is_aws(store):  # AWS ARNs end with "secret:NAME-" and six random characters
+        assert info.extended_config is None and info.arn and ":secret:rot-" in info.arn
+    else:
+        assert dict(info.extended_config or {}) == RDS_CONFIG
+        assert info.arn and info.arn.endswith("secret/rot")
     store.create_secret("plain", "x", version_id="v1")
     plain = store.describe("plain")
     assert plain.automatic_rotation is False and plain.rotation_interval is None and plain.next_rotation is None
@@ -259,30 +352,24 @@ def test_random_password_follows_policy(store):
     assert store.random_password(strict).isdigit()
 
 
-def _delete_at_once(store: SecretStore, name: str) -> None:
-    # This branch's EmbeddedStore deletes at once and takes no force= (it gains the KMS
-    # deletion window in another branch); the KMS stores schedule unless forced.
-    if isinstance(store, EmbeddedStore):
-        store.delete_secret(name)
-    else:
-        store.delete_secret(name, force=True)
-
-
 def test_delete_removes_every_version(store):
     store.create_secret("s", "one", version_id="v1")
     store.put_secret("s", "v2", "two")
-    _delete_at_once(store, "s")
+    # Every store schedules by default (test_delete_with_a_recovery_window_then_restore).
+    store.delete_secret("s", force=True)
     with pytest.raises(SecretNotFound):
         store.get_secret("s")
     with pytest.raises(SecretNotFound):
         store.get_secret("s", version_id="v1")
     with pytest.raises(SecretNotFound):
-        _delete_at_once(store, "s")
+        store.delete_secret("s")
     store.create_secret("s", "new life", version_id="v1")
     assert store.get_secret("s").data == "new life"
 
 
-def test_list_secrets_names_every_secret(store):
+@pytest.mark.parametrize("variant", ["embedded-memory", "embedded-file", *KMS], indirect=True)
+def test_list_secrets_names_every_secret(variant):
+    store, _ = variant
     for name in ("b/two", "a/one", "c"):
         store.create_secret(name, "x", version_id="v1")
     listed = {info.name: info for info in store.list_secrets()}
@@ -305,7 +392,7 @@ def test_names_as_arns(variant):
         store.get_secret("acs:kms:cn-beijing:1234567890123456:secret/db/app")
 
 
-@pytest.mark.parametrize("variant", KMS, indirect=True)
+@pytest.mark.parametrize("variant", ["embedded-memory", "embedded-file", *KMS], indirect=True)
 def test_delete_with_a_recovery_window_then_restore(variant):
     store, emu = variant
     store.create_secret("s", "one", version_id="v1")

@@ -8,12 +8,32 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
 from secretclient.errors import SecretNotFound
-from secretclient.model import PREVIOUS, DbCredentials, PasswordPolicy, Secret
+from secretclient.model import DbCredentials, PasswordPolicy, Secret, Stage, StageLabels, stage_labels
 from secretclient.stores.base import SecretStore
 
-from ..errors import RotationTooSoon
+from ..errors import InvalidRotationSetup, ProtectedAccount, RotationTooSoon
 
-__all__ = ["Check", "RotationContext", "Strategy", "StrategyPlan", "check_grace", "swap_suffix"]
+__all__ = [
+    "RESERVED_ACCOUNTS",
+    "RESERVED_PREFIXES",
+    "Check",
+    "RotationContext",
+    "Strategy",
+    "StrategyPlan",
+    "allow_list",
+    "check_grace",
+    "check_not_reserved",
+    "swap_suffix",
+]
+
+#: Accounts a rotation through a privileged session never touches unless allowed explicitly:
+#: superusers and the accounts servers and cloud providers keep for themselves.
+RESERVED_ACCOUNTS = frozenset({
+    "root", "admin", "debian-sys-maint", "rdsadmin", "rdsrepladmin", "rds_superuser", "aliyun_root",
+    "aurora", "azure_superuser", "cloudsqlsuperuser", "PUBLIC",
+})
+#: Name prefixes of reserved accounts (``mysql.sys``, ``mariadb.sys``, ``rdsadmin…``, ``aliyun_…``).
+RESERVED_PREFIXES = ("mysql.", "mariadb.", "rdsadmin", "rdsrepl", "aliyun_", "rds_")
 
 
 @dataclass(frozen=True)
@@ -28,6 +48,11 @@ class RotationContext:
     secret_name: str
     now: Callable[[], datetime]
     checkpoint: Callable[[str], None] = field(default=lambda point: None)
+
+    @property
+    def labels(self) -> StageLabels:
+        """The store's own labels for the three roles (for messages)."""
+        return stage_labels(self.store)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +105,33 @@ class Strategy(Protocol):
         """What :meth:`set` would do, changing nothing."""
 
 
+def allow_list(accounts: Any) -> frozenset[str]:
+    """The ``allow_accounts=`` option of a strategy, checked: account names as strings."""
+    if isinstance(accounts, str) or not all(isinstance(a, str) and a for a in accounts):
+        raise InvalidRotationSetup("allow_accounts must be a collection of account names (not one string)")
+    return frozenset(accounts)
+
+
+def check_not_reserved(account: str, allowed: frozenset[str], *, master_account: str | None = None,
+                       what: str = "account") -> None:
+    """Raise :class:`ProtectedAccount` when ``account`` may not be changed through a privileged
+    session: the privileged account itself (always refused: its own secret would stop working),
+    or a reserved name not in ``allowed``."""
+    if master_account is not None and account == master_account:
+        raise ProtectedAccount(
+            f"{what} {account!r} is the MasterSecret's own account: rotating it through the MasterSecret "
+            "would leave the MasterSecret unable to log in"
+        )
+    if account in allowed:
+        return
+    folded = account.lower()
+    if folded in {a.lower() for a in RESERVED_ACCOUNTS} or folded.startswith(RESERVED_PREFIXES):
+        raise ProtectedAccount(
+            f"{what} {account!r} is a reserved or administrative account; refusing to rotate it through a "
+            "privileged session (allow it with the strategy's allow_accounts= if this is intended)"
+        )
+
+
 def swap_suffix(account: str, suffix: str) -> str:
     """The other account of an alternating pair (``appuser`` <-> ``appuser_rt``), not validated."""
     if account.endswith(suffix) and len(account) > len(suffix):
@@ -88,17 +140,17 @@ def swap_suffix(account: str, suffix: str) -> str:
 
 
 def check_grace(ctx: RotationContext, current: Secret, alternate: str, grace: timedelta) -> None:
-    """Raise :class:`RotationTooSoon` when ``alternate`` holds ACSPrevious and ACSCurrent is younger
-    than ``grace``: consumers may still use the ACSPrevious credentials from their caches."""
+    """Raise :class:`RotationTooSoon` when ``alternate`` holds PREVIOUS and CURRENT is younger
+    than ``grace``: consumers may still use the PREVIOUS credentials from their caches."""
     if not grace or current.created is None:
         return
     try:
-        previous = ctx.store.get_secret(ctx.secret_name, stage=PREVIOUS).db_credentials()
+        previous = ctx.store.get_secret(ctx.secret_name, stage=Stage.PREVIOUS).db_credentials()
     except SecretNotFound:
         return
     age = ctx.now() - current.created
     if previous.account_name == alternate and age < grace:
         raise RotationTooSoon(
-            f"account {alternate!r} (ACSPrevious) may still be in use for "
+            f"account {alternate!r} ({ctx.labels.previous}) may still be in use for "
             f"{(grace - age).total_seconds():.0f} s more (grace {grace.total_seconds():.0f} s)"
         )

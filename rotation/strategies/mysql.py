@@ -7,6 +7,7 @@ its Endpoint and Port must match the rotated secret's.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,10 +15,10 @@ from typing import Any
 import pymysql
 
 from secretclient.errors import SecretNotFound
-from secretclient.model import PENDING, DbCredentials, PasswordPolicy, Secret
+from secretclient.model import DbCredentials, PasswordPolicy, Secret, Stage
 
 from ..dbconn import ConnectOptions, connect, connect_first, query, run, sees_database, session_cipher, try_login
-from ..errors import InvalidRotationSetup, LoginFailed, RotationError, VerificationFailed
+from ..errors import InvalidRotationSetup, LoginFailed, ProtectedAccount, RotationError, VerificationFailed
 from ..grants import Grants, grant_statements, parse_grants
 from ..passwords import DEFAULT_POLICY, PasswordSource, new_password
 from ..sql import (
@@ -29,11 +30,16 @@ from ..sql import (
     check_account_name,
     check_host,
 )
-from .base import Check, RotationContext, StrategyPlan, check_grace, swap_suffix
+from .base import Check, RotationContext, StrategyPlan, allow_list, check_grace, check_not_reserved, swap_suffix
 
 __all__ = ["AlternatingUsersStrategy", "SingleUserStrategy"]
 
 _CONNECT = ConnectOptions()
+# Host entries of an account holding global administrative privileges (SUPER, CREATE USER or
+# GRANT OPTION on *.*): such an account is never rotated through the MasterSecret unless allowed.
+_ADMIN_ENTRIES = Statement(
+    "SELECT Host FROM mysql.user WHERE User = %s AND (Super_priv = 'Y' OR Create_user_priv = 'Y' OR Grant_priv = 'Y')"
+)
 
 
 class _MySqlStrategy:
@@ -47,9 +53,12 @@ class _MySqlStrategy:
         password_source: PasswordSource | None = None,
         connect_options: ConnectOptions = _CONNECT,
         name_limit: int = NAME_LIMIT_MYSQL,
+        allow_accounts: Iterable[str] = (),
     ) -> None:
         if not isinstance(name_limit, int) or not 1 <= name_limit <= 80:
             raise InvalidRotationSetup("name_limit must be from 1 to 80 (16 RDS, 32 MySQL, 80 MariaDB)")
+        #: Reserved or administrative accounts the operator allows to be rotated through the MasterSecret.
+        self.allow_accounts = allow_list(allow_accounts)
         self.master_secret = master_secret
         self.password_policy = password_policy
         self.password_source = password_source
@@ -83,6 +92,24 @@ class _MySqlStrategy:
                 f"not at the rotated account's {current.endpoint}:{current.port}"
             )
         return master
+
+    def _protect(self, ctx: RotationContext, current: DbCredentials, accounts: tuple[str, ...]) -> None:
+        """Refuse, before any change, to touch ``accounts`` through the MasterSecret when one is the
+        MasterSecret's own, reserved, or holds global administrative privileges (unless allowed):
+        whoever can write the rotated secret must not gain control of such an account."""
+        master = self._master(ctx, current)
+        for account in accounts:
+            check_not_reserved(account, self.allow_accounts, master_account=master.account_name)
+        todo = [a for a in accounts if a not in self.allow_accounts]
+        if not todo:
+            return
+        with closing(self._admin(ctx, current)) as conn:
+            for account in todo:
+                if query(conn, Statement(_ADMIN_ENTRIES.sql, (account,))):
+                    raise ProtectedAccount(
+                        f"account {account!r} holds SUPER, CREATE USER or GRANT OPTION on *.*; refusing to rotate "
+                        "it through the MasterSecret (allow it with the strategy's allow_accounts= if intended)"
+                    )
 
     def _admin(self, ctx: RotationContext, current: DbCredentials) -> pymysql.Connection:
         return connect(self._master(ctx, current), self.connect_options, who="MasterSecret account")
@@ -130,14 +157,14 @@ class _MySqlStrategy:
 
     def lock_connection(self, store: Any, secret_name: str) -> pymysql.Connection:
         """A connection for the rotation lock: the MasterSecret account, else the secret's own
-        ACSCurrent, else its ACSPending (after a crash in self-rotation only that one logs in)."""
+        CURRENT, else its PENDING (after a crash in self-rotation only that one logs in)."""
         current = store.get_secret(secret_name).db_credentials()
         candidates = []
         if self._master_name(current):
             candidates.append(self._master(_ctx(store, secret_name), current))
         candidates.append(current)
         try:
-            candidates.append(store.get_secret(secret_name, stage=PENDING).db_credentials())
+            candidates.append(store.get_secret(secret_name, stage=Stage.PENDING).db_credentials())
         except SecretNotFound:
             pass
         return connect_first(candidates, self.connect_options, who="lock account")
@@ -184,6 +211,8 @@ class SingleUserStrategy(_MySqlStrategy):
         self._check_endpoint(creds)
         if self._uses_master(creds) and not self._master_name(creds):
             raise InvalidRotationSetup("use_master=True but the secret has no MasterSecret")
+        if self._uses_master(creds):
+            self._protect(ctx, creds, (creds.account_name,))
 
     def pending_credentials(self, current: DbCredentials, password: str) -> DbCredentials:
         return current.with_changes(account_password=password, version_id=None, stages=frozenset())
@@ -195,7 +224,7 @@ class SingleUserStrategy(_MySqlStrategy):
         retain = self.retain_current_password and dialect.has_retain_current_password
         if retain and not fresh and self.can_login(ctx, pending):
             # Applied before (a retried or resumed set): retaining again would replace the
-            # retained old password, still in use by ACSCurrent's consumers, with the new one.
+            # retained old password, still in use by CURRENT's consumers, with the new one.
             retain = False
         out = []
         for host in self._hosts(conn, user):
@@ -215,10 +244,10 @@ class SingleUserStrategy(_MySqlStrategy):
         if not fresh and self.can_login(ctx, pending):
             return  # applied before a crash: the old password no longer works, the new one does
         try:
-            conn = connect(current, self.connect_options, who="ACSCurrent account")
+            conn = connect(current, self.connect_options, who="CURRENT account")
         except LoginFailed:
             raise LoginFailed(
-                f"neither ACSCurrent nor ACSPending of {ctx.secret_name!r} logs in as {current.account_name!r}; "
+                f"neither CURRENT nor PENDING of {ctx.secret_name!r} logs in as {current.account_name!r}; "
                 "repair by hand (see docs/rotation.md)"
             ) from None
         with closing(conn):
@@ -228,11 +257,11 @@ class SingleUserStrategy(_MySqlStrategy):
                                                retain=self.retain_current_password))
 
     def test(self, ctx: RotationContext, current: DbCredentials, pending: DbCredentials) -> None:
-        with closing(connect(pending, self.connect_options, database=pending.db_name, who="ACSPending account")) as conn:
+        with closing(connect(pending, self.connect_options, database=pending.db_name, who="PENDING account")) as conn:
             self._test_session(conn, pending, needs_tls=False)
 
     def plan(self, ctx: RotationContext, current: DbCredentials, pending: DbCredentials) -> StrategyPlan:
-        checks = [Check("ACSCurrent logs in", self.can_login(ctx, current))]
+        checks = [Check("CURRENT logs in", self.can_login(ctx, current))]
         if not self._uses_master(current):
             stmts: tuple[str, ...] = ()
             accounts = (f"{current.account_name} (changes its own password)",)
@@ -256,10 +285,10 @@ class AlternatingUsersStrategy(_MySqlStrategy):
     """Two accounts, ``appuser`` and ``appuser_rt``; each rotation prepares the one not in use.
 
     ``set`` creates the alternate account when missing, gives it the auth plugin, TLS
-    requirement and resource limits of the ACSCurrent account, copies grants by difference
+    requirement and resource limits of the CURRENT account, copies grants by difference
     (granting what is missing, revoking what is extra) and sets the password — on every host
-    entry of the ACSCurrent account. It never changes the ACSCurrent account, and refuses to
-    reset the ACSPrevious account within ``grace`` of the current version's creation (set it
+    entry of the CURRENT account. It never changes the CURRENT account, and refuses to
+    reset the PREVIOUS account within ``grace`` of the current version's creation (set it
     to the consumers' cache TTL). ``name_limit``: 16 for RDS, 32 for MySQL 5.7+, 80 for MariaDB.
     """
 
@@ -289,6 +318,8 @@ class AlternatingUsersStrategy(_MySqlStrategy):
                 "or pass master_secret="
             )
         check_grace(ctx, current, alternate, self.grace)
+        # The alternate gets the CURRENT account's grants: both must be ordinary accounts.
+        self._protect(ctx, creds, (creds.account_name, alternate))
 
     def pending_credentials(self, current: DbCredentials, password: str) -> DbCredentials:
         return current.with_changes(
@@ -301,10 +332,10 @@ class AlternatingUsersStrategy(_MySqlStrategy):
         if pending.account_name != alternate or pending.account_name == current.account_name:
             raise InvalidRotationSetup(
                 f"pending account {pending.account_name!r} is not the alternate {alternate!r} "
-                f"of ACSCurrent account {current.account_name!r}; refusing to modify it"
+                f"of CURRENT account {current.account_name!r}; refusing to modify it"
             )
         if (pending.endpoint, pending.port) != (current.endpoint, current.port):
-            raise InvalidRotationSetup("the pending version points at another Endpoint/Port than ACSCurrent")
+            raise InvalidRotationSetup("the pending version points at another Endpoint/Port than CURRENT")
         return alternate
 
     def _work(self, conn: pymysql.Connection, current: DbCredentials, pending: DbCredentials) -> list[tuple[str, list[Statement], Grants, Grants]]:
@@ -355,14 +386,14 @@ class AlternatingUsersStrategy(_MySqlStrategy):
                 if want != have:
                     diff = [f"+{p}" for p in sorted(map(str, want.privileges - have.privileges))]
                     diff += [f"-{p}" for p in sorted(map(str, have.privileges - want.privileges))]
-                    raise VerificationFailed(f"grants of {alt!r}@{host!r} differ from ACSCurrent's: {diff[:10]}")
+                    raise VerificationFailed(f"grants of {alt!r}@{host!r} differ from CURRENT's: {diff[:10]}")
                 needs_tls = needs_tls or template.requires_tls
-        with closing(connect(pending, self.connect_options, database=pending.db_name, who="ACSPending account")) as conn:
+        with closing(connect(pending, self.connect_options, database=pending.db_name, who="PENDING account")) as conn:
             self._test_session(conn, pending, needs_tls)
 
     def plan(self, ctx: RotationContext, current: DbCredentials, pending: DbCredentials) -> StrategyPlan:
         self._guard(current, pending)
-        checks = [Check("ACSCurrent logs in", self.can_login(ctx, current))]
+        checks = [Check("CURRENT logs in", self.can_login(ctx, current))]
         conn = self._admin_or_check(ctx, current)
         if isinstance(conn, Check):
             return StrategyPlan((pending.account_name,), (), (), (*checks, conn))

@@ -8,17 +8,18 @@ alternate account, resets its password and copies database privileges; the secre
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from contextlib import closing
 from datetime import timedelta
 from typing import Any
 
 from secretclient.errors import SecretNotFound
-from secretclient.model import PENDING, DbCredentials, PasswordPolicy, Secret
+from secretclient.model import DbCredentials, PasswordPolicy, Secret, Stage
 
 from ..dbconn import ConnectOptions, connect, connect_first, sees_database, try_login
 from ..errors import (
     InvalidRotationSetup,
+    ProtectedAccount,
     RotationError,
     UnsafeAccountName,
     UnsupportedGrant,
@@ -28,7 +29,7 @@ from ..lock import LocalLock, Lock, LockHandle, MySqlLock
 from ..passwords import RDS_POLICY, PasswordSource, new_password
 from ..sql import NAME_LIMIT_RDS, check_account_name
 from ._rds_api import RdsAccount, RdsApi, RdsApiError, rds_client
-from .base import Check, RotationContext, StrategyPlan, check_grace, swap_suffix
+from .base import Check, RotationContext, StrategyPlan, allow_list, check_grace, check_not_reserved, swap_suffix
 
 __all__ = ["RdsAccount", "RdsApi", "RdsApiError", "RdsApiStrategy", "rds_client"]
 
@@ -71,14 +72,14 @@ class RdsApiStrategy:
     """Alternating users on ApsaraDB RDS through the RDS API (the seed's Scenario 1, made safe).
 
     ``set`` creates the alternate account (``appuser`` ↔ ``appuser_rt``) when missing, with the
-    ACSCurrent account's ``AccountType``, or resets its password; then copies database
+    CURRENT account's ``AccountType``, or resets its password; then copies database
     privileges by difference — granting what is missing and revoking what is extra or different
-    (the seed never revokes). It never touches the ACSCurrent account, and refuses to reset the
-    ACSPrevious account within ``grace`` of the current version's creation. Privileges RDS reports
+    (the seed never revokes). It never touches the CURRENT account, and refuses to reset the
+    PREVIOUS account within ``grace`` of the current version's creation. Privileges RDS reports
     as ``Custom`` cannot be copied through the API: ``set`` stops before changing anything.
 
     ``test`` checks through ``DescribeAccounts`` that the alternate exists, is ``Available`` and
-    has ACSCurrent's privileges, and — when the secret has an ``Endpoint`` — logs in with the
+    has CURRENT's privileges, and — when the secret has an ``Endpoint`` — logs in with the
     pending credentials. Without an Endpoint no login is possible, so ``can_login`` and ``test``
     rest on the API's word only.
 
@@ -99,6 +100,7 @@ class RdsApiStrategy:
         password_policy: PasswordPolicy = RDS_POLICY,
         password_source: PasswordSource | None = None,
         connect_options: ConnectOptions = _CONNECT,
+        allow_accounts: Iterable[str] = (),
     ) -> None:
         if not isinstance(name_limit, int) or not 2 <= name_limit <= 64:
             raise InvalidRotationSetup("name_limit must be from 2 to 64 (16 for MySQL 5.6 / the seed, 32 for 5.7+)")
@@ -113,6 +115,8 @@ class RdsApiStrategy:
         self.password_policy = password_policy
         self.password_source = password_source
         self.connect_options = connect_options
+        #: Reserved or privileged (``Super``) accounts the operator allows to be rotated.
+        self.allow_accounts = allow_list(allow_accounts)
 
     def __repr__(self) -> str:
         return f"RdsApiStrategy(instance_id={self.api.instance_id!r}, name_limit={self.name_limit})"
@@ -140,7 +144,7 @@ class RdsApiStrategy:
         if pending.account_name != alternate:
             raise InvalidRotationSetup(
                 f"pending account {pending.account_name!r} is not the alternate {alternate!r} "
-                f"of ACSCurrent account {current.account_name!r}; refusing to modify it"
+                f"of CURRENT account {current.account_name!r}; refusing to modify it"
             )
         return alternate
 
@@ -151,7 +155,19 @@ class RdsApiStrategy:
 
     def preflight(self, ctx: RotationContext, current: Secret) -> None:
         creds = current.db_credentials()
-        check_grace(ctx, current, self.alternate(creds.account_name), self.grace)
+        alternate = self.alternate(creds.account_name)
+        check_grace(ctx, current, alternate, self.grace)
+        # The API resets any account of the instance: refuse reserved and Super accounts, whose
+        # control would pass to whoever can write the rotated secret.
+        for account in (creds.account_name, alternate):
+            check_not_reserved(account, self.allow_accounts)
+        if creds.account_name not in self.allow_accounts:
+            existing = self.api.describe(creds.account_name)
+            if existing is not None and existing.account_type == "Super":
+                raise ProtectedAccount(
+                    f"account {creds.account_name!r} is a Super account; refusing to copy it to {alternate!r} "
+                    "(allow it with the strategy's allow_accounts= if intended)"
+                )
 
     def pending_credentials(self, current: DbCredentials, password: str) -> DbCredentials:
         return current.with_changes(
@@ -163,7 +179,7 @@ class RdsApiStrategy:
         account = self.api.describe(current.account_name)
         if account is None:
             raise InvalidRotationSetup(
-                f"ACSCurrent account {current.account_name!r} does not exist on RDS instance {self.instance_id}"
+                f"CURRENT account {current.account_name!r} does not exist on RDS instance {self.instance_id}"
             )
         custom = sorted(db for db, p in account.privileges.items() if p not in GRANTABLE)
         if custom:
@@ -185,7 +201,7 @@ class RdsApiStrategy:
         else:
             if existing.account_type != template.account_type:
                 raise InvalidRotationSetup(
-                    f"account {alternate!r} is {existing.account_type} but ACSCurrent's {current.account_name!r} is "
+                    f"account {alternate!r} is {existing.account_type} but CURRENT's {current.account_name!r} is "
                     f"{template.account_type}; the API cannot change an account's type: delete {alternate!r} "
                     "(it is not in use) and rotate again"
                 )
@@ -212,7 +228,7 @@ class RdsApiStrategy:
             raise VerificationFailed(f"account {alternate!r} differs from {current.account_name!r}: {diff[:10]} "
                                      f"(type {account.account_type} vs {template.account_type})")
         if pending.endpoint:
-            with closing(connect(pending, self.connect_options, database=pending.db_name, who="ACSPending account")) as conn:
+            with closing(connect(pending, self.connect_options, database=pending.db_name, who="PENDING account")) as conn:
                 if pending.db_name and not sees_database(conn, pending.db_name):
                     raise VerificationFailed(f"account {alternate!r} cannot see database {pending.db_name!r}")
 
@@ -226,12 +242,12 @@ class RdsApiStrategy:
         alternate = self._guard(current, pending)
         checks: list[Check] = []
         if current.endpoint:
-            checks.append(Check("ACSCurrent logs in", self.can_login(ctx, current)))
+            checks.append(Check("CURRENT logs in", self.can_login(ctx, current)))
         try:
             template = self._current_account(current)
         except RotationError as exc:
-            return StrategyPlan((f"{alternate} on {self.instance_id}",), (), (), (*checks, Check("ACSCurrent account can be copied", False, str(exc))))
-        checks.append(Check("ACSCurrent account can be copied", True))
+            return StrategyPlan((f"{alternate} on {self.instance_id}",), (), (), (*checks, Check("CURRENT account can be copied", False, str(exc))))
+        checks.append(Check("CURRENT account can be copied", True))
         existing = self.api.describe(alternate)
         calls = [
             f"CreateAccount AccountName={alternate} AccountType={template.account_type} AccountPassword={_REDACTED}"
@@ -239,7 +255,7 @@ class RdsApiStrategy:
         ]
         if existing is not None and existing.account_type != template.account_type:
             checks.append(Check("alternate account has the same type", False,
-                                f"{alternate!r} is {existing.account_type}, ACSCurrent is {template.account_type}"))
+                                f"{alternate!r} is {existing.account_type}, CURRENT is {template.account_type}"))
         changes = []
         for action, db, privilege in privilege_changes(template.privileges, existing.privileges if existing else {}):
             if action == "grant":
@@ -253,7 +269,7 @@ class RdsApiStrategy:
     # -- locking --------------------------------------------------------------------------
 
     def lock_connection(self, store: Any, secret_name: str) -> Any:
-        """A connection for ``GET_LOCK``: the secret's ACSCurrent account, else its ACSPending
+        """A connection for ``GET_LOCK``: the secret's CURRENT account, else its PENDING
         one — on the secret's Endpoint, which it must have."""
         current = store.get_secret(secret_name).db_credentials()
         if not current.endpoint:
@@ -262,7 +278,7 @@ class RdsApiStrategy:
             )
         candidates = [current]
         try:
-            candidates.append(store.get_secret(secret_name, stage=PENDING).db_credentials())
+            candidates.append(store.get_secret(secret_name, stage=Stage.PENDING).db_credentials())
         except SecretNotFound:
             pass
         return connect_first(candidates, self.connect_options, who="lock account")
@@ -270,6 +286,6 @@ class RdsApiStrategy:
     def lock(self, store: Any) -> Lock:
         """The lock to give :class:`~rotation.Rotator`: ``GET_LOCK`` on the database when the
         secret has an Endpoint, else an in-process lock (then only the store's compare-and-set
-        on ACSCurrent fences rotators in other processes)."""
+        on CURRENT fences rotators in other processes)."""
         return _EndpointOrLocalLock(self, store)
 

@@ -6,6 +6,7 @@
   imported on first use);
 - :class:`Connector` — the credential search, shared per secret; :class:`RetryPolicy` — its limits;
 - :func:`classify` / :class:`ErrorKind` — what a connection error means;
+- :data:`MYSQL` — the MySQL/MariaDB login layer (a :class:`DbFamily`), shared with ``rotation``;
 - :mod:`secretclient.db.errors` — what a failed connect raises (PyMySQL ``OperationalError`` s).
 """
 
@@ -13,6 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._family import DbFamily
+from ._mysql import MYSQL
 from .classify import Classification, ErrorKind, classify
 from .connector import Connector, ConnectorStats
 from .errors import (
@@ -30,6 +33,7 @@ from .policy import RetryPolicy
 from .pymysql import RotatingConnection, connect
 
 __all__ = [
+    "MYSQL",
     "AccountUnavailable",
     "Attempt",
     "Classification",
@@ -40,6 +44,7 @@ __all__ = [
     "DatabaseAccessDenied",
     "DatabaseUnreachable",
     "DbConnectError",
+    "DbFamily",
     "ErrorKind",
     "RetryPolicy",
     "RotatingConnection",

@@ -7,7 +7,7 @@
 It behaves as :func:`secretclient.db.sqlalchemy.create_engine` does, through SQLAlchemy's
 documented ``async_creator``. The credential search is the connector's own
 (:meth:`~secretclient.db.Connector.search`); only the login differs: an awaited aiomysql
-connection. The cached ``ACSCurrent`` is read in the event loop (a dictionary lookup); the
+connection. The cached CURRENT version is read in the event loop (a dictionary lookup); the
 store reads of the search after a rejection (and the first read of a cold cache) run in a
 worker thread (:func:`asyncio.to_thread`), so they never block the loop.
 
@@ -46,6 +46,7 @@ import pymysql
 from pymysql.constants import CLIENT
 
 from ..model import DbCredentials
+from ._mysql import MYSQL
 from .connector import Connector, LoginRequest, SleepRequest, Steps
 from .policy import RetryPolicy
 from .sqlalchemy import VERSION_KEY, _check_arguments, _resolve_connector, _roll_over
@@ -130,7 +131,7 @@ class _Connection(aiomysql.Connection):  # type: ignore[misc]
         await super().ping(reconnect=False)
 
 
-def _aiomysql_kwargs(connector: Connector, kw: dict[str, Any]) -> dict[str, Any]:
+def _aiomysql_kwargs(secret: str, kw: dict[str, Any]) -> dict[str, Any]:
     """The connector's PyMySQL login arguments, as aiomysql takes them."""
     kw = dict(kw)
     if "database" in kw:
@@ -146,7 +147,7 @@ def _aiomysql_kwargs(connector: Connector, kw: dict[str, Any]) -> dict[str, Any]
     elif tls and not isinstance(kw.get("ssl"), ssl.SSLContext):
         # aiomysql takes TLS only as an SSLContext: the caller's options (an ``ssl`` dict from
         # the URL, ssl_ca=, ...) become a verifying one, as PyMySQL would use them.
-        connector.require_tls(kw)
+        MYSQL.require_tls(kw, secret=secret)
     return kw
 
 
@@ -167,7 +168,7 @@ async def _drive(steps: Steps) -> tuple[_Connection, DbCredentials]:
                 await asyncio.sleep(request.seconds)
             else:
                 value = await asyncio.to_thread(request.fn, *request.args)
-        except BaseException as exc:  # noqa: BLE001 - handed to the search (cancellation included), which re-raises
+        except BaseException as exc:
             error = exc
 
 

@@ -8,9 +8,18 @@ from typing import Any
 
 from ..backoff import Backoff
 from ..errors import InvalidParameter
-from ..model import CURRENT, PENDING, PREVIOUS
+from ..model import ACS_STAGES, AWS_STAGES, NCP_STAGES, Stage
 
 __all__ = ["RetryPolicy"]
+
+
+def _role_of(stage: str) -> Stage | None:
+    """The role of ``stage``: a role, or a label of a known store (Alibaba/embedded, AWS, NCP)."""
+    for labels in (ACS_STAGES, AWS_STAGES, NCP_STAGES):
+        role = labels.role(stage)
+        if role is not None:
+            return role
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,8 +30,10 @@ class RetryPolicy:
     - ``max_attempts``: logins sent, of every kind (bad credentials, network, busy).
     - ``backoff``: the wait before a retry (full jitter); the first credential switch after a
       rejected password does not wait, the refreshed secret is the fix.
-    - ``stages``: which stages to search after a rejection, in order. ``ACSCurrent`` is always
-      first; drop ``ACSPrevious`` in single-user rotation if you like (it is never valid there).
+    - ``stages``: which stages to search after a rejection, in order: roles
+      (:class:`~secretclient.model.Stage`) or a store's labels (``"ACSPending"``, ``"AWSPENDING"``:
+      turned into roles; any other label is the store's own). CURRENT is always first; drop
+      PREVIOUS in single-user rotation if you like (it is never valid there).
     - ``rounds``: passes over the store when every credential found was rejected. A rotation
       may be between its steps; a later pass can find its result. Each pass reads the store.
     - ``retry_network`` / ``retry_busy``: retry the same credentials after network errors and
@@ -37,7 +48,7 @@ class RetryPolicy:
     total: float = 10.0
     max_attempts: int = 6
     backoff: Backoff = Backoff(base=0.05, cap=2.0)  # noqa: RUF009 - a frozen value, safe to share
-    stages: tuple[str, ...] = (CURRENT, PENDING, PREVIOUS)
+    stages: tuple[str, ...] = (Stage.CURRENT, Stage.PENDING, Stage.PREVIOUS)
     rounds: int = 3
     retry_network: bool = True
     retry_busy: bool = True
@@ -57,13 +68,15 @@ class RetryPolicy:
             raise InvalidParameter("RetryPolicy.handshake_timeout must be a number of seconds > 0, or None")
         if not isinstance(self.backoff, Backoff):
             raise InvalidParameter("RetryPolicy.backoff must be a secretclient.Backoff")
-        stages = tuple(self.stages)
-        if not stages or not all(isinstance(s, str) and s for s in stages):
+        if isinstance(self.stages, str) or not all(isinstance(s, str) and s for s in self.stages):
+            raise InvalidParameter("RetryPolicy.stages must be non-empty stage names")
+        stages = tuple(_role_of(s) or s for s in self.stages)
+        if not stages:
             raise InvalidParameter("RetryPolicy.stages must be non-empty stage names")
         if len(set(stages)) != len(stages):
             raise InvalidParameter("RetryPolicy.stages must not repeat a stage")
-        if stages[0] != CURRENT:
-            raise InvalidParameter(f"RetryPolicy.stages must start with {CURRENT!r}")
+        if stages[0] != Stage.CURRENT:
+            raise InvalidParameter("RetryPolicy.stages must start with the CURRENT stage")
         object.__setattr__(self, "stages", stages)
 
     def replace(self, **changes: Any) -> RetryPolicy:
@@ -72,5 +85,5 @@ class RetryPolicy:
 
     @classmethod
     def no_retry(cls) -> RetryPolicy:
-        """One login with the cached ``ACSCurrent`` credentials, nothing else."""
-        return cls(max_attempts=1, stages=(CURRENT,), rounds=1, retry_network=False, retry_busy=False)
+        """One login with the cached CURRENT credentials, nothing else."""
+        return cls(max_attempts=1, stages=(Stage.CURRENT,), rounds=1, retry_network=False, retry_busy=False)

@@ -17,7 +17,8 @@ import pymysql
 import wrapt
 
 from ..errors import InvalidParameter
-from .connector import Connector, set_read_timeout
+from ._mysql import set_read_timeout
+from .connector import Connector
 from .policy import RetryPolicy
 
 if TYPE_CHECKING:

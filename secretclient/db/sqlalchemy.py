@@ -6,7 +6,7 @@
 Integration is the documented ``do_connect`` event: the URL's query and ``connect_args`` (TLS
 options included) reach PyMySQL unchanged, only user and password (and host, port, database
 when the URL leaves them out) come from the secret. Each pooled connection carries the VersionId
-it logged in with in ``connection_record.info[VERSION_KEY]``; after the secret's ``ACSCurrent``
+it logged in with in ``connection_record.info[VERSION_KEY]``; after the secret's CURRENT stage
 moves on, connections of the replaced version are closed lazily at their next checkout (a
 ``DisconnectionError`` in the ``checkout`` event, which makes the pool open a new one) unless
 ``rollover=False``: MySQL and MariaDB keep open sessions valid after a password change.

@@ -1,12 +1,23 @@
 """Secret stores: the :class:`SecretStore` protocol and its implementations.
 
-:class:`AliyunKmsStore` imports the Alibaba Cloud SDK (the ``kms`` extra) only when one is
-created, so importing it here costs nothing without the SDK.
+:class:`AliyunKmsStore` imports the Alibaba Cloud SDK (the ``kms`` extra) and
+:class:`AwsSecretsManagerStore` boto3 (the ``aws`` extra) only when one is created, so
+importing them here costs nothing without the SDKs.
 """
 
 from .aliyun import AliyunKmsStore
+from .aws import AwsSecretsManagerStore
 from .base import MAX_VERSIONS, SecretStore
 from .embedded import EmbeddedStore
+from .ncp import NcpSecretManagerStore
 from .spec import open_store
 
-__all__ = ["MAX_VERSIONS", "AliyunKmsStore", "EmbeddedStore", "SecretStore", "open_store"]
+__all__ = [
+    "MAX_VERSIONS",
+    "AliyunKmsStore",
+    "AwsSecretsManagerStore",
+    "EmbeddedStore",
+    "NcpSecretManagerStore",
+    "SecretStore",
+    "open_store",
+]

@@ -14,21 +14,22 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sqlite3
 import threading
+import uuid
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Self
 
 from ..errors import (
-    InvalidParameter,
+    EncryptionKeyError,
     LimitExceeded,
-    SecretClientError,
     SecretNotFound,
     StoreError,
+    StoreUnavailable,
     VersionConflict,
 )
 from ..model import (
@@ -42,13 +43,20 @@ from ..model import (
     StageLabels,
     VersionInfo,
 )
-from .base import MAX_STAGE_LENGTH, MAX_STAGES_PER_VERSION, MAX_VERSIONS
+from ._checks import (
+    check_data,
+    check_name,
+    check_recovery_window,
+    check_rotation_interval,
+    check_stage,
+    check_stages,
+    check_version_id,
+    invalid,
+)
+from .base import MAX_STAGES_PER_VERSION, MAX_VERSIONS
 
 __all__ = ["EmbeddedStore", "EncryptionKeyError"]
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9_/+=.@-]{1,192}$")
-_VERSION_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
-_STAGE_RE = re.compile(rf"^[A-Za-z0-9_.-]{{1,{MAX_STAGE_LENGTH}}}$")
 _KEY_CHECK = b"secretclient-embedded-key-check"
 
 _SCHEMA = """
@@ -60,7 +68,8 @@ CREATE TABLE IF NOT EXISTS secrets (
     created REAL NOT NULL,
     updated REAL NOT NULL,
     rotation_interval REAL,
-    extended_config TEXT
+    extended_config TEXT,
+    planned_deletion REAL
 );
 CREATE TABLE IF NOT EXISTS versions (
     name TEXT NOT NULL REFERENCES secrets(name) ON DELETE CASCADE,
@@ -81,8 +90,31 @@ CREATE TABLE IF NOT EXISTS stages (
 """
 
 
-class EncryptionKeyError(SecretClientError):
-    """The key given to :class:`EmbeddedStore` is malformed or does not open this file."""
+# sqlite3 error names (the base code, without the extended suffix) -> (our type, code, what it means).
+_SQLITE_ERRORS: dict[str, tuple[type[StoreError], str, str]] = {
+    "SQLITE_BUSY": (StoreUnavailable, "StoreBusy", "locked by another connection past the busy timeout"),
+    "SQLITE_LOCKED": (StoreUnavailable, "StoreBusy", "locked by another connection past the busy timeout"),
+    "SQLITE_FULL": (StoreUnavailable, "StoreFull", "the disk is full"),
+    "SQLITE_IOERR": (StoreUnavailable, "StoreIOError", "an I/O error reading or writing the file"),
+    "SQLITE_READONLY": (StoreError, "StoreReadOnly", "the file or its file system is read-only"),
+    "SQLITE_CANTOPEN": (StoreError, "StoreCannotOpen", "the file cannot be opened"),
+    "SQLITE_PERM": (StoreError, "StoreCannotOpen", "no permission to open the file"),
+    "SQLITE_NOTADB": (StoreError, "StoreCorrupt", "the file is not an SQLite database"),
+    "SQLITE_CORRUPT": (StoreError, "StoreCorrupt", "the file is damaged"),
+}
+# Stores with a connection to reopen in a forked child (SQLite handles must not cross a fork).
+_STORES: weakref.WeakSet[EmbeddedStore] = weakref.WeakSet()
+
+
+def _typed(path: str, exc: sqlite3.Error | OSError) -> StoreError:
+    """Our error for a sqlite3 or OS error (SQLite's messages never quote bound values)."""
+    if isinstance(exc, OSError):
+        return StoreError(f"EmbeddedStore {path!r} cannot be opened: {exc.strerror or type(exc).__name__}",
+                          code="StoreCannotOpen")
+    errorname = getattr(exc, "sqlite_errorname", None) or ""
+    base = "_".join(errorname.split("_")[:2])
+    cls, code, meaning = _SQLITE_ERRORS.get(base, (StoreError, "StoreFailure", "SQLite failed"))
+    return cls(f"EmbeddedStore {path!r}: {meaning} ({errorname or type(exc).__name__}: {exc})", code=code)
 
 
 def _utc_now() -> datetime:
@@ -97,8 +129,12 @@ def _not_found(what: str) -> SecretNotFound:
     return SecretNotFound(f"{what} does not exist", code="Forbidden.ResourceNotFound", http_status=404)
 
 
-def _invalid(message: str) -> InvalidParameter:
-    return InvalidParameter(message, code="InvalidParameter", http_status=400)
+def _in_delete_window(name: str, when: float) -> SecretNotFound:
+    return SecretNotFound(
+        f"secret {name!r} is scheduled for deletion at {_ts(when).isoformat(timespec='seconds')}: "
+        f"restore_secret() brings it back",
+        code="Rejected.ResourceInDeleteWindow", http_status=400,
+    )
 
 
 class _Sealer:
@@ -153,30 +189,34 @@ class EmbeddedStore:
     ) -> None:
         self.path = str(path)
         self._clock = clock
+        self._busy_timeout = busy_timeout
         self._sealer = _Sealer(key) if key is not None else None
         self._lock = threading.RLock()
         self._closed = False
+        self._inherited: list[sqlite3.Connection] = []  # see _after_fork_in_child
         if self.path != ":memory:":
             p = Path(self.path)
             if not p.exists():
                 if not create:
-                    raise _invalid(f"there is no store file at {self.path!r}")
-                p.parent.mkdir(parents=True, exist_ok=True)
-                fd = os.open(p, os.O_CREAT | os.O_WRONLY, 0o600)
-                os.close(fd)
-        self._db = sqlite3.connect(
-            self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
-        )
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
-        if self.path != ":memory:":
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-        with self._write() as db:
-            for stmt in _SCHEMA.split(";"):
-                if stmt.strip():
-                    db.execute(stmt)
-            self._check_key(db)
+                    raise invalid(f"there is no store file at {self.path!r}")
+                try:
+                    p.parent.mkdir(parents=True, exist_ok=True)
+                    os.close(os.open(p, os.O_CREAT | os.O_WRONLY, 0o600))
+                except OSError as exc:
+                    raise _typed(self.path, exc) from None
+        self._db: sqlite3.Connection | None = None
+        try:
+            with self._write() as db:
+                for stmt in _SCHEMA.split(";"):
+                    if stmt.strip():
+                        db.execute(stmt)
+                if "planned_deletion" not in {r[1] for r in db.execute("PRAGMA table_info(secrets)")}:
+                    db.execute("ALTER TABLE secrets ADD COLUMN planned_deletion REAL")  # older files
+                self._check_key(db)
+        except BaseException:
+            self.close()
+            raise
+        _STORES.add(self)
 
     @staticmethod
     def generate_key() -> bytes:
@@ -189,31 +229,60 @@ class EmbeddedStore:
     # -- plumbing ------------------------------------------------------------------------
 
     def _open_db(self) -> sqlite3.Connection:
-        """The connection, under the lock; a typed error once :meth:`close` ran."""
+        """The connection (opened on first use, and again in a forked child), under the lock;
+        a typed error once :meth:`close` ran."""
         if self._closed:
             raise StoreError("this EmbeddedStore is closed; open a new one", code="StoreClosed")
+        if self._db is None:
+            db = sqlite3.connect(
+                self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
+            )
+            try:
+                db.execute("PRAGMA foreign_keys=ON")
+                db.execute(f"PRAGMA busy_timeout={int(self._busy_timeout * 1000)}")
+                if self.path != ":memory:":
+                    db.execute("PRAGMA journal_mode=WAL")
+                    db.execute("PRAGMA synchronous=NORMAL")
+            except BaseException:
+                db.close()
+                raise
+            self._db = db
         return self._db
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, begin: str) -> Iterator[sqlite3.Connection]:
+        """``begin`` ... COMMIT (ROLLBACK on an error); every sqlite3 error becomes a typed
+        :class:`StoreError` naming the file and the cause."""
         with self._lock:
-            self._open_db().execute("BEGIN IMMEDIATE")
             try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            else:
-                self._db.execute("COMMIT")
+                db = self._open_db()
+                db.execute(begin)
+                try:
+                    yield db
+                except BaseException:
+                    try:
+                        db.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass  # SQLite already rolled back (e.g. on SQLITE_FULL): report the cause
+                    raise
+                db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise _typed(self.path, exc) from None
 
-    @contextmanager
-    def _read(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._open_db().execute("BEGIN")
-            try:
-                yield self._db
-            finally:
-                self._db.execute("COMMIT")
+    def _write(self) -> AbstractContextManager[sqlite3.Connection]:
+        return self._transaction("BEGIN IMMEDIATE")
+
+    def _read(self) -> AbstractContextManager[sqlite3.Connection]:
+        return self._transaction("BEGIN")
+
+    def _after_fork_in_child(self) -> None:
+        """In a forked child: a fresh lock (another thread may have held it at the fork) and,
+        for a file, a new connection on next use. The inherited handle is kept, unused and
+        unclosed, because SQLite forbids touching it in the child (closing included)."""
+        self._lock = threading.RLock()
+        if self.path != ":memory:" and self._db is not None:
+            self._inherited.append(self._db)
+            self._db = None
 
     def _check_key(self, db: sqlite3.Connection) -> None:
         row = db.execute("SELECT v FROM meta WHERE k = 'key_check'").fetchone()
@@ -247,34 +316,25 @@ class EmbeddedStore:
     def _now(self) -> float:
         return self._clock().timestamp()
 
-    @staticmethod
-    def _check_name(name: Any) -> None:
-        if not isinstance(name, str) or not _NAME_RE.match(name):
-            raise _invalid(
-                "secret name must be 1-192 characters of letters, digits and _ / + = . @ -"
-            )
-
-    @staticmethod
-    def _check_version_id(version_id: Any) -> None:
-        if not isinstance(version_id, str) or not _VERSION_RE.match(version_id):
-            raise _invalid("VersionId must be 1-64 characters of letters, digits and _ . : -")
-
-    @staticmethod
-    def _check_stage(stage: Any) -> None:
-        if not isinstance(stage, str) or not _STAGE_RE.match(stage):
-            raise _invalid(
-                f"a version stage must be 1-{MAX_STAGE_LENGTH} characters of letters, digits and _ . -"
-            )
-
-    def _require_secret(self, db: sqlite3.Connection, name: str) -> tuple[Any, ...]:
+    def _require_secret(self, db: sqlite3.Connection, name: str, *, pending_ok: bool = False) -> tuple[Any, ...]:
+        """The secret's row; :class:`SecretNotFound` if it does not exist, its deletion time
+        has passed, or (unless ``pending_ok``) it is scheduled for deletion."""
         row: tuple[Any, ...] | None = db.execute(
-            "SELECT name, secret_type, description, created, updated, rotation_interval, extended_config"
-            " FROM secrets WHERE name = ?",
+            "SELECT name, secret_type, description, created, updated, rotation_interval, extended_config,"
+            " planned_deletion FROM secrets WHERE name = ?",
             (name,),
         ).fetchone()
-        if row is None:
+        if row is None or (row[7] is not None and row[7] <= self._now()):
             raise _not_found(f"secret {name!r}")
+        if row[7] is not None and not pending_ok:
+            raise _in_delete_window(name, row[7])
         return row
+
+    @staticmethod
+    def _purge(db: sqlite3.Connection, name: str) -> None:
+        db.execute("DELETE FROM stages WHERE name = ?", (name,))
+        db.execute("DELETE FROM versions WHERE name = ?", (name,))
+        db.execute("DELETE FROM secrets WHERE name = ?", (name,))
 
     def _stages_of(self, db: sqlite3.Connection, name: str, version_id: str) -> frozenset[str]:
         rows = db.execute(
@@ -335,11 +395,11 @@ class EmbeddedStore:
         self, name: str, *, stage: str | None = None, version_id: str | None = None
     ) -> Secret:
         stage = self.stage_labels.label(stage) if stage is not None else None
-        self._check_name(name)
+        check_name(name)
         if version_id is not None:
-            self._check_version_id(version_id)
+            check_version_id(version_id)
         if stage is not None:
-            self._check_stage(stage)
+            check_stage(stage)
         with self._read() as db:
             meta = self._require_secret(db, name)
             if version_id is None:
@@ -367,7 +427,7 @@ class EmbeddedStore:
         )
 
     def list_versions(self, name: str, *, include_deprecated: bool = False) -> list[VersionInfo]:
-        self._check_name(name)
+        check_name(name)
         with self._read() as db:
             self._require_secret(db, name)
             rows = db.execute(
@@ -381,15 +441,31 @@ class EmbeddedStore:
         return out
 
     def describe(self, name: str) -> SecretInfo:
-        self._check_name(name)
+        """Metadata; a secret scheduled for deletion is described (``planned_deletion`` set)."""
+        check_name(name)
         with self._read() as db:
-            meta = self._require_secret(db, name)
-            current = self._holder(db, name, CURRENT)
-            current_created = None
-            if current is not None:
-                current_created = db.execute(
-                    "SELECT created FROM versions WHERE name = ? AND version_id = ?", (name, current)
-                ).fetchone()[0]
+            meta = self._require_secret(db, name, pending_ok=True)
+            return self._info(db, meta)
+
+    def list_secrets(self) -> list[SecretInfo]:
+        """Every secret's metadata by name, those scheduled for deletion included."""
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT name, secret_type, description, created, updated, rotation_interval, extended_config,"
+                " planned_deletion FROM secrets WHERE planned_deletion IS NULL OR planned_deletion > ?"
+                " ORDER BY name",
+                (self._now(),),
+            ).fetchall()
+            return [self._info(db, row) for row in rows]
+
+    def _info(self, db: sqlite3.Connection, meta: tuple[Any, ...]) -> SecretInfo:
+        name = meta[0]
+        current = self._holder(db, name, CURRENT)
+        current_created = None
+        if current is not None:
+            current_created = db.execute(
+                "SELECT created FROM versions WHERE name = ? AND version_id = ?", (name, current)
+            ).fetchone()[0]
         interval = timedelta(seconds=meta[5]) if meta[5] else None
         last = _ts(current_created) if current_created is not None else None
         return SecretInfo(
@@ -404,13 +480,8 @@ class EmbeddedStore:
             next_rotation=(last + interval) if (interval and last) else None,
             arn=f"acs:kms:local:embedded:secret/{name}",
             extended_config=json.loads(meta[6]) if meta[6] else None,
+            planned_deletion=_ts(meta[7]) if meta[7] is not None else None,
         )
-
-    def list_secrets(self) -> list[SecretInfo]:
-        """Every secret's metadata, by name."""
-        with self._read() as db:
-            names = [row[0] for row in db.execute("SELECT name FROM secrets ORDER BY name").fetchall()]
-        return [self.describe(name) for name in names]
 
     def random_password(self, policy: PasswordPolicy = DEFAULT_PASSWORD_POLICY) -> str:
         return policy.generate()
@@ -422,26 +493,36 @@ class EmbeddedStore:
         name: str,
         data: str | bytes,
         *,
-        version_id: str,
+        version_id: str | None = None,
         secret_type: str = "Generic",
         description: str = "",
         extended_config: Mapping[str, Any] | None = None,
         rotation_interval: timedelta | None = None,
     ) -> SecretInfo:
-        self._check_name(name)
-        self._check_version_id(version_id)
-        if not isinstance(data, (str, bytes)):
-            raise _invalid("secret data must be str or bytes")
-        if rotation_interval is not None and rotation_interval.total_seconds() <= 0:
-            raise _invalid("rotation_interval must be positive")
+        """Create ``name``; its first version (``version_id``, default a random one) is CURRENT."""
+        if version_id is None:
+            version_id = uuid.uuid4().hex
+        check_name(name)
+        check_version_id(version_id)
+        check_data(data)
+        check_rotation_interval(rotation_interval)
         now = self._now()
         with self._write() as db:
-            if db.execute("SELECT 1 FROM secrets WHERE name = ?", (name,)).fetchone():
+            row = db.execute("SELECT planned_deletion FROM secrets WHERE name = ?", (name,)).fetchone()
+            if row is not None and row[0] is not None and row[0] <= now:
+                self._purge(db, name)  # its recovery window is over
+            elif row is not None and row[0] is not None:
+                raise VersionConflict(
+                    f"secret {name!r} is scheduled for deletion at {_ts(row[0]).isoformat(timespec='seconds')}:"
+                    " restore_secret() it, or delete it with force=True first",
+                    code="Rejected.ResourceInDeleteWindow", http_status=400,
+                )
+            elif row is not None:
                 raise VersionConflict(
                     f"secret {name!r} already exists", code="Rejected.ResourceExist", http_status=409
                 )
             db.execute(
-                "INSERT INTO secrets VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO secrets VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
                 (
                     name,
                     secret_type,
@@ -467,17 +548,10 @@ class EmbeddedStore:
     ) -> VersionInfo:
         if stages is not None and not isinstance(stages, (str, bytes)):
             stages = [self.stage_labels.label(s) for s in stages]
-        self._check_name(name)
-        self._check_version_id(version_id)
-        if not isinstance(data, (str, bytes)):
-            raise _invalid("secret data must be str or bytes")
-        if isinstance(stages, str):
-            raise _invalid("stages must be a list of stage names, not a string")
-        wanted = list(stages) if stages is not None else [CURRENT]
-        for s in wanted:
-            self._check_stage(s)
-        if len(set(wanted)) > MAX_STAGES_PER_VERSION:
-            raise _invalid(f"a version may carry at most {MAX_STAGES_PER_VERSION} stages")
+        check_name(name)
+        check_version_id(version_id)
+        check_data(data)
+        wanted = check_stages(stages) if stages is not None else [CURRENT]
         now = self._now()
         with self._write() as db:
             self._require_secret(db, name)
@@ -500,7 +574,7 @@ class EmbeddedStore:
             db.execute(
                 "INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?)", (name, version_id, seq, now, binary, raw)
             )
-            for s in dict.fromkeys(wanted):
+            for s in wanted:
                 self._attach(db, name, s, version_id)
             self._enforce_cap(db, name)
             db.execute("UPDATE secrets SET updated = ? WHERE name = ?", (now, name))
@@ -515,16 +589,16 @@ class EmbeddedStore:
         remove_from: str | None = None,
     ) -> None:
         stage = self.stage_labels.label(stage)
-        self._check_name(name)
-        self._check_stage(stage)
+        check_name(name)
+        check_stage(stage)
         if move_to is None and remove_from is None:
-            raise _invalid("update_stage needs move_to, remove_from or both")
+            raise invalid("update_stage needs move_to, remove_from or both")
         for v in (move_to, remove_from):
             if v is not None:
-                self._check_version_id(v)
+                check_version_id(v)
         if stage in (CURRENT, PREVIOUS) and move_to is None:
             # KMS requires MoveToVersion for both: they are only ever moved, never dropped.
-            raise _invalid(f"{stage} cannot be removed, only moved to another version (give move_to)")
+            raise invalid(f"{stage} cannot be removed, only moved to another version (give move_to)")
         with self._write() as db:
             self._require_secret(db, name)
             for v in (move_to, remove_from):
@@ -547,19 +621,31 @@ class EmbeddedStore:
                 db.execute("DELETE FROM stages WHERE name = ? AND stage = ?", (name, stage))
             db.execute("UPDATE secrets SET updated = ? WHERE name = ?", (self._now(), name))
 
-    def delete_secret(self, name: str) -> None:
-        self._check_name(name)
+    def delete_secret(self, name: str, *, recovery_window_days: int | None = 30, force: bool = False) -> None:
+        """Schedule ``name`` for deletion in ``recovery_window_days`` (7-30, ``None``: 30) or,
+        with ``force=True``, delete it and every version at once. Meanwhile it cannot be read
+        or written, its name cannot be created again, and :meth:`restore_secret` brings it back."""
+        check_name(name)
+        check_recovery_window(recovery_window_days, force)
         with self._write() as db:
-            self._require_secret(db, name)
-            db.execute("DELETE FROM stages WHERE name = ?", (name,))
-            db.execute("DELETE FROM versions WHERE name = ?", (name,))
-            db.execute("DELETE FROM secrets WHERE name = ?", (name,))
+            self._require_secret(db, name, pending_ok=force)
+            if force:
+                self._purge(db, name)
+            else:
+                planned = self._now() + timedelta(days=recovery_window_days or 30).total_seconds()
+                db.execute("UPDATE secrets SET planned_deletion = ? WHERE name = ?", (planned, name))
+
+    def restore_secret(self, name: str) -> None:
+        """Cancel the scheduled deletion of ``name`` (nothing to do if none is scheduled)."""
+        check_name(name)
+        with self._write() as db:
+            self._require_secret(db, name, pending_ok=True)
+            db.execute("UPDATE secrets SET planned_deletion = NULL WHERE name = ?", (name,))
 
     def set_rotation(self, name: str, interval: timedelta | None) -> None:
         """Turn automatic rotation on with ``interval``, or off with ``None``."""
-        self._check_name(name)
-        if interval is not None and interval.total_seconds() <= 0:
-            raise _invalid("rotation interval must be positive")
+        check_name(name)
+        check_rotation_interval(interval)
         with self._write() as db:
             self._require_secret(db, name)
             db.execute(
@@ -571,10 +657,19 @@ class EmbeddedStore:
         """Close the database; later calls raise :class:`StoreError` (code ``StoreClosed``). Idempotent."""
         with self._lock:
             self._closed = True
-            self._db.close()
+            if self._db is not None:
+                self._db.close()
 
     def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _after_fork_in_child() -> None:
+    for store in list(_STORES):
+        store._after_fork_in_child()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

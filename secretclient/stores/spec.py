@@ -2,7 +2,10 @@
 
 ``embedded:PATH`` opens an :class:`EmbeddedStore` (its key, if any, from
 ``$SECRETCLIENT_EMBEDDED_KEY`` as hex or base64); ``kms`` opens an :class:`AliyunKmsStore`
-whose options default to the ``ALIBABA_CLOUD_*`` environment variables.
+whose options default to the ``ALIBABA_CLOUD_*`` environment variables; ``aws`` opens an
+:class:`AwsSecretsManagerStore` whose options default to boto3's usual sources (``AWS_*``);
+``ncp`` opens an :class:`NcpSecretManagerStore` (keys from ``$NCLOUD_ACCESS_KEY`` /
+``$NCLOUD_SECRET_KEY`` unless given).
 """
 
 from __future__ import annotations
@@ -45,7 +48,9 @@ def open_store(
     env: Mapping[str, str] | None = None,
     create: bool = True,
 ) -> SecretStore:
-    """The store ``spec`` names: ``embedded:PATH`` or ``kms``.
+    """The store ``spec`` names: ``embedded:PATH``, ``kms`` or ``aws``.
+
+    For ``aws``, ``endpoint`` is the endpoint URL and ``access_key_secret`` the secret access key.
 
     With ``create=False`` a missing ``embedded:PATH`` file is an error instead of a new store.
     """
@@ -68,4 +73,23 @@ def open_store(
             security_token=security_token,
             verify=verify,
         )
-    raise InvalidParameter("store must be 'embedded:PATH' or 'kms'")
+    if spec == "aws":
+        from .aws import AwsSecretsManagerStore
+
+        return AwsSecretsManagerStore(
+            region=region,
+            endpoint_url=endpoint,
+            access_key_id=access_key_id,
+            secret_access_key=access_key_secret,
+            session_token=security_token,
+            verify=verify,
+        )
+    if spec == "ncp":
+        from .ncp import NcpSecretManagerStore
+
+        # NCP's keys: access_key_id / access_key_secret, else $NCLOUD_ACCESS_KEY / $NCLOUD_SECRET_KEY.
+        return NcpSecretManagerStore(
+            endpoint, region=region, access_key=access_key_id, secret_key=access_key_secret,
+            verify=True if verify is None else verify, env=env,
+        )
+    raise InvalidParameter("store must be 'embedded:PATH', 'kms', 'aws' or 'ncp'")

@@ -1,5 +1,6 @@
-"""Test helpers for code that uses secretclient: a throwaway MariaDB, a fault-injecting TCP
-proxy, local KMS and RDS (account API) emulators and a proxy routing host names to them,
+"""Test helpers for code that uses secretclient: a throwaway MariaDB and PostgreSQL, a fault-injecting
+TCP proxy, local KMS, RDS (account API) and NCP Secret Manager emulators and a proxy routing host names
+to them,
 a manual clock and executor, and a pytest plugin with fixtures.
 
 Only the stores and clients the emulators hand out need the optional Alibaba Cloud SDK.
@@ -22,6 +23,10 @@ __all__ = [
     "MariaDB",
     "MariaDBError",
     "MariaDBNotInstalled",
+    "NcpEmulator",
+    "PostgreSQL",
+    "PostgreSQLError",
+    "PostgreSQLNotInstalled",
     "ProxyRouter",
     "RdsEmulator",
     "TestCertificates",
@@ -30,15 +35,21 @@ __all__ = [
 
 if TYPE_CHECKING:
     from secretclient.testing.kms_emulator import KmsEmulator
+    from secretclient.testing.ncp_emulator import NcpEmulator
+    from secretclient.testing.postgresql import PostgreSQL, PostgreSQLError, PostgreSQLNotInstalled
     from secretclient.testing.rds_emulator import RdsEmulator
     from secretclient.testing.rpc_server import ProxyRouter
 
-# The emulators load on first use, so that `python -m secretclient.testing.kms_emulator` runs
+# The emulators and PostgreSQL load on first use, so that `python -m secretclient.testing.kms_emulator` runs
 # its module once (an eager import here makes runpy warn about a second copy).
 _LAZY = {
     "KmsEmulator": "secretclient.testing.kms_emulator",
     "RdsEmulator": "secretclient.testing.rds_emulator",
+    "NcpEmulator": "secretclient.testing.ncp_emulator",
     "ProxyRouter": "secretclient.testing.rpc_server",
+    "PostgreSQL": "secretclient.testing.postgresql",
+    "PostgreSQLError": "secretclient.testing.postgresql",
+    "PostgreSQLNotInstalled": "secretclient.testing.postgresql",
 }
 
 

@@ -1,0 +1,390 @@
+"""PostgreSQL strategies: single user and alternating users (``app`` ↔ ``app_rt``).
+
+Passwords are sent as SCRAM-SHA-256 verifiers computed here (:mod:`rotation._pg_sql`), so the
+plaintext never reaches the server or its logs. The lock is ``pg_advisory_lock`` on a dedicated
+connection to the rotated database (:class:`rotation._pg_conn.PgAdvisoryLock`).
+
+**Alternating users: one owner, two logins.** The *base* role (the name without the suffix,
+``app``) holds every privilege, membership and object. The twin ``app_rt`` is a login that acts
+as the base role: it is a member of ``app`` and its sessions start with ``SET ROLE app``
+(``ALTER ROLE app_rt SET role = 'app'``), so a table created through either login is owned by
+``app`` and usable through both, and no object privilege ever needs copying. Each rotation gives
+the alternate login the CURRENT login's role attributes (LOGIN, INHERIT, CREATEDB, CREATEROLE,
+REPLICATION, BYPASSRLS, SUPERUSER, CONNECTION LIMIT, VALID UNTIL) by difference, and makes the
+twin's direct memberships exactly ``{app}``. The MasterSecret account needs CREATEROLE (on
+PostgreSQL 16+ also ADMIN OPTION on ``app``; SUPERUSER, REPLICATION or BYPASSRLS attributes can
+only be copied by a superuser).
+"""
+
+from __future__ import annotations
+
+from contextlib import closing
+from datetime import timedelta
+from collections.abc import Iterable
+from typing import Any
+
+from secretclient.errors import SecretNotFound
+from secretclient.model import PENDING, DbCredentials, PasswordPolicy, Secret
+
+from .._pg_conn import PgAdvisoryLock, pg_connect, pg_connect_first, pg_query, pg_try_login
+from .._pg_sql import (
+    MEMBERSHIPS_QUERY,
+    SETTINGS_QUERY,
+    Ident,
+    PgStatement,
+    RoleAttributes,
+    alter_attributes,
+    check_role_name,
+    scram_sha256_verifier,
+    set_password,
+)
+from .._pg_sql import (
+    Secret as SecretLiteral,
+)
+from ..dbconn import ConnectOptions
+from ..errors import InvalidRotationSetup, LoginFailed, RotationError, VerificationFailed
+from ..passwords import DEFAULT_POLICY, PasswordSource, new_password
+from .base import Check, RotationContext, StrategyPlan, allow_list, check_grace, swap_suffix
+
+__all__ = ["PostgresAlternatingUsersStrategy", "PostgresSingleUserStrategy"]
+
+_CONNECT = ConnectOptions()
+_SESSION = (
+    "SELECT current_user, session_user, "
+    "coalesce((SELECT ssl FROM pg_catalog.pg_stat_ssl WHERE pid = pg_backend_pid()), false)"
+)
+
+
+class _PostgresStrategy:
+    name = "postgres"
+
+    def __init__(
+        self,
+        *,
+        master_secret: str | None = None,
+        password_policy: PasswordPolicy = DEFAULT_POLICY,
+        password_source: PasswordSource | None = None,
+        connect_options: ConnectOptions = _CONNECT,
+        allow_accounts: Iterable[str] = (),
+    ) -> None:
+        self.master_secret = master_secret
+        # Accounts an operator allows to be changed through the MasterSecret despite looking
+        # administrative (see rotation.strategies.base.check_not_reserved).
+        self.allow_accounts = allow_list(allow_accounts)
+        self.password_policy = password_policy
+        self.password_source = password_source
+        self.connect_options = connect_options
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(master_secret={self.master_secret!r})"
+
+    def new_password(self, store: Any) -> str:
+        return new_password(store, self.password_policy, self.password_source)
+
+    def can_login(self, ctx: RotationContext, creds: DbCredentials) -> bool:
+        return pg_try_login(creds, self.connect_options)
+
+    def _master_name(self, current: DbCredentials) -> str | None:
+        return self.master_secret or current.master_secret
+
+    def _master(self, store: Any, secret_name: str, current: DbCredentials) -> DbCredentials:
+        name = self._master_name(current)
+        if not name:
+            raise InvalidRotationSetup(f"secret {secret_name!r} has no MasterSecret and no master_secret= was given")
+        master = store.get_secret(name).db_credentials()
+        if (master.endpoint, master.port) != (current.endpoint, current.port):
+            raise InvalidRotationSetup(
+                f"MasterSecret {name!r} points at {master.endpoint}:{master.port}, "
+                f"not at the rotated account's {current.endpoint}:{current.port}"
+            )
+        return master
+
+    def _admin(self, ctx: RotationContext, current: DbCredentials) -> Any:
+        master = self._master(ctx.store, ctx.secret_name, current)
+        return pg_connect(master, self.connect_options, database=current.db_name, who="MasterSecret account")
+
+    def _admin_or_check(self, ctx: RotationContext, current: DbCredentials) -> Any:
+        """For dry runs: the MasterSecret connection, or the failed check saying why there is none."""
+        try:
+            return self._admin(ctx, current)
+        except RotationError as exc:
+            return Check("MasterSecret logs in", False, str(exc))
+
+    @staticmethod
+    def _check_endpoint(current: DbCredentials) -> None:
+        if not current.endpoint:
+            raise InvalidRotationSetup("the secret has no Endpoint: rotation must know which server to change")
+
+    @staticmethod
+    def _attributes(conn: Any, role: str) -> RoleAttributes | None:
+        rows = pg_query(conn, RoleAttributes.QUERY, (role,))
+        return RoleAttributes.from_row(rows[0]) if rows else None
+
+    @staticmethod
+    def _apply(ctx: RotationContext, conn: Any, statements: list[PgStatement]) -> None:
+        for i, stmt in enumerate(statements):
+            pg_query(conn, stmt)
+            if i == 0:
+                ctx.checkpoint("set:mid")
+
+    def lock_connection(self, store: Any, secret_name: str) -> Any:
+        """A connection to the rotated database for the lock: the MasterSecret account, else the
+        secret's own ACSCurrent, else its ACSPending (after a crash in self-rotation only that one logs in)."""
+        current = store.get_secret(secret_name).db_credentials()
+        candidates = []
+        if self._master_name(current):
+            candidates.append(self._master(store, secret_name, current))
+        candidates.append(current)
+        try:
+            candidates.append(store.get_secret(secret_name, stage=PENDING).db_credentials())
+        except SecretNotFound:
+            pass
+        return pg_connect_first(candidates, self.connect_options, database=current.db_name, who="lock account")
+
+    def lock(self, store: Any) -> PgAdvisoryLock:
+        """The Rotator's lock: ``pg_advisory_lock`` through :meth:`lock_connection`."""
+        return PgAdvisoryLock(lambda name: self.lock_connection(store, name))
+
+    def _test_session(self, pending: DbCredentials, acting_as: str, needs_tls: bool) -> None:
+        """Log in as ``pending`` to its database and check the session's role and TLS."""
+        with closing(pg_connect(pending, self.connect_options, who="ACSPending account")) as conn:
+            current_user, _session_user, ssl = pg_query(conn, _SESSION)[0]
+        if current_user != acting_as:
+            raise VerificationFailed(
+                f"account {pending.account_name!r} acts as {current_user!r}, not as {acting_as!r}"
+            )
+        if (needs_tls or pending.ssl) and not ssl:
+            raise VerificationFailed(f"account {pending.account_name!r} logged in without TLS although TLS is required")
+
+
+class PostgresSingleUserStrategy(_PostgresStrategy):
+    """One role whose password changes in place: ``ALTER ROLE … PASSWORD '<SCRAM verifier>'``,
+    run by the MasterSecret account (CREATEROLE) when there is one (or ``use_master=True``),
+    else by the role itself (any role may change its own password)."""
+
+    name = "single-user"
+
+    def __init__(self, *, use_master: bool | None = None, **options: Any) -> None:
+        super().__init__(**options)
+        self.use_master = use_master
+
+    def _uses_master(self, current: DbCredentials) -> bool:
+        return self.use_master if self.use_master is not None else bool(self._master_name(current))
+
+    def preflight(self, ctx: RotationContext, current: Secret) -> None:
+        creds = current.db_credentials()
+        check_role_name(creds.account_name, what="account name")
+        self._check_endpoint(creds)
+        if self._uses_master(creds) and not self._master_name(creds):
+            raise InvalidRotationSetup("use_master=True but the secret has no MasterSecret")
+
+    def pending_credentials(self, current: DbCredentials, password: str) -> DbCredentials:
+        return current.with_changes(account_password=password, version_id=None, stages=frozenset())
+
+    def set(self, ctx: RotationContext, current: DbCredentials, pending: DbCredentials, *, fresh: bool) -> None:
+        if pending.account_name != current.account_name:
+            raise InvalidRotationSetup(
+                f"single-user rotation of {current.account_name!r} found a pending version for {pending.account_name!r}"
+            )
+        statement = set_password(current.account_name, pending.account_password)
+        if self._uses_master(current):
+            with closing(self._admin(ctx, current)) as conn:
+                if self._attributes(conn, current.account_name) is None:
+                    raise InvalidRotationSetup(f"role {current.account_name!r} does not exist on the server")
+                pg_query(conn, statement)
+                ctx.checkpoint("set:mid")
+            return
+        if not fresh and self.can_login(ctx, pending):
+            return  # applied before a crash: the old password no longer works, the new one does
+        try:
+            conn = pg_connect(current, self.connect_options, who="ACSCurrent account")
+        except LoginFailed:
+            raise LoginFailed(
+                f"neither ACSCurrent nor ACSPending of {ctx.secret_name!r} logs in as {current.account_name!r}; "
+                "repair by hand (see docs/rotation.md)"
+            ) from None
+        with closing(conn):
+            # Its own password even when its sessions act as another role (ALTER ROLE … SET role).
+            pg_query(conn, "SET ROLE NONE")
+            ctx.checkpoint("set:mid")
+            pg_query(conn, statement)
+
+    def test(self, ctx: RotationContext, current: DbCredentials, pending: DbCredentials) -> None:
+        with closing(pg_connect(pending, self.connect_options, who="ACSPending account")) as conn:
+            _current_user, session_user, ssl = pg_query(conn, _SESSION)[0]
+        if session_user != pending.account_name:
+            raise VerificationFailed(f"logged in as {session_user!r}, not {pending.account_name!r}")
+        if pending.ssl and not ssl:
+            raise VerificationFailed(f"account {pending.account_name!r} logged in without TLS although TLS is required")
+
+    def plan(self, ctx: RotationContext, current: DbCredentials, pending: DbCredentials) -> StrategyPlan:
+        checks = [Check("ACSCurrent logs in", self.can_login(ctx, current))]
+        statement = PgStatement(
+            "ALTER ROLE {} PASSWORD {}", (Ident(current.account_name), SecretLiteral())
+        ).redacted() + " -- a SCRAM-SHA-256 verifier"
+        if not self._uses_master(current):
+            return StrategyPlan((f"{current.account_name} (changes its own password)",),
+                                ("SET ROLE NONE", statement), (), tuple(checks))
+        conn = self._admin_or_check(ctx, current)
+        if isinstance(conn, Check):
+            return StrategyPlan((current.account_name,), (), (), (*checks, conn))
+        with closing(conn):
+            exists = self._attributes(conn, current.account_name) is not None
+        checks += [Check("MasterSecret logs in", True), Check("role exists", exists)]
+        return StrategyPlan((current.account_name,), (statement,), (), tuple(checks))
+
+
+class PostgresAlternatingUsersStrategy(_PostgresStrategy):
+    """Two logins, ``app`` and ``app_rt``, acting as the one role ``app``; each rotation
+    prepares the login not in use (see the module's docstring for the design).
+
+    ``set`` creates the alternate login when missing (``app_rt`` only: ``app`` owns the
+    objects and must exist), sets its password as a SCRAM verifier, copies the CURRENT login's
+    role attributes by difference and, for ``app_rt``, makes its memberships exactly ``{app}``
+    with ``SET role = 'app'``. It never changes the ACSCurrent role, and refuses to reset the
+    ACSPrevious role within ``grace`` of the current version's creation.
+    """
+
+    name = "alternating-users"
+
+    def __init__(self, *, suffix: str = "_rt", grace: timedelta = timedelta(0), **options: Any) -> None:
+        super().__init__(**options)
+        if not suffix or not suffix.isascii() or not all(c.isalnum() or c == "_" for c in suffix):
+            raise InvalidRotationSetup("suffix must be letters, digits or '_'")
+        if grace < timedelta(0):
+            raise InvalidRotationSetup("grace must not be negative")
+        self.suffix = suffix
+        self.grace = grace
+
+    def alternate(self, account: str) -> str:
+        """The other login of the pair (``app`` ↔ ``app_rt``), both names validated."""
+        check_role_name(account, what="account name")
+        return check_role_name(swap_suffix(account, self.suffix), what=f"alternate account name of {account!r}")
+
+    def base(self, account: str) -> str:
+        """The role both logins act as: the name without the suffix."""
+        if account.endswith(self.suffix) and len(account) > len(self.suffix):
+            return account[: -len(self.suffix)]
+        return account
+
+    def preflight(self, ctx: RotationContext, current: Secret) -> None:
+        creds = current.db_credentials()
+        alternate = self.alternate(creds.account_name)
+        self._check_endpoint(creds)
+        if not self._master_name(creds):
+            raise InvalidRotationSetup(
+                f"alternating users need a privileged account: put MasterSecret into {ctx.secret_name!r} "
+                "or pass master_secret="
+            )
+        check_grace(ctx, current, alternate, self.grace)
+
+    def pending_credentials(self, current: DbCredentials, password: str) -> DbCredentials:
+        return current.with_changes(
+            account_name=self.alternate(current.account_name), account_password=password,
+            version_id=None, stages=frozenset(),
+        )
+
+    def _guard(self, current: DbCredentials, pending: DbCredentials) -> str:
+        alt = self.alternate(current.account_name)
+        if pending.account_name != alt:
+            raise InvalidRotationSetup(
+                f"the pending version is for {pending.account_name!r}, expected the alternate {alt!r}"
+            )
+        return alt
+
+    @staticmethod
+    def _memberships(conn: Any, role: str) -> dict[str, bool]:
+        return {str(name): bool(admin) for name, admin in pg_query(conn, MEMBERSHIPS_QUERY, (role,))}
+
+    @staticmethod
+    def _settings(conn: Any, role: str) -> list[str]:
+        rows = pg_query(conn, SETTINGS_QUERY, (role,))
+        return list(rows[0][0] or []) if rows else []
+
+    def _twin_ready(self, conn: Any, twin: str, base: str) -> bool:
+        return base in self._memberships(conn, twin) and f"role={base}" in self._settings(conn, twin)
+
+    def _work(self, conn: Any, current: DbCredentials, pending: DbCredentials) -> tuple[list[PgStatement], list[str]]:
+        """(statements, readable changes) making the alternate ready; reads only."""
+        alt = pending.account_name
+        base = self.base(current.account_name)
+        twin = base + self.suffix
+        want = self._attributes(conn, current.account_name)
+        if want is None:
+            raise InvalidRotationSetup(f"role {current.account_name!r} does not exist on the server")
+        if current.account_name == twin and not self._twin_ready(conn, twin, base):
+            raise InvalidRotationSetup(
+                f"ACSCurrent {twin!r} does not act as {base!r}, so objects it created are its own: "
+                f"run GRANT {base} TO {twin}; ALTER ROLE {twin} SET role = '{base}'; and REASSIGN OWNED BY {twin} "
+                f"TO {base} (in each database) before rotating"
+            )
+        have = self._attributes(conn, alt)
+        created = have is None
+        verifier = SecretLiteral(scram_sha256_verifier(pending.account_password))
+        changes: list[str] = []
+        if have is None:
+            if alt == base:
+                raise InvalidRotationSetup(f"role {base!r} (which owns the objects) does not exist; create it first")
+            # The password first: after a crash in the middle, a retry finds the role and resumes.
+            stmts = [PgStatement("CREATE ROLE {} WITH LOGIN PASSWORD {}", (Ident(alt), verifier))]
+            have = RoleAttributes()
+            changes.append(f"{alt}: created")
+        else:
+            stmts = [PgStatement("ALTER ROLE {} PASSWORD {}", (Ident(alt), verifier))]
+        stmts += alter_attributes(alt, want, have)
+        changes += [f"{alt}: {c}" for c in want.describe(have)]
+        if alt == twin:
+            members = {} if created else self._memberships(conn, twin)
+            if base not in members:
+                stmts.append(PgStatement("GRANT {} TO {}", (Ident(base), Ident(twin))))
+                changes.append(f"{twin}: +member of {base}")
+            for extra in sorted(set(members) - {base}):
+                stmts.append(PgStatement("REVOKE {} FROM {}", (Ident(extra), Ident(twin))))
+                changes.append(f"{twin}: -member of {extra}")
+            settings = [] if created else self._settings(conn, twin)
+            if f"role={base}" not in settings:
+                stmts.append(PgStatement("ALTER ROLE {} SET role = {}", (Ident(twin), base)))
+                changes.append(f"{twin}: SET role = {base}")
+        for s in stmts:  # the invariant, checked rather than assumed: only the alternate is changed
+            if s.args[-1 if s.template.startswith(("GRANT", "REVOKE")) else 0] != Ident(alt):
+                raise RotationError("internal error: a statement would change a role other than the alternate")
+        return stmts, changes
+
+    def set(self, ctx: RotationContext, current: DbCredentials, pending: DbCredentials, *, fresh: bool) -> None:
+        self._guard(current, pending)
+        with closing(self._admin(ctx, current)) as conn:
+            stmts, _ = self._work(conn, current, pending)
+            self._apply(ctx, conn, stmts)
+
+    def test(self, ctx: RotationContext, current: DbCredentials, pending: DbCredentials) -> None:
+        alt = self._guard(current, pending)
+        base = self.base(current.account_name)
+        with closing(self._admin(ctx, current)) as admin:
+            want, have = self._attributes(admin, current.account_name), self._attributes(admin, alt)
+            if have is None:
+                raise VerificationFailed(f"role {alt!r} does not exist")
+            if want != have:
+                diff = have.describe(want)
+                raise VerificationFailed(f"role attributes of {alt!r} differ from ACSCurrent's: {diff[:10]}")
+            if alt != base:
+                members = self._memberships(admin, alt)
+                if set(members) != {base} or not self._twin_ready(admin, alt, base):
+                    raise VerificationFailed(f"role {alt!r} is not set up to act as {base!r} (members of {sorted(members)})")
+        acting_as = base if alt != base else alt
+        self._test_session(pending, acting_as, needs_tls=False)
+
+    def plan(self, ctx: RotationContext, current: DbCredentials, pending: DbCredentials) -> StrategyPlan:
+        self._guard(current, pending)
+        checks = [Check("ACSCurrent logs in", self.can_login(ctx, current))]
+        conn = self._admin_or_check(ctx, current)
+        if isinstance(conn, Check):
+            return StrategyPlan((pending.account_name,), (), (), (*checks, conn))
+        with closing(conn):
+            checks.append(Check("MasterSecret logs in", True))
+            try:
+                stmts, changes = self._work(conn, current, pending)
+            except RotationError as exc:
+                return StrategyPlan((pending.account_name,), (), (),
+                                    (*checks, Check("alternate can be prepared", False, str(exc))))
+        checks.append(Check("alternate can be prepared", True))
+        return StrategyPlan((pending.account_name,), tuple(s.redacted() for s in stmts), tuple(changes), tuple(checks))

@@ -1,0 +1,408 @@
+"""The credential search of one connect, without I/O of its own.
+
+:class:`CredentialSearch` is a generator of requests: it yields what it needs done
+(:class:`LoginRequest`, :class:`SleepRequest`, :class:`StoreRequest`) and is resumed with the
+outcome (or has the exception thrown in). :func:`drive` performs the requests with blocking
+calls; :mod:`secretclient.db.asyncio` awaits them. The search sees its connector only through a
+:class:`SearchView`: what it may read (cached and fresh credentials, the login arguments, the
+clock) and record (counters, the hint) — so it can be driven in tests with scripted login errors
+and a fake clock.
+
+The order: the cached CURRENT version; when the server rejects it (1045/1698), the store is read
+again and only credentials not yet sent are tried: a new CURRENT version, then PENDING (a
+rotation between its "set" and "end" steps), then PREVIOUS (in alternating-users rotation the
+previous account still works). A rejected (user, password) pair is not sent again, except once
+more as CURRENT after the store promoted it (the rotation has then changed the database):
+MySQL's FAILED_LOGIN_ATTEMPTS and MariaDB's max_password_errors lock accounts that repeat bad
+passwords. Network and "too many connections" errors retry the same credentials with backoff
+(full jitter). Everything happens inside the :class:`~secretclient.db.policy.RetryPolicy` budget.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ..errors import SecretNotFound, StoreError
+from ..model import DbCredentials, Secret, StageLabels
+from ._family import DbFamily
+from ._mysql import MySqlFamily
+from .classify import ErrorKind
+from .errors import (
+    AccountUnavailable,
+    Attempt,
+    ClientMisconfigured,
+    CredentialsRejected,
+    DatabaseAccessDenied,
+    DatabaseUnreachable,
+    DbConnectError,
+    SecretUnavailable,
+    ServerBusy,
+)
+from .policy import RetryPolicy
+
+__all__ = [
+    "CredentialSearch",
+    "Login",
+    "LoginArgs",
+    "LoginRequest",
+    "SearchView",
+    "SleepRequest",
+    "Steps",
+    "StoreRequest",
+    "Translate",
+    "drive",
+]
+
+log = logging.getLogger("secretclient.db")
+
+#: Makes a connection from the family's keyword arguments, like ``pymysql.connect``.
+Login = Callable[..., Any]
+#: Turns the PyMySQL keyword arguments of a login into another driver's: ``translate(secret, kwargs)``.
+Translate = Callable[[str, dict[str, Any]], dict[str, Any]]
+
+_CONNECT_TIMEOUT = 10.0  # longest TCP connect, when the caller sets none (PyMySQL's default)
+
+
+@dataclass(slots=True)  # not frozen: one per login, and a frozen __init__ costs ~0.3 us more
+class LoginRequest:
+    """Log in with ``kwargs`` (the driver's keyword arguments, a copy the driver may change);
+    ``handshake``: the longest wait for each server reply during the login (the asyncio driver
+    bounds the whole login with it), None: unbounded.
+    Resume with the connection, or throw in the exception."""
+
+    kwargs: dict[str, Any]
+    handshake: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class SleepRequest:
+    """Wait ``seconds`` (a backoff) and resume with None."""
+
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class StoreRequest:
+    """Call ``fn(*args)``, which may read the secret store (blocking I/O), and resume with its
+    result or throw in its exception."""
+
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+
+
+#: The search of one connect: yields requests, returns ``(connection, credentials used)``.
+Steps = Generator[LoginRequest | SleepRequest | StoreRequest, Any, tuple[Any, DbCredentials]]
+
+
+@dataclass(frozen=True, slots=True)
+class LoginArgs:
+    """Login arguments for one credential version and one set of caller kwargs.
+
+    The timeouts that follow the remaining budget are added per login: a connect timeout when
+    the caller set none, and ``handshake_timeout`` as a read timeout that bounds only the login
+    and is taken off afterwards (None: the caller set a read timeout, or the policy wants none).
+    ``server``: where the login goes, for messages.
+    """
+
+    kwargs: dict[str, Any]
+    own_connect_timeout: bool
+    handshake_timeout: float | None
+    server: str | None
+
+
+class SearchView(Protocol):
+    """What a search may see of, and tell, the connector it runs for."""
+
+    secret: str
+    policy: RetryPolicy
+    labels: StageLabels
+    family: DbFamily
+    clock: Callable[[], float]
+    rng: random.Random
+
+    def warm(self) -> bool:
+        """Whether CURRENT was read before (then reading it again is a cache lookup)."""
+
+    def read_current(self) -> Secret:
+        """The cached CURRENT version (a store read when the cache is cold)."""
+
+    def credentials(self, secret: Secret) -> DbCredentials:
+        """``secret`` parsed (once per version); notes it as CURRENT when it is."""
+
+    def cached(self, stage: str) -> DbCredentials:
+        """The cached credentials of the store label ``stage``."""
+
+    def fresh(self, stage: str, since: float) -> DbCredentials:
+        """The credentials of the store label ``stage`` as the store has them now (blocking;
+        a read that began after ``since`` is shared). Raises the store's typed error."""
+
+    def login_args(self, creds: DbCredentials, kwargs: Mapping[str, Any], translate: Translate | None) -> LoginArgs:
+        """Login arguments for ``creds`` on top of the caller's ``kwargs``, translated for
+        another driver by ``translate`` (when given)."""
+
+    def hint(self, current_version: str) -> tuple[DbCredentials, str] | None:
+        """Credentials that worked (and their stage) after ``current_version`` was rejected."""
+
+    def remember(self, rejected_version: str, creds: DbCredentials, stage: str) -> None:
+        """Note that ``creds`` worked after CURRENT ``rejected_version`` was rejected."""
+
+    def count(self, field: str) -> None:
+        """Add one to the counter ``field`` of :class:`~secretclient.db.ConnectorStats`."""
+
+
+def drive(steps: Steps, login: Login, sleep: Callable[[float], None]) -> tuple[Any, DbCredentials]:
+    """Perform the requests of ``steps`` with blocking calls: ``login(**kwargs)`` (a PyMySQL
+    ``connect``), ``sleep(seconds)``, store reads in the calling thread."""
+    login_with = MySqlFamily.login_with
+    value: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            request = steps.send(value) if error is None else steps.throw(error)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        value = error = None
+        try:
+            if isinstance(request, LoginRequest):
+                value = login_with(login, request.kwargs, request.handshake)
+            elif isinstance(request, SleepRequest):
+                sleep(request.seconds)
+            else:
+                value = request.fn(*request.args)
+        except BaseException as exc:
+            error = exc
+
+
+_GO_ON = object()  # from CredentialSearch.offer: these credentials did not work, try the next ones
+
+
+class CredentialSearch:
+    """One ``connect``: the candidates, the attempts, the budget."""
+
+    __slots__ = (
+        "attempts",
+        "current",
+        "deadline",
+        "kwargs",
+        "last_kind",
+        "policy",
+        "rejected",
+        "rejected_at",
+        "start",
+        "store_notes",
+        "translate",
+        "view",
+    )
+
+    def __init__(self, view: SearchView, kwargs: Mapping[str, Any], translate: Translate | None = None) -> None:
+        self.view = view
+        self.translate = translate
+        self.policy = view.policy
+        self.kwargs = kwargs
+        self.current = view.labels.current
+        self.start = view.clock()
+        self.deadline = self.start + self.policy.total
+        self.attempts: list[Attempt] = []
+        self.rejected: dict[tuple[str, str], set[str]] = {}
+        self.store_notes: list[str] = []
+        self.last_kind: ErrorKind | None = None
+        self.rejected_at = self.start
+
+    # -- budget -----------------------------------------------------------------------------
+
+    def remaining(self) -> float:
+        return self.deadline - self.view.clock()
+
+    def can_send(self) -> bool:
+        return len(self.attempts) < self.policy.max_attempts and self.remaining() > 0
+
+    def wait(self, attempt: int) -> Generator[SleepRequest, Any, bool]:
+        """Back off before retry ``attempt``; False when the budget does not allow it."""
+        delay = min(self.policy.backoff.delay(attempt, self.view.rng), self.remaining())
+        if delay < 0 or not self.can_send():
+            return False
+        if delay > 0:
+            yield SleepRequest(delay)
+        return self.can_send()
+
+    # -- candidates -------------------------------------------------------------------------
+
+    def unavailable(self, exc: StoreError) -> SecretUnavailable:
+        secret = self.view.secret
+        return SecretUnavailable(
+            f"secret {secret!r}: cannot read its credentials from the store ({type(exc).__name__}"
+            f"{', code=' + exc.code if exc.code else ''})",
+            errno=2000, secret=secret,
+        )
+
+    def after(self, current: DbCredentials | None) -> Generator[Any, Any, tuple[Any, DbCredentials] | None]:
+        """Try what is left after the first login was rejected: the cached CURRENT
+        ``current`` (when the first login used a hint instead), then the stages of the policy.
+        ``(connection, credentials)``, or None when nothing worked within the budget."""
+        view = self.view
+        if current is not None:
+            found = yield from self.offer(current, self.current)
+            if found is not _GO_ON:
+                return found
+        labels = view.labels
+        for round_no in range(self.policy.rounds):
+            if round_no > 0 and not (yield from self.wait(round_no - 1)):
+                return None
+            since = self.rejected_at if round_no == 0 else view.clock()
+            for wanted in self.policy.stages:
+                label = labels.label(wanted)
+                creds = yield from self.fresh(label, since)
+                if creds is not None:
+                    found = yield from self.offer(creds, label)
+                    if found is not _GO_ON:
+                        return found
+        return None
+
+    def offer(self, creds: DbCredentials, stage: str) -> Generator[Any, Any, Any]:
+        """Log in with ``creds`` unless they were rejected already: ``(connection, creds)``,
+        ``_GO_ON`` (rejected, or skipped), or None (out of budget: stop)."""
+        if not self.allowed(creds, stage):
+            return _GO_ON
+        if not self.can_send():
+            return None
+        conn = yield from self.try_login(creds, stage)
+        if conn is None:
+            return _GO_ON
+        self.succeeded(creds, stage)
+        return conn, creds
+
+    def fresh(self, stage: str, since: float) -> Generator[StoreRequest, Any, DbCredentials | None]:
+        try:
+            return (yield StoreRequest(self.view.fresh, (stage, since)))  # type: ignore[no-any-return]
+        except SecretNotFound:
+            return None  # no such stage right now (no rotation in progress)
+        except StoreError as exc:
+            note = f"{stage}: {type(exc).__name__}" + (f" {exc.code}" if exc.code else "")
+            if note not in self.store_notes:
+                self.store_notes.append(note)
+            return None
+
+    def allowed(self, creds: DbCredentials, stage: str) -> bool:
+        stages = self.rejected.get((creds.account_name, creds.account_password))
+        # A rejected password is sent once more only after the store promoted it to CURRENT.
+        return stages is None or (stage == self.current and self.current not in stages)
+
+    # -- the search -------------------------------------------------------------------------
+
+    def steps(self) -> Steps:
+        view = self.view
+        try:
+            try:
+                if view.warm():  # the hot path: a cache hit, no request
+                    secret = view.read_current()
+                else:  # nothing read yet: the cache is likely cold (a store read)
+                    secret = yield StoreRequest(view.read_current, ())
+            except SecretNotFound:
+                raise
+            except StoreError as exc:
+                raise self.unavailable(exc) from exc
+            current = view.credentials(secret)
+            # Credentials that worked after this CURRENT version was rejected, if any.
+            hint = view.hint(secret.version_id)
+            first, stage = hint or (current, self.current)
+            conn = yield from self.try_login(first, stage)
+            if conn is not None:
+                view.count("connects")
+                return conn, first
+            found = yield from self.after(None if hint is None else current)
+        except BaseException:
+            view.count("failures")
+            raise
+        if found is not None:
+            return found  # type: ignore[no-any-return]
+        view.count("failures")
+        raise self.final_error()
+
+    def try_login(self, creds: DbCredentials, stage: str) -> Generator[Any, Any, Any]:
+        """Log in with ``creds``, retrying network/busy errors; None when they were rejected."""
+        view = self.view
+        args = view.login_args(creds, self.kwargs, self.translate)
+        transient = 0
+        while True:
+            started = view.clock()
+            remaining = max(self.deadline - started, 0.001)
+            kw = args.kwargs.copy()  # the login's own copy: the cached one stays as it is
+            if args.own_connect_timeout:
+                kw["connect_timeout"] = min(_CONNECT_TIMEOUT, remaining)
+            handshake = None if args.handshake_timeout is None else min(args.handshake_timeout, remaining)
+            view.count("logins")
+            if self.attempts:
+                view.count("retries")
+            try:
+                return (yield LoginRequest(kw, handshake))
+            except Exception as exc:
+                verdict = view.family.classify(exc)
+                self.attempts.append(Attempt(creds.version_id, stage, creds.account_name, verdict.kind,
+                                             verdict.errno, args.server))
+                self.last_kind = verdict.kind
+                log.debug("secret %r version %r (%s) login failed: %s %s", view.secret, creds.version_id,
+                          stage, verdict.kind.value, verdict.errno)
+                if verdict.kind is ErrorKind.BAD_CREDENTIALS:
+                    view.count("rejected")
+                    self.rejected.setdefault((creds.account_name, creds.account_password), set()).add(stage)
+                    self.rejected_at = started
+                    return None
+                if (verdict.kind is ErrorKind.NETWORK and self.policy.retry_network) or (
+                    verdict.kind is ErrorKind.SERVER_BUSY and self.policy.retry_busy
+                ):
+                    if (yield from self.wait(transient)):
+                        transient += 1
+                        continue
+                    raise self.final_error() from exc
+                if verdict.kind is ErrorKind.OTHER:
+                    raise
+                raise self.final_error() from exc
+
+    def succeeded(self, creds: DbCredentials, stage: str) -> None:
+        view = self.view
+        view.count("connects")
+        rejected = [a for a in self.attempts if a.kind is ErrorKind.BAD_CREDENTIALS]
+        if rejected:
+            view.count("recovered")
+            log.info("secret %r: logged in with version %r (%s) after %d rejected login(s)",
+                     view.secret, creds.version_id, stage, len(rejected))
+            first = self.attempts[0]
+            if first.stage == self.current and first.kind is ErrorKind.BAD_CREDENTIALS and first.version_id:
+                view.remember(first.version_id, creds, stage)
+
+    def final_error(self) -> DbConnectError:
+        secret = self.view.secret
+        elapsed = self.view.clock() - self.start
+        kind = self.last_kind
+        cls: type[DbConnectError]
+        if kind is ErrorKind.BAD_CREDENTIALS or kind is None:
+            cls, what = CredentialsRejected, (
+                "the database rejected every credential the secret's stages offered; "
+                "the secret's user or password does not match the database"
+            )
+        elif kind is ErrorKind.ACCOUNT_UNAVAILABLE:
+            cls, what = AccountUnavailable, "the account is locked, expired or blocked; an administrator must unlock it"
+        elif kind is ErrorKind.SERVER_BUSY:
+            cls, what = ServerBusy, "the server refused for too many connections"
+        elif kind is ErrorKind.NETWORK:
+            cls, what = DatabaseUnreachable, "the database could not be reached"
+        elif kind is ErrorKind.ACCESS:
+            cls, what = DatabaseAccessDenied, "logged in but the account may not use the database (grants or DBName)"
+        else:
+            cls, what = ClientMisconfigured, (
+                "the client is misconfigured (TLS verification, TLS required, or a missing auth "
+                "dependency such as cryptography or PyNaCl)"
+            )
+        errno = next((a.errno for a in reversed(self.attempts) if a.errno is not None), None)
+        tried = "; ".join(a.describe() for a in self.attempts) or "nothing (no credentials found)"
+        message = (f"secret {secret!r}: {what}. {len(self.attempts)} login(s) in {elapsed:.2f} s; "
+                   f"tried {tried}")
+        if self.store_notes:
+            message += f"; store errors: {', '.join(self.store_notes)}"
+        log.warning("%s", message)
+        return cls(message, errno=errno or (1045 if cls is CredentialsRejected else 2003),
+                   secret=secret, attempts=tuple(self.attempts))

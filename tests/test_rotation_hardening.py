@@ -1,0 +1,152 @@
+"""Issue 10: what the rotator refuses, fences and protects (real MariaDB; embedded store)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+
+import pytest
+from test_rotation_support import make_app, make_strategy
+
+from rotation import ProtectedAccount, Rotator
+from secretclient.stores.embedded import EmbeddedStore
+
+pytest_plugins = ["test_rotation_support"]
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = EmbeddedStore(tmp_path / "secrets.db")
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def _point_at(store, app, account, password="x" * 12, version_id="hostile"):
+    """Make the rotated secret's CURRENT name ``account`` (what a writer of that secret can do)."""
+    data = json.loads(store.get_secret(app.name).text)
+    data |= {"AccountName": account, "AccountPassword": password}
+    store.put_secret(app.name, version_id, json.dumps(data))
+
+
+def _snapshot(store, db, app, *accounts):
+    versions = [(v.version_id, v.stages) for v in store.list_versions(app.name, include_deprecated=True)]
+    # mysql.global_priv holds each entry's password hash, plugin, TLS and global privileges.
+    return versions, {a: db.execute("SELECT Host, Priv FROM mysql.global_priv WHERE User = %s ORDER BY Host", (a,))
+                      for a in accounts}
+
+
+@pytest.mark.parametrize("kind", ["single-master", "alternating"])
+@pytest.mark.parametrize("target", ["root", "master", "mysql.sys", "privileged"])
+def test_refuses_to_rotate_protected_accounts_through_the_master(mariadb, store, cleanup_accounts, kind, target):
+    app = make_app(mariadb, store, kind, rich=False)
+    cleanup_accounts.append(app.account)
+    account = {"root": "root", "master": app.admin_account, "mysql.sys": "mysql.sys"}.get(target)
+    if account is None:  # an ordinary name, but an account that can create users
+        account = "ops" + secrets.token_hex(3)
+        cleanup_accounts.append(account)
+        mariadb.create_user(account, "Ops-pass-123")
+        mariadb.execute("GRANT CREATE USER ON *.* TO %s@%s", (account, "%"))
+    _point_at(store, app, account)
+    before = _snapshot(store, mariadb, app, account, account + "_rt", app.admin_account)
+    rotator = Rotator(store, strategy=make_strategy(kind))
+    with pytest.raises(ProtectedAccount):
+        rotator.rotate(app.name)
+    with pytest.raises(ProtectedAccount):
+        rotator.step(app.name, "new")
+    assert _snapshot(store, mariadb, app, account, account + "_rt", app.admin_account) == before
+    assert rotator.plan(app.name).ok is False
+
+
+def test_allow_list_lets_the_operator_rotate_a_privileged_account(mariadb, store, cleanup_accounts):
+    app = make_app(mariadb, store, "single-master", rich=False)
+    account = "ops" + secrets.token_hex(3)
+    cleanup_accounts += [app.account, account]
+    mariadb.create_user(account, "Ops-pass-123")
+    mariadb.execute("GRANT CREATE USER, SELECT ON *.* TO %s@%s", (account, "%"))
+    _point_at(store, app, account, "Ops-pass-123")
+    with pytest.raises(ProtectedAccount):
+        Rotator(store, strategy=make_strategy("single-master")).rotate(app.name)
+    Rotator(store, strategy=make_strategy("single-master", allow_accounts=[account])).rotate(app.name)
+    assert app.can_login(app.current())
+    with pytest.raises(ProtectedAccount, match="MasterSecret's own"):  # the master itself: never
+        _point_at(store, app, app.admin_account, version_id="hostile-2")
+        Rotator(store, strategy=make_strategy("single-master", allow_accounts=[app.admin_account])).rotate(app.name)
+
+
+def test_an_account_rotating_its_own_password_is_unaffected(mariadb, store, cleanup_accounts):
+    app = make_app(mariadb, store, "self", rich=False)
+    cleanup_accounts.append(app.account)
+    mariadb.execute("GRANT CREATE USER ON *.* TO %s@%s", (app.account, "%"))
+    Rotator(store, strategy=make_strategy("self")).rotate(app.name)
+    assert app.can_login(app.current())
+
+
+# -- 10.12: typed errors from the FC handler ---------------------------------------------
+
+
+def test_fc_handler_refuses_a_non_utf8_event_with_a_typed_error():
+    from types import SimpleNamespace
+
+    import rotation.fc
+    from rotation import InvalidRotationSetup
+
+    with pytest.raises(InvalidRotationSetup, match="UTF-8"):
+        rotation.fc.handler(b'{"SecretName": "\xff\xfe", "Step": "new"}', SimpleNamespace(requestId="r"))
+
+
+@pytest.mark.parametrize("grace", ["inf", "1e20", "nan", "-1"])
+def test_fc_grace_out_of_range_is_a_typed_error(tmp_path, grace):
+    from rotation import InvalidRotationSetup
+    from rotation.fc import rotator_from_environment
+
+    EmbeddedStore(tmp_path / "s.db").close()
+    env = {"ROTATION_STORE": f"embedded:{tmp_path / 's.db'}", "ROTATION_GRACE_SECONDS": grace}
+    with pytest.raises(InvalidRotationSetup, match="grace"):
+        rotator_from_environment({"SecretName": "a", "Step": "new"}, None, env)
+
+
+# -- 10.13: a mistyped store path is an error, not a new store ------------------------------
+
+
+def test_cli_and_fc_refuse_a_missing_embedded_store(tmp_path):
+    from types import SimpleNamespace
+
+    from click.testing import CliRunner
+
+    from rotation.cli import main
+    from rotation.fc import rotator_from_environment
+    from secretclient.errors import InvalidParameter
+
+    missing = tmp_path / "typo" / "secrets.db"
+    res = CliRunner().invoke(main, ["--store", f"embedded:{missing}", "status", "app/db"])
+    assert res.exit_code == 1 and "no store file" in res.output and "Traceback" not in res.output
+    with pytest.raises(InvalidParameter, match="no store file"):
+        rotator_from_environment({"SecretName": "a", "Step": "new"}, SimpleNamespace(),
+                                 {"ROTATION_STORE": f"embedded:{missing}"})
+    assert not (tmp_path / "typo").exists()
+
+
+# -- 10.8: a lock wait longer than the read timeout ----------------------------------------
+
+
+def test_lock_wait_longer_than_the_read_timeout_waits(mariadb, store, cleanup_accounts):
+    import threading
+
+    from rotation.dbconn import ConnectOptions
+
+    app = make_app(mariadb, store, "alternating", rich=False)
+    cleanup_accounts.append(app.account)
+    strategy = make_strategy("alternating", connect_options=ConnectOptions(read_timeout=1.0))
+    holder = Rotator(store, strategy=make_strategy("alternating")).lock.acquire(app.name)
+    assert holder is not None
+    releaser = threading.Timer(2.5, holder.release)  # released after more than one read timeout
+    releaser.start()
+    try:
+        handle = Rotator(store, strategy=strategy).lock.acquire(app.name, timeout=30)
+    finally:
+        releaser.join()
+    assert handle is not None
+    handle.check()
+    handle.release()
