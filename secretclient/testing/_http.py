@@ -7,6 +7,7 @@ import contextlib
 import json
 import socket
 import ssl
+import sys
 import threading
 import time
 import uuid
@@ -34,6 +35,13 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     service: HttpService
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that left before its answer (reset, broken pipe, TLS cut) is no server
+        # error: no traceback on stderr for it.
+        if isinstance(sys.exc_info()[1], (ConnectionError, ssl.SSLError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
