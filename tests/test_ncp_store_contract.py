@@ -207,3 +207,24 @@ def test_open_store_ncp_and_endpoints(emu):
     with pytest.raises(InvalidParameter) as err:
         NcpSecretManagerStore(env={})
     assert "NCLOUD_ACCESS_KEY" in str(err.value)
+
+
+def test_secretclient_command_reads_ncp(emu):
+    from click.testing import CliRunner
+
+    from secretclient.cli import main
+
+    emu.create_secret("sec-1", '{"cdbUser":"app","cdbPassword":"pw-in-cli"}')
+    base = ["--store", "ncp", "--endpoint", emu.endpoint, "--access-key-id", emu.access_key,
+            "--access-key-secret", emu.secret_key]
+    if emu.https:
+        base += ["--ca-file", str(emu.ca_file)]
+    runner = CliRunner()
+    got = runner.invoke(main, [*base, "get", "sec-1"])
+    assert got.exit_code == 0, got.output
+    assert "sec-1" in got.output and "active" in got.output and "pw-in-cli" not in got.output
+    assert "pw-in-cli" in runner.invoke(main, [*base, "get", "sec-1", "--reveal"]).output
+    listed = runner.invoke(main, [*base, "versions", "sec-1"])
+    assert listed.exit_code == 0 and "active" in listed.output
+    refused = runner.invoke(main, [*base, "delete", "sec-1", "--yes"])
+    assert refused.exit_code == 1 and "NcpUnsupported" in refused.output

@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from test_rotation_support import (
+from rotation_support import (
     PENDING,
     all_grants,
     child_env,
@@ -27,10 +27,7 @@ from test_rotation_support import (
 
 from rotation import Rotator
 
-# The rotation tests' fixtures (store_handle, cleanup_accounts) live in test_rotation_support.
-pytest_plugins = ["test_rotation_support"]
-
-CHILD = Path(__file__).with_name("test_rotation_child.py")
+CHILD = Path(__file__).with_name("rotation_child.py")
 KILL_POINTS = ("new:start", "new:done", "set:mid", "set:done", "test:done", "end:mid", "end:done")
 
 

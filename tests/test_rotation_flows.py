@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
-from test_rotation_support import (
+from rotation_support import (
     PENDING,
     ShiftedClock,
     child_env,
@@ -25,10 +25,7 @@ import rotation.fc
 from rotation import InvalidRotationSetup
 from rotation.cli import main as cli
 
-# The rotation tests' fixtures (store_handle, cleanup_accounts) live in test_rotation_support.
-pytest_plugins = ["test_rotation_support"]
-
-CHILD = Path(__file__).with_name("test_rotation_child.py")
+CHILD = Path(__file__).with_name("rotation_child.py")
 
 
 def _fc_env(monkeypatch, handle):

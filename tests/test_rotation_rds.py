@@ -19,15 +19,13 @@ from click.testing import CliRunner
 import rotation.fc
 from rotation import InvalidRotationSetup, RdsApiError, RdsApiStrategy, Rotator, UnsafeAccountName, UnsupportedGrant
 from rotation.cli import main as cli
-from rotation.config import make_strategy
+from rotation._factories import make_strategy
 from rotation.passwords import rds_accepts
 from rotation.strategies.rds import privilege_changes, rds_client
 from secretclient.model import CURRENT, PENDING, PREVIOUS
 from secretclient.testing import MariaDB, ProxyRouter, RdsEmulator
 
 # store_handle: an EmbeddedStore file, or the KMS emulator through the SDK.
-pytest_plugins = ["test_rotation_support"]
-
 PASSWORD = "Start-Pass_42x"
 
 

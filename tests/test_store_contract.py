@@ -1,11 +1,11 @@
 """One contract, every store: the KMS stage semantics of secretclient.stores.base.
 
-The same assertions run against EmbeddedStore (memory and file) and AliyunKmsStore talking
-through the real aliyun SDK to our KMS emulator over HTTP and over HTTPS (CA verified), and
-AwsSecretsManagerStore through boto3 to moto's server over HTTP, and Alibaba's current Tea SDK
-(alibabacloud_kms20160120, default configuration: signature V3) against the HTTPS KMS emulator
-(tests/tea_kms_store.py). Stages are written as roles
-(each store translates them to its labels); where AWS (or moto) differs, the test says so.
+The same assertions run against EmbeddedStore (memory and file), AliyunKmsStore talking
+through the real aliyun SDK to our KMS emulator over HTTP and over HTTPS (CA verified),
+Alibaba's current Tea SDK (alibabacloud_kms20160120, default configuration: signature V3)
+against the HTTPS emulator (tests/tea_kms_store.py), and AwsSecretsManagerStore through boto3
+to moto's server over HTTP. Stages are written as roles (each store translates them to its
+labels); where AWS (or moto) differs, the test says so.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The rotator process the crash and concurrency tests start and SIGKILL (no tests here).
 
-``python test_rotation_child.py '<json spec>'`` runs a Rotator (or a Scheduler) in its own
+``python rotation_child.py '<json spec>'`` runs a Rotator (or a Scheduler) in its own
 process; with ``pause_at`` it prints ``PAUSED <point>`` at that checkpoint and waits to be
 killed. Kept free of pytest so that it starts fast.
 """
