@@ -160,7 +160,7 @@ class _Handler(BaseHTTPRequestHandler):
         except RpcError as err:
             self._answer(emu, host, request_id, err)
             return
-        except Exception:  # noqa: BLE001 - a bug or hostile input: a 500 answer, not a dropped connection
+        except Exception:
             self._answer(emu, host, request_id, emu.error(emu.internal_code))
             return
         result["RequestId"] = request_id
@@ -247,7 +247,9 @@ class HttpService:
     def __enter__(self) -> Self:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
     @property

@@ -27,7 +27,7 @@ import binascii
 import json
 import signal
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Unpack
 
@@ -45,6 +45,7 @@ from secretclient.testing.rpc_server import (
     COMMON_ERRORS,
     EmulatorOptions,
     Faults,
+    Handler,
     RpcEmulator,
     RpcError,
     sign,
@@ -168,10 +169,10 @@ class KmsEmulator(RpcEmulator):
 
     # -- request handling ----------------------------------------------------------------
 
-    def _actions(self) -> Mapping[str, Callable[[Mapping[str, str]], dict[str, Any]]]:
+    def _actions(self) -> Mapping[str, Handler]:
         return {name: getattr(self, method) for name, method in _ACTIONS.items()}
 
-    def _invoke(self, handler: Callable[[Mapping[str, str]], dict[str, Any]], params: Mapping[str, str]) -> dict[str, Any]:
+    def _invoke(self, handler: Handler, params: Mapping[str, str]) -> dict[str, Any]:
         try:
             return handler(params)
         except SecretClientError as err:
@@ -281,7 +282,8 @@ class KmsEmulator(RpcEmulator):
         stages = P.parse_stages(raw_stages) if raw_stages else None
         self._check_custom_stages(name, stages or [])
         info = self.backing_store.put_secret(name, version, data, stages=stages)
-        return {"SecretName": name, "VersionId": info.version_id, "VersionStages": {"VersionStage": sorted(info.stages)}}
+        labels = {"VersionStage": sorted(info.stages)}
+        return {"SecretName": name, "VersionId": info.version_id, "VersionStages": labels}
 
     def _update_secret_version_stage(self, params: Mapping[str, str]) -> dict[str, Any]:
         name = self._name(params)
@@ -524,7 +526,9 @@ _ACTIONS: dict[str, str] = {
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: run an emulator until Ctrl-C or SIGTERM."""
-    parser = argparse.ArgumentParser(prog="python -m secretclient.testing.kms_emulator", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m secretclient.testing.kms_emulator", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8100, help="0 picks a free port (default 8100)")
     parser.add_argument("--https", action="store_true", help="serve HTTPS with a throwaway CA")
