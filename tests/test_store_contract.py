@@ -394,7 +394,7 @@ def test_names_as_arns(variant):
 
 @pytest.mark.parametrize("variant", ["embedded-memory", "embedded-file", *KMS], indirect=True)
 def test_delete_with_a_recovery_window_then_restore(variant):
-    store, emu = variant
+    store, _ = variant
     store.create_secret("s", "one", version_id="v1")
     store.delete_secret("s", recovery_window_days=7)
     with pytest.raises(SecretNotFound) as err:
