@@ -20,7 +20,6 @@ from ..dbconn import ConnectOptions, connect, connect_first, sees_database, try_
 from ..errors import (
     InvalidRotationSetup,
     ProtectedAccount,
-    RdsApiError,
     RotationError,
     UnsafeAccountName,
     UnsupportedGrant,
