@@ -375,17 +375,20 @@ def test_engine_field_chooses_the_strategy(postgresql, store, apps) -> None:
     assert app.can_login(app.current())
 
 
-def test_grace_keeps_the_previous_login(postgresql, store, apps) -> None:
-    app = _new_app(postgresql, store, "alternating", apps)
-    strategy = PostgresAlternatingUsersStrategy(grace=timedelta(hours=1))
-    rotator = Rotator(store, strategy=strategy)
-    rotator.rotate(app.name)
+def test_grace_keeps_the_previous_login(postgresql, apps) -> None:
     from rotation import RotationTooSoon
+    from rotation_support import ShiftedClock
 
-    with pytest.raises(RotationTooSoon):
-        rotator.rotate(app.name)
-    later = Rotator(store, strategy=strategy, clock=lambda: datetime.now(UTC) + timedelta(hours=2))
-    assert later.rotate(app.name).rotated
+    clock = ShiftedClock()
+    with EmbeddedStore(":memory:", clock=clock) as store:
+        app = _new_app(postgresql, store, "alternating", apps)
+        strategy = PostgresAlternatingUsersStrategy(grace=timedelta(hours=1))
+        Rotator(store, strategy=strategy, clock=clock).rotate(app.name)
+        with pytest.raises(RotationTooSoon):
+            Rotator(store, strategy=strategy, clock=clock).rotate(app.name)
+        clock.offset = timedelta(hours=2)  # two hours pass, for the store and the rotator
+        assert Rotator(store, strategy=strategy, clock=clock).rotate(app.name).rotated
+        assert app.current().account_name == app.account
 
 
 # -- the CLI and the Function Compute handler pick PostgreSQL from the secret ------------------

@@ -21,7 +21,7 @@ import pytest
 pytest.importorskip("psycopg")
 
 from postgresql_rotation_support import child_env, drop_app, make_app, make_strategy, open_store  # noqa: E402
-from test_rotation_support import PENDING, ShiftedClock, stages_snapshot, start_store  # noqa: E402
+from rotation_support import PENDING, ShiftedClock, stages_snapshot, start_store  # noqa: E402
 
 from rotation import Rotator  # noqa: E402
 
