@@ -483,3 +483,26 @@ def test_statements_never_show_the_password_or_its_verifier(postgresql) -> None:
     with postgresql.admin() as conn, pytest.raises(DatabaseError) as err:
         pg_query(conn, stmt)  # the role does not exist
     assert "withheld" in str(err.value) and verifier not in str(err.value) and err.value.code == "42704"
+
+
+@pytest.mark.parametrize("kind", ["single-master", "alternating"])
+def test_refuses_to_rotate_protected_roles_through_the_master(postgresql, store, apps, kind) -> None:
+    from rotation import ProtectedAccount
+
+    app = _new_app(postgresql, store, kind, apps)
+    data = json.loads(store.get_secret(app.name).text)
+    master = json.loads(store.get_secret(app.master_name).text)["AccountName"]
+    before = postgresql.execute("SELECT rolname, rolpassword FROM pg_authid ORDER BY 1")
+    for target in ("postgres", master):  # the server's administrator; the MasterSecret's own role
+        store.put_secret(app.name, f"to-{target}", json.dumps({**data, "AccountName": target}), stages=["ACSCurrent"])
+        with pytest.raises(ProtectedAccount):
+            Rotator(store, strategy=make_strategy(kind)).rotate(app.name)
+    # A role with administrative attributes is refused unless allowed explicitly.
+    store.put_secret(app.name, "back", json.dumps(data), stages=["ACSCurrent"])
+    postgresql.execute(f"ALTER ROLE {app.account} CREATEROLE")
+    with pytest.raises(ProtectedAccount, match="CREATEROLE"):
+        Rotator(store, strategy=make_strategy(kind)).rotate(app.name)
+    assert postgresql.execute("SELECT rolname, rolpassword FROM pg_authid ORDER BY 1") == before
+    allowed = make_strategy(kind, allow_accounts=[app.account, app.account + "_rt"])
+    assert Rotator(store, strategy=allowed).rotate(app.name).rotated
+    assert app.can_login(app.current())

@@ -42,14 +42,16 @@ from .._pg_sql import (
     Secret as SecretLiteral,
 )
 from ..dbconn import ConnectOptions
-from ..errors import InvalidRotationSetup, LoginFailed, RotationError, VerificationFailed
+from ..errors import InvalidRotationSetup, LoginFailed, ProtectedAccount, RotationError, VerificationFailed
 from ..passwords import POSTGRES_PASSWORD_POLICY, PasswordSource, new_password
-from .base import Check, RotationContext, StrategyPlan, allow_list, check_grace, swap_suffix
+from .base import Check, RotationContext, StrategyPlan, allow_list, check_grace, check_not_reserved, swap_suffix
 
 __all__ = ["PostgresAlternatingUsersStrategy", "PostgresSingleUserStrategy"]
 
 _CONNECT = ConnectOptions()
 _SESSION = "SELECT current_user, session_user"
+#: PostgreSQL's own administrator (``pg_`` names are reserved by the server and cannot be made).
+_PG_RESERVED = frozenset({"postgres", "azure_pg_admin", "rds_superuser", "cloudsqladmin"})
 
 
 class _PostgresStrategy:
@@ -111,6 +113,30 @@ class _PostgresStrategy:
     def _check_endpoint(current: DbCredentials) -> None:
         if not current.endpoint:
             raise InvalidRotationSetup("the secret has no Endpoint: rotation must know which server to change")
+
+    def _protect_names(self, ctx: RotationContext, current: DbCredentials, accounts: tuple[str, ...]) -> None:
+        """Refuse, before any change, to touch through the MasterSecret its own role or a reserved
+        one (unless in ``allow_accounts``). Reads the store only; attributes are checked in ``set``."""
+        master = self._master(ctx.store, ctx.secret_name, current)
+        for account in accounts:
+            check_not_reserved(account, self.allow_accounts, master_account=master.account_name)
+            if account.lower() in _PG_RESERVED and account not in self.allow_accounts:
+                raise ProtectedAccount(
+                    f"account {account!r} is PostgreSQL's administrative role; refusing to rotate it through a "
+                    "privileged session (allow it with the strategy's allow_accounts= if this is intended)"
+                )
+
+    def _protect_attributes(self, role: str, attributes: RoleAttributes | None) -> None:
+        """Refuse a role holding administrative attributes (unless in ``allow_accounts``): whoever can
+        write the rotated secret must not gain control of such a role through the MasterSecret."""
+        if attributes is None or role in self.allow_accounts:
+            return
+        held = [name for name in ("superuser", "createrole", "replication", "bypassrls") if getattr(attributes, name)]
+        if held:
+            raise ProtectedAccount(
+                f"role {role!r} has {', '.join(a.upper() for a in held)}; refusing to rotate it through the "
+                "MasterSecret (allow it with the strategy's allow_accounts= if intended)"
+            )
 
     @staticmethod
     def _attributes(conn: Any, role: str) -> RoleAttributes | None:
@@ -176,6 +202,8 @@ class PostgresSingleUserStrategy(_PostgresStrategy):
         self._check_endpoint(creds)
         if self._uses_master(creds) and not self._master_name(creds):
             raise InvalidRotationSetup("use_master=True but the secret has no MasterSecret")
+        if self._uses_master(creds):
+            self._protect_names(ctx, creds, (creds.account_name,))
 
     def pending_credentials(self, current: DbCredentials, password: str) -> DbCredentials:
         return current.with_changes(account_password=password, version_id=None, stages=frozenset())
@@ -188,8 +216,10 @@ class PostgresSingleUserStrategy(_PostgresStrategy):
         statement = set_password(current.account_name, pending.account_password)
         if self._uses_master(current):
             with closing(self._admin(ctx, current)) as conn:
-                if self._attributes(conn, current.account_name) is None:
+                attributes = self._attributes(conn, current.account_name)
+                if attributes is None:
                     raise InvalidRotationSetup(f"role {current.account_name!r} does not exist on the server")
+                self._protect_attributes(current.account_name, attributes)
                 pg_query(conn, statement)
                 ctx.checkpoint("set:mid")
             return
@@ -225,8 +255,12 @@ class PostgresSingleUserStrategy(_PostgresStrategy):
         if isinstance(conn, Check):
             return StrategyPlan((current.account_name,), (), (), (*checks, conn))
         with closing(conn):
-            exists = self._attributes(conn, current.account_name) is not None
-        checks += [Check("MasterSecret logs in", True), Check("role exists", exists)]
+            attributes = self._attributes(conn, current.account_name)
+        checks += [Check("MasterSecret logs in", True), Check("role exists", attributes is not None)]
+        try:
+            self._protect_attributes(current.account_name, attributes)
+        except ProtectedAccount as exc:
+            checks.append(Check("role may be rotated", False, str(exc)))
         return StrategyPlan((current.account_name,), (statement,), (), tuple(checks))
 
 
@@ -272,6 +306,7 @@ class PostgresAlternatingUsersStrategy(_PostgresStrategy):
                 f"alternating users need a privileged account: put MasterSecret into {ctx.secret_name!r} "
                 "or pass master_secret="
             )
+        self._protect_names(ctx, creds, (creds.account_name, alternate))
         check_grace(ctx, current, alternate, self.grace)
 
     def pending_credentials(self, current: DbCredentials, password: str) -> DbCredentials:
@@ -315,6 +350,9 @@ class PostgresAlternatingUsersStrategy(_PostgresStrategy):
                 f"TO {base} (in each database) before rotating"
             )
         have = self._attributes(conn, alt)
+        # The template's attributes would be copied, and an existing alternate's replaced.
+        self._protect_attributes(current.account_name, want)
+        self._protect_attributes(alt, have)
         created = have is None
         verifier = SecretLiteral(scram_sha256_verifier(pending.account_password))
         changes: list[str] = []
