@@ -506,3 +506,51 @@ def test_refuses_to_rotate_protected_roles_through_the_master(postgresql, store,
     allowed = make_strategy(kind, allow_accounts=[app.account, app.account + "_rt"])
     assert Rotator(store, strategy=allowed).rotate(app.name).rotated
     assert app.can_login(app.current())
+
+
+@pytest.mark.parametrize("multi_user", [False, True])
+def test_aws_lambda_handler_rotates_a_postgresql_secret(postgresql, moto_server, monkeypatch, multi_user) -> None:
+    import uuid
+
+    from botocore.exceptions import ClientError
+
+    from rotation.aws_lambda import lambda_handler
+    from secretclient.testing.aws import enable_rotation
+
+    for key, value in moto_server.env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("ROTATION_STRATEGY", raising=False)
+    user, password = f"awspg{uuid.uuid4().hex[:6]}", "initial-Pw-123456"
+    db = postgresql.create_database("awspg")
+    postgresql.create_user(user, password, grants=(f"ALL ON DATABASE {db}",))
+    secret = {"engine": "postgres", "host": postgresql.host, "port": postgresql.port, "username": user,
+              "password": password, "dbname": db}
+    with moto_server.store() as aws:
+        if multi_user:
+            master = f"awsadm{uuid.uuid4().hex[:6]}"
+            postgresql.create_user(master, "master-Pw-123456", attributes="CREATEROLE")
+            info = aws.create_secret(f"db/{master}", json.dumps({**secret, "username": master,
+                                                                  "password": "master-Pw-123456"}),
+                                     version_id=str(uuid.uuid4()))
+            secret["masterarn"] = info.arn
+        name = f"db/{user}"
+        aws.create_secret(name, json.dumps(secret), version_id=str(uuid.uuid4()))
+        enable_rotation(moto_server.client(), name)
+        for _ in range(2):
+            token = str(uuid.uuid4())
+            with pytest.raises(ClientError):  # moto cannot invoke the function: we play Secrets Manager
+                moto_server.client().rotate_secret(SecretId=name, ClientRequestToken=token,
+                                                   RotationLambdaARN="arn:aws:lambda:us-east-1:123456789012:function:r")
+            for step in ("createSecret", "setSecret", "testSecret", "finishSecret"):
+                lambda_handler({"SecretId": name, "ClientRequestToken": token, "Step": step}, None)
+            current = aws.get_secret(name)
+            assert current.version_id == token
+            creds = current.db_credentials()
+            with postgresql.connect(creds.account_name, creds.account_password, db) as conn:
+                assert conn.execute("SELECT current_user").fetchone()[0] == user  # the clone acts as the user
+        accounts = {aws.get_secret(name, version_id=v.version_id).db_credentials().account_name
+                    for v in aws.list_versions(name, include_deprecated=True)}
+    assert accounts == ({user, user + "_clone"} if multi_user else {user})
+    postgresql.execute(f"DROP DATABASE {db} WITH (FORCE)")
+    for role in (user + "_clone", user):
+        postgresql.drop_user(role)

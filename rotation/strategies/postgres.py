@@ -18,13 +18,13 @@ only be copied by a superuser).
 
 from __future__ import annotations
 
-from contextlib import closing
-from datetime import timedelta
 from collections.abc import Iterable
+from contextlib import closing, suppress
+from datetime import timedelta
 from typing import Any
 
 from secretclient.errors import SecretNotFound
-from secretclient.model import PENDING, DbCredentials, PasswordPolicy, Secret
+from secretclient.model import DbCredentials, PasswordPolicy, Secret, Stage
 
 from .._pg_conn import PgAdvisoryLock, pg_connect, pg_connect_first, pg_query, pg_try_login
 from .._pg_sql import (
@@ -90,7 +90,7 @@ class _PostgresStrategy:
         name = self._master_name(current)
         if not name:
             raise InvalidRotationSetup(f"secret {secret_name!r} has no MasterSecret and no master_secret= was given")
-        master = store.get_secret(name).db_credentials()
+        master: DbCredentials = store.get_secret(name).db_credentials()
         if (master.endpoint, master.port) != (current.endpoint, current.port):
             raise InvalidRotationSetup(
                 f"MasterSecret {name!r} points at {master.endpoint}:{master.port}, "
@@ -152,16 +152,14 @@ class _PostgresStrategy:
 
     def lock_connection(self, store: Any, secret_name: str) -> Any:
         """A connection to the rotated database for the lock: the MasterSecret account, else the
-        secret's own ACSCurrent, else its ACSPending (after a crash in self-rotation only that one logs in)."""
+        secret's own CURRENT, else its PENDING (after a crash in self-rotation only that one logs in)."""
         current = store.get_secret(secret_name).db_credentials()
         candidates = []
         if self._master_name(current):
             candidates.append(self._master(store, secret_name, current))
         candidates.append(current)
-        try:
-            candidates.append(store.get_secret(secret_name, stage=PENDING).db_credentials())
-        except SecretNotFound:
-            pass
+        with suppress(SecretNotFound):
+            candidates.append(store.get_secret(secret_name, stage=Stage.PENDING).db_credentials())
         return pg_connect_first(candidates, self.connect_options, database=current.db_name, who="lock account")
 
     def lock(self, store: Any) -> PgAdvisoryLock:
@@ -226,10 +224,11 @@ class PostgresSingleUserStrategy(_PostgresStrategy):
         if not fresh and self.can_login(ctx, pending):
             return  # applied before a crash: the old password no longer works, the new one does
         try:
-            conn = pg_connect(current, self.connect_options, who="ACSCurrent account")
+            conn = pg_connect(current, self.connect_options, who=f"{ctx.labels.current} account")
         except LoginFailed:
             raise LoginFailed(
-                f"neither ACSCurrent nor ACSPending of {ctx.secret_name!r} logs in as {current.account_name!r}; "
+                f"neither {ctx.labels.current} nor {ctx.labels.pending} of {ctx.secret_name!r} logs in as "
+                f"{current.account_name!r}; "
                 "repair by hand (see docs/rotation.md)"
             ) from None
         with closing(conn):
@@ -239,12 +238,12 @@ class PostgresSingleUserStrategy(_PostgresStrategy):
             pg_query(conn, statement)
 
     def test(self, ctx: RotationContext, current: DbCredentials, pending: DbCredentials) -> None:
-        with closing(pg_connect(pending, self.connect_options, who="ACSPending account")) as conn:
+        with closing(pg_connect(pending, self.connect_options, who=f"{ctx.labels.pending} account")) as conn:
             acting_as = pg_query(conn, "SELECT current_user")[0][0]
             self._check_session(conn, pending, acting_as)
 
     def plan(self, ctx: RotationContext, current: DbCredentials, pending: DbCredentials) -> StrategyPlan:
-        checks = [Check("ACSCurrent logs in", self.can_login(ctx, current))]
+        checks = [Check(f"{ctx.labels.current} logs in", self.can_login(ctx, current))]
         statement = PgStatement(
             "ALTER ROLE {} PASSWORD {}", (Ident(current.account_name), SecretLiteral())
         ).redacted() + " -- a SCRAM-SHA-256 verifier"
@@ -271,8 +270,8 @@ class PostgresAlternatingUsersStrategy(_PostgresStrategy):
     ``set`` creates the alternate login when missing (``app_rt`` only: ``app`` owns the
     objects and must exist), sets its password as a SCRAM verifier, copies the CURRENT login's
     role attributes by difference and, for ``app_rt``, makes its memberships exactly ``{app}``
-    with ``SET role = 'app'``. It never changes the ACSCurrent role, and refuses to reset the
-    ACSPrevious role within ``grace`` of the current version's creation.
+    with ``SET role = 'app'``. It never changes the CURRENT role, and refuses to reset the
+    PREVIOUS role within ``grace`` of the current version's creation.
     """
 
     name = "alternating-users"
@@ -345,7 +344,7 @@ class PostgresAlternatingUsersStrategy(_PostgresStrategy):
             raise InvalidRotationSetup(f"role {current.account_name!r} does not exist on the server")
         if current.account_name == twin and not self._twin_ready(conn, twin, base):
             raise InvalidRotationSetup(
-                f"ACSCurrent {twin!r} does not act as {base!r}, so objects it created are its own: "
+                f"the current login {twin!r} does not act as {base!r}, so objects it created are its own: "
                 f"run GRANT {base} TO {twin}; ALTER ROLE {twin} SET role = '{base}'; and REASSIGN OWNED BY {twin} "
                 f"TO {base} (in each database) before rotating"
             )
@@ -395,21 +394,25 @@ class PostgresAlternatingUsersStrategy(_PostgresStrategy):
         base = self.base(current.account_name)
         # Checked from the pending login's own session (these catalogs are readable by every
         # role): one login fewer than through the MasterSecret account.
-        with closing(pg_connect(pending, self.connect_options, who="ACSPending account")) as conn:
+        with closing(pg_connect(pending, self.connect_options, who=f"{ctx.labels.pending} account")) as conn:
             self._check_session(conn, pending, acting_as=base)
             want, have = self._attributes(conn, current.account_name), self._attributes(conn, alt)
             if have is None or want is None:
                 raise VerificationFailed(f"role {alt!r} or {current.account_name!r} does not exist")
             if want != have:
-                raise VerificationFailed(f"role attributes of {alt!r} differ from ACSCurrent's: {have.describe(want)[:10]}")
+                raise VerificationFailed(
+                    f"role attributes of {alt!r} differ from {ctx.labels.current}'s: {have.describe(want)[:10]}"
+                )
             if alt != base:
                 members = self._memberships(conn, alt)
                 if set(members) != {base} or not self._twin_ready(conn, alt, base):
-                    raise VerificationFailed(f"role {alt!r} is not set up to act as {base!r} (member of {sorted(members)})")
+                    raise VerificationFailed(
+                        f"role {alt!r} is not set up to act as {base!r} (member of {sorted(members)})"
+                    )
 
     def plan(self, ctx: RotationContext, current: DbCredentials, pending: DbCredentials) -> StrategyPlan:
         self._guard(current, pending)
-        checks = [Check("ACSCurrent logs in", self.can_login(ctx, current))]
+        checks = [Check(f"{ctx.labels.current} logs in", self.can_login(ctx, current))]
         conn = self._admin_or_check(ctx, current)
         if isinstance(conn, Check):
             return StrategyPlan((pending.account_name,), (), (), (*checks, conn))
