@@ -130,7 +130,9 @@ class JobView:
 
     # -- write: only what the job protocol allows ------------------------------------------
 
-    def put_secret(self, name: str, version_id: str, data: str | bytes, *, stages: Sequence[str] | None = None) -> VersionInfo:
+    def put_secret(
+        self, name: str, version_id: str, data: str | bytes, *, stages: Sequence[str] | None = None
+    ) -> VersionInfo:
         if not self._is_self(name) or not stages or [self._ncp(s) for s in stages] != ["pending"]:
             raise InvalidParameter("a rotation job stores only its own secret's pending value")
         if not isinstance(data, str):
@@ -141,7 +143,9 @@ class JobView:
         self._ids["pending"] = version_id
         return VersionInfo(version_id, frozenset({ACS_STAGES.pending}))
 
-    def update_stage(self, name: str, stage: str, *, move_to: str | None = None, remove_from: str | None = None) -> None:
+    def update_stage(
+        self, name: str, stage: str, *, move_to: str | None = None, remove_from: str | None = None
+    ) -> None:
         label = self._ncp(stage)
         if not self._is_self(name):
             raise InvalidParameter("a rotation job changes only its own secret")
@@ -149,7 +153,8 @@ class JobView:
             if "active" in self._labels(move_to):
                 return
             if "pending" not in self._labels(move_to):
-                raise VersionConflict("only the pending value can become active in a rotation job", code="INVALID_STATUS")
+                raise VersionConflict("only the pending value can become active in a rotation job",
+                                      code="INVALID_STATUS")
             if remove_from is not None and "active" not in self._labels(remove_from):
                 raise VersionConflict("active moved during the rotation", code="INVALID_STATUS")
             self.job.complete()
@@ -166,7 +171,7 @@ class JobView:
     def create_secret(self, *args: Any, **kwargs: Any) -> SecretInfo:
         raise InvalidParameter("a rotation job does not create secrets")
 
-    def delete_secret(self, name: str) -> None:
+    def delete_secret(self, name: str, *, recovery_window_days: int | None = 30, force: bool = False) -> None:
         raise InvalidParameter("a rotation job does not delete secrets")
 
     def close(self) -> None:
@@ -203,13 +208,22 @@ class StoreView:
     def get_secret(self, name: str, *, stage: str | None = None, version_id: str | None = None) -> Secret:
         secret = self.store.get_secret(name, stage=None if stage is None else _role(stage),
                                        version_id=self._to_store(name, version_id))
+        created = None
+        if NCP_STAGES.current in secret.stages:
+            # NCP dates no value: the active one is as old as the secret's last rotation or
+            # update (what the Scheduler's due time and the engine's due_after need).
+            info = self.store.describe(name)
+            created = info.last_rotation or info.updated or info.created
         return Secret(name=name, version_id=self._to_engine(name, secret.version_id), stages=_acs(secret.stages),
-                      data=secret.data, secret_type="Generic")
+                      data=secret.data, created=created, secret_type="Generic")
 
     def list_versions(self, name: str, *, include_deprecated: bool = False) -> list[VersionInfo]:
-        return [VersionInfo(self._to_engine(name, v.version_id), _acs(v.stages)) for v in self.store.list_versions(name)]
+        return [VersionInfo(self._to_engine(name, v.version_id), _acs(v.stages))
+                for v in self.store.list_versions(name)]
 
-    def put_secret(self, name: str, version_id: str, data: str | bytes, *, stages: Sequence[str] | None = None) -> VersionInfo:
+    def put_secret(
+        self, name: str, version_id: str, data: str | bytes, *, stages: Sequence[str] | None = None
+    ) -> VersionInfo:
         if not stages or [_role(s) for s in stages] != [Stage.PENDING]:
             raise InvalidParameter("the engine stores new NCP values only as pending")
         if not isinstance(data, str):
@@ -221,7 +235,9 @@ class StoreView:
         self._back[(name, info.version_id)] = version_id
         return VersionInfo(version_id, _acs(info.stages))
 
-    def update_stage(self, name: str, stage: str, *, move_to: str | None = None, remove_from: str | None = None) -> None:
+    def update_stage(
+        self, name: str, stage: str, *, move_to: str | None = None, remove_from: str | None = None
+    ) -> None:
         self.store.update_stage(name, _role(stage), move_to=self._to_store(name, move_to),
                                 remove_from=self._to_store(name, remove_from))
 
@@ -234,8 +250,8 @@ class StoreView:
     def create_secret(self, *args: Any, **kwargs: Any) -> SecretInfo:
         return self.store.create_secret(*args, **kwargs)
 
-    def delete_secret(self, name: str) -> None:
-        self.store.delete_secret(name)
+    def delete_secret(self, name: str, *, recovery_window_days: int | None = 30, force: bool = False) -> None:
+        self.store.delete_secret(name, recovery_window_days=recovery_window_days, force=force)
 
     def close(self) -> None:
         self.store.close()

@@ -31,8 +31,11 @@ def _rotator(obj: dict[str, Any]) -> Rotator:
         access_key_id=obj["access_key_id"], access_key_secret=obj["access_key_secret"], create=False,
     )
     if obj["store"] == "ncp":  # NCP's chain as the engine needs it (docs/rotation.md)
+        from secretclient.stores.ncp import NcpSecretManagerStore
+
         from .ncp import for_engine
 
+        assert isinstance(store, NcpSecretManagerStore)
         store = for_engine(store)
     rds = None
     if obj["strategy"] == "rds":

@@ -38,8 +38,8 @@ from secretclient.errors import SecretClientError
 from secretclient.model import DbCredentials
 from secretclient.stores.ncp import NcpSecretManagerStore
 
-from ._ncp_job import JobView, StoreView
 from ._factories import make_strategy
+from ._ncp_job import JobView, StoreView
 from .engine import Checkpoint, Rotator
 from .errors import InvalidRotationSetup
 
@@ -86,7 +86,7 @@ def action(
         rotator = _rotator(view, args, env, checkpoint)
         result = rotator.rotate(view.secret_id)
         return {"done": True, "resumed": result.resumed}
-    except Exception as exc:  # noqa: BLE001 - every failure must reach /fail
+    except Exception as exc:
         with contextlib.suppress(SecretClientError):
             job.fail()
         # Our errors never carry secret values; others are named by type only.
@@ -98,7 +98,8 @@ def action(
 
 def _rotator(view: JobView, args: Mapping[str, Any], env: Mapping[str, str], checkpoint: Checkpoint | None) -> Rotator:
     current = DbCredentials.from_secret(view.get_secret(view.secret_id))
-    kind = _setting(args, env, "strategy", "ROTATION_STRATEGY") or ("alternating" if current.master_secret else "single")
+    default = "alternating" if current.master_secret else "single"
+    kind = _setting(args, env, "strategy", "ROTATION_STRATEGY") or default
     if kind not in ("single", "alternating"):
         raise InvalidRotationSetup("the NCP action rotates with strategy 'single' or 'alternating'")
     try:

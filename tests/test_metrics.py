@@ -7,13 +7,12 @@ import pytest
 
 prometheus_client = pytest.importorskip("prometheus_client")
 
-from test_rotation_support import make_app, make_strategy, start_store  # noqa: E402
+from rotation_support import make_app, make_strategy, start_store  # noqa: E402
 
 from rotation import Rotator  # noqa: E402
 from secretclient import EmbeddedStore, SecretClient, SecretNotFound  # noqa: E402
 from secretclient.metrics import instrument  # noqa: E402
 
-pytest_plugins = ["test_rotation_support"]
 
 NAMES = [
     "secretclient_cache_reads_total", "secretclient_store_requests_total", "secretclient_secret_version_info",

@@ -33,6 +33,27 @@ def test_in_process_rotations_on_the_chain(ncp_emulator, mariadb):
     assert emu.calls["StartRotationJob"] == 0  # no job: the REST API only
 
 
+def test_scheduler_rotates_when_due(ncp_emulator, mariadb):
+    from datetime import UTC, datetime, timedelta
+
+    from rotation import Scheduler
+
+    emu = ncp_emulator
+    account = CdbAccount(mariadb, emu).create(privileged=False)
+    before = account.active()
+    now = [datetime.now(UTC)]
+    with emu.store() as store:
+        rotator = Rotator(for_engine(store), strategy=SingleUserStrategy(password_policy=PasswordPolicy(length=24)),
+                          clock=lambda: now[0])
+        scheduler = Scheduler(rotator, account.secret_id, interval=timedelta(days=30))
+        assert scheduler.run_pending() == []  # the active value was set just now
+        assert account.active() == before
+        now[0] += timedelta(days=31)
+        [result] = scheduler.run_pending()
+        assert result.rotated and account.active()["cdbPassword"] != before["cdbPassword"]
+        assert account.can_login(account.active())
+
+
 def test_rotation_command_with_store_ncp(ncp_emulator, mariadb):
     from click.testing import CliRunner
 

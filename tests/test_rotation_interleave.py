@@ -8,13 +8,12 @@ import queue
 import threading
 
 import pytest
-from test_rotation_support import make_app, make_strategy
+from rotation_support import make_app, make_strategy
 
 from rotation import LocalLock, Rotator
 from secretclient.errors import SecretClientError
 from secretclient.stores.embedded import EmbeddedStore
 
-pytest_plugins = ["test_rotation_support"]
 
 #: Where a rotator pauses for its turn: before writing PENDING, before set, before end.
 GATES = frozenset({"new:put", "set:start", "end:start"})

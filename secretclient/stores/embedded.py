@@ -482,12 +482,6 @@ class EmbeddedStore:
             planned_deletion=_ts(meta[7]) if meta[7] is not None else None,
         )
 
-    def list_secrets(self) -> list[SecretInfo]:
-        """Every secret's metadata, by name."""
-        with self._read() as db:
-            names = [row[0] for row in db.execute("SELECT name FROM secrets ORDER BY name").fetchall()]
-        return [self.describe(name) for name in names]
-
     def random_password(self, policy: PasswordPolicy = DEFAULT_PASSWORD_POLICY) -> str:
         return policy.generate()
 
