@@ -30,6 +30,7 @@ from .._pg_conn import PgAdvisoryLock, pg_connect, pg_connect_first, pg_query, p
 from .._pg_sql import (
     MEMBERSHIPS_QUERY,
     SETTINGS_QUERY,
+    Hidden,
     Ident,
     PgStatement,
     RoleAttributes,
@@ -37,9 +38,6 @@ from .._pg_sql import (
     check_role_name,
     scram_sha256_verifier,
     set_password,
-)
-from .._pg_sql import (
-    Secret as SecretLiteral,
 )
 from ..dbconn import ConnectOptions
 from ..errors import InvalidRotationSetup, LoginFailed, ProtectedAccount, RotationError, VerificationFailed
@@ -245,7 +243,7 @@ class PostgresSingleUserStrategy(_PostgresStrategy):
     def plan(self, ctx: RotationContext, current: DbCredentials, pending: DbCredentials) -> StrategyPlan:
         checks = [Check(f"{ctx.labels.current} logs in", self.can_login(ctx, current))]
         statement = PgStatement(
-            "ALTER ROLE {} PASSWORD {}", (Ident(current.account_name), SecretLiteral())
+            "ALTER ROLE {} PASSWORD {}", (Ident(current.account_name), Hidden())
         ).redacted() + " -- a SCRAM-SHA-256 verifier"
         if not self._uses_master(current):
             return StrategyPlan((f"{current.account_name} (changes its own password)",),
@@ -353,7 +351,7 @@ class PostgresAlternatingUsersStrategy(_PostgresStrategy):
         self._protect_attributes(current.account_name, want)
         self._protect_attributes(alt, have)
         created = have is None
-        verifier = SecretLiteral(scram_sha256_verifier(pending.account_password))
+        verifier = Hidden(scram_sha256_verifier(pending.account_password))
         changes: list[str] = []
         if have is None:
             if alt == base:
