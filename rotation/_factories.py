@@ -11,8 +11,8 @@ from datetime import timedelta
 from typing import Any
 
 from secretclient.model import PasswordPolicy
-from secretclient.stores.base import SecretStore
 from secretclient.stores import open_store  # re-exported: the CLI and the FC handler use it
+from secretclient.stores.base import SecretStore
 
 from .dbconn import ConnectOptions
 from .errors import InvalidRotationSetup

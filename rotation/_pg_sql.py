@@ -22,10 +22,10 @@ __all__ = [
     "MEMBERSHIPS_QUERY",
     "NAME_LIMIT_POSTGRES",
     "SETTINGS_QUERY",
+    "Hidden",
     "Ident",
     "PgStatement",
     "RoleAttributes",
-    "Secret",
     "alter_attributes",
     "check_role_name",
     "quote_ident",
@@ -81,13 +81,13 @@ def _quote_literal(value: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class Secret:
+class Hidden:
     """A literal that must never be shown (a password verifier)."""
 
     value: str = ""
 
     def __repr__(self) -> str:
-        return "Secret(<redacted>)"
+        return "Hidden(<redacted>)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,14 +100,14 @@ class Ident:
 @dataclass(frozen=True, slots=True)
 class PgStatement:
     """A statement: ``template`` with ``{}`` for each argument — an :class:`Ident`, a
-    :class:`Secret` or a plain value (a literal). :meth:`redacted` shows secrets as ``'<redacted>'``."""
+    a :class:`Hidden` or a plain value (a literal). :meth:`redacted` shows secrets as ``'<redacted>'``."""
 
     template: str
     args: tuple[Any, ...] = ()
 
     @property
     def secret(self) -> bool:
-        return any(isinstance(a, Secret) for a in self.args)
+        return any(isinstance(a, Hidden) for a in self.args)
 
     def composed(self) -> Any:
         """The psycopg ``sql.Composed`` to execute (arguments quoted client-side: utility
@@ -115,7 +115,7 @@ class PgStatement:
         from psycopg import sql
 
         parts = [
-            sql.Identifier(a.name) if isinstance(a, Ident) else sql.Literal(a.value if isinstance(a, Secret) else a)
+            sql.Identifier(a.name) if isinstance(a, Ident) else sql.Literal(a.value if isinstance(a, Hidden) else a)
             for a in self.args
         ]
         return sql.SQL(self.template).format(*parts)
@@ -125,7 +125,7 @@ class PgStatement:
         for a in self.args:
             if isinstance(a, Ident):
                 shown.append(quote_ident(a.name))
-            elif isinstance(a, Secret):
+            elif isinstance(a, Hidden):
                 shown.append("'<redacted>'")
             elif isinstance(a, int):
                 shown.append(str(a))
@@ -139,7 +139,7 @@ class PgStatement:
 
 def set_password(role: str, password: str) -> PgStatement:
     """``ALTER ROLE role PASSWORD '<SCRAM verifier>'``."""
-    return PgStatement("ALTER ROLE {} PASSWORD {}", (Ident(role), Secret(scram_sha256_verifier(password))))
+    return PgStatement("ALTER ROLE {} PASSWORD {}", (Ident(role), Hidden(scram_sha256_verifier(password))))
 
 
 # -- role attributes -------------------------------------------------------------------------

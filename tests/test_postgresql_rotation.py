@@ -375,17 +375,20 @@ def test_engine_field_chooses_the_strategy(postgresql, store, apps) -> None:
     assert app.can_login(app.current())
 
 
-def test_grace_keeps_the_previous_login(postgresql, store, apps) -> None:
-    app = _new_app(postgresql, store, "alternating", apps)
-    strategy = PostgresAlternatingUsersStrategy(grace=timedelta(hours=1))
-    rotator = Rotator(store, strategy=strategy)
-    rotator.rotate(app.name)
+def test_grace_keeps_the_previous_login(postgresql, apps) -> None:
     from rotation import RotationTooSoon
+    from rotation_support import ShiftedClock
 
-    with pytest.raises(RotationTooSoon):
-        rotator.rotate(app.name)
-    later = Rotator(store, strategy=strategy, clock=lambda: datetime.now(UTC) + timedelta(hours=2))
-    assert later.rotate(app.name).rotated
+    clock = ShiftedClock()
+    with EmbeddedStore(":memory:", clock=clock) as store:
+        app = _new_app(postgresql, store, "alternating", apps)
+        strategy = PostgresAlternatingUsersStrategy(grace=timedelta(hours=1))
+        Rotator(store, strategy=strategy, clock=clock).rotate(app.name)
+        with pytest.raises(RotationTooSoon):
+            Rotator(store, strategy=strategy, clock=clock).rotate(app.name)
+        clock.offset = timedelta(hours=2)  # two hours pass, for the store and the rotator
+        assert Rotator(store, strategy=strategy, clock=clock).rotate(app.name).rotated
+        assert app.current().account_name == app.account
 
 
 # -- the CLI and the Function Compute handler pick PostgreSQL from the secret ------------------
@@ -480,3 +483,74 @@ def test_statements_never_show_the_password_or_its_verifier(postgresql) -> None:
     with postgresql.admin() as conn, pytest.raises(DatabaseError) as err:
         pg_query(conn, stmt)  # the role does not exist
     assert "withheld" in str(err.value) and verifier not in str(err.value) and err.value.code == "42704"
+
+
+@pytest.mark.parametrize("kind", ["single-master", "alternating"])
+def test_refuses_to_rotate_protected_roles_through_the_master(postgresql, store, apps, kind) -> None:
+    from rotation import ProtectedAccount
+
+    app = _new_app(postgresql, store, kind, apps)
+    data = json.loads(store.get_secret(app.name).text)
+    master = json.loads(store.get_secret(app.master_name).text)["AccountName"]
+    before = postgresql.execute("SELECT rolname, rolpassword FROM pg_authid ORDER BY 1")
+    for target in ("postgres", master):  # the server's administrator; the MasterSecret's own role
+        store.put_secret(app.name, f"to-{target}", json.dumps({**data, "AccountName": target}), stages=["ACSCurrent"])
+        with pytest.raises(ProtectedAccount):
+            Rotator(store, strategy=make_strategy(kind)).rotate(app.name)
+    # A role with administrative attributes is refused unless allowed explicitly.
+    store.put_secret(app.name, "back", json.dumps(data), stages=["ACSCurrent"])
+    postgresql.execute(f"ALTER ROLE {app.account} CREATEROLE")
+    with pytest.raises(ProtectedAccount, match="CREATEROLE"):
+        Rotator(store, strategy=make_strategy(kind)).rotate(app.name)
+    assert postgresql.execute("SELECT rolname, rolpassword FROM pg_authid ORDER BY 1") == before
+    allowed = make_strategy(kind, allow_accounts=[app.account, app.account + "_rt"])
+    assert Rotator(store, strategy=allowed).rotate(app.name).rotated
+    assert app.can_login(app.current())
+
+
+@pytest.mark.parametrize("multi_user", [False, True])
+def test_aws_lambda_handler_rotates_a_postgresql_secret(postgresql, moto_server, monkeypatch, multi_user) -> None:
+    import uuid
+
+    from botocore.exceptions import ClientError
+
+    from rotation.aws_lambda import lambda_handler
+    from secretclient.testing.aws import enable_rotation
+
+    for key, value in moto_server.env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("ROTATION_STRATEGY", raising=False)
+    user, password = f"awspg{uuid.uuid4().hex[:6]}", "initial-Pw-123456"
+    db = postgresql.create_database("awspg")
+    postgresql.create_user(user, password, grants=(f"ALL ON DATABASE {db}",))
+    secret = {"engine": "postgres", "host": postgresql.host, "port": postgresql.port, "username": user,
+              "password": password, "dbname": db}
+    with moto_server.store() as aws:
+        if multi_user:
+            master = f"awsadm{uuid.uuid4().hex[:6]}"
+            postgresql.create_user(master, "master-Pw-123456", attributes="CREATEROLE")
+            info = aws.create_secret(f"db/{master}", json.dumps({**secret, "username": master,
+                                                                  "password": "master-Pw-123456"}),
+                                     version_id=str(uuid.uuid4()))
+            secret["masterarn"] = info.arn
+        name = f"db/{user}"
+        aws.create_secret(name, json.dumps(secret), version_id=str(uuid.uuid4()))
+        enable_rotation(moto_server.client(), name)
+        for _ in range(2):
+            token = str(uuid.uuid4())
+            with pytest.raises(ClientError):  # moto cannot invoke the function: we play Secrets Manager
+                moto_server.client().rotate_secret(SecretId=name, ClientRequestToken=token,
+                                                   RotationLambdaARN="arn:aws:lambda:us-east-1:123456789012:function:r")
+            for step in ("createSecret", "setSecret", "testSecret", "finishSecret"):
+                lambda_handler({"SecretId": name, "ClientRequestToken": token, "Step": step}, None)
+            current = aws.get_secret(name)
+            assert current.version_id == token
+            creds = current.db_credentials()
+            with postgresql.connect(creds.account_name, creds.account_password, db) as conn:
+                assert conn.execute("SELECT current_user").fetchone()[0] == user  # the clone acts as the user
+        accounts = {aws.get_secret(name, version_id=v.version_id).db_credentials().account_name
+                    for v in aws.list_versions(name, include_deprecated=True)}
+    assert accounts == ({user, user + "_clone"} if multi_user else {user})
+    postgresql.execute(f"DROP DATABASE {db} WITH (FORCE)")
+    for role in (user + "_clone", user):
+        postgresql.drop_user(role)
