@@ -1,11 +1,18 @@
-"""Applications keep working while rotation.aws_lambda rotates (must-show of issue 12).
-
-Needs the credential search speaking stage roles (secretclient.db, wt/db).
+"""Applications keep working while rotation.aws_lambda rotates: the credential search of
+secretclient.db tries AWSPENDING / AWSPREVIOUS on the AWS store, so no query fails.
 """
 
 from __future__ import annotations
 
+import random
+import threading
+import time
+
 import pytest
+import sqlalchemy as sa
+
+from secretclient.client import SecretClient
+from secretclient.db.sqlalchemy import create_engine
 from test_aws_lambda import Setup, aws_env, multi, rotate, single, store  # noqa: F401 - fixtures
 
 
@@ -15,15 +22,6 @@ def test_eight_threads_query_through_five_rotations_without_a_failure(kind, requ
     """8 threads query MariaDB through create_engine(client=SecretClient(AwsSecretsManagerStore)),
     dropping a connection after one query in five (new logins all the time), while
     lambda_handler rotates the secret 5 times."""
-    import random
-    import threading
-    import time
-
-    import sqlalchemy as sa
-
-    from secretclient.client import SecretClient
-    from secretclient.db.sqlalchemy import create_engine
-
     setup: Setup = request.getfixturevalue(kind)
     client = SecretClient(aws_env.store(), close_store=True)
     engine = create_engine("mysql+pymysql:///", secret=setup.name, client=client,
