@@ -1,14 +1,16 @@
 """One full rotation (new → set → test → end) on loopback: median of 20, per strategy and store.
 
-    python bench/bench_rotation.py
+    python bench/bench_rotation.py [--db mariadb|postgres]
 
-A throwaway MariaDB (secretclient.testing) and, for the KMS rows, the KmsEmulator reached
-through the real aliyun SDK over HTTP. Each rotation includes taking and releasing the
-GET_LOCK lock, every store call and every login the engine makes. Target: median ≤ 200 ms.
+A throwaway MariaDB or PostgreSQL (secretclient.testing) and, for the KMS rows, the KmsEmulator
+reached through the real aliyun SDK over HTTP. Each rotation includes taking and releasing the
+lock (GET_LOCK, or pg_advisory_lock), every store call and every login the engine makes.
+Target: median ≤ 200 ms.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 import sys
@@ -21,6 +23,7 @@ from rotation import AlternatingUsersStrategy, Rotator, SingleUserStrategy
 from secretclient.stores.embedded import EmbeddedStore
 from secretclient.testing.kms_emulator import KmsEmulator
 from secretclient.testing.mariadb import MariaDB
+from secretclient.testing.postgresql import PostgreSQL
 
 ROUNDS = 20
 
@@ -31,6 +34,19 @@ def setup(db: MariaDB, store, n: int) -> str:
     db.execute("GRANT ALL ON *.* TO %s@%s WITH GRANT OPTION", (f"adm{n}", "%"))
     db.create_user(f"app{n}", "app-pw-0123456789", grants=(f"SELECT, INSERT, UPDATE ON {database}.*",))
     common = {"Endpoint": db.host, "Port": db.port, "SSL": False}
+    store.create_secret(f"master{n}", json.dumps({**common, "AccountName": f"adm{n}",
+                                                  "AccountPassword": "admin-pw-0123456789"}), version_id="m")
+    store.create_secret(f"app{n}", json.dumps({**common, "AccountName": f"app{n}", "DBName": database,
+                                               "AccountPassword": "app-pw-0123456789",
+                                               "MasterSecret": f"master{n}"}), version_id="v0")
+    return f"app{n}"
+
+
+def setup_postgres(pg: PostgreSQL, store, n: int) -> str:
+    database = pg.create_database("bench")
+    pg.create_user(f"adm{n}", "admin-pw-0123456789", attributes="CREATEROLE")
+    pg.create_user(f"app{n}", "app-pw-0123456789", grants=(f"ALL ON DATABASE {database}",))
+    common = {"engine": "postgres", "Endpoint": pg.host, "Port": pg.port, "SSL": False}
     store.create_secret(f"master{n}", json.dumps({**common, "AccountName": f"adm{n}",
                                                   "AccountPassword": "admin-pw-0123456789"}), version_id="m")
     store.create_secret(f"app{n}", json.dumps({**common, "AccountName": f"app{n}", "DBName": database,
@@ -50,23 +66,41 @@ def measure(rotator: Rotator, name: str) -> list[float]:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--db", choices=("mariadb", "postgres"), default="mariadb")
+    args = parser.parse_args()
     rows = []
-    with MariaDB(audit=False) as db:
+    if args.db == "postgres":
+        from rotation.strategies.postgres import PostgresAlternatingUsersStrategy, PostgresSingleUserStrategy
+
+        server: MariaDB | PostgreSQL = PostgreSQL()
+        strategies = (
+            ("alternating users", PostgresAlternatingUsersStrategy),
+            ("single user, MasterSecret", lambda: PostgresSingleUserStrategy(use_master=True)),
+            ("single user, self", lambda: PostgresSingleUserStrategy(use_master=False)),
+        )
+        make_app = setup_postgres
+    else:
+        server = MariaDB(audit=False)
+        strategies = (
+            ("alternating users", lambda: AlternatingUsersStrategy(name_limit=80)),
+            ("single user, MasterSecret", lambda: SingleUserStrategy(use_master=True)),
+            ("single user, self", lambda: SingleUserStrategy(use_master=False)),
+        )
+        make_app = setup
+    with server as db:
         backing = EmbeddedStore()
         with KmsEmulator(store=EmbeddedStore()) as emulator:
             stores = {"EmbeddedStore (:memory:)": backing, "KMS emulator via SDK (HTTP)": emulator.store()}
             n = 0
             for store_label, store in stores.items():
-                for label, strategy in (
-                    ("alternating users", AlternatingUsersStrategy(name_limit=80)),
-                    ("single user, MasterSecret", SingleUserStrategy(use_master=True)),
-                    ("single user, self", SingleUserStrategy(use_master=False)),
-                ):
+                for label, strategy in strategies:
                     n += 1
-                    name = setup(db, store, n)
-                    times = measure(Rotator(store, strategy=strategy), name)
+                    name = make_app(db, store, n)
+                    times = measure(Rotator(store, strategy=strategy()), name)
                     rows.append((store_label, label, statistics.median(times), max(times)))
-        print(f"MariaDB {db.version}, {ROUNDS} rotations each after one warm-up, loopback")
+        kind = "PostgreSQL" if args.db == "postgres" else "MariaDB"
+        print(f"{kind} {db.version}, {ROUNDS} rotations each after one warm-up, loopback")
     print(f"{'store':30} {'strategy':28} {'median ms':>10} {'max ms':>8}")
     for store_label, label, median, worst in rows:
         print(f"{store_label:30} {label:28} {median * 1000:10.1f} {worst * 1000:8.1f}")

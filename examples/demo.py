@@ -45,7 +45,7 @@ from rotation import (
     Scheduler,
     SingleUserStrategy,
 )
-from rotation.passwords import DEFAULT_POLICY
+from rotation.passwords import MYSQL_PASSWORD_POLICY
 from secretclient import EmbeddedStore, SecretClient, SecretNotFound
 from secretclient.db import Connector, create_engine
 from secretclient.testing import MariaDB, MariaDBNotInstalled
@@ -148,11 +148,11 @@ def provision(db: MariaDB, store: Any) -> str:
     db.execute(
         f"INSERT INTO {q}.items VALUES " + ", ".join(f"({i}, 'item {i}', 100)" for i in range(1, ITEMS + 1))
     )
-    app_password = store.random_password(DEFAULT_POLICY)
+    app_password = store.random_password(MYSQL_PASSWORD_POLICY)
     db.create_user(APP_ACCOUNT, app_password, grants=(f"SELECT, INSERT, UPDATE, DELETE ON {q}.*",))
     # The MasterSecret account gets the least privileges docs/security.md lists: create and
     # alter accounts, read the grant tables, and hand on the application's privileges.
-    master_password = store.random_password(DEFAULT_POLICY)
+    master_password = store.random_password(MYSQL_PASSWORD_POLICY)
     db.create_user(MASTER_ACCOUNT, master_password, grants=("CREATE USER ON *.*", "SELECT ON mysql.*"))
     db.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {q}.* TO %s@%s WITH GRANT OPTION", (MASTER_ACCOUNT, "%"))
     common = {"Endpoint": db.host, "Port": db.port, "SSL": False}

@@ -13,6 +13,7 @@ from .errors import (
     LockLost,
     LoginFailed,
     ProtectedAccount,
+    RdsApiError,
     RotationConflict,
     RotationError,
     RotationInProgress,
@@ -24,16 +25,15 @@ from .errors import (
 )
 from .events import RotationEvent
 from .lock import LocalLock, Lock, LockHandle, MySqlLock, lock_name
-from .passwords import DEFAULT_POLICY, RDS_POLICY
-from .plan import Plan
+from .passwords import MYSQL_PASSWORD_POLICY, RDS_PASSWORD_POLICY
+from ._dry_run import Plan
 from .scheduler import RotationWindow, Scheduler
 from .status import Status
 from .strategies import AlternatingUsersStrategy, RdsApiStrategy, SingleUserStrategy, Strategy
-from .strategies.rds import RdsApiError
 
 __all__ = [
-    "DEFAULT_POLICY",
-    "RDS_POLICY",
+    "MYSQL_PASSWORD_POLICY",
+    "RDS_PASSWORD_POLICY",
     "STEPS",
     "AbortResult",
     "AlternatingUsersStrategy",

@@ -14,7 +14,6 @@ import hmac
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from .errors import InvalidRotationSetup
@@ -169,17 +168,20 @@ class RoleAttributes:
     replication: bool = False
     bypassrls: bool = False
     connection_limit: int = -1
-    valid_until: datetime | None = None
+    #: As the server prints it (``'infinity'`` has no Python datetime); None: no expiry.
+    valid_until: str | None = None
 
     QUERY = (
-        "SELECT " + ", ".join(col for _, col, _, _ in _FLAGS) + ", rolconnlimit, rolvaliduntil "
+        "SELECT " + ", ".join(col for _, col, _, _ in _FLAGS) + ", rolconnlimit, rolvaliduntil::text "
         "FROM pg_catalog.pg_roles WHERE rolname = %s"
     )
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> RoleAttributes:
         flags = {attr: bool(value) for (attr, _, _, _), value in zip(_FLAGS, row, strict=False)}
-        return cls(**flags, connection_limit=int(row[len(_FLAGS)]), valid_until=row[len(_FLAGS) + 1])
+        valid = row[len(_FLAGS) + 1]
+        # 'infinity' is how an expiry is removed (NULL cannot be set again): the same as none.
+        return cls(**flags, connection_limit=int(row[len(_FLAGS)]), valid_until=None if valid == "infinity" else valid)
 
     def clauses(self, other: RoleAttributes | None = None) -> list[str]:
         """Keywords making a role have these attributes (only those differing from ``other``)."""
@@ -192,7 +194,7 @@ class RoleAttributes:
         return out
 
     def valid_until_literal(self) -> str:
-        return "infinity" if self.valid_until is None else self.valid_until.isoformat()
+        return "infinity" if self.valid_until is None else self.valid_until
 
     def describe(self, other: RoleAttributes | None = None) -> list[str]:
         """Human-readable differences from ``other`` (for plans and errors)."""

@@ -16,10 +16,10 @@ import click
 
 from secretclient.errors import SecretClientError
 
-from .config import STRATEGIES, lock_for, make_strategy, open_store
+from ._factories import STRATEGIES, lock_for, make_strategy, open_store
 from .engine import Rotator
 from .errors import RotationInProgress
-from .passwords import DEFAULT_POLICY
+from .passwords import MYSQL_PASSWORD_POLICY
 
 __all__ = ["main"]
 
@@ -30,6 +30,13 @@ def _rotator(obj: dict[str, Any]) -> Rotator:
         obj["store"], region=obj["region"], endpoint=obj["endpoint"],
         access_key_id=obj["access_key_id"], access_key_secret=obj["access_key_secret"], create=False,
     )
+    if obj["store"] == "ncp":  # NCP's chain as the engine needs it (docs/rotation.md)
+        from secretclient.stores.ncp import NcpSecretManagerStore
+
+        from .ncp import for_engine
+
+        assert isinstance(store, NcpSecretManagerStore)
+        store = for_engine(store)
     rds = None
     if obj["strategy"] == "rds":
         from .strategies.rds import rds_client
@@ -62,7 +69,7 @@ def _run(ctx: click.Context, action: Any) -> None:
 
 @click.group()
 @click.option("--store", default="kms", show_default=True, envvar="ROTATION_STORE",
-              help="Where the secret lives: 'embedded:PATH' or 'kms'.")
+              help="Where the secret lives: 'embedded:PATH', 'kms' or 'ncp'.")
 @click.option("--region", envvar="ALIBABA_CLOUD_REGION_ID", help="KMS region id (kms store).")
 @click.option("--endpoint", envvar="ROTATION_KMS_ENDPOINT", help="KMS endpoint: host[:port] or http(s)://host[:port].")
 @click.option("--access-key-id", envvar="ALIBABA_CLOUD_ACCESS_KEY_ID", help="KMS AccessKey id (or the env variable).")
@@ -80,8 +87,8 @@ def _run(ctx: click.Context, action: Any) -> None:
               "through the MasterSecret / RDS API anyway (repeatable; refused by default).")
 @click.option("--master-secret", help="Privileged secret (default: the secret's MasterSecret field).")
 @click.option("--ca-file", type=click.Path(exists=True, dir_okay=False), help="CA bundle for secrets with \"SSL\": true.")
-@click.option("--exclude-characters", default=DEFAULT_POLICY.exclude_characters, show_default=True)
-@click.option("--password-length", type=click.IntRange(8, 128), default=DEFAULT_POLICY.length, show_default=True)
+@click.option("--exclude-characters", default=MYSQL_PASSWORD_POLICY.exclude_characters, show_default=True)
+@click.option("--password-length", type=click.IntRange(8, 128), default=MYSQL_PASSWORD_POLICY.length, show_default=True)
 @click.option("--lock-timeout", type=click.FloatRange(0), default=0.0, help="Seconds to wait for another rotator.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @click.option("-v", "--verbose", is_flag=True, help="Log each step and audit event (never values) to stderr.")

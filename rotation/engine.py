@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from secretclient.errors import SecretNotFound, VersionConflict
 from secretclient.model import Secret, Stage, StageLabels, stage_labels
@@ -32,13 +32,15 @@ from .errors import (
 )
 from .events import Events, Listener, RotationEvent
 from .lock import Lock, LockHandle, MySqlLock
-from .plan import Plan, make_plan
+from ._dry_run import Plan, make_plan
 from .status import Status, make_status, stage_holder
 from .strategies.base import RotationContext, Strategy
 
 __all__ = ["STEPS", "AbortResult", "RotationResult", "Rotator"]
 
 STEPS = ("new", "set", "test", "end")
+
+_T = TypeVar("_T")
 
 #: Called at named points ("set:start", "set:mid", "end:mid", …); raising stops the step.
 Checkpoint = Callable[[str], None]
@@ -78,7 +80,9 @@ class Rotator:
     :param client: a :class:`secretclient.SecretClient`; after a promotion it gets the new
         CURRENT through ``publish()``, so this process switches without waiting for its TTL.
     :param listeners: callables receiving every :class:`~rotation.events.RotationEvent`.
-    :param clock: returns the current UTC time (grace periods, due times).
+    :param clock: returns the current UTC time (events; grace periods and due times until the
+        store's time is known, see :meth:`store_now`).
+    :param monotonic: monotonic seconds (carries the store's time forward between its writes).
     :param checkpoint: called at named points inside steps (tests pause or kill there).
     :param lock_timeout: seconds to wait for the lock before :class:`RotationInProgress`.
     """
@@ -95,6 +99,7 @@ class Rotator:
         checkpoint: Checkpoint | None = None,
         lock_timeout: float = 0.0,
         version_ids: Callable[[], str] = lambda: uuid.uuid4().hex,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
         #: The store's own labels for the three roles (messages name them as the store does).
@@ -117,9 +122,25 @@ class Rotator:
         self._checkpoint = checkpoint
         self.lock_timeout = lock_timeout
         self._version_ids = version_ids
+        self._monotonic = monotonic
+        # (store time, monotonic time) of this rotator's last write the store timestamped.
+        self._store_anchor: tuple[datetime, float] | None = None
 
     def __repr__(self) -> str:
         return f"Rotator(store={self.store!r}, strategy={self.strategy!r})"
+
+    def store_now(self) -> datetime:
+        """The store's time, against which ages of versions (grace periods, due times) are measured.
+
+        Versions carry the store's timestamps, so a rotator clock ahead of the store would make
+        them look old and skip a grace period. Once the store timestamped one of this rotator's
+        writes, its time is carried forward with the monotonic clock (immune to clock steps);
+        before that, the rotator's clock is all there is.
+        """
+        if self._store_anchor is None:
+            return self.clock()
+        at, mono = self._store_anchor
+        return at + timedelta(seconds=max(self._monotonic() - mono, 0.0))
 
     # -- public API -----------------------------------------------------------------------
 
@@ -138,7 +159,7 @@ class Rotator:
                 current_vid, pending_vid = self._stage_holders(secret_name)
                 if due_after is not None and pending_vid is None:
                     current = self.store.get_secret(secret_name)
-                    if current.created is not None and self.clock() - current.created < due_after:
+                    if current.created is not None and self.store_now() - current.created < due_after:
                         return RotationResult(secret_name, False, current.version_id, reason="not due")
                 resumed = pending_vid is not None
                 if pending_vid is not None and pending_vid == current_vid:
@@ -150,9 +171,12 @@ class Rotator:
                     vid = pending_vid
                     self._emit("resumed", secret_name, vid, detail="resuming interrupted rotation")
                 else:
-                    vid = self._version_ids()
+                    fresh_vid = vid = self._version_ids()
                     self._emit("started", secret_name, vid)
-                    self._timed(ctx, "new", vid, lambda: self._new(ctx, vid))
+                    vid = self._timed(ctx, "new", vid, lambda: self._new(ctx, fresh_vid))
+                    if vid != fresh_vid:  # another rotator wrote a PENDING meanwhile: this run joins it
+                        resumed = True
+                        self._emit("resumed", secret_name, vid, detail="joined a rotation started meanwhile")
                 self._timed(ctx, "set", vid, lambda: self._set(ctx, vid, fresh=not resumed))
                 self._timed(ctx, "test", vid, lambda: self._test(ctx, vid))
                 self._timed(ctx, "end", vid, lambda: self._end(ctx, vid, verified=True))
@@ -236,10 +260,11 @@ class Rotator:
             if pending_vid != version_id:
                 self._emit("resumed", ctx.secret_name, pending_vid, detail="step new found an interrupted rotation")
             return pending_vid
-        self._new(ctx, version_id)
-        return version_id
+        return self._new(ctx, version_id)
 
-    def _new(self, ctx: RotationContext, vid: str) -> None:
+    def _new(self, ctx: RotationContext, vid: str) -> str:
+        """Store version ``vid`` as PENDING; returns ``vid``, or the PENDING version another rotator
+        (whatever its lock) wrote meanwhile, which this rotation then joins rather than take its label."""
         current = self.store.get_secret(ctx.secret_name, stage=Stage.CURRENT)
         self.strategy.preflight(ctx, current)
         try:
@@ -248,7 +273,7 @@ class Rotator:
             existing = None
         if existing is not None:
             if existing.stages & {self.labels.pending, self.labels.current}:
-                return  # a retry of this very step
+                return vid  # a retry of this very step
             raise RotationConflict(
                 f"version {vid!r} of {ctx.secret_name!r} exists but is neither {self.labels.pending} "
                 f"nor {self.labels.current}"
@@ -257,8 +282,27 @@ class Rotator:
         password = self.strategy.new_password(self.store)
         pending = self.strategy.pending_credentials(creds, password)
         ctx.checkpoint("new:put")
+        # PENDING is fenced: never taken from another rotation. Look right before writing, and
+        # check right after (a rotator that wrote at the same moment keeps it; this one stops).
+        current_vid, holder = self._stage_holders(ctx.secret_name)
+        if current_vid != current.version_id:
+            raise RotationConflict(
+                f"{self.labels.current} of {ctx.secret_name!r} moved while the new version was prepared; "
+                "nothing was written: run again"
+            )
+        if holder is not None:
+            return holder
         # Explicit stages: a version without them would become CURRENT before it was ever set.
-        self.store.put_secret(ctx.secret_name, vid, pending.to_json(), stages=[Stage.PENDING])
+        written = self.store.put_secret(ctx.secret_name, vid, pending.to_json(), stages=[Stage.PENDING])
+        if written.created is not None:
+            self._store_anchor = (written.created, self._monotonic())
+        _, holder = self._stage_holders(ctx.secret_name)
+        if holder != vid:
+            raise RotationConflict(
+                f"{self.labels.pending} of {ctx.secret_name!r} went to version {holder!r} while {vid!r} was "
+                "written; this rotation stopped before changing the database"
+            )
+        return vid
 
     def _load(self, ctx: RotationContext, vid: str) -> tuple[Secret, Secret]:
         """(CURRENT, the version ``vid``) — ``vid`` must be PENDING or already CURRENT."""
@@ -324,7 +368,7 @@ class Rotator:
             if hook is not None:
                 hook(point)
 
-        return RotationContext(store=self.store, secret_name=secret_name, now=self.clock, checkpoint=checkpoint)
+        return RotationContext(store=self.store, secret_name=secret_name, now=self.store_now, checkpoint=checkpoint)
 
     def _stage_holders(self, secret_name: str) -> tuple[str | None, str | None]:
         """VersionIds of the CURRENT and PENDING versions (None when no version has the stage)."""
@@ -339,12 +383,13 @@ class Rotator:
         except VersionConflict:
             pass  # already removed by a retry or another rotator: the goal state holds
 
-    def _timed(self, ctx: RotationContext, step: str, vid: str, action: Callable[[], None]) -> None:
+    def _timed(self, ctx: RotationContext, step: str, vid: str, action: Callable[[], _T]) -> _T:
         ctx.checkpoint(f"{step}:start")
         t0 = time.monotonic()
-        action()
+        out = action()
         self._emit("step_done", ctx.secret_name, vid, step=step, duration=time.monotonic() - t0)
         ctx.checkpoint(f"{step}:done")
+        return out
 
     def _finish(self, name: str, vid: str, previous: str | None, resumed: bool, started: float) -> RotationResult:
         duration = time.monotonic() - started

@@ -13,6 +13,7 @@ __all__ = [
     "LockLost",
     "LoginFailed",
     "ProtectedAccount",
+    "RdsApiError",
     "RotationConflict",
     "RotationError",
     "RotationInProgress",
@@ -73,6 +74,10 @@ class VerificationFailed(RotationError):
 
 class DatabaseError(RotationError):
     """The database refused a statement; ``code`` holds the server's error number."""
+
+
+class RdsApiError(RotationError):
+    """The RDS API refused or failed a call; ``code`` holds RDS's error code (``InvalidAccountName.NotFound``)."""
 
 
 class RotationConflict(RotationError):

@@ -37,7 +37,7 @@ from typing import Any
 
 from secretclient.model import Stage
 
-from .config import lock_for, make_strategy, open_store
+from ._factories import lock_for, make_strategy, open_store
 from .engine import Rotator
 from .errors import InvalidRotationSetup
 

@@ -10,15 +10,19 @@ Start here:
 - :mod:`secretclient.testing` — a KMS emulator, a throwaway MariaDB and pytest fixtures.
 """
 
+from ._default_client import get_default_client, set_default_client
 from .backoff import Backoff
-from .client import ClientClosed, SecretClient
+from .cache_policy import CachePolicy
+from .client import SecretClient
 from .decorators import inject_db_credentials, inject_secret
-from .default import NoDefaultClient, get_default_client, set_default_client
 from .errors import (
     AccessDenied,
+    ClientClosed,
+    EncryptionKeyError,
     InvalidParameter,
     InvalidSecretContent,
     LimitExceeded,
+    NoDefaultClient,
     SecretClientError,
     SecretNotFound,
     StoreError,
@@ -66,18 +70,19 @@ __all__ = [
     "AliyunKmsStore",
     "AwsSecretsManagerStore",
     "Backoff",
+    "CachePolicy",
     "ClientClosed",
     "ClientEvent",
     "ClientObserver",
     "ClientStats",
     "DbCredentials",
     "EmbeddedStore",
+    "EncryptionKeyError",
     "InvalidParameter",
     "InvalidSecretContent",
     "LimitExceeded",
     "NcpSecretManagerStore",
     "NoDefaultClient",
-    "open_store",
     "PasswordPolicy",
     "Secret",
     "SecretClient",
@@ -96,6 +101,7 @@ __all__ = [
     "get_default_client",
     "inject_db_credentials",
     "inject_secret",
+    "open_store",
     "set_default_client",
     "stage_labels",
 ]

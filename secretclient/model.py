@@ -255,6 +255,11 @@ _ALIASES: dict[str, tuple[str, ...]] = {
 }
 
 
+# AWS's keys, for fields an AWS-format secret (``username``…) did not have when read.
+_AWS_SPELLINGS = {"account_name": "username", "account_password": "password", "endpoint": "host", "port": "port",
+                  "db_name": "dbname", "ssl": "ssl", "master_secret": "masterarn"}
+
+
 def _as_port(value: Any) -> int | None:
     """``value`` as an integer (``3306``, ``"3306"``, ``3306.0``); ``None`` if it is not one."""
     if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
@@ -390,12 +395,14 @@ class DbCredentials:
         )
 
     def to_json_dict(self) -> dict[str, Any]:
-        """The JSON object, with the keys it was parsed from (Alibaba's for fields it did not
-        have; unknown keys kept as they were). A port read as text is written as text."""
+        """The JSON object, with the keys it was parsed from (for fields it did not have:
+        AWS's keys in an AWS-format secret, else Alibaba's; unknown keys kept as they were).
+        A port read as text is written as text."""
         out: dict[str, Any] = dict(self.extra)
+        aws = self.spellings.get("account_name") in ("username", "Username")
 
         def put(key: str, value: Any) -> None:
-            out[self.spellings.get(key, _ALIASES[key][0])] = value
+            out[self.spellings.get(key) or (_AWS_SPELLINGS[key] if aws else _ALIASES[key][0])] = value
 
         put("account_name", self.account_name)
         put("account_password", self.account_password)

@@ -57,9 +57,9 @@ class PgApp:
     def login(self, creds: Any, **kw: Any) -> Any:
         import psycopg
 
+        kw.setdefault("sslmode", "disable")
         return psycopg.connect(host=creds.endpoint, port=creds.port, user=creds.account_name,
-                               password=creds.account_password, dbname=creds.db_name, connect_timeout=5,
-                               sslmode="disable", **kw)
+                               password=creds.account_password, dbname=creds.db_name, connect_timeout=5, **kw)
 
     def can_login(self, creds: Any) -> bool:
         import psycopg

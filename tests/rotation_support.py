@@ -35,6 +35,8 @@ class StoreHandle:
     spec: dict[str, Any]
     backing: EmbeddedStore
     closers: list[Any] = field(default_factory=list)
+    #: The backing store's clock (set its offset to move the store's time).
+    clock: Any = None
 
     def open_again(self) -> Any:
         return open_store(self.spec)
@@ -59,14 +61,14 @@ def start_store(kind: str, tmp_path: Path, clock: ShiftedClock | None = None) ->
     backing = EmbeddedStore(tmp_path / "secrets.db", clock=clock)
     if kind == "embedded":
         return StoreHandle(kind, backing, {"kind": "embedded", "path": str(tmp_path / "secrets.db")}, backing,
-                           [backing.close])
+                           [backing.close], clock)
     from secretclient.testing.kms_emulator import KmsEmulator
 
     emulator = KmsEmulator(store=backing).start()
     store = emulator.store()
     spec = {"kind": "kms", "region": emulator.region, "endpoint": emulator.endpoint,
             "ak": emulator.access_key_id, "sk": emulator.access_key_secret}
-    return StoreHandle(kind, store, spec, backing, [backing.close, emulator.stop, store.close])
+    return StoreHandle(kind, store, spec, backing, [backing.close, emulator.stop, store.close], clock)
 
 
 class AwsLabelledStore:

@@ -22,7 +22,7 @@ import pytest
 from secretclient import EmbeddedStore, InvalidParameter, SecretNotFound, StoreError, StoreUnavailable
 from secretclient.client import SecretClient
 from secretclient.errors import VersionConflict
-from secretclient.manual import ManualClock, ManualExecutor
+from secretclient.testing import ManualClock, ManualExecutor
 
 ENV = {**os.environ, "PYTHONWARNINGS": "ignore"}
 
@@ -233,7 +233,7 @@ def test_force_deletes_at_once_even_during_a_window(store):
                                     {"recovery_window_days": 7.5}, {"recovery_window_days": True},
                                     {"force": "yes"}])
 def test_bad_windows_are_refused_and_change_nothing(store, kwargs):
-    with pytest.raises(InvalidParameter, match="recovery_window_days|force"):
+    with pytest.raises(InvalidParameter, match=r"recovery_window_days|force"):
         store.delete_secret("app/db", **kwargs)
     assert store.get_secret("app/db").data == "one"
 

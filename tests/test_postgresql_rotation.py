@@ -20,7 +20,7 @@ from postgresql_rotation_support import PgApp, drop_app, make_app, make_strategy
 
 from rotation import InvalidRotationSetup, LockLost, LoginFailed, RotationInProgress, Rotator  # noqa: E402
 from rotation._pg_sql import scram_sha256_verifier  # noqa: E402
-from rotation.config import make_strategy as configured_strategy  # noqa: E402
+from rotation._factories import make_strategy as configured_strategy  # noqa: E402
 from rotation.strategies import AlternatingUsersStrategy  # noqa: E402
 from rotation.strategies.by_engine import ByEngineStrategy, engine_of  # noqa: E402
 from rotation.strategies.postgres import PostgresAlternatingUsersStrategy, PostgresSingleUserStrategy  # noqa: E402
@@ -194,6 +194,18 @@ def test_alternating_rotation_makes_a_twin_that_acts_as_the_base_role(postgresql
     assert app.current().account_name == twin
     assert _role(postgresql, twin) == (True, True, True, 17, valid)
     assert _memberships(postgresql, twin) == {app.account}
+
+
+def test_an_expiry_on_the_idle_twin_is_removed_again(postgresql, store, apps) -> None:
+    app = _new_app(postgresql, store, "alternating", apps, attributes="VALID UNTIL 'infinity'")
+    twin = app.account + "_rt"
+    rotator = Rotator(store, strategy=make_strategy("alternating"))
+    rotator.rotate(app.name)
+    rotator.rotate(app.name)
+    postgresql.execute(f"ALTER ROLE {twin} VALID UNTIL '2030-01-01 00:00:00+00'")
+    rotator.rotate(app.name)
+    assert app.current().account_name == twin
+    assert postgresql.execute(f"SELECT rolvaliduntil::text FROM pg_roles WHERE rolname = '{twin}'") == [("infinity",)]
 
 
 def test_tables_created_by_either_login_stay_usable_by_the_other(postgresql, store, apps) -> None:
@@ -374,3 +386,97 @@ def test_grace_keeps_the_previous_login(postgresql, store, apps) -> None:
         rotator.rotate(app.name)
     later = Rotator(store, strategy=strategy, clock=lambda: datetime.now(UTC) + timedelta(hours=2))
     assert later.rotate(app.name).rotated
+
+
+# -- the CLI and the Function Compute handler pick PostgreSQL from the secret ------------------
+
+
+def test_cli_plan_rotate_status_on_a_postgresql_secret(postgresql, tmp_path, apps) -> None:
+    from click.testing import CliRunner
+
+    from rotation.cli import main as cli
+
+    path = tmp_path / "secrets.db"
+    with EmbeddedStore(path) as file_store:
+        app = _new_app(postgresql, file_store, "alternating", apps)
+    base = ["--store", f"embedded:{path}"]
+    runner = CliRunner()
+    res = runner.invoke(cli, [*base, "plan", app.name])
+    assert res.exit_code == 0, res.output
+    assert f'account: {app.account}_rt' in res.output and "PASSWORD '<redacted>'" in res.output
+    res = runner.invoke(cli, [*base, "--json", "rotate", app.name])
+    assert res.exit_code == 0, res.output
+    rotated = json.loads(res.output)
+    res = runner.invoke(cli, [*base, "status", app.name])
+    assert res.exit_code == 0 and "ACSCurrent" in res.output
+    with EmbeddedStore(path) as file_store:
+        current = file_store.get_secret(app.name)
+        assert current.version_id == rotated["version_id"]
+        app.store = file_store
+        assert app.can_login(current.db_credentials())
+        assert current.db_credentials().account_password not in res.output
+
+
+def test_fc_handler_runs_the_seed_steps_on_a_postgresql_secret(postgresql, tmp_path, apps, monkeypatch) -> None:
+    from types import SimpleNamespace
+
+    import rotation.fc
+
+    path = tmp_path / "secrets.db"
+    file_store = EmbeddedStore(path)
+    try:
+        app = _new_app(postgresql, file_store, "alternating", apps)
+        monkeypatch.setenv("ROTATION_STORE", f"embedded:{path}")
+        context = SimpleNamespace(requestId="req-1", credentials=None)
+        payload = {"SecretName": app.name, "RegionId": "cn-hangzhou"}
+        local = rotation.fc.handler({**payload, "Step": "new"}, context)
+        for step in ("set", "test", "end"):
+            assert rotation.fc.handler({**payload, "Step": step, **local}, context) == local
+        current = file_store.get_secret(app.name)
+        assert current.version_id == "req-1" and current.db_credentials().account_name == app.account + "_rt"
+        assert app.can_login(current.db_credentials())
+    finally:
+        file_store.close()
+
+
+def test_tls_secret_rotates_over_verified_tls_and_the_twin_stays_tls_only(postgresql_tls, store) -> None:
+    from rotation.dbconn import ConnectOptions
+
+    pg = postgresql_tls
+    app = make_app(pg, store, "alternating")
+    try:
+        pg.execute(f"GRANT secretclient_require_ssl TO {app.account}")  # pg_hba.conf: this group TLS only
+        for name in (app.name, app.master_name):
+            data = json.loads(store.get_secret(name).text)
+            store.put_secret(name, "tls", json.dumps({**data, "SSL": True}), stages=["ACSCurrent"])
+        options = ConnectOptions(ca_file=str(pg.ca_file))
+        rotator = Rotator(store, strategy=PostgresAlternatingUsersStrategy(connect_options=options))
+        rotator.rotate(app.name)
+        twin = app.current()
+        assert twin.account_name == app.account + "_rt"
+        with pytest.raises(psycopg.OperationalError, match="pg_hba.conf rejects"):
+            app.login(twin)  # sslmode=disable: the twin inherits the TLS-only group through app
+        with app.login(twin, sslmode="verify-full", sslrootcert=str(pg.ca_file)) as conn:
+            assert conn.pgconn.ssl_in_use  # (pg_stat_ssl hides its row from a session acting as app)
+        # Without the CA the strategy refuses to log in rather than fall back to plain text.
+        blind = Rotator(store, strategy=PostgresAlternatingUsersStrategy(
+            connect_options=ConnectOptions(ca_file=str(pg.directory / "tls" / "server.pem"))))
+        with pytest.raises(Exception, match="certificate|SSL") as err:
+            blind.rotate(app.name)
+        assert twin.account_password not in str(err.value)
+    finally:
+        drop_app(pg, app)
+
+
+def test_statements_never_show_the_password_or_its_verifier(postgresql) -> None:
+    from rotation import DatabaseError
+    from rotation._pg_conn import pg_query
+    from rotation._pg_sql import set_password
+
+    stmt = set_password("pgrot_nobody", "s3cret-Pw")
+    verifier = stmt.args[1].value
+    for shown in (repr(stmt), stmt.redacted(), repr(stmt.args)):
+        assert "s3cret-Pw" not in shown and verifier not in shown and "<redacted>" in shown
+    with postgresql.admin() as conn, pytest.raises(DatabaseError) as err:
+        pg_query(conn, stmt)  # the role does not exist
+    assert "withheld" in str(err.value) and verifier not in str(err.value) and err.value.code == "42704"

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 import rotation.fc
 from rotation import InvalidRotationSetup, RdsApiError, RdsApiStrategy, Rotator, UnsafeAccountName, UnsupportedGrant
 from rotation.cli import main as cli
-from rotation.config import make_strategy
+from rotation._factories import make_strategy
 from rotation.passwords import rds_accepts
 from rotation.strategies.rds import privilege_changes, rds_client
 from secretclient.model import CURRENT, PENDING, PREVIOUS

@@ -36,7 +36,7 @@ from sqlalchemy import String, select, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
 from rotation import AlternatingUsersStrategy, RotationEvent, Rotator, Scheduler
-from rotation.passwords import DEFAULT_POLICY
+from rotation.passwords import MYSQL_PASSWORD_POLICY
 from secretclient import EmbeddedStore, SecretClient
 from secretclient.db import Connector, create_engine
 from secretclient.testing import MariaDB, MariaDBNotInstalled
@@ -123,7 +123,7 @@ def provision(db: MariaDB, store: EmbeddedStore) -> None:
     database = db.create_database("shop")
     q = db.quote_ident(database)
     privileges = "SELECT, INSERT, UPDATE, DELETE, CREATE"
-    passwords = {name: store.random_password(DEFAULT_POLICY) for name in ("shop_web", "shop_rotator")}
+    passwords = {name: store.random_password(MYSQL_PASSWORD_POLICY) for name in ("shop_web", "shop_rotator")}
     db.create_user("shop_web", passwords["shop_web"], grants=(f"{privileges} ON {q}.*",))
     db.create_user("shop_rotator", passwords["shop_rotator"], grants=("CREATE USER ON *.*", "SELECT ON mysql.*"))
     db.execute(f"GRANT {privileges} ON {q}.* TO %s@%s WITH GRANT OPTION", ("shop_rotator", "%"))

@@ -16,13 +16,9 @@ from typing import Any
 
 from secretclient.stores import _aliyun_rpc as _rpc
 
-from ..errors import InvalidRotationSetup, RotationError
+from ..errors import InvalidRotationSetup, RdsApiError
 
-__all__ = ["RdsAccount", "RdsApi", "RdsApiError", "rds_client"]
-
-
-class RdsApiError(RotationError):
-    """The RDS API refused or failed a call; ``code`` holds RDS's error code (``InvalidAccountName.NotFound``)."""
+__all__ = ["RdsAccount", "RdsApi", "rds_client"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ from secretclient.model import DbCredentials, PasswordPolicy, Secret, Stage
 from ..dbconn import ConnectOptions, connect, connect_first, query, run, sees_database, session_cipher, try_login
 from ..errors import InvalidRotationSetup, LoginFailed, ProtectedAccount, RotationError, VerificationFailed
 from ..grants import Grants, grant_statements, parse_grants
-from ..passwords import DEFAULT_POLICY, PasswordSource, new_password
+from ..passwords import MYSQL_PASSWORD_POLICY, PasswordSource, new_password
 from ..sql import (
     NAME_LIMIT_MYSQL,
     AccountOptions,
@@ -49,7 +49,7 @@ class _MySqlStrategy:
         self,
         *,
         master_secret: str | None = None,
-        password_policy: PasswordPolicy = DEFAULT_POLICY,
+        password_policy: PasswordPolicy = MYSQL_PASSWORD_POLICY,
         password_source: PasswordSource | None = None,
         connect_options: ConnectOptions = _CONNECT,
         name_limit: int = NAME_LIMIT_MYSQL,
@@ -112,7 +112,12 @@ class _MySqlStrategy:
                     )
 
     def _admin(self, ctx: RotationContext, current: DbCredentials) -> pymysql.Connection:
-        return connect(self._master(ctx, current), self.connect_options, who="MasterSecret account")
+        master = self._master(ctx, current)
+        if current.ssl and not master.ssl:
+            # This session carries the account's new password: it must be at least as protected
+            # as the account, so an "SSL": true account makes it verified TLS whatever the master says.
+            master = master.with_changes(ssl=True)
+        return connect(master, self.connect_options, who="MasterSecret account")
 
     @staticmethod
     def _dialect(conn: pymysql.Connection) -> Dialect:
@@ -246,15 +251,24 @@ class SingleUserStrategy(_MySqlStrategy):
         try:
             conn = connect(current, self.connect_options, who="CURRENT account")
         except LoginFailed:
+            if self.can_login(ctx, pending):
+                return  # applied meanwhile by another rotator that joined this rotation
             raise LoginFailed(
                 f"neither CURRENT nor PENDING of {ctx.secret_name!r} logs in as {current.account_name!r}; "
                 "repair by hand (see docs/rotation.md)"
             ) from None
         with closing(conn):
             dialect = self._dialect(conn)
+            native = self._own_native(conn)
             ctx.checkpoint("set:mid")
             run(conn, dialect.set_own_password(pending.account_password, current.account_password,
-                                               retain=self.retain_current_password))
+                                               retain=self.retain_current_password, native=native))
+
+    @staticmethod
+    def _own_native(conn: pymysql.Connection) -> bool:
+        """Whether the session's account stores a ``mysql_native_password`` hash (its own grants say)."""
+        rows = query(conn, Statement("SHOW GRANTS FOR CURRENT_USER()"))
+        return bool(rows) and "IDENTIFIED BY PASSWORD '*" in str(rows[0][0])
 
     def test(self, ctx: RotationContext, current: DbCredentials, pending: DbCredentials) -> None:
         with closing(connect(pending, self.connect_options, database=pending.db_name, who="PENDING account")) as conn:
@@ -269,7 +283,8 @@ class SingleUserStrategy(_MySqlStrategy):
                 with closing(connect(current, self.connect_options)) as conn:
                     d = self._dialect(conn)
                     stmts = (d.set_own_password(pending.account_password, current.account_password,
-                                                retain=self.retain_current_password).redacted(),)
+                                                retain=self.retain_current_password,
+                                                native=self._own_native(conn)).redacted(),)
             return StrategyPlan(accounts, stmts, (), tuple(checks))
         conn = self._admin_or_check(ctx, current)
         if isinstance(conn, Check):

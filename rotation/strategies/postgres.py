@@ -43,16 +43,13 @@ from .._pg_sql import (
 )
 from ..dbconn import ConnectOptions
 from ..errors import InvalidRotationSetup, LoginFailed, RotationError, VerificationFailed
-from ..passwords import DEFAULT_POLICY, PasswordSource, new_password
+from ..passwords import POSTGRES_PASSWORD_POLICY, PasswordSource, new_password
 from .base import Check, RotationContext, StrategyPlan, allow_list, check_grace, swap_suffix
 
 __all__ = ["PostgresAlternatingUsersStrategy", "PostgresSingleUserStrategy"]
 
 _CONNECT = ConnectOptions()
-_SESSION = (
-    "SELECT current_user, session_user, "
-    "coalesce((SELECT ssl FROM pg_catalog.pg_stat_ssl WHERE pid = pg_backend_pid()), false)"
-)
+_SESSION = "SELECT current_user, session_user"
 
 
 class _PostgresStrategy:
@@ -62,7 +59,7 @@ class _PostgresStrategy:
         self,
         *,
         master_secret: str | None = None,
-        password_policy: PasswordPolicy = DEFAULT_POLICY,
+        password_policy: PasswordPolicy = POSTGRES_PASSWORD_POLICY,
         password_source: PasswordSource | None = None,
         connect_options: ConnectOptions = _CONNECT,
         allow_accounts: Iterable[str] = (),
@@ -145,15 +142,17 @@ class _PostgresStrategy:
         """The Rotator's lock: ``pg_advisory_lock`` through :meth:`lock_connection`."""
         return PgAdvisoryLock(lambda name: self.lock_connection(store, name))
 
-    def _test_session(self, pending: DbCredentials, acting_as: str, needs_tls: bool) -> None:
-        """Log in as ``pending`` to its database and check the session's role and TLS."""
-        with closing(pg_connect(pending, self.connect_options, who="ACSPending account")) as conn:
-            current_user, _session_user, ssl = pg_query(conn, _SESSION)[0]
+    @staticmethod
+    def _check_session(conn: Any, pending: DbCredentials, acting_as: str) -> None:
+        """The pending login's session: logged in as itself, acting as ``acting_as``, TLS as required."""
+        current_user, session_user = pg_query(conn, _SESSION)[0]
+        # libpq's own view: pg_stat_ssl hides the row from a session acting as another role.
+        ssl = conn.pgconn.ssl_in_use
+        if session_user != pending.account_name:
+            raise VerificationFailed(f"logged in as {session_user!r}, not {pending.account_name!r}")
         if current_user != acting_as:
-            raise VerificationFailed(
-                f"account {pending.account_name!r} acts as {current_user!r}, not as {acting_as!r}"
-            )
-        if (needs_tls or pending.ssl) and not ssl:
+            raise VerificationFailed(f"account {pending.account_name!r} acts as {current_user!r}, not as {acting_as!r}")
+        if pending.ssl and not ssl:
             raise VerificationFailed(f"account {pending.account_name!r} logged in without TLS although TLS is required")
 
 
@@ -211,11 +210,8 @@ class PostgresSingleUserStrategy(_PostgresStrategy):
 
     def test(self, ctx: RotationContext, current: DbCredentials, pending: DbCredentials) -> None:
         with closing(pg_connect(pending, self.connect_options, who="ACSPending account")) as conn:
-            _current_user, session_user, ssl = pg_query(conn, _SESSION)[0]
-        if session_user != pending.account_name:
-            raise VerificationFailed(f"logged in as {session_user!r}, not {pending.account_name!r}")
-        if pending.ssl and not ssl:
-            raise VerificationFailed(f"account {pending.account_name!r} logged in without TLS although TLS is required")
+            acting_as = pg_query(conn, "SELECT current_user")[0][0]
+            self._check_session(conn, pending, acting_as)
 
     def plan(self, ctx: RotationContext, current: DbCredentials, pending: DbCredentials) -> StrategyPlan:
         checks = [Check("ACSCurrent logs in", self.can_login(ctx, current))]
@@ -359,19 +355,19 @@ class PostgresAlternatingUsersStrategy(_PostgresStrategy):
     def test(self, ctx: RotationContext, current: DbCredentials, pending: DbCredentials) -> None:
         alt = self._guard(current, pending)
         base = self.base(current.account_name)
-        with closing(self._admin(ctx, current)) as admin:
-            want, have = self._attributes(admin, current.account_name), self._attributes(admin, alt)
-            if have is None:
-                raise VerificationFailed(f"role {alt!r} does not exist")
+        # Checked from the pending login's own session (these catalogs are readable by every
+        # role): one login fewer than through the MasterSecret account.
+        with closing(pg_connect(pending, self.connect_options, who="ACSPending account")) as conn:
+            self._check_session(conn, pending, acting_as=base)
+            want, have = self._attributes(conn, current.account_name), self._attributes(conn, alt)
+            if have is None or want is None:
+                raise VerificationFailed(f"role {alt!r} or {current.account_name!r} does not exist")
             if want != have:
-                diff = have.describe(want)
-                raise VerificationFailed(f"role attributes of {alt!r} differ from ACSCurrent's: {diff[:10]}")
+                raise VerificationFailed(f"role attributes of {alt!r} differ from ACSCurrent's: {have.describe(want)[:10]}")
             if alt != base:
-                members = self._memberships(admin, alt)
-                if set(members) != {base} or not self._twin_ready(admin, alt, base):
-                    raise VerificationFailed(f"role {alt!r} is not set up to act as {base!r} (members of {sorted(members)})")
-        acting_as = base if alt != base else alt
-        self._test_session(pending, acting_as, needs_tls=False)
+                members = self._memberships(conn, alt)
+                if set(members) != {base} or not self._twin_ready(conn, alt, base):
+                    raise VerificationFailed(f"role {alt!r} is not set up to act as {base!r} (member of {sorted(members)})")
 
     def plan(self, ctx: RotationContext, current: DbCredentials, pending: DbCredentials) -> StrategyPlan:
         self._guard(current, pending)

@@ -20,18 +20,19 @@ from ..dbconn import ConnectOptions, connect, connect_first, sees_database, try_
 from ..errors import (
     InvalidRotationSetup,
     ProtectedAccount,
+    RdsApiError,
     RotationError,
     UnsafeAccountName,
     UnsupportedGrant,
     VerificationFailed,
 )
 from ..lock import LocalLock, Lock, LockHandle, MySqlLock
-from ..passwords import RDS_POLICY, PasswordSource, new_password
+from ..passwords import RDS_PASSWORD_POLICY, PasswordSource, new_password
 from ..sql import NAME_LIMIT_RDS, check_account_name
-from ._rds_api import RdsAccount, RdsApi, RdsApiError, rds_client
+from ._rds_api import RdsAccount, RdsApi, rds_client
 from .base import Check, RotationContext, StrategyPlan, allow_list, check_grace, check_not_reserved, swap_suffix
 
-__all__ = ["RdsAccount", "RdsApi", "RdsApiError", "RdsApiStrategy", "rds_client"]
+__all__ = ["RdsAccount", "RdsApi", "RdsApiStrategy", "rds_client"]
 
 #: The privileges the RDS API can grant on a database (MySQL / MariaDB engines).
 GRANTABLE = frozenset({"ReadWrite", "ReadOnly", "DDLOnly", "DMLOnly"})
@@ -97,7 +98,7 @@ class RdsApiStrategy:
         suffix: str = "_rt",
         name_limit: int = NAME_LIMIT_RDS,
         grace: timedelta = timedelta(0),
-        password_policy: PasswordPolicy = RDS_POLICY,
+        password_policy: PasswordPolicy = RDS_PASSWORD_POLICY,
         password_source: PasswordSource | None = None,
         connect_options: ConnectOptions = _CONNECT,
         allow_accounts: Iterable[str] = (),

@@ -27,6 +27,7 @@ aiomysql is built on PyMySQL and raises PyMySQL's errors: the classifier and the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from typing import TYPE_CHECKING, Any
 
@@ -47,7 +48,7 @@ from pymysql.constants import CLIENT
 
 from ..model import DbCredentials
 from ._mysql import MYSQL
-from .connector import Connector, LoginRequest, SleepRequest, Steps
+from .connector import Connector, LoginRequest, SleepRequest, Steps, WaitRequest
 from .policy import RetryPolicy
 from .sqlalchemy import VERSION_KEY, _check_arguments, _resolve_connector, _roll_over
 
@@ -105,7 +106,9 @@ def create_async_engine(
         conn_rec.info[VERSION_KEY] = getattr(dbapi_conn.driver_connection, "credential_version", None)
 
     if rollover:
-        _roll_over(sync_engine, shared)
+        # No sweep of idle connections from other threads: an aiomysql connection belongs to
+        # its event loop. Replaced versions close at checkin and checkout instead.
+        _roll_over(sync_engine, shared, sweep=False)
     return engine
 
 
@@ -166,10 +169,37 @@ async def _drive(steps: Steps) -> tuple[_Connection, DbCredentials]:
                 value = await _login(request)
             elif isinstance(request, SleepRequest):
                 await asyncio.sleep(request.seconds)
+            elif isinstance(request, WaitRequest):
+                value = await _wait(request)
             else:
                 value = await asyncio.to_thread(request.fn, *request.args)
         except BaseException as exc:
             error = exc
+
+
+async def _wait(request: WaitRequest) -> bool:
+    """Wait for another login with the same credential (from any thread or loop) to end,
+    without a thread of our own: the login's end wakes this loop."""
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+
+    def wake() -> None:
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+            loop.call_soon_threadsafe(_resolve, done)
+
+    if not request.flight.add_done_callback(wake):
+        return True
+    try:
+        async with asyncio.timeout(request.seconds):
+            await done
+    except TimeoutError:
+        return False
+    return True
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 async def _login(request: LoginRequest) -> _Connection:

@@ -38,6 +38,10 @@ class RetryPolicy:
       may be between its steps; a later pass can find its result. Each pass reads the store.
     - ``retry_network`` / ``retry_busy``: retry the same credentials after network errors and
       "too many connections" errors.
+    - ``remember_rejected``: seconds a password the server rejected is not sent again by any
+      search of this process (the limit is per process and per credential; see
+      docs/connections.md). After that, one login may try it again: a password fixed on the
+      server side then works without a restart.
     - ``handshake_timeout``: the longest wait for one server reply while logging in (a server
       that accepts TCP and never answers would hang PyMySQL forever), further bounded by
       ``total``; taken off once logged in. Used when the caller sets no ``read_timeout``.
@@ -53,6 +57,7 @@ class RetryPolicy:
     retry_network: bool = True
     retry_busy: bool = True
     handshake_timeout: float | None = 30.0
+    remember_rejected: float = 300.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.total, (int, float)) or isinstance(self.total, bool) or self.total <= 0:
@@ -66,6 +71,9 @@ class RetryPolicy:
             or self.handshake_timeout <= 0
         ):
             raise InvalidParameter("RetryPolicy.handshake_timeout must be a number of seconds > 0, or None")
+        if (not isinstance(self.remember_rejected, (int, float)) or isinstance(self.remember_rejected, bool)
+                or not self.remember_rejected >= 0):
+            raise InvalidParameter("RetryPolicy.remember_rejected must be a number of seconds >= 0")
         if not isinstance(self.backoff, Backoff):
             raise InvalidParameter("RetryPolicy.backoff must be a secretclient.Backoff")
         if isinstance(self.stages, str) or not all(isinstance(s, str) and s for s in self.stages):

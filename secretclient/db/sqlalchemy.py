@@ -17,6 +17,8 @@ Connect errors are PyMySQL ``OperationalError`` subclasses, so SQLAlchemy wraps 
 from __future__ import annotations
 
 import functools
+import threading
+import weakref
 from typing import TYPE_CHECKING, Any
 
 try:
@@ -40,6 +42,7 @@ __all__ = ["VERSION_KEY", "attach", "create_engine"]
 
 #: Key of ``connection_record.info`` holding the credential VersionId of a pooled connection.
 VERSION_KEY = "secretclient.version"
+_SWEPT = "secretclient.swept"  # closed by the sweep while idle
 
 
 def create_engine(
@@ -136,18 +139,60 @@ def _resolve_connector(
     return connector
 
 
-def _roll_over(engine: Engine, connector: Connector) -> None:
-    """Close pooled connections of a replaced credential version at their next checkout."""
+def _roll_over(engine: Engine, connector: Connector, *, sweep: bool = True) -> None:
+    """Close pooled connections of a replaced credential version: idle ones as soon as the
+    connector learns of the new version (``sweep``), the ones in use when they are checked in,
+    and any left at their next checkout."""
     if isinstance(engine.pool, NullPool):
         return  # it never hands out a connection twice: nothing to roll over, no listener to pay for
+    lock = threading.RLock()  # re-entered: invalidating a record fires our "close" listener
+    idle: dict[int, Any] = {}  # id(connection record) -> record, for records in the pool
 
     @event.listens_for(engine, "checkout")
     def _checkout(dbapi_conn: Any, conn_rec: Any, conn_proxy: Any) -> None:
-        # The hot path of every checkout: a dict lookup, no store call, no lock.
-        version = conn_rec.info.get(VERSION_KEY)
-        if connector.is_retired(version):
-            connector.note_rollover()
+        # The hot path of every checkout: no store call, a short lock.
+        info = conn_rec.info
+        with lock:
+            idle.pop(id(conn_rec), None)
+            swept = info.pop(_SWEPT, False)
+        version = info.get(VERSION_KEY)
+        if swept or connector.is_retired(version):
+            if not swept:
+                connector.note_rollover()
             # The pool closes this connection and checks out a new one (up to 3 times).
             raise exc.DisconnectionError(
                 f"secret {connector.secret!r}: credential version {version!r} was replaced"
             )
+
+    @event.listens_for(engine, "checkin")
+    def _checkin(dbapi_conn: Any, conn_rec: Any) -> None:
+        if dbapi_conn is None:
+            return  # already invalidated
+        if connector.is_retired(conn_rec.info.get(VERSION_KEY)):
+            connector.note_rollover()
+            conn_rec.invalidate()  # closed now; the pool opens a new one when it needs it
+            return
+        with lock:
+            idle[id(conn_rec)] = conn_rec
+
+    @event.listens_for(engine, "close")
+    def _closed(dbapi_conn: Any, conn_rec: Any) -> None:
+        with lock:
+            idle.pop(id(conn_rec), None)
+
+    if not sweep:
+        return
+
+    def _sweep() -> None:
+        # Under the lock: a checkout that took a record from the pool but has not reached its
+        # checkout event yet finds the mark and lets the pool open a new connection.
+        with lock:
+            for key, rec in list(idle.items()):
+                if connector.is_retired(rec.info.get(VERSION_KEY)):
+                    del idle[key]
+                    rec.info[_SWEPT] = True
+                    connector.note_rollover()
+                    rec.invalidate()
+
+    remove = connector.on_retire(_sweep)
+    weakref.finalize(engine, remove)

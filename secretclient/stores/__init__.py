@@ -9,8 +9,8 @@ from .aliyun import AliyunKmsStore
 from .aws import AwsSecretsManagerStore
 from .base import MAX_VERSIONS, SecretStore
 from .embedded import EmbeddedStore
+from ._open import open_store
 from .ncp import NcpSecretManagerStore
-from .spec import open_store
 
 __all__ = [
     "MAX_VERSIONS",

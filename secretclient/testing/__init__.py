@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from secretclient.manual import ManualClock, ManualExecutor
+from secretclient.testing.manual import ManualClock, ManualExecutor
 from secretclient.testing.certs import TestCertificates, make_certificates
 from secretclient.testing.proxy import FaultProxy
 

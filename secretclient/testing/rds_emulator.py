@@ -266,9 +266,8 @@ class RdsEmulator(RpcEmulator):
             raise RdsError("InvalidAccountName.Malformed")
         return name
 
-    @staticmethod
-    def _password(params: Mapping[str, str]) -> str:
-        (password,) = RdsEmulator._require(params, "AccountPassword")
+    def _password(self, params: Mapping[str, str]) -> str:
+        (password,) = self._require(params, "AccountPassword")
         if not _password_ok(password):
             raise RdsError("InvalidAccountPassword.Malformed")
         return password

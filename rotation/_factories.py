@@ -12,12 +12,12 @@ from typing import Any
 
 from secretclient.model import PasswordPolicy
 from secretclient.stores.base import SecretStore
-from secretclient.stores.spec import open_store  # re-exported: the CLI and the FC handler use it
+from secretclient.stores import open_store  # re-exported: the CLI and the FC handler use it
 
 from .dbconn import ConnectOptions
 from .errors import InvalidRotationSetup
 from .lock import Lock
-from .passwords import DEFAULT_POLICY, RDS_POLICY
+from .passwords import MYSQL_PASSWORD_POLICY, RDS_PASSWORD_POLICY
 from .strategies import AlternatingUsersStrategy, RdsApiStrategy, SingleUserStrategy, Strategy
 from .strategies.by_engine import ByEngineStrategy
 from .strategies.postgres import PostgresAlternatingUsersStrategy, PostgresSingleUserStrategy
@@ -38,7 +38,7 @@ def make_strategy(
     grace_seconds: float = 0.0,
     master_secret: str | None = None,
     exclude_characters: str | None = None,
-    password_length: int = DEFAULT_POLICY.length,
+    password_length: int = MYSQL_PASSWORD_POLICY.length,
     ca_file: str | None = None,
     instance_id: str | None = None,
     rds_client: Any = None,
@@ -63,7 +63,7 @@ def make_strategy(
         if rds_client is None:
             raise InvalidRotationSetup("strategy 'rds' needs an RDS client (rds_client=)")
         # RDS refuses passwords with other specials, whatever else is excluded.
-        excluded = set(RDS_POLICY.exclude_characters) | set(exclude_characters or "")
+        excluded = set(RDS_PASSWORD_POLICY.exclude_characters) | set(exclude_characters or "")
         policy = PasswordPolicy(length=password_length, exclude_characters="".join(sorted(excluded)))
         return RdsApiStrategy(
             instance_id, rds_client, name_limit=name_limit, grace=timedelta(seconds=grace_seconds),
@@ -72,7 +72,7 @@ def make_strategy(
         )
     policy = PasswordPolicy(
         length=password_length,
-        exclude_characters=DEFAULT_POLICY.exclude_characters if exclude_characters is None else exclude_characters,
+        exclude_characters=MYSQL_PASSWORD_POLICY.exclude_characters if exclude_characters is None else exclude_characters,
     )
     common: dict[str, Any] = {
         "master_secret": master_secret or None, "password_policy": policy,

@@ -1,0 +1,178 @@
+"""An AWS Secrets Manager rotation function on this engine: a drop-in for AWS's MySQL templates.
+
+Secrets Manager invokes ``lambda_handler`` four times per rotation with one
+``ClientRequestToken``: ``{"SecretId", "ClientRequestToken", "Step"}`` and ``Step`` one of
+``createSecret``, ``setSecret``, ``testSecret``, ``finishSecret``. As AWS's templates do, the
+handler first checks that rotation is enabled, that the token is a version of the secret,
+returns at once when that version is already ``AWSCURRENT``, and refuses a version that is
+not ``AWSPENDING``. The steps then run on :class:`~rotation.engine.Rotator` (lock, resume
+after a crash, grant copy by difference, TLS kept, redacted logs):
+
+================  ================================================================
+createSecret      fills Secrets Manager's AWSPENDING version (the token) with new
+                  credentials, in the format of AWSCURRENT (``username``/``password``…)
+setSecret         engine step ``set``
+testSecret        engine step ``test``
+finishSecret      engine step ``end``: AWSCURRENT moves with ``RemoveFromVersionId``
+                  (AWSPREVIOUS follows), then AWSPENDING is removed (also when a
+                  finish died between the two: no AWSPENDING is left behind)
+================  ================================================================
+
+Strategy: single user (the account changes its own password) when the secret has no
+``masterarn``; alternating users ``user`` ↔ ``user_clone`` through the master secret when it
+has one, as AWS's multi-user template, so secrets it rotated keep working.
+
+Environment (Lambda configuration), AWS's names first:
+
+``SECRETS_MANAGER_ENDPOINT``  Secrets Manager endpoint URL (AWS's templates read it too)
+``EXCLUDE_CHARACTERS``        characters new passwords never contain, default ``/@"'\\``
+``PASSWORD_LENGTH``           default 32
+``ROTATION_STRATEGY``         ``single`` or ``alternating`` to override the choice above
+``ROTATION_NAME_LIMIT``       longest account name, default 32 (MySQL 5.7+; 80 on MariaDB)
+``ROTATION_GRACE_SECONDS``    alternating users: AWSPREVIOUS grace period, default 0
+``ROTATION_CA_FILE``          CA bundle for secrets with ``"ssl": true``
+``ROTATION_LOCK_TIMEOUT``     seconds to wait for another rotator's lock, default 10
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+from typing import Any
+
+from secretclient.errors import SecretNotFound
+from secretclient.model import PasswordPolicy, Stage, stage_labels
+from secretclient.stores.aws import AwsSecretsManagerStore
+
+from .dbconn import ConnectOptions
+from .engine import Rotator
+from .errors import InvalidRotationSetup, RotationConflict, RotationInProgress
+from .passwords import MYSQL_PASSWORD_POLICY
+from .strategies import AlternatingUsersStrategy, SingleUserStrategy, Strategy
+from .strategies.base import RotationContext
+
+__all__ = ["STEPS", "CLONE_SUFFIX", "lambda_handler", "make_handler", "parse_event", "rotator_from_environment"]
+
+log = logging.getLogger("rotation.aws_lambda")
+
+#: Secrets Manager's steps and the engine's.
+STEPS = {"createSecret": "new", "setSecret": "set", "testSecret": "test", "finishSecret": "end"}
+#: The suffix of AWS's multi-user template.
+CLONE_SUFFIX = "_clone"
+
+
+def parse_event(event: Any) -> dict[str, str]:
+    """The event as Secrets Manager sends it, checked."""
+    if not isinstance(event, Mapping):
+        raise InvalidRotationSetup("the event must be a JSON object with SecretId, ClientRequestToken and Step")
+    for key in ("SecretId", "ClientRequestToken", "Step"):
+        if not isinstance(event.get(key), str) or not event[key]:
+            raise InvalidRotationSetup(f"the event needs a non-empty string {key!r}")
+    if event["Step"] not in STEPS:
+        raise InvalidRotationSetup(f"Step must be one of {', '.join(STEPS)}, not {event['Step'][:20]!r}")
+    return {key: event[key] for key in ("SecretId", "ClientRequestToken", "Step")}
+
+
+def _number(env: Mapping[str, str], name: str, default: float) -> float:
+    try:
+        return float(env.get(name) or default)
+    except ValueError:
+        raise InvalidRotationSetup(f"${name} must be a number") from None
+
+
+def _strategy(store: AwsSecretsManagerStore, secret_id: str, env: Mapping[str, str]) -> Strategy:
+    exclude = env.get("EXCLUDE_CHARACTERS")
+    policy = PasswordPolicy(
+        length=int(_number(env, "PASSWORD_LENGTH", MYSQL_PASSWORD_POLICY.length)),
+        exclude_characters=MYSQL_PASSWORD_POLICY.exclude_characters if exclude is None else exclude,
+    )
+    options: dict[str, Any] = {
+        "password_policy": policy,
+        "name_limit": int(_number(env, "ROTATION_NAME_LIMIT", 32)),
+        "connect_options": ConnectOptions(ca_file=env.get("ROTATION_CA_FILE") or None),
+    }
+    kind = env.get("ROTATION_STRATEGY")
+    if kind is None:
+        current = store.get_secret(secret_id, stage=Stage.CURRENT).db_credentials()
+        kind = "alternating" if current.master_secret else "single"
+    if kind == "alternating":
+        grace = _number(env, "ROTATION_GRACE_SECONDS", 0)
+        return AlternatingUsersStrategy(suffix=CLONE_SUFFIX, grace=timedelta(seconds=grace), **options)
+    if kind == "single":
+        return SingleUserStrategy(**options)
+    raise InvalidRotationSetup("ROTATION_STRATEGY must be 'single' or 'alternating'")
+
+
+def rotator_from_environment(event: Mapping[str, str], context: Any, env: Mapping[str, str] | None = None) -> Rotator:
+    """A Rotator on Secrets Manager configured by the variables in this module's docstring
+    (credentials and region: the function's role, as boto3 finds them)."""
+    env = os.environ if env is None else env
+    store = AwsSecretsManagerStore(endpoint_url=env.get("SECRETS_MANAGER_ENDPOINT") or None)
+    try:
+        strategy = _strategy(store, event["SecretId"], env)
+        return Rotator(store, strategy=strategy, lock_timeout=_number(env, "ROTATION_LOCK_TIMEOUT", 10))
+    except BaseException:
+        store.close()
+        raise
+
+
+def _fill_placeholder(rotator: Rotator, secret_id: str, token: str) -> None:
+    """createSecret: store new credentials in the token's AWSPENDING version, unless a
+    previous attempt did (Secrets Manager made the version, without a value, before calling us)."""
+    store, strategy = rotator.store, rotator.strategy
+    handle = rotator.lock.acquire(secret_id, rotator.lock_timeout)
+    if handle is None:
+        raise RotationInProgress(f"another rotator is rotating {secret_id!r} right now")
+    try:
+        try:
+            store.get_secret(secret_id, version_id=token)
+            return  # filled by an earlier attempt: keep its password (the database may have it)
+        except SecretNotFound:
+            pass
+        current = store.get_secret(secret_id, stage=Stage.CURRENT)
+        ctx = RotationContext(store=store, secret_name=secret_id, now=rotator.clock, checkpoint=lambda _: handle.check())
+        strategy.preflight(ctx, current)
+        pending = strategy.pending_credentials(current.db_credentials(), strategy.new_password(store))
+        handle.check()
+        store.put_secret(secret_id, token, pending.to_json(), stages=[Stage.PENDING])
+    finally:
+        handle.release()
+
+
+def make_handler(factory: Callable[[Mapping[str, str], Any], Rotator]) -> Callable[[Any, Any], None]:
+    """A rotation function building its Rotator with ``factory(event, context)``."""
+
+    def handle(event: Any, context: Any) -> None:
+        evt = parse_event(event)
+        secret_id, token, step = evt["SecretId"], evt["ClientRequestToken"], evt["Step"]
+        rotator = factory(evt, context)
+        store = rotator.store
+        labels = stage_labels(store)
+        try:
+            if not store.describe(secret_id).automatic_rotation:
+                raise InvalidRotationSetup(f"secret {secret_id!r} is not enabled for rotation")
+            versions = {v.version_id: v.stages for v in store.list_versions(secret_id, include_deprecated=True)}
+            if token not in versions:
+                raise InvalidRotationSetup(f"version {token!r} has no stage for rotation of secret {secret_id!r}")
+            if labels.current in versions[token]:
+                log.info("%s: version %s of %r is already %s", step, token, secret_id, labels.current)
+                if step == "finishSecret" and labels.pending in versions[token]:
+                    rotator.step(secret_id, "end", token)  # a finish that died after the move: clear AWSPENDING
+                return
+            if labels.pending not in versions[token]:
+                raise RotationConflict(f"version {token!r} of {secret_id!r} is not {labels.pending}")
+            if step == "createSecret":
+                _fill_placeholder(rotator, secret_id, token)
+            else:
+                rotator.step(secret_id, STEPS[step], token)
+            log.info("%s: done for version %s of %r", step, token, secret_id)
+        finally:
+            store.close()
+
+    return handle
+
+
+#: The Lambda entry point (handler ``rotation.aws_lambda.lambda_handler``), configured by the environment.
+lambda_handler = make_handler(rotator_from_environment)
