@@ -33,7 +33,7 @@ from secretclient.db import (
     RetryPolicy,
 )
 from secretclient.db.asyncio import create_async_engine
-from secretclient.db.connector import LoginRequest, StoreRequest
+from secretclient.db.connector import LoginRequest, SleepRequest, StoreRequest
 from secretclient.db.sqlalchemy import VERSION_KEY
 from secretclient.model import CURRENT, PENDING, PREVIOUS
 from secretclient.testing import FaultProxy
@@ -188,6 +188,8 @@ def test_only_the_slow_path_reads_the_store_off_the_event_loop(account):
     assert isinstance(next(warm), LoginRequest)  # the cached ACSCurrent, read in the loop
     rejected = pymysql.err.OperationalError(1045, "Access denied")
     request = warm.throw(rejected)
+    assert isinstance(request, SleepRequest)  # the refresh jitter (RetryPolicy.refresh_jitter), awaited
+    request = warm.send(None)
     assert isinstance(request, StoreRequest) and request.args[0] == "ACSCurrent"  # the forced refresh
     warm.close()
 

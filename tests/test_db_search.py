@@ -126,7 +126,8 @@ def test_rotation_found_with_one_rejection_and_one_store_read():
     assert [p for _, p in s.sent] == ["pw-1", "pw-1", "pw-2"]
     stats = s.connector.stats()
     assert (stats.connects, stats.rejected, stats.recovered, stats.store_reads) == (2, 1, 1, 1)
-    assert s.clock.slept == []  # a switch of credentials does not wait
+    # The only wait: the jitter before the store read (no backoff before the switch).
+    assert len(s.clock.slept) == 1 and 0 < s.clock.slept[0] <= RetryPolicy().refresh_jitter
 
 
 def test_stages_are_tried_current_pending_previous():

@@ -26,7 +26,7 @@ from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
-from ..errors import SecretNotFound, StoreError
+from ..errors import SecretNotFound, StoreError, StoreUnavailable, Throttled
 from ..model import DbCredentials, Secret, Stage, StageLabels
 from ._family import DbFamily
 from ._gate import Admission, Flight, LoginGate, Outcome
@@ -158,6 +158,9 @@ class SearchView(Protocol):
         """Login arguments for ``creds`` on top of the caller's ``kwargs``, translated for
         another driver by ``translate`` (when given)."""
 
+    def store_failures(self) -> int:
+        """Forced store reads in a row that were throttled or unavailable (0 after one worked)."""
+
     def hint(self, current_version: str) -> tuple[DbCredentials, str] | None:
         """Credentials that worked (and their stage) after ``current_version`` was rejected."""
 
@@ -223,6 +226,7 @@ class CredentialSearch:
         "rejected_at",
         "skipped",
         "start",
+        "store_gave_up",
         "store_notes",
         "translate",
         "view",
@@ -238,8 +242,9 @@ class CredentialSearch:
         self.deadline = self.start + self.policy.total
         self.attempts: list[Attempt] = []
         self.skipped: list[str] = []  # credentials not sent: rejected before, in this process
-        self.current_rejected: str | None = None  # the CURRENT version rejected first, if any
+        self.current_rejected: str | None = None  # the CURRENT version rejected last, if any
         self.store_notes: list[str] = []
+        self.store_gave_up = False  # the store throttled past the budget: read no other stage
         self.last_kind: ErrorKind | None = None
         self.rejected_at = self.start
 
@@ -281,8 +286,10 @@ class CredentialSearch:
                 return cast("tuple[Any, DbCredentials] | None", found)
         labels = view.labels
         for round_no in range(self.policy.rounds):
-            if round_no > 0 and not (yield from self.wait(round_no - 1)):
+            if round_no > 0 and (self.store_gave_up or not (yield from self.wait(round_no - 1))):
                 return None
+            if round_no == 0:
+                yield from self.jitter()
             since = self.rejected_at if round_no == 0 else view.clock()
             for wanted in self.policy.stages:
                 label = labels.label(wanted)
@@ -304,16 +311,38 @@ class CredentialSearch:
         self.succeeded(creds, stage)
         return conn, creds
 
-    def fresh(self, stage: str, since: float) -> Generator[StoreRequest, Any, DbCredentials | None]:
-        try:
-            return (yield StoreRequest(self.view.fresh, (stage, since)))  # type: ignore[no-any-return]
-        except SecretNotFound:
-            return None  # no such stage right now (no rotation in progress)
-        except StoreError as exc:
-            note = f"{stage}: {type(exc).__name__}" + (f" {exc.code}" if exc.code else "")
-            if note not in self.store_notes:
-                self.store_notes.append(note)
-            return None
+    def fresh(self, stage: str, since: float) -> Generator[StoreRequest | SleepRequest, Any, DbCredentials | None]:
+        """The credentials of ``stage`` read after ``since``; a throttled or unavailable store
+        is read again after a jittered backoff, within the budget (a read another search of
+        this connector starts meanwhile is shared)."""
+        while True:
+            if self.store_gave_up or self.remaining() <= 0:
+                return None
+            try:
+                return (yield StoreRequest(self.view.fresh, (stage, since)))  # type: ignore[no-any-return]
+            except SecretNotFound:
+                return None  # no such stage right now (no rotation in progress)
+            except StoreError as exc:
+                note = f"{stage}: {type(exc).__name__}" + (f" {exc.code}" if exc.code else "")
+                if note not in self.store_notes:
+                    self.store_notes.append(note)
+                if not isinstance(exc, (Throttled, StoreUnavailable)):
+                    return None
+            since = self.view.clock()
+            # The connector's count, not ours: across stages and connects, the store is
+            # throttling this whole instance, and a new connect must not start afresh at it.
+            attempt = max(self.view.store_failures() - 1, 0)
+            delay = self.policy.store_backoff.delay(attempt, self.view.rng)
+            if delay >= self.remaining():  # no read would follow the wait: stop reading now
+                self.store_gave_up = True
+                return None
+            yield SleepRequest(delay)
+
+    def jitter(self) -> Generator[SleepRequest, Any, None]:
+        """A random wait before the first store read after a rejection (see ``refresh_jitter``)."""
+        delay = min(self.view.rng.uniform(0.0, self.policy.refresh_jitter), self.remaining())
+        if delay > 0:
+            yield SleepRequest(delay)
 
     # -- the search -------------------------------------------------------------------------
 
@@ -427,7 +456,9 @@ class CredentialSearch:
 
     def note_rejected(self, creds: DbCredentials, stage: str, at: float) -> None:
         self.rejected_at = at
-        if stage == self.current and self.current_rejected is None:
+        if stage == self.current:
+            # The latest: a fresh read of CURRENT caches its version, and the hint must be
+            # found under the version cached now, or every later connect reads the store again.
             self.current_rejected = creds.version_id
 
     def skip(self, creds: DbCredentials, stage: str, server: str | None, rejected_at: float) -> None:

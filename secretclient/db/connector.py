@@ -18,7 +18,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InvalidParameter
+from ..cache import copy_error
+from ..errors import InvalidParameter, StoreError, StoreUnavailable, Throttled
 from ..model import DbCredentials, Secret, stage_labels
 from ._family import DbFamily
 from ._gate import GATE
@@ -145,7 +146,9 @@ class Connector:
         # logins skip the known-bad version until the cache moves on.
         self._hint: tuple[str, DbCredentials, str] | None = None
         self._refresh_lock = threading.Lock()
-        self._refresh_started: dict[str, float] = {}
+        # Per stage: when the last forced store read began, and its error (None: it worked).
+        self._refresh_started: dict[str, tuple[float, StoreError | None]] = {}
+        self._store_failures = 0  # forced reads in a row throttled or unavailable: the backoff's attempt
         # The login arguments last built: (credentials, caller kwargs, arguments, translate).
         # One entry is enough for the usual one engine (or one set of kwargs) per connector.
         self._last_args: tuple[DbCredentials, dict[str, Any], LoginArgs, Translate | None] | None = None
@@ -251,13 +254,23 @@ class Connector:
         """The credentials of the store label ``stage`` as the store has them now.
 
         Single-flight per stage: a refresh that began after ``since`` (our failure) is as good
-        as our own, so concurrent failing threads share one store read.
+        as our own, so concurrent failing threads share one store read, and its error.
         """
         with self._refresh_lock:
-            if self._refresh_started.get(stage, float("-inf")) < since:
-                self._refresh_started[stage] = self._view.clock()
+            started, error = self._refresh_started.get(stage, (float("-inf"), None))
+            # A failed read is shared only by searches that failed before it began.
+            if started < since or (error is not None and started == since):
+                started, error = self._view.clock(), None
                 self._tally.add("store_reads")
-                self.client.refresh(self.secret, stage)
+                try:
+                    self.client.refresh(self.secret, stage)
+                except StoreError as exc:
+                    error = exc
+                transient = isinstance(error, (Throttled, StoreUnavailable))
+                self._store_failures = self._store_failures + 1 if transient else 0
+                self._refresh_started[stage] = (started, error)
+            if error is not None:  # the shared read failed: so does ours, without another call
+                raise copy_error(error)
             return self.credentials(stage)
 
     # -- logging in -------------------------------------------------------------------------
@@ -350,6 +363,9 @@ class _View:
 
     def cached(self, stage: str) -> DbCredentials:
         return self._c.credentials(stage)
+
+    def store_failures(self) -> int:
+        return self._c._store_failures
 
     def hint(self, current_version: str) -> tuple[DbCredentials, str] | None:
         hint = self._c._hint

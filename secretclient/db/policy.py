@@ -29,7 +29,8 @@ class RetryPolicy:
     - ``total``: seconds for the whole call, waits included; no new attempt starts after it.
     - ``max_attempts``: logins sent, of every kind (bad credentials, network, busy).
     - ``backoff``: the wait before a retry (full jitter); the first credential switch after a
-      rejected password does not wait, the refreshed secret is the fix.
+      rejected password does not back off (only ``refresh_jitter`` applies), the refreshed
+      secret is the fix.
     - ``stages``: which stages to search after a rejection, in order: roles
       (:class:`~secretclient.model.Stage`) or a store's labels (``"ACSPending"``, ``"AWSPENDING"``:
       turned into roles; any other label is the store's own). CURRENT is always first; drop
@@ -47,6 +48,15 @@ class RetryPolicy:
       ALTER USER); the logins in flight then fail, and MySQL/MariaDB lock accounts after a few
       failures in a row. 1 (the default) costs at most one failed login per process; a higher
       value opens a pool's connections faster at that risk.
+    - ``refresh_jitter``: after the server rejected the cached password, wait a random
+      ``0..refresh_jitter`` seconds before reading the store (once per connect; only logins
+      wait, pooled connections keep serving). A rotation rejects every instance of a fleet at
+      once: the jitter spreads their store reads, and a rotation that is finishing meanwhile
+      is then found in one read (its new CURRENT) rather than two. 0: read at once.
+    - ``store_backoff``: the wait before reading the store again after it answered with
+      throttling or unavailability (full jitter), within ``total``: the credentials cached (and
+      pooled connections) keep working meanwhile, and retrying at once only deepens the
+      throttling of the whole fleet.
     - ``handshake_timeout``: the longest wait for one server reply while logging in (a server
       that accepts TCP and never answers would hang PyMySQL forever), further bounded by
       ``total``; taken off once logged in. Used when the caller sets no ``read_timeout``.
@@ -62,6 +72,8 @@ class RetryPolicy:
     retry_network: bool = True
     retry_busy: bool = True
     handshake_timeout: float | None = 30.0
+    refresh_jitter: float = 1.0
+    store_backoff: Backoff = Backoff(base=1.0, cap=8.0)  # noqa: RUF009 - a frozen value, safe to share
     remember_rejected: float = 300.0
     concurrent_logins: int = 1
 
@@ -84,6 +96,11 @@ class RetryPolicy:
             raise InvalidParameter("RetryPolicy.remember_rejected must be a number of seconds >= 0")
         if not isinstance(self.backoff, Backoff):
             raise InvalidParameter("RetryPolicy.backoff must be a secretclient.Backoff")
+        if not isinstance(self.store_backoff, Backoff):
+            raise InvalidParameter("RetryPolicy.store_backoff must be a secretclient.Backoff")
+        if (not isinstance(self.refresh_jitter, (int, float)) or isinstance(self.refresh_jitter, bool)
+                or not self.refresh_jitter >= 0):
+            raise InvalidParameter("RetryPolicy.refresh_jitter must be a number of seconds >= 0")
         given: object = self.stages  # checked as what a caller may really pass
         if isinstance(given, str) or not all(isinstance(s, str) and s for s in self.stages):
             raise InvalidParameter("RetryPolicy.stages must be non-empty stage names")
@@ -103,4 +120,5 @@ class RetryPolicy:
     @classmethod
     def no_retry(cls) -> RetryPolicy:
         """One login with the cached CURRENT credentials, nothing else."""
-        return cls(max_attempts=1, stages=(Stage.CURRENT,), rounds=1, retry_network=False, retry_busy=False)
+        return cls(max_attempts=1, stages=(Stage.CURRENT,), rounds=1, retry_network=False, retry_busy=False,
+                   refresh_jitter=0.0)

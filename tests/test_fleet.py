@@ -1,0 +1,129 @@
+"""Issue 14.4 (survive the herd): a fleet of instances against a throttled KMS while a Rotator rotates.
+
+The unit tests drive the credential search by hand (scripted logins, fake clock, a real
+embedded store that answers ``Throttled`` a given number of times); the fleet test runs the
+scenario of bench/bench_fleet.py: 40 instances (each its own AliyunKmsStore, SecretClient and
+pooled engine) against one KmsEmulator throttled to 10 requests/s and one MariaDB, while a
+Rotator in the same process rotates the secret three times.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+from pathlib import Path
+
+import pytest
+from test_db_search import OK, SECRET, FakeClock, Setup
+
+from secretclient import Backoff
+from secretclient.client import SecretClient
+from secretclient.db import Connector, CredentialsRejected, RetryPolicy
+from secretclient.errors import Throttled
+from secretclient.stores.embedded import EmbeddedStore
+from secretclient.testing.kms_emulator import KmsEmulator
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+from bench_fleet import run_fleet  # noqa: E402 - the bench's scenario, shared
+
+
+class ThrottlingStore(EmbeddedStore):
+    """A real embedded store whose next ``throttled`` reads answer Throttled, as a busy KMS does."""
+
+    throttled = 0
+    reads = 0
+
+    def get_secret(self, name, *, stage=None, version_id=None):
+        self.reads += 1
+        if self.throttled:
+            self.throttled -= 1
+            raise Throttled("throttled", code="Rejected.Throttling")
+        return super().get_secret(name, stage=stage, version_id=version_id)
+
+
+class ThrottledSetup(Setup):
+    def __init__(self, policy: RetryPolicy) -> None:
+        super().__init__(policy)
+        self.store = ThrottlingStore()
+        self.versions = 0
+        self.put("app", "pw-1", None)
+        self.clock = FakeClock()
+        self.client = SecretClient(self.store, rotation_aware=False, clock=self.clock)
+        self.connector = Connector(SECRET, self.client, policy=policy, clock=self.clock,
+                                   sleep=self.clock.sleep, rng=random.Random(7))
+
+
+POLICY = RetryPolicy(total=10.0, refresh_jitter=0.5, store_backoff=Backoff(base=1.0, cap=4.0))
+
+
+def test_a_throttled_store_is_read_again_after_backoff_and_the_connect_succeeds():
+    s = ThrottledSetup(POLICY)
+    s.run([OK])
+    v2 = s.put("app", "pw-2", None)  # rotated elsewhere: the cached pw-1 no longer works
+    s.store.throttled = 3
+    reads = s.store.reads
+    _, creds = s.run([1045, OK])
+    assert creds.version_id == v2 and s.sent[-1] == ("app", "pw-2")
+    assert s.store.reads - reads == 4  # three throttled reads, then the one that worked
+    jitter, *backoffs = s.clock.slept
+    assert 0 < jitter <= 0.5
+    assert len(backoffs) == 3 and all(0 <= d <= 4.0 for d in backoffs)
+    assert s.connector.stats().failures == 0
+
+
+def test_a_store_throttling_past_the_budget_fails_the_connect_within_it_and_says_why():
+    s = ThrottledSetup(POLICY)
+    s.run([OK])
+    s.put("app", "pw-2", None)
+    s.store.throttled = 10_000
+    started, reads = s.clock.now, s.store.reads
+    with pytest.raises(CredentialsRejected) as info:
+        s.run([1045])
+    # It kept trying (with backoff) until its budget was nearly spent, and not past it.
+    assert POLICY.total - POLICY.store_backoff.cap <= s.clock.now - started <= POLICY.total
+    assert "Throttled Rejected.Throttling" in str(info.value)
+    jitter, *backoffs = s.clock.slept
+    assert backoffs and all(0 <= d <= POLICY.store_backoff.cap for d in backoffs)
+    assert s.store.reads - reads == len(backoffs) + 1  # each read again only after a backoff
+    # The connector remembers the throttling: the next connect starts from a longer backoff.
+    assert s.connector._view.store_failures() >= 2
+
+
+def test_concurrent_searches_share_a_failed_read_instead_of_repeating_it():
+    s = ThrottledSetup(POLICY)
+    s.run([OK])
+    s.store.throttled = 1
+    since = s.clock.now  # two searches failed now; the first one's read begins a little later
+    s.clock.now += 0.1
+    reads = s.store.reads
+    with pytest.raises(Throttled):
+        s.connector._fresh("ACSCurrent", since)
+    with pytest.raises(Throttled):  # began before the failed read: shares its outcome
+        s.connector._fresh("ACSCurrent", since)
+    assert s.store.reads - reads == 1
+    s.clock.now += 1
+    assert s.connector._fresh("ACSCurrent", s.clock.now).version_id == "v1"  # a later one reads again
+    assert s.connector._view.store_failures() == 0
+
+
+@pytest.fixture
+def kms(tmp_path):
+    backing = EmbeddedStore(tmp_path / "kms.db")
+    emulator = KmsEmulator(store=backing).start()
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
+        backing.close()
+
+
+INSTANCES, QUOTA = 40, 10.0
+
+
+def test_forty_instances_survive_three_rotations_through_a_kms_throttled_to_10_per_second(mariadb, kms):
+    result = run_fleet(mariadb, kms, instances=INSTANCES, quota=QUOTA, kind="single", rotations=3)
+    print(f"\nfleet: {result}")
+    assert result.failures == []
+    assert result.rotation_errors == [] and result.rotations == 3
+    assert result.queries > 1000  # the fleet did query throughout
+    assert result.get_secret_value / result.rotations <= 2 * INSTANCES
