@@ -66,7 +66,7 @@ class FleetResult:
     store_requests: int = 0  # every request received during the rotations
     peak_rate: int = 0  # most requests received in one second
     by_action: dict[str, int] = field(default_factory=dict)
-    steps: list[str] = field(default_factory=list)
+    steps: list[str] = field(default_factory=list)  # "step=seconds" of each rotation step
     connector_reads: int = 0  # forced store reads of the credential searches
 
 
@@ -77,7 +77,6 @@ class _RateProbe:
         self._kms = kms
         self._stop = threading.Event()
         self.peak = 0
-        self.peak_at = 0.0
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
@@ -87,9 +86,7 @@ class _RateProbe:
             samples.append((now, total))
             while samples and now - samples[0][0] > 1.0:
                 samples.popleft()
-            if total - samples[0][1] > self.peak:
-                self.peak = total - samples[0][1]
-                self.peak_at = now
+            self.peak = max(self.peak, total - samples[0][1])
 
     def __enter__(self) -> _RateProbe:
         self._thread.start()
@@ -129,16 +126,19 @@ def fleet_policy(instances: int, quota: float | None) -> RetryPolicy:
     """The RetryPolicy docs/connections.md recommends for a fleet: the reads after a rotation
     spread over about ``instances / quota`` seconds, and a connect budget that allows it."""
     spread = instances / quota if quota else 1.0
-    return RetryPolicy(refresh_jitter=spread, total=max(10.0, 2.5 * spread))
+    return RetryPolicy(refresh_jitter=spread, total=max(10.0, 4 * spread))
 
 
 def run_fleet(db: MariaDB, kms: KmsEmulator, *, instances: int = 40, quota: float | None = 10.0,
               kind: str = "single", rotations: int = 3, rotation_timeout: float = 60.0,
-              drop: float = 0.05, rotation_aware: bool = True, settle: float = 3.0, policy: RetryPolicy | None = None) -> FleetResult:
+              drop: float = 0.05, rotation_aware: bool = False, settle: float | None = None,
+              policy: RetryPolicy | None = None) -> FleetResult:
     """Start ``instances`` instances on a new secret, rotate it ``rotations`` times through a
     KMS throttled to ``quota`` requests/s, and measure. ``kms.faults`` is left unthrottled."""
     if policy is None:
         policy = fleet_policy(instances, quota)
+    if settle is None:  # the fleet's reads after one rotation are over before the next one
+        settle = max(3.0, 2 * policy.refresh_jitter)
     name = _setup(db, kms, kind)
     result = FleetResult(kind, instances, quota)
     stop = threading.Event()
@@ -164,20 +164,24 @@ def run_fleet(db: MariaDB, kms: KmsEmulator, *, instances: int = 40, quota: floa
                         conn.invalidate()
                 with lock:
                     result.queries += 1
-            except Exception as exc:  # noqa: BLE001 - every failure is what the bench counts
+            except Exception as exc:  # every failure is what the bench counts
                 with lock:
                     result.failures.append(f"{type(exc).__name__}: {str(exc)[:300]}")
             stop.wait(rng.uniform(0.02, 0.08))
 
     rotator_store = kms.store()
     steps: list[str] = []
-    rotator = Rotator(rotator_store, strategy=_strategy(kind), lock=LocalLock(),
-                      listeners=[lambda e: steps.append(f"{e.step}={e.duration:.2f}@{time.monotonic():.1f}") if e.kind == "step_done" else None])
+
+    def on_event(e: Any) -> None:
+        if e.kind == "step_done":
+            steps.append(f"{e.step}={e.duration:.2f}")
+
+    rotator = Rotator(rotator_store, strategy=_strategy(kind), lock=LocalLock(), listeners=[on_event])
     threads = [threading.Thread(target=worker, args=(i, e), daemon=True) for i, (_, _, e) in enumerate(fleet)]
     try:
         for t in threads:
             t.start()
-        time.sleep(settle)  # every instance has read the secret and logged in (unthrottled)
+        time.sleep(3.0)  # every instance has read the secret and logged in (unthrottled)
         kms.faults.throttle(quota)
         before = kms.calls
         with _RateProbe(kms) as probe:
@@ -185,7 +189,7 @@ def run_fleet(db: MariaDB, kms: KmsEmulator, *, instances: int = 40, quota: floa
                 t0 = time.monotonic()
                 try:
                     rotator.rotate(name)
-                except Exception as exc:  # noqa: BLE001 - a failed rotation is what the bench counts
+                except Exception as exc:  # a failed rotation is what the bench counts
                     result.rotation_errors.append(f"{type(exc).__name__}: {str(exc)[:300]}")
                     continue
                 result.rotation_seconds.append(time.monotonic() - t0)
@@ -198,10 +202,8 @@ def run_fleet(db: MariaDB, kms: KmsEmulator, *, instances: int = 40, quota: floa
         result.store_requests = sum(after.values()) - sum(before.values())
         result.peak_rate = probe.peak
         result.by_action = dict(after - before)
-        steps.append(f"peak at {probe.peak_at:.1f}")
         result.steps = steps
         result.connector_reads = sum(c.stats().store_reads for c in connectors)
-        result.steps.append(f"client store calls {sum(c.stats().store_calls for _, c, _ in fleet)} errors {sum(c.stats().store_errors for _, c, _ in fleet)}")
     finally:
         stop.set()
         for t in threads:
@@ -232,8 +234,10 @@ def main() -> None:
     parser.add_argument("--rotations", type=int, default=3)
     parser.add_argument("--drop", type=float, default=0.05,
                         help="fraction of queries after which the instance drops its connection (default 0.05)")
-    parser.add_argument("--no-describe", action="store_true", help="clients with rotation_aware=False")
-    parser.add_argument("--jitter", type=float, default=None, help="RetryPolicy.refresh_jitter (default: instances / quota, see fleet_policy)")
+    parser.add_argument("--describe", action="store_true",
+                        help="clients with rotation_aware=True (a DescribeSecret per instance and new version)")
+    parser.add_argument("--jitter", type=float, default=None,
+                        help="RetryPolicy.refresh_jitter (default: instances / quota, see fleet_policy)")
     parser.add_argument("--verbose", action="store_true", help="print the first failures of each run")
     args = parser.parse_args()
     header = ("| rotation | N | quota (req/s) | failed queries | queries | rotations done | "
@@ -249,12 +253,13 @@ def main() -> None:
             for kind in args.kind.split(","):
                 for quota in (float(q) for q in args.quota.split(",")):
                     for n in (int(x) for x in args.instances.split(",")):
-                        r = run_fleet(db, kms, instances=n, quota=quota, kind=kind, rotations=args.rotations, drop=args.drop,
-                                     rotation_aware=not args.no_describe,
-                                     policy=None if args.jitter is None else RetryPolicy(refresh_jitter=args.jitter))
+                        policy = None if args.jitter is None else RetryPolicy(refresh_jitter=args.jitter)
+                        r = run_fleet(db, kms, instances=n, quota=quota, kind=kind, rotations=args.rotations,
+                                      drop=args.drop, rotation_aware=args.describe, policy=policy)
                         print(_row(r), flush=True)
                         if args.verbose:
-                            print("    requests during the rotations:", r.by_action, "forced reads:", r.connector_reads, r.steps)
+                            print("    requests during the rotations:", r.by_action,
+                                  "forced reads:", r.connector_reads, r.steps)
                             for line in (r.rotation_errors + r.failures)[:5]:
                                 print("   ", line)
         finally:

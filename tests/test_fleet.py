@@ -24,7 +24,7 @@ from secretclient.stores.embedded import EmbeddedStore
 from secretclient.testing.kms_emulator import KmsEmulator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-from bench_fleet import run_fleet  # noqa: E402 - the bench's scenario, shared
+from bench_fleet import run_fleet  # the bench's scenario, shared
 
 
 class ThrottlingStore(EmbeddedStore):
@@ -82,7 +82,7 @@ def test_a_store_throttling_past_the_budget_fails_the_connect_within_it_and_says
     # It kept trying (with backoff) until its budget was nearly spent, and not past it.
     assert POLICY.total - POLICY.store_backoff.cap <= s.clock.now - started <= POLICY.total
     assert "Throttled Rejected.Throttling" in str(info.value)
-    jitter, *backoffs = s.clock.slept
+    _jitter, *backoffs = s.clock.slept
     assert backoffs and all(0 <= d <= POLICY.store_backoff.cap for d in backoffs)
     assert s.store.reads - reads == len(backoffs) + 1  # each read again only after a backoff
     # The connector remembers the throttling: the next connect starts from a longer backoff.
@@ -127,3 +127,11 @@ def test_forty_instances_survive_three_rotations_through_a_kms_throttled_to_10_p
     assert result.rotation_errors == [] and result.rotations == 3
     assert result.queries > 1000  # the fleet did query throughout
     assert result.get_secret_value / result.rotations <= 2 * INSTANCES
+
+
+@pytest.mark.parametrize("bad", [{"refresh_jitter": -1}, {"refresh_jitter": True}, {"store_backoff": 1.0}])
+def test_retry_policy_checks_the_fleet_fields(bad):
+    from secretclient.errors import InvalidParameter
+
+    with pytest.raises(InvalidParameter):
+        RetryPolicy(**bad)

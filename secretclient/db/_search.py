@@ -66,6 +66,7 @@ Login = Callable[..., Any]
 #: Turns the PyMySQL keyword arguments of a login into another driver's: ``translate(secret, kwargs)``.
 Translate = Callable[[str, dict[str, Any]], dict[str, Any]]
 
+_LAST_READ = 0.1  # seconds of the budget kept for a store read after the last backoff
 _CONNECT_TIMEOUT = 10.0  # longest TCP connect, when the caller sets none (PyMySQL's default)
 
 
@@ -227,6 +228,7 @@ class CredentialSearch:
         "skipped",
         "start",
         "store_gave_up",
+        "store_last_read",
         "store_notes",
         "translate",
         "view",
@@ -245,6 +247,7 @@ class CredentialSearch:
         self.current_rejected: str | None = None  # the CURRENT version rejected last, if any
         self.store_notes: list[str] = []
         self.store_gave_up = False  # the store throttled past the budget: read no other stage
+        self.store_last_read = False  # the next store read is the last the budget allows
         self.last_kind: ErrorKind | None = None
         self.rejected_at = self.start
 
@@ -332,10 +335,15 @@ class CredentialSearch:
             # The connector's count, not ours: across stages and connects, the store is
             # throttling this whole instance, and a new connect must not start afresh at it.
             attempt = max(self.view.store_failures() - 1, 0)
-            delay = self.policy.store_backoff.delay(attempt, self.view.rng)
-            if delay >= self.remaining():  # no read would follow the wait: stop reading now
+            # A wait past the budget is cut short so that one last read fits; after that read
+            # (or with no room left), give up.
+            room = self.remaining() - _LAST_READ
+            if self.store_last_read or room <= 0:
                 self.store_gave_up = True
                 return None
+            delay = self.policy.store_backoff.delay(attempt, self.view.rng)
+            if delay >= room:
+                delay, self.store_last_read = room, True
             yield SleepRequest(delay)
 
     def jitter(self) -> Generator[SleepRequest, Any, None]:
