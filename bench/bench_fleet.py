@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import sqlalchemy as sa
 
-from rotation import AlternatingUsersStrategy, LocalLock, Rotator, SingleUserStrategy
+from rotation import AlternatingUsersStrategy, DrainPolicy, LocalLock, Rotator, SingleUserStrategy
 from secretclient.client import SecretClient
 from secretclient.db import Connector, RetryPolicy
 from secretclient.db.sqlalchemy import create_engine
@@ -116,9 +116,16 @@ def _setup(db: MariaDB, kms: KmsEmulator, kind: str) -> str:
     return name
 
 
+#: Alternating users: the instances learn a promotion from their TTL (the old account keeps
+#: working, nothing is rejected), and the rotator waits for the old account's sessions to end
+#: (the engines close their idle connections of a replaced version) before resetting it.
+ALTERNATING_TTL = 5.0
+
+
 def _strategy(kind: str) -> Any:
     if kind == "alternating":
-        return AlternatingUsersStrategy(grace=timedelta(0))  # rotations back to back: explicit
+        # Rotations back to back: grace 0, explicit.
+        return AlternatingUsersStrategy(grace=timedelta(0), drain=DrainPolicy(wait=60.0))
     return SingleUserStrategy(use_master=True)
 
 
@@ -147,7 +154,8 @@ def run_fleet(db: MariaDB, kms: KmsEmulator, *, instances: int = 40, quota: floa
     connectors: list[Connector] = []
     for _ in range(instances):
         store = kms.store()
-        client = SecretClient(store, rotation_aware=rotation_aware)
+        ttl = ALTERNATING_TTL if kind == "alternating" else 3600.0
+        client = SecretClient(store, rotation_aware=rotation_aware, ttl=ttl)
         connector = Connector(name, client, policy=policy)
         connectors.append(connector)
         engine = create_engine("mysql+pymysql:///", connector=connector, pool_size=2, max_overflow=2,
