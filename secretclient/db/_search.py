@@ -15,7 +15,10 @@ previous account still works). A rejected (user, password) pair is not sent agai
 more as CURRENT after the store promoted it (the rotation has then changed the database):
 MySQL's FAILED_LOGIN_ATTEMPTS and MariaDB's max_password_errors lock accounts that repeat bad
 passwords. Network and "too many connections" errors retry the same credentials with backoff
-(full jitter). Everything happens inside the :class:`~secretclient.db.policy.RetryPolicy` budget.
+(full jitter). A fleet's instances are all rejected by one rotation: the first store read after
+a rejection waits a random ``refresh_jitter``, and a throttled or unavailable store is read again
+after ``store_backoff`` (its step kept per connector) rather than failing the connect.
+Everything happens inside the :class:`~secretclient.db.policy.RetryPolicy` budget.
 """
 
 from __future__ import annotations
