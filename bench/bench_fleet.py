@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import sqlalchemy as sa
 
-from rotation import AlternatingUsersStrategy, DrainPolicy, LocalLock, Rotator, SingleUserStrategy
+from rotation import AlternatingUsersStrategy, DrainPolicy, LocalLock, Rotator, SingleUserStrategy, StoreRetryPolicy
 from secretclient.client import SecretClient
 from secretclient.db import Connector, RetryPolicy
 from secretclient.db.sqlalchemy import create_engine
@@ -120,6 +120,8 @@ def _setup(db: MariaDB, kms: KmsEmulator, kind: str) -> str:
 #: working, nothing is rejected), and the rotator waits for the old account's sessions to end
 #: (the engines close their idle connections of a replaced version) before resetting it.
 ALTERNATING_TTL = 5.0
+#: The rotator's store retries: the default backoff, up to 40 attempts within 60 s per call.
+ROTATOR_RETRY = StoreRetryPolicy(total=60.0, max_attempts=40)
 
 
 def _strategy(kind: str) -> Any:
@@ -184,7 +186,10 @@ def run_fleet(db: MariaDB, kms: KmsEmulator, *, instances: int = 40, quota: floa
         if e.kind == "step_done":
             steps.append(f"{e.step}={e.duration:.2f}")
 
-    rotator = Rotator(rotator_store, strategy=_strategy(kind), lock=LocalLock(), listeners=[on_event])
+    # The rotator shares the quota with the whole fleet: more attempts than the default 8 within
+    # the same kind of bound (each attempt of a throttled call costs the quota nothing).
+    rotator = Rotator(rotator_store, strategy=_strategy(kind), lock=LocalLock(), listeners=[on_event],
+                      store_retry=ROTATOR_RETRY)
     threads = [threading.Thread(target=worker, args=(i, e), daemon=True) for i, (_, _, e) in enumerate(fleet)]
     try:
         for t in threads:
