@@ -105,7 +105,9 @@ def test_demo_single_user_through_the_kms_sdk_without_publish(tmp_path: Path) ->
     logins = re.search(r"logins \d+ \(rejected (\d+), recovered (\d+)\)", out)
     assert logins, out
     rejected, recovered = int(logins.group(1)), int(logins.group(2))
-    assert recovered >= 1 and rejected >= recovered, out  # a connect may be refused twice, never fail
+    # Connects that arrive during the refresh jitter recover without a refusal of their own
+    # (the process sends a rejected password once), so recoveries may outnumber refusals.
+    assert recovered >= 1 and rejected >= 1, out
     for password in _passwords(store_file):
         assert password not in out and password not in result.stderr
 
