@@ -54,7 +54,7 @@ from .passwords import DEFAULT_POLICY
 from .strategies import AlternatingUsersStrategy, SingleUserStrategy, Strategy
 from .strategies.base import RotationContext
 
-__all__ = ["STEPS", "CLONE_SUFFIX", "lambda_handler", "make_handler", "parse_event", "rotator_from_environment"]
+__all__ = ["CLONE_SUFFIX", "STEPS", "lambda_handler", "make_handler", "parse_event", "rotator_from_environment"]
 
 log = logging.getLogger("rotation.aws_lambda")
 
@@ -161,6 +161,8 @@ def make_handler(factory: Callable[[Mapping[str, str], Any], Rotator]) -> Callab
         secret_id, token, step = evt["SecretId"], evt["ClientRequestToken"], evt["Step"]
         rotator = factory(evt, context)
         store = rotator.store
+        if not isinstance(store, AwsSecretsManagerStore):
+            raise InvalidRotationSetup("the rotation function needs a Rotator over an AwsSecretsManagerStore")
         labels = stage_labels(store)
         info, versions = store.describe_with_stages(secret_id)  # one DescribeSecret, as AWS's templates
         if not info.automatic_rotation:

@@ -277,3 +277,16 @@ def test_every_step_retried_after_success(kind, request):
     setup.assert_rotated(token, before)
     assert setup.store.get_secret(setup.name, version_id=token).data == stored  # one password per token
 
+
+
+def test_in_process_rotator_on_the_aws_store_alternates_with_the_lambda(multi):
+    """The in-process alternative (Rotator / Scheduler) on the same secret, then the Lambda again."""
+    from rotation import AlternatingUsersStrategy
+
+    before = multi.holder("AWSCURRENT")
+    result = Rotator(multi.store, strategy=AlternatingUsersStrategy(suffix="_clone")).rotate(multi.name)
+    multi.assert_rotated(result.version_id, before)
+    assert multi.creds().account_name == f"{multi.user}_clone"
+    token, before = rotate(multi)
+    multi.assert_rotated(token, before)
+    assert multi.creds().account_name == multi.user

@@ -44,7 +44,7 @@ from ..model import (
 from . import _botocore_redact
 from ._aws_errors import map_aws_error
 
-__all__ = ["AwsSecretsManagerStore", "MIN_TOKEN_LENGTH", "MAX_TOKEN_LENGTH"]
+__all__ = ["MAX_TOKEN_LENGTH", "MIN_TOKEN_LENGTH", "AwsSecretsManagerStore"]
 
 #: Bounds of a ClientRequestToken (our VersionId) on AWS.
 MIN_TOKEN_LENGTH = 32
@@ -139,7 +139,7 @@ class AwsSecretsManagerStore:
                 aws_secret_access_key=secret_access_key,
                 aws_session_token=session_token,
             )
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - botocore's configuration errors have no common base
             raise self._config_error(exc) from None
         self._owns_client = True
 
@@ -169,7 +169,7 @@ class AwsSecretsManagerStore:
         error: StoreError | None = None
         try:
             return method(**{k: v for k, v in params.items() if v is not None})
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - every SDK error becomes one of ours, none escapes
             error = map_aws_error(exc, operation, name)
         # Raised outside the except clause: botocore's exception stays out of __context__.
         raise error
