@@ -168,7 +168,7 @@ def measure(outage_seconds: float, n_secrets: int) -> list[tuple[str, ...]]:
     import boto3
 
     from secretclient.client import SecretClient
-    from secretclient.manual import ManualExecutor
+    from secretclient.testing import ManualExecutor
     from secretclient.stores.aws import AwsSecretsManagerStore
     from secretclient.stores.embedded import EmbeddedStore
     from secretclient.testing.kms_emulator import KmsEmulator

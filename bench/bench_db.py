@@ -12,7 +12,10 @@
    median of its per-round medians, and the overhead is the median of the per-round differences,
    so load that drifts during the run hits every engine alike.
 2. The same connect path without the network: each engine's pool ``creator`` with the DBAPI's
-   ``connect`` answering at once (a stub module), so only the Python work on our side is left.
+   ``connect`` answering at once (a stub module), so only the Python work on our side is left
+   (garbage collection on, as in the real run). Then two figures that load on the host does not
+   blur: the client process's CPU time per connection (``time.process_time``, taken in the same
+   rounds), and the Python function calls per real connection (``sys.setprofile``), per engine.
 3. Recovery: the password changes (ALTER USER + a new ACSCurrent version in the store) while the
    client still caches the old one; we time the first connect after it (one rejected login, one
    store read, one good login).
@@ -29,6 +32,7 @@ import json
 import os
 import secrets
 import statistics
+import sys
 import time
 import timeit
 import types
@@ -66,23 +70,48 @@ def _one(engine: sa.Engine) -> float:
     return time.perf_counter() - t0
 
 
+def _calls(engine: sa.Engine, n: int = 50) -> float:
+    """Python and C function calls per new connection + SELECT 1 + close (deterministic)."""
+    count = 0
+
+    def profile(frame: object, event: str, arg: object) -> None:
+        nonlocal count
+        if event in ("call", "c_call"):
+            count += 1
+
+    sys.setprofile(profile)
+    try:
+        for _ in range(n):
+            _one(engine)
+    finally:
+        sys.setprofile(None)
+    return count / n
+
+
 def _pct(values: list[float], q: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
-def _rounds(engines: dict[str, sa.Engine], rounds: int, per_round: int) -> dict[str, list[float]]:
-    """Per-round medians of each engine; the engines take turns in every order."""
+def _rounds(engines: dict[str, sa.Engine], rounds: int, per_round: int
+            ) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Per-round medians of each engine (wall time), and per-round means of the client's CPU
+    time per connection; the engines take turns in every order."""
     orders = list(itertools.permutations(engines))
     medians: dict[str, list[float]] = {k: [] for k in engines}
+    cpu: dict[str, list[float]] = {k: [] for k in engines}
     for _ in range(rounds):
         times: dict[str, list[float]] = {k: [] for k in engines}
+        spent = dict.fromkeys(engines, 0.0)
         for i in range(per_round):
             for label in orders[i % len(orders)]:
+                c0 = time.process_time()
                 times[label].append(_one(engines[label]))
+                spent[label] += time.process_time() - c0
         for label, v in times.items():
             medians[label].append(statistics.median(v))
-    return medians
+            cpu[label].append(spent[label] / per_round)
+    return medians, cpu
 
 
 def _diff(a: list[float], b: list[float]) -> tuple[float, float, float]:
@@ -104,7 +133,7 @@ def _python_cost(make: Callable[[types.ModuleType], sa.Engine], n: int = 20000) 
         for _ in range(n):
             creator(None)
 
-    return min(timeit.repeat(loop, number=1, repeat=7)) / n
+    return min(timeit.repeat(loop, "gc.enable()", number=1, repeat=7)) / n
 
 
 def main() -> None:
@@ -140,7 +169,8 @@ def main() -> None:
         for engine in engines.values():  # warm up: imports, dialect initialisation, the cache
             for _ in range(100):
                 _one(engine)
-        medians = _rounds(engines, args.rounds, args.per_round)
+        medians, cpu = _rounds(engines, args.rounds, args.per_round)
+        calls = {label: _calls(engines[label]) for label in (BOUNDED, OURS)}
         python_cost = {PLAIN: _python_cost(lambda m: plain_engine(module=m)),
                        OURS: _python_cost(lambda m: our_engine(Connector("bench/db", client), module=m))}
 
@@ -159,8 +189,8 @@ def main() -> None:
     us, ms = 1e6, 1e3
     med = {k: statistics.median(v) for k, v in medians.items()}
     n = args.rounds * args.per_round
-    print(f"MariaDB {db.version} on 127.0.0.1, PyMySQL {importlib.metadata.version('PyMySQL')}, SQLAlchemy {sa.__version__}, "
-          f"NullPool, no TLS")
+    print(f"MariaDB {db.version} on 127.0.0.1, PyMySQL {importlib.metadata.version('PyMySQL')}, "
+          f"SQLAlchemy {sa.__version__}, NullPool, no TLS")
     print(f"new connection + SELECT 1 + close: {args.rounds} rounds x {args.per_round} per engine "
           f"({n} each), engines taking turns")
     print(f"{'engine':<44}{'median of round medians, ms':>28}")
@@ -178,6 +208,12 @@ def main() -> None:
     extra = python_cost[OURS] - python_cost[PLAIN]
     print(f"same path without the network (pool creator, DBAPI stub): plain {python_cost[PLAIN] * us:.2f} us, "
           f"ours {python_cost[OURS] * us:.2f} us, our Python work {extra * us:+.2f} us per connection")
+    d, lo, hi = _diff(cpu[OURS], cpu[BOUNDED])
+    print(f"client CPU time per connection (process_time, same rounds): plain, bounded "
+          f"{statistics.median(cpu[BOUNDED]) * us:.1f} us, ours {statistics.median(cpu[OURS]) * us:.1f} us, "
+          f"ours - bounded {d * us:+.1f} us (quartiles {lo * us:+.1f} .. {hi * us:+.1f} us)")
+    print(f"function calls per connection (sys.setprofile): plain, bounded {calls[BOUNDED]:.0f}, "
+          f"ours {calls[OURS]:.0f} ({calls[OURS] - calls[BOUNDED]:+.0f})")
     print(f"host load average at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     print(f"recovery: first connect after the password changed, {len(recover)} rotations: "
           f"p50 {statistics.median(recover) * ms:.2f} ms, p90 {_pct(recover, 0.9) * ms:.2f} ms, "

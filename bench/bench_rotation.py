@@ -1,13 +1,14 @@
 """One full rotation (new → set → test → end) on loopback: median of 20, per strategy and store.
 
-    python bench/bench_rotation.py
+    python bench/bench_rotation.py [--db mariadb|postgres]
     python bench/bench_rotation.py --store aws   # rotation.aws_lambda driven as Secrets Manager does
 
-A throwaway MariaDB (secretclient.testing) and, for the KMS rows, the KmsEmulator reached
-through the real aliyun SDK over HTTP; for ``--store aws``, moto's server over HTTP (each
+A throwaway MariaDB or PostgreSQL (secretclient.testing) and, for the KMS rows, the KmsEmulator
+reached through the real aliyun SDK over HTTP; for ``--store aws``, moto's server over HTTP (each
 rotation: RotateSecret, then lambda_handler for createSecret, setSecret, testSecret and
-finishSecret with its ClientRequestToken, as Secrets Manager invokes a rotation function). Each rotation includes taking and releasing the
-GET_LOCK lock, every store call and every login the engine makes. Target: median ≤ 200 ms.
+finishSecret with its ClientRequestToken, as Secrets Manager invokes a rotation function). Each
+rotation includes taking and releasing the lock (GET_LOCK, or pg_advisory_lock), every store
+call and every login the engine makes. Target: median ≤ 200 ms.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import statistics
 import sys
 import time
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -27,6 +29,7 @@ from rotation import AlternatingUsersStrategy, Rotator, SingleUserStrategy
 from secretclient.stores.embedded import EmbeddedStore
 from secretclient.testing.kms_emulator import KmsEmulator
 from secretclient.testing.mariadb import MariaDB
+from secretclient.testing.postgresql import PostgreSQL
 
 ROUNDS = 20
 
@@ -37,6 +40,19 @@ def setup(db: MariaDB, store, n: int) -> str:
     db.execute("GRANT ALL ON *.* TO %s@%s WITH GRANT OPTION", (f"adm{n}", "%"))
     db.create_user(f"app{n}", "app-pw-0123456789", grants=(f"SELECT, INSERT, UPDATE ON {database}.*",))
     common = {"Endpoint": db.host, "Port": db.port, "SSL": False}
+    store.create_secret(f"master{n}", json.dumps({**common, "AccountName": f"adm{n}",
+                                                  "AccountPassword": "admin-pw-0123456789"}), version_id="m")
+    store.create_secret(f"app{n}", json.dumps({**common, "AccountName": f"app{n}", "DBName": database,
+                                               "AccountPassword": "app-pw-0123456789",
+                                               "MasterSecret": f"master{n}"}), version_id="v0")
+    return f"app{n}"
+
+
+def setup_postgres(pg: PostgreSQL, store, n: int) -> str:
+    database = pg.create_database("bench")
+    pg.create_user(f"adm{n}", "admin-pw-0123456789", attributes="CREATEROLE")
+    pg.create_user(f"app{n}", "app-pw-0123456789", grants=(f"ALL ON DATABASE {database}",))
+    common = {"engine": "postgres", "Endpoint": pg.host, "Port": pg.port, "SSL": False}
     store.create_secret(f"master{n}", json.dumps({**common, "AccountName": f"adm{n}",
                                                   "AccountPassword": "admin-pw-0123456789"}), version_id="m")
     store.create_secret(f"app{n}", json.dumps({**common, "AccountName": f"app{n}", "DBName": database,
@@ -110,7 +126,8 @@ def aws_rows(db: MariaDB) -> list[tuple[str, str, float, float]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--db", choices=("mariadb", "postgres"), default="mariadb")
     parser.add_argument("--store", choices=("kms", "aws"), default="kms",
                         help="kms: EmbeddedStore and the KMS emulator (default); aws: rotation.aws_lambda on moto")
     args = parser.parse_args()
@@ -121,22 +138,37 @@ def main() -> None:
         report(rows)
         return
     rows = []
-    with MariaDB(audit=False) as db:
+    if args.db == "postgres":
+        from rotation.strategies.postgres import PostgresAlternatingUsersStrategy, PostgresSingleUserStrategy
+
+        server: MariaDB | PostgreSQL = PostgreSQL()
+        strategies = (
+            ("alternating users", lambda: PostgresAlternatingUsersStrategy(grace=timedelta(0))),
+            ("single user, MasterSecret", lambda: PostgresSingleUserStrategy(use_master=True)),
+            ("single user, self", lambda: PostgresSingleUserStrategy(use_master=False)),
+        )
+        make_app = setup_postgres
+    else:
+        server = MariaDB(audit=False)
+        strategies = (
+            ("alternating users", lambda: AlternatingUsersStrategy(name_limit=80, grace=timedelta(0))),
+            ("single user, MasterSecret", lambda: SingleUserStrategy(use_master=True)),
+            ("single user, self", lambda: SingleUserStrategy(use_master=False)),
+        )
+        make_app = setup
+    with server as db:
         backing = EmbeddedStore()
         with KmsEmulator(store=EmbeddedStore()) as emulator:
             stores = {"EmbeddedStore (:memory:)": backing, "KMS emulator via SDK (HTTP)": emulator.store()}
             n = 0
             for store_label, store in stores.items():
-                for label, strategy in (
-                    ("alternating users", AlternatingUsersStrategy(name_limit=80)),
-                    ("single user, MasterSecret", SingleUserStrategy(use_master=True)),
-                    ("single user, self", SingleUserStrategy(use_master=False)),
-                ):
+                for label, strategy in strategies:
                     n += 1
-                    name = setup(db, store, n)
-                    times = measure(Rotator(store, strategy=strategy), name)
+                    name = make_app(db, store, n)
+                    times = measure(Rotator(store, strategy=strategy()), name)
                     rows.append((store_label, label, statistics.median(times), max(times)))
-        print(f"MariaDB {db.version}, {ROUNDS} rotations each after one warm-up, loopback")
+        kind = "PostgreSQL" if args.db == "postgres" else "MariaDB"
+        print(f"{kind} {db.version}, {ROUNDS} rotations each after one warm-up, loopback")
     report(rows)
 
 

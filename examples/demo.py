@@ -40,13 +40,14 @@ from sqlalchemy import text
 
 from rotation import (
     AlternatingUsersStrategy,
+    DrainPolicy,
     RotationEvent,
     Rotator,
     Scheduler,
     SingleUserStrategy,
 )
-from rotation.passwords import DEFAULT_POLICY
-from secretclient import EmbeddedStore, SecretClient
+from rotation.passwords import MYSQL_PASSWORD_POLICY
+from secretclient import EmbeddedStore, SecretClient, SecretNotFound
 from secretclient.db import Connector, create_engine
 from secretclient.testing import MariaDB, MariaDBNotInstalled
 
@@ -148,28 +149,29 @@ def provision(db: MariaDB, store: Any) -> str:
     db.execute(
         f"INSERT INTO {q}.items VALUES " + ", ".join(f"({i}, 'item {i}', 100)" for i in range(1, ITEMS + 1))
     )
-    app_password = store.random_password(DEFAULT_POLICY)
+    app_password = store.random_password(MYSQL_PASSWORD_POLICY)
     db.create_user(APP_ACCOUNT, app_password, grants=(f"SELECT, INSERT, UPDATE, DELETE ON {q}.*",))
     # The MasterSecret account gets the least privileges docs/security.md lists: create and
     # alter accounts, read the grant tables, and hand on the application's privileges.
-    master_password = store.random_password(DEFAULT_POLICY)
+    master_password = store.random_password(MYSQL_PASSWORD_POLICY)
     db.create_user(MASTER_ACCOUNT, master_password, grants=("CREATE USER ON *.*", "SELECT ON mysql.*"))
     db.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {q}.* TO %s@%s WITH GRANT OPTION", (MASTER_ACCOUNT, "%"))
     common = {"Endpoint": db.host, "Port": db.port, "SSL": False}
-    store.create_secret(
-        MASTER_SECRET,
-        json.dumps({**common, "AccountName": MASTER_ACCOUNT, "AccountPassword": master_password}),
-        version_id=uuid.uuid4().hex,
-    )
-    store.create_secret(
-        APP_SECRET,
-        json.dumps(
-            {**common, "AccountName": APP_ACCOUNT, "AccountPassword": app_password,
-             "DBName": database, "MasterSecret": MASTER_SECRET}
-        ),
-        version_id=uuid.uuid4().hex,
-    )
+    store_version(store, MASTER_SECRET, {**common, "AccountName": MASTER_ACCOUNT, "AccountPassword": master_password})
+    store_version(store, APP_SECRET, {**common, "AccountName": APP_ACCOUNT, "AccountPassword": app_password,
+                                      "DBName": database, "MasterSecret": MASTER_SECRET})
     return database
+
+
+def store_version(store: Any, name: str, value: dict[str, Any]) -> None:
+    """Create secret ``name``, or add a version (ACSCurrent) when a ``--store-file`` from an earlier
+    run has it already: its versions name that run's server, which is gone."""
+    try:
+        store.describe(name)
+    except SecretNotFound:
+        store.create_secret(name, json.dumps(value), version_id=uuid.uuid4().hex)
+    else:
+        store.put_secret(name, uuid.uuid4().hex, json.dumps(value))
 
 
 def open_stores(kind: str, store_file: str, stack: ExitStack, say: Callable[[str], None]) -> tuple[Any, Any]:
@@ -234,7 +236,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
         stack.callback(connector.close)
 
         if args.strategy == "alternating":
-            strategy: Any = AlternatingUsersStrategy()
+            # A demo rotates every few seconds and its own pool still holds PREVIOUS sessions: both
+            # protections are turned off explicitly here (production keeps the defaults, docs/rotation.md).
+            strategy: Any = AlternatingUsersStrategy(grace=timedelta(0), drain=DrainPolicy(proceed=True))
             described = f"alternating users ({APP_ACCOUNT} <-> {APP_ACCOUNT}_rt)"
         else:
             strategy = SingleUserStrategy()

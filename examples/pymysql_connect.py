@@ -1,6 +1,6 @@
 """Plain PyMySQL through a rotation: ``secretclient.db.connect()``.
 
-    python examples/pymysql_connect.py [--store secrets.db]
+    python examples/pymysql_connect.py [--store secrets.db]     # re-runnable with the same file
 
 1. starts a throwaway MariaDB and stores an account's credentials as a secret;
 2. ``connect(secret, client=client)`` logs in with them (a PyMySQL connection, proxied);
@@ -21,7 +21,7 @@ import json
 import sys
 import uuid
 
-from secretclient import EmbeddedStore, SecretClient
+from secretclient import EmbeddedStore, SecretClient, SecretNotFound
 from secretclient.db import Connector, connect
 from secretclient.model import PasswordPolicy
 from secretclient.testing import MariaDB, MariaDBNotInstalled
@@ -36,6 +36,14 @@ def whoami(conn: object) -> str:
         cur.execute("SELECT CURRENT_USER(), CONNECTION_ID(), COUNT(*) FROM orders")
         user, conn_id, orders = cur.fetchone()
     return f"{user}, connection {conn_id}, {orders} orders"
+
+
+def secret_exists(store: EmbeddedStore) -> bool:
+    try:
+        store.describe(SECRET)
+    except SecretNotFound:
+        return False
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,7 +65,10 @@ def main(argv: list[str] | None = None) -> int:
         db.create_user(ACCOUNT, password, grants=(f"SELECT ON {db.quote_ident(database)}.*",))
         value = {"AccountName": ACCOUNT, "AccountPassword": password, "Endpoint": db.host,
                  "Port": db.port, "DBName": database, "SSL": False}
-        store.create_secret(SECRET, json.dumps(value), version_id=str(uuid.uuid4()))
+        if secret_exists(store):  # a --store file from an earlier run: its versions name a server now gone
+            store.put_secret(SECRET, str(uuid.uuid4()), json.dumps(value))
+        else:
+            store.create_secret(SECRET, json.dumps(value), version_id=str(uuid.uuid4()))
 
         # One Connector per secret keeps what it learned (and counts) across connects.
         connector = Connector(SECRET, client)

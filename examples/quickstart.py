@@ -1,6 +1,6 @@
 """Quickstart: a secret in the embedded store, a throwaway MariaDB, a query through the secret.
 
-    python examples/quickstart.py [--store secrets.db]
+    python examples/quickstart.py [--store secrets.db]     # run it again: the secret gets new versions
 
 1. starts a throwaway MariaDB (secretclient.testing.MariaDB) on a free loopback port;
 2. creates a database and an application account with a password from the store's generator;
@@ -21,7 +21,7 @@ import uuid
 
 import pymysql
 
-from secretclient import EmbeddedStore
+from secretclient import EmbeddedStore, SecretNotFound
 from secretclient.model import CURRENT, PasswordPolicy
 from secretclient.testing import MariaDB, MariaDBNotInstalled
 
@@ -50,6 +50,20 @@ def query_through_secret(store: EmbeddedStore) -> None:
     print(f"  connected as {user} to {database} with version {creds.version_id}: {count} visit(s) so far")
 
 
+def store_version(store: EmbeddedStore, value: str) -> str:
+    """Store ``value`` as the secret's new ACSCurrent version and return its VersionId: the first
+    version of a new secret, or one more when a ``--store`` file from an earlier run has the
+    secret already (its versions name that run's server, which is gone)."""
+    version = str(uuid.uuid4())
+    try:
+        store.describe(SECRET)
+    except SecretNotFound:
+        store.create_secret(SECRET, value, version_id=version)
+    else:
+        store.put_secret(SECRET, version, value)
+    return version
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--store", default=":memory:", help="EmbeddedStore file (default: in memory)")
@@ -72,7 +86,6 @@ def main(argv: list[str] | None = None) -> int:
         db.create_user("shop_app", password, grants=(f"SELECT, INSERT ON {db.quote_ident(database)}.*",))
         print(f"created database {database} and account shop_app@% (password from the store's generator)")
 
-        first = str(uuid.uuid4())
         value = {
             "AccountName": "shop_app",
             "AccountPassword": password,
@@ -81,15 +94,14 @@ def main(argv: list[str] | None = None) -> int:
             "DBName": database,
             "SSL": False,
         }
-        store.create_secret(SECRET, json.dumps(value), version_id=first)
+        first = store_version(store, json.dumps(value))
         print(f"stored secret {SECRET!r} version {first} as {CURRENT}")
         query_through_secret(store)
 
         # A manual rotation, to show the stages: the database first, then the secret.
         value["AccountPassword"] = store.random_password(POLICY)
         db.execute("ALTER USER 'shop_app'@'%%' IDENTIFIED BY %s", (value["AccountPassword"],))
-        second = str(uuid.uuid4())
-        store.put_secret(SECRET, second, json.dumps(value))
+        store_version(store, json.dumps(value))
         print("rotated the password; secret versions now:")
         for info in store.list_versions(SECRET):
             print(f"  {info.version_id}: {', '.join(sorted(info.stages)) or '-'}")

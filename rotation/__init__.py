@@ -8,11 +8,13 @@ handler :func:`rotation.fc.handler`. See docs/rotation.md.
 
 from .engine import STEPS, AbortResult, RotationResult, Rotator
 from .errors import (
+    AccountInUse,
     DatabaseError,
     InvalidRotationSetup,
     LockLost,
     LoginFailed,
     ProtectedAccount,
+    RdsApiError,
     RotationConflict,
     RotationError,
     RotationInProgress,
@@ -24,20 +26,23 @@ from .errors import (
 )
 from .events import RotationEvent
 from .lock import LocalLock, Lock, LockHandle, MySqlLock, lock_name
-from .passwords import DEFAULT_POLICY, RDS_POLICY
-from .plan import Plan
+from .passwords import MYSQL_PASSWORD_POLICY, RDS_PASSWORD_POLICY
+from ._dry_run import Plan
 from .scheduler import RotationWindow, Scheduler
 from .status import Status
+from .store_retry import StoreRetryPolicy
 from .strategies import AlternatingUsersStrategy, RdsApiStrategy, SingleUserStrategy, Strategy
-from .strategies.rds import RdsApiError
+from .strategies.base import DrainPolicy
 
 __all__ = [
-    "DEFAULT_POLICY",
-    "RDS_POLICY",
+    "MYSQL_PASSWORD_POLICY",
+    "RDS_PASSWORD_POLICY",
     "STEPS",
     "AbortResult",
+    "AccountInUse",
     "AlternatingUsersStrategy",
     "DatabaseError",
+    "DrainPolicy",
     "InvalidRotationSetup",
     "LocalLock",
     "Lock",
@@ -60,6 +65,7 @@ __all__ = [
     "Scheduler",
     "SingleUserStrategy",
     "Status",
+    "StoreRetryPolicy",
     "Strategy",
     "UnsafeAccountName",
     "UnsupportedGrant",

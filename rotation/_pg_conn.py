@@ -17,10 +17,10 @@ from typing import Any
 
 from secretclient.model import DbCredentials
 
+from ._pg_sql import PgStatement
 from .dbconn import ConnectOptions
 from .errors import DatabaseError, InvalidRotationSetup, LockLost, LoginFailed, RotationError
 from .lock import LockHandle, lock_name
-from ._pg_sql import PgStatement
 
 __all__ = ["PgAdvisoryLock", "pg_connect", "pg_connect_first", "pg_query", "pg_try_login"]
 
@@ -40,7 +40,9 @@ def _psycopg() -> Any:
     try:
         import psycopg
     except ImportError:
-        raise InvalidRotationSetup("PostgreSQL rotation needs psycopg 3: pip install 'secretclient[postgres]'") from None
+        raise InvalidRotationSetup(
+            "PostgreSQL rotation needs psycopg 3: pip install 'secretclient[postgres]'"
+        ) from None
     return psycopg
 
 

@@ -14,7 +14,6 @@ import hmac
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from .errors import InvalidRotationSetup
@@ -23,10 +22,10 @@ __all__ = [
     "MEMBERSHIPS_QUERY",
     "NAME_LIMIT_POSTGRES",
     "SETTINGS_QUERY",
+    "Hidden",
     "Ident",
     "PgStatement",
     "RoleAttributes",
-    "Secret",
     "alter_attributes",
     "check_role_name",
     "quote_ident",
@@ -82,13 +81,13 @@ def _quote_literal(value: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class Secret:
+class Hidden:
     """A literal that must never be shown (a password verifier)."""
 
     value: str = ""
 
     def __repr__(self) -> str:
-        return "Secret(<redacted>)"
+        return "Hidden(<redacted>)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,14 +100,14 @@ class Ident:
 @dataclass(frozen=True, slots=True)
 class PgStatement:
     """A statement: ``template`` with ``{}`` for each argument — an :class:`Ident`, a
-    :class:`Secret` or a plain value (a literal). :meth:`redacted` shows secrets as ``'<redacted>'``."""
+    a :class:`Hidden` or a plain value (a literal). :meth:`redacted` shows secrets as ``'<redacted>'``."""
 
     template: str
     args: tuple[Any, ...] = ()
 
     @property
     def secret(self) -> bool:
-        return any(isinstance(a, Secret) for a in self.args)
+        return any(isinstance(a, Hidden) for a in self.args)
 
     def composed(self) -> Any:
         """The psycopg ``sql.Composed`` to execute (arguments quoted client-side: utility
@@ -116,7 +115,7 @@ class PgStatement:
         from psycopg import sql
 
         parts = [
-            sql.Identifier(a.name) if isinstance(a, Ident) else sql.Literal(a.value if isinstance(a, Secret) else a)
+            sql.Identifier(a.name) if isinstance(a, Ident) else sql.Literal(a.value if isinstance(a, Hidden) else a)
             for a in self.args
         ]
         return sql.SQL(self.template).format(*parts)
@@ -126,7 +125,7 @@ class PgStatement:
         for a in self.args:
             if isinstance(a, Ident):
                 shown.append(quote_ident(a.name))
-            elif isinstance(a, Secret):
+            elif isinstance(a, Hidden):
                 shown.append("'<redacted>'")
             elif isinstance(a, int):
                 shown.append(str(a))
@@ -140,7 +139,7 @@ class PgStatement:
 
 def set_password(role: str, password: str) -> PgStatement:
     """``ALTER ROLE role PASSWORD '<SCRAM verifier>'``."""
-    return PgStatement("ALTER ROLE {} PASSWORD {}", (Ident(role), Secret(scram_sha256_verifier(password))))
+    return PgStatement("ALTER ROLE {} PASSWORD {}", (Ident(role), Hidden(scram_sha256_verifier(password))))
 
 
 # -- role attributes -------------------------------------------------------------------------
@@ -169,17 +168,20 @@ class RoleAttributes:
     replication: bool = False
     bypassrls: bool = False
     connection_limit: int = -1
-    valid_until: datetime | None = None
+    #: As the server prints it (``'infinity'`` has no Python datetime); None: no expiry.
+    valid_until: str | None = None
 
     QUERY = (
-        "SELECT " + ", ".join(col for _, col, _, _ in _FLAGS) + ", rolconnlimit, rolvaliduntil "
+        "SELECT " + ", ".join(col for _, col, _, _ in _FLAGS) + ", rolconnlimit, rolvaliduntil::text "
         "FROM pg_catalog.pg_roles WHERE rolname = %s"
     )
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> RoleAttributes:
         flags = {attr: bool(value) for (attr, _, _, _), value in zip(_FLAGS, row, strict=False)}
-        return cls(**flags, connection_limit=int(row[len(_FLAGS)]), valid_until=row[len(_FLAGS) + 1])
+        valid = row[len(_FLAGS) + 1]
+        # 'infinity' is how an expiry is removed (NULL cannot be set again): the same as none.
+        return cls(**flags, connection_limit=int(row[len(_FLAGS)]), valid_until=None if valid == "infinity" else valid)
 
     def clauses(self, other: RoleAttributes | None = None) -> list[str]:
         """Keywords making a role have these attributes (only those differing from ``other``)."""
@@ -192,7 +194,7 @@ class RoleAttributes:
         return out
 
     def valid_until_literal(self) -> str:
-        return "infinity" if self.valid_until is None else self.valid_until.isoformat()
+        return "infinity" if self.valid_until is None else self.valid_until
 
     def describe(self, other: RoleAttributes | None = None) -> list[str]:
         """Human-readable differences from ``other`` (for plans and errors)."""

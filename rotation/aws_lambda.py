@@ -50,9 +50,11 @@ from secretclient.stores.aws import AwsSecretsManagerStore
 from .dbconn import ConnectOptions
 from .engine import Rotator
 from .errors import InvalidRotationSetup, RotationConflict, RotationInProgress
-from .passwords import DEFAULT_POLICY
+from .passwords import MYSQL_PASSWORD_POLICY
 from .strategies import AlternatingUsersStrategy, SingleUserStrategy, Strategy
 from .strategies.base import RotationContext
+from .strategies.by_engine import engine_of
+from .strategies.postgres import PostgresAlternatingUsersStrategy, PostgresSingleUserStrategy
 
 __all__ = ["CLONE_SUFFIX", "STEPS", "lambda_handler", "make_handler", "parse_event", "rotator_from_environment"]
 
@@ -86,18 +88,23 @@ def _number(env: Mapping[str, str], name: str, default: float) -> float:
 def _strategy(store: AwsSecretsManagerStore, secret_id: str, env: Mapping[str, str]) -> Strategy:
     exclude = env.get("EXCLUDE_CHARACTERS")
     policy = PasswordPolicy(
-        length=int(_number(env, "PASSWORD_LENGTH", DEFAULT_POLICY.length)),
-        exclude_characters=DEFAULT_POLICY.exclude_characters if exclude is None else exclude,
+        length=int(_number(env, "PASSWORD_LENGTH", MYSQL_PASSWORD_POLICY.length)),
+        exclude_characters=MYSQL_PASSWORD_POLICY.exclude_characters if exclude is None else exclude,
     )
     options: dict[str, Any] = {
         "password_policy": policy,
         "name_limit": int(_number(env, "ROTATION_NAME_LIMIT", 32)),
         "connect_options": ConnectOptions(ca_file=env.get("ROTATION_CA_FILE") or None),
     }
-    kind = env.get("ROTATION_STRATEGY")
-    if kind is None:
-        current = store.get_secret(secret_id, stage=Stage.CURRENT).db_credentials()
-        kind = "alternating" if current.master_secret else "single"
+    current = store.get_secret(secret_id, stage=Stage.CURRENT).db_credentials()
+    kind = env.get("ROTATION_STRATEGY") or ("alternating" if current.master_secret else "single")
+    if engine_of(current) == "postgres":  # "engine": "postgres", as AWS writes RDS PostgreSQL secrets
+        options.pop("name_limit")
+        if kind == "alternating":
+            grace = _number(env, "ROTATION_GRACE_SECONDS", 0)
+            return PostgresAlternatingUsersStrategy(suffix=CLONE_SUFFIX, grace=timedelta(seconds=grace), **options)
+        if kind == "single":
+            return PostgresSingleUserStrategy(**options)
     if kind == "alternating":
         grace = _number(env, "ROTATION_GRACE_SECONDS", 0)
         return AlternatingUsersStrategy(suffix=CLONE_SUFFIX, grace=timedelta(seconds=grace), **options)

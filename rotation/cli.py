@@ -16,10 +16,11 @@ import click
 
 from secretclient.errors import SecretClientError
 
-from .config import STRATEGIES, lock_for, make_strategy, open_store
+from ._factories import STRATEGIES, lock_for, make_strategy, open_store
 from .engine import Rotator
 from .errors import RotationInProgress
-from .passwords import DEFAULT_POLICY
+from .strategies.base import DEFAULT_GRACE
+from .passwords import MYSQL_PASSWORD_POLICY
 
 __all__ = ["main"]
 
@@ -30,6 +31,13 @@ def _rotator(obj: dict[str, Any]) -> Rotator:
         obj["store"], region=obj["region"], endpoint=obj["endpoint"],
         access_key_id=obj["access_key_id"], access_key_secret=obj["access_key_secret"], create=False,
     )
+    if obj["store"] == "ncp":  # NCP's chain as the engine needs it (docs/rotation.md)
+        from secretclient.stores.ncp import NcpSecretManagerStore
+
+        from .ncp import for_engine
+
+        assert isinstance(store, NcpSecretManagerStore)
+        store = for_engine(store)
     rds = None
     if obj["strategy"] == "rds":
         from .strategies.rds import rds_client
@@ -41,6 +49,7 @@ def _rotator(obj: dict[str, Any]) -> Rotator:
         master_secret=obj["master_secret"], exclude_characters=obj["exclude_characters"],
         password_length=obj["password_length"], ca_file=obj["ca_file"],
         instance_id=obj["instance_id"], rds_client=rds, allow_accounts=obj["allow_account"],
+        drain_wait=obj["drain_wait"], drain_proceed=obj["drain_proceed"],
     )
     return Rotator(store, strategy=strategy, lock_timeout=obj["lock_timeout"], lock=lock_for(strategy, store))
 
@@ -62,7 +71,7 @@ def _run(ctx: click.Context, action: Any) -> None:
 
 @click.group()
 @click.option("--store", default="kms", show_default=True, envvar="ROTATION_STORE",
-              help="Where the secret lives: 'embedded:PATH' or 'kms'.")
+              help="Where the secret lives: 'embedded:PATH', 'kms' or 'ncp'.")
 @click.option("--region", envvar="ALIBABA_CLOUD_REGION_ID", help="KMS region id (kms store).")
 @click.option("--endpoint", envvar="ROTATION_KMS_ENDPOINT", help="KMS endpoint: host[:port] or http(s)://host[:port].")
 @click.option("--access-key-id", envvar="ALIBABA_CLOUD_ACCESS_KEY_ID", help="KMS AccessKey id (or the env variable).")
@@ -74,14 +83,18 @@ def _run(ctx: click.Context, action: Any) -> None:
               help="RDS endpoint: host or http(s)://host[:port] (strategy rds; default: the SDK's for --region).")
 @click.option("--name-limit", type=click.IntRange(1, 80), default=32, show_default=True,
               help="Longest account name: 16 RDS, 32 MySQL, 80 MariaDB.")
-@click.option("--grace", type=click.FloatRange(0), default=0.0, show_default=True,
+@click.option("--grace", type=click.FloatRange(0), default=DEFAULT_GRACE.total_seconds(), show_default=True,
               help="Seconds during which the PREVIOUS account is not reset (consumers' cache TTL).")
+@click.option("--drain-wait", type=click.FloatRange(0, 86400), default=0.0, show_default=True,
+              help="Alternating users: seconds to wait for live sessions of the account to reset to end.")
+@click.option("--drain-proceed", is_flag=True,
+              help="Alternating users: reset the account even when it still has live sessions.")
 @click.option("--allow-account", multiple=True, help="A reserved or administrative account that may be rotated "
               "through the MasterSecret / RDS API anyway (repeatable; refused by default).")
 @click.option("--master-secret", help="Privileged secret (default: the secret's MasterSecret field).")
 @click.option("--ca-file", type=click.Path(exists=True, dir_okay=False), help="CA bundle for secrets with \"SSL\": true.")
-@click.option("--exclude-characters", default=DEFAULT_POLICY.exclude_characters, show_default=True)
-@click.option("--password-length", type=click.IntRange(8, 128), default=DEFAULT_POLICY.length, show_default=True)
+@click.option("--exclude-characters", default=MYSQL_PASSWORD_POLICY.exclude_characters, show_default=True)
+@click.option("--password-length", type=click.IntRange(8, 128), default=MYSQL_PASSWORD_POLICY.length, show_default=True)
 @click.option("--lock-timeout", type=click.FloatRange(0), default=0.0, help="Seconds to wait for another rotator.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @click.option("-v", "--verbose", is_flag=True, help="Log each step and audit event (never values) to stderr.")

@@ -40,9 +40,13 @@ class ConnectOptions:
 
 
 def connect(
-    creds: DbCredentials, opts: ConnectOptions, *, database: str | None = None, who: str = "account"
+    creds: DbCredentials, opts: ConnectOptions, *, database: str | None = None, who: str = "account",
+    secret: str | None = None,
 ) -> pymysql.Connection:
-    """Log in with ``creds``; :class:`LoginFailed` for refused credentials, :class:`DatabaseError` otherwise."""
+    """Log in with ``creds``; :class:`LoginFailed` for refused credentials, :class:`DatabaseError` otherwise.
+
+    ``secret``: the name of the secret ``creds`` come from, when known: the session is then
+    tagged with it and the credentials' VersionId (:mod:`secretclient.db.tags`)."""
     if not creds.endpoint:
         raise InvalidRotationSetup(f"{who} {creds.account_name!r}: the secret has no Endpoint")
     options: dict[str, Any] = {
@@ -55,8 +59,9 @@ def connect(
     if creds.ssl:
         options.update(ssl_ca=opts.ca_file, ssl_verify_identity=opts.verify_identity)
     try:
-        kwargs = MYSQL.login_kwargs(creds, options, secret=f"{who} {creds.account_name}")
-        return pymysql.connect(**kwargs)  # type: ignore[no-any-return]
+        kwargs = MYSQL.login_kwargs(creds, options, secret=secret or f"{who} {creds.account_name}",
+                                    tag=secret is not None)
+        return pymysql.connect(**kwargs)
     except DbConnectError as exc:  # the TLS options cannot be loaded
         raise InvalidRotationSetup(f"{who} {creds.account_name!r}: {exc.message}") from None
     except pymysql.MySQLError as exc:

@@ -12,15 +12,16 @@ Invariants kept here (see docs/rotation.md):
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-from secretclient.errors import SecretNotFound, VersionConflict
+from secretclient.errors import SecretClientError, SecretNotFound, VersionConflict
 from secretclient.model import Secret, Stage, StageLabels, stage_labels
 from secretclient.stores.base import SecretStore
 
@@ -32,13 +33,18 @@ from .errors import (
 )
 from .events import Events, Listener, RotationEvent
 from .lock import Lock, LockHandle, MySqlLock
-from .plan import Plan, make_plan
+from ._dry_run import Plan, make_plan
 from .status import Status, make_status, stage_holder
+from .store_retry import RetryingStore, StoreRetryPolicy
 from .strategies.base import RotationContext, Strategy
 
 __all__ = ["STEPS", "AbortResult", "RotationResult", "Rotator"]
 
 STEPS = ("new", "set", "test", "end")
+
+log = logging.getLogger("rotation")
+
+_T = TypeVar("_T")
 
 #: Called at named points ("set:start", "set:mid", "end:mid", …); raising stops the step.
 Checkpoint = Callable[[str], None]
@@ -78,8 +84,13 @@ class Rotator:
     :param client: a :class:`secretclient.SecretClient`; after a promotion it gets the new
         CURRENT through ``publish()``, so this process switches without waiting for its TTL.
     :param listeners: callables receiving every :class:`~rotation.events.RotationEvent`.
-    :param clock: returns the current UTC time (grace periods, due times).
+    :param clock: returns the current UTC time (events; grace periods and due times until the
+        store's time is known, see :meth:`store_now`).
+    :param monotonic: monotonic seconds (carries the store's time forward between its writes).
     :param checkpoint: called at named points inside steps (tests pause or kill there).
+    :param store_retry: how store calls failing transiently (throttled, unavailable, timed out)
+        are retried within a step (:class:`~rotation.store_retry.StoreRetryPolicy`).
+    :param sleep: waits between those retries (injected in tests).
     :param lock_timeout: seconds to wait for the lock before :class:`RotationInProgress`.
     """
 
@@ -95,8 +106,15 @@ class Rotator:
         checkpoint: Checkpoint | None = None,
         lock_timeout: float = 0.0,
         version_ids: Callable[[], str] = lambda: uuid.uuid4().hex,
+        monotonic: Callable[[], float] = time.monotonic,
+        store_retry: StoreRetryPolicy = StoreRetryPolicy(),  # noqa: B008 - frozen, safe to share
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        if not isinstance(store_retry, StoreRetryPolicy):
+            raise InvalidRotationSetup("store_retry must be a rotation.StoreRetryPolicy")
         self.store = store
+        # Every store call of a step goes through this view: transient failures are retried.
+        self._store = RetryingStore(store, store_retry, sleep=sleep, monotonic=monotonic, on_retry=self._retrying)
         #: The store's own labels for the three roles (messages name them as the store does).
         self.labels: StageLabels = stage_labels(store)
         self.strategy = strategy
@@ -109,7 +127,7 @@ class Rotator:
             # GET_LOCK waits in slices shorter than the read timeout, which would cut a long wait short.
             options = getattr(strategy, "connect_options", None)
             read_timeout = getattr(options, "read_timeout", 15.0)
-            lock = MySqlLock(lambda name: connector(store, name), wait_slice=min(5.0, read_timeout / 2))
+            lock = MySqlLock(lambda name: connector(self._store, name), wait_slice=min(5.0, read_timeout / 2))
         self.lock = lock
         self.client = client
         self.events = Events(listeners)
@@ -117,9 +135,28 @@ class Rotator:
         self._checkpoint = checkpoint
         self.lock_timeout = lock_timeout
         self._version_ids = version_ids
+        self._monotonic = monotonic
+        # (store time, monotonic time) of this rotator's last write the store timestamped.
+        self._store_anchor: tuple[datetime, float] | None = None
 
     def __repr__(self) -> str:
         return f"Rotator(store={self.store!r}, strategy={self.strategy!r})"
+
+    def _retrying(self, operation: str, error: Exception, delay: float) -> None:
+        log.info("rotation: store %s failed (%s); retrying in %.2f s", operation, type(error).__name__, delay)
+
+    def store_now(self) -> datetime:
+        """The store's time, against which ages of versions (grace periods, due times) are measured.
+
+        Versions carry the store's timestamps, so a rotator clock ahead of the store would make
+        them look old and skip a grace period. Once the store timestamped one of this rotator's
+        writes, its time is carried forward with the monotonic clock (immune to clock steps);
+        before that, the rotator's clock is all there is.
+        """
+        if self._store_anchor is None:
+            return self.clock()
+        at, mono = self._store_anchor
+        return at + timedelta(seconds=max(self._monotonic() - mono, 0.0))
 
     # -- public API -----------------------------------------------------------------------
 
@@ -137,8 +174,8 @@ class Rotator:
             try:
                 current_vid, pending_vid = self._stage_holders(secret_name)
                 if due_after is not None and pending_vid is None:
-                    current = self.store.get_secret(secret_name)
-                    if current.created is not None and self.clock() - current.created < due_after:
+                    current = self._store.get_secret(secret_name)
+                    if current.created is not None and self.store_now() - current.created < due_after:
                         return RotationResult(secret_name, False, current.version_id, reason="not due")
                 resumed = pending_vid is not None
                 if pending_vid is not None and pending_vid == current_vid:
@@ -150,9 +187,12 @@ class Rotator:
                     vid = pending_vid
                     self._emit("resumed", secret_name, vid, detail="resuming interrupted rotation")
                 else:
-                    vid = self._version_ids()
+                    fresh_vid = vid = self._version_ids()
                     self._emit("started", secret_name, vid)
-                    self._timed(ctx, "new", vid, lambda: self._new(ctx, vid))
+                    vid = self._timed(ctx, "new", vid, lambda: self._new(ctx, fresh_vid))
+                    if vid != fresh_vid:  # another rotator wrote a PENDING meanwhile: this run joins it
+                        resumed = True
+                        self._emit("resumed", secret_name, vid, detail="joined a rotation started meanwhile")
                 self._timed(ctx, "set", vid, lambda: self._set(ctx, vid, fresh=not resumed))
                 self._timed(ctx, "test", vid, lambda: self._test(ctx, vid))
                 self._timed(ctx, "end", vid, lambda: self._end(ctx, vid, verified=True))
@@ -197,11 +237,28 @@ class Rotator:
 
     def plan(self, secret_name: str) -> Plan:
         """What :meth:`rotate` would do now, changing nothing (a dry run)."""
-        return make_plan(self.store, self.strategy, self._ctx(secret_name, None), self.lock)
+        return make_plan(self._store, self.strategy, replace(self._ctx(secret_name, None), dry_run=True), self.lock)
 
-    def status(self, secret_name: str, interval: timedelta | None = None) -> Status:
-        """Versions, stages, last and next rotation (``interval`` or the secret's own)."""
-        return make_status(self.store, secret_name, interval)
+    def status(self, secret_name: str, interval: timedelta | None = None, *, sessions: bool = True) -> Status:
+        """Versions, stages, last and next rotation (``interval`` or the secret's own) and, with
+        ``sessions`` and a strategy that can count them, live database sessions per account and stage."""
+        status = make_status(self._store, secret_name, interval)
+        counter = getattr(self.strategy, "account_sessions", None)
+        if not sessions or counter is None or status.current_version_id is None:
+            return status
+        staged = [(label, vid) for label, vid in ((self.labels.current, status.current_version_id),
+                                                  (self.labels.pending, status.pending_version_id),
+                                                  (self.labels.previous, status.previous_version_id)) if vid]
+        try:
+            accounts = [(label, self._store.get_secret(secret_name, version_id=vid).db_credentials().account_name)
+                        for label, vid in staged]
+            current = self._store.get_secret(secret_name, version_id=status.current_version_id).db_credentials()
+            seen = counter(self._ctx(secret_name, None), current, [a for _, a in accounts])
+        except SecretClientError as exc:
+            return replace(status, sessions_error=f"{type(exc).__name__}: {exc}")
+        rows = tuple((label, account, host, n) for label, account in accounts for host, n in seen[account].items())
+        rows += tuple((label, account, "", 0) for label, account in accounts if not seen[account])
+        return replace(status, sessions=rows)
 
     def abort(self, secret_name: str) -> AbortResult:
         """Remove PENDING — only after proving that CURRENT still logs in."""
@@ -211,7 +268,7 @@ class Rotator:
             if pending_vid is None:
                 return AbortResult(secret_name, None, f"no {self.labels.pending} version")
             if pending_vid != current_vid:
-                current = self.store.get_secret(secret_name, stage=Stage.CURRENT).db_credentials()
+                current = self._store.get_secret(secret_name, stage=Stage.CURRENT).db_credentials()
                 if not self.strategy.can_login(ctx, current):
                     raise LoginFailed(
                         f"{self.labels.current} of {secret_name!r} does not log in, so {self.labels.pending} "
@@ -236,38 +293,58 @@ class Rotator:
             if pending_vid != version_id:
                 self._emit("resumed", ctx.secret_name, pending_vid, detail="step new found an interrupted rotation")
             return pending_vid
-        self._new(ctx, version_id)
-        return version_id
+        return self._new(ctx, version_id)
 
-    def _new(self, ctx: RotationContext, vid: str) -> None:
-        current = self.store.get_secret(ctx.secret_name, stage=Stage.CURRENT)
+    def _new(self, ctx: RotationContext, vid: str) -> str:
+        """Store version ``vid`` as PENDING; returns ``vid``, or the PENDING version another rotator
+        (whatever its lock) wrote meanwhile, which this rotation then joins rather than take its label."""
+        current = self._store.get_secret(ctx.secret_name, stage=Stage.CURRENT)
         self.strategy.preflight(ctx, current)
         try:
-            existing = self.store.get_secret(ctx.secret_name, version_id=vid)
+            existing = self._store.get_secret(ctx.secret_name, version_id=vid)
         except SecretNotFound:
             existing = None
         if existing is not None:
             if existing.stages & {self.labels.pending, self.labels.current}:
-                return  # a retry of this very step
+                return vid  # a retry of this very step
             raise RotationConflict(
                 f"version {vid!r} of {ctx.secret_name!r} exists but is neither {self.labels.pending} "
                 f"nor {self.labels.current}"
             )
         creds = current.db_credentials()
-        password = self.strategy.new_password(self.store)
+        password = self.strategy.new_password(self._store)
         pending = self.strategy.pending_credentials(creds, password)
         ctx.checkpoint("new:put")
+        # PENDING is fenced: never taken from another rotation. Look right before writing, and
+        # check right after (a rotator that wrote at the same moment keeps it; this one stops).
+        current_vid, holder = self._stage_holders(ctx.secret_name)
+        if current_vid != current.version_id:
+            raise RotationConflict(
+                f"{self.labels.current} of {ctx.secret_name!r} moved while the new version was prepared; "
+                "nothing was written: run again"
+            )
+        if holder is not None:
+            return holder
         # Explicit stages: a version without them would become CURRENT before it was ever set.
-        self.store.put_secret(ctx.secret_name, vid, pending.to_json(), stages=[Stage.PENDING])
+        written = self._store.put_secret(ctx.secret_name, vid, pending.to_json(), stages=[Stage.PENDING])
+        if written.created is not None:
+            self._store_anchor = (written.created, self._monotonic())
+        _, holder = self._stage_holders(ctx.secret_name)
+        if holder != vid:
+            raise RotationConflict(
+                f"{self.labels.pending} of {ctx.secret_name!r} went to version {holder!r} while {vid!r} was "
+                "written; this rotation stopped before changing the database"
+            )
+        return vid
 
     def _load(self, ctx: RotationContext, vid: str) -> tuple[Secret, Secret]:
         """(CURRENT, the version ``vid``) — ``vid`` must be PENDING or already CURRENT."""
-        version = self.store.get_secret(ctx.secret_name, version_id=vid)
+        version = self._store.get_secret(ctx.secret_name, version_id=vid)
         if not version.stages & {self.labels.pending, self.labels.current}:
             raise RotationConflict(
                 f"version {vid!r} of {ctx.secret_name!r} is not {self.labels.pending} (stages: {sorted(version.stages)})"
             )
-        return self.store.get_secret(ctx.secret_name, stage=Stage.CURRENT), version
+        return self._store.get_secret(ctx.secret_name, stage=Stage.CURRENT), version
 
     def _set(self, ctx: RotationContext, vid: str, *, fresh: bool) -> None:
         current, version = self._load(ctx, vid)
@@ -292,7 +369,7 @@ class Rotator:
             ctx.checkpoint("end:promote")
             try:
                 # Compare-and-set: fails if another rotator moved CURRENT since we read it.
-                self.store.update_stage(ctx.secret_name, Stage.CURRENT, move_to=vid, remove_from=current.version_id)
+                self._store.update_stage(ctx.secret_name, Stage.CURRENT, move_to=vid, remove_from=current.version_id)
             except VersionConflict:
                 raise RotationConflict(
                     f"{self.labels.current} of {ctx.secret_name!r} moved away from {current.version_id!r} during the rotation"
@@ -324,27 +401,28 @@ class Rotator:
             if hook is not None:
                 hook(point)
 
-        return RotationContext(store=self.store, secret_name=secret_name, now=self.clock, checkpoint=checkpoint)
+        return RotationContext(store=self._store, secret_name=secret_name, now=self.store_now, checkpoint=checkpoint)
 
     def _stage_holders(self, secret_name: str) -> tuple[str | None, str | None]:
         """VersionIds of the CURRENT and PENDING versions (None when no version has the stage)."""
-        versions = self.store.list_versions(secret_name)
+        versions = self._store.list_versions(secret_name)
         current = stage_holder(versions, self.labels.current)
         pending = stage_holder(versions, self.labels.pending)
         return (current.version_id if current else None, pending.version_id if pending else None)
 
     def _update_stage(self, secret_name: str, stage: str, *, remove_from: str) -> None:
         try:
-            self.store.update_stage(secret_name, stage, remove_from=remove_from)
+            self._store.update_stage(secret_name, stage, remove_from=remove_from)
         except VersionConflict:
             pass  # already removed by a retry or another rotator: the goal state holds
 
-    def _timed(self, ctx: RotationContext, step: str, vid: str, action: Callable[[], None]) -> None:
+    def _timed(self, ctx: RotationContext, step: str, vid: str, action: Callable[[], _T]) -> _T:
         ctx.checkpoint(f"{step}:start")
         t0 = time.monotonic()
-        action()
+        out = action()
         self._emit("step_done", ctx.secret_name, vid, step=step, duration=time.monotonic() - t0)
         ctx.checkpoint(f"{step}:done")
+        return out
 
     def _finish(self, name: str, vid: str, previous: str | None, resumed: bool, started: float) -> RotationResult:
         duration = time.monotonic() - started
@@ -354,7 +432,7 @@ class Rotator:
 
     def _publish(self, name: str, vid: str) -> None:
         if self.client is not None:
-            self.client.publish(self.store.get_secret(name, version_id=vid))
+            self.client.publish(self._store.get_secret(name, version_id=vid))
 
     def _emit(self, kind: Any, name: str, vid: str | None, *, step: str | None = None,
               duration: float | None = None, detail: str = "") -> None:

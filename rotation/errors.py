@@ -8,11 +8,13 @@ from __future__ import annotations
 from secretclient.errors import SecretClientError
 
 __all__ = [
+    "AccountInUse",
     "DatabaseError",
     "InvalidRotationSetup",
     "LockLost",
     "LoginFailed",
     "ProtectedAccount",
+    "RdsApiError",
     "RotationConflict",
     "RotationError",
     "RotationInProgress",
@@ -63,6 +65,17 @@ class RotationTooSoon(RotationError):
     """Rotating now would reset the PREVIOUS account inside its grace period."""
 
 
+class AccountInUse(RotationError):
+    """The account a rotation would reset still has live sessions; nothing was changed.
+
+    ``sessions`` maps each client host to its number of sessions (never more than the server shows).
+    """
+
+    def __init__(self, message: str, *, sessions: dict[str, int] | None = None) -> None:
+        super().__init__(message)
+        self.sessions: dict[str, int] = dict(sessions or {})
+
+
 class LoginFailed(RotationError):
     """A login with stored credentials failed (the message says which stage and account)."""
 
@@ -73,6 +86,10 @@ class VerificationFailed(RotationError):
 
 class DatabaseError(RotationError):
     """The database refused a statement; ``code`` holds the server's error number."""
+
+
+class RdsApiError(RotationError):
+    """The RDS API refused or failed a call; ``code`` holds RDS's error code (``InvalidAccountName.NotFound``)."""
 
 
 class RotationConflict(RotationError):

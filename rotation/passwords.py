@@ -16,20 +16,23 @@ from secretclient.model import PasswordPolicy
 
 from .errors import InvalidRotationSetup
 
-__all__ = ["DEFAULT_POLICY", "RDS_POLICY", "RDS_SPECIAL", "PasswordPolicy", "PasswordSource", "new_password", "rds_accepts"]
+__all__ = ["MYSQL_PASSWORD_POLICY", "POSTGRES_PASSWORD_POLICY", "RDS_PASSWORD_POLICY", "RDS_SPECIAL", "PasswordPolicy", "PasswordSource", "new_password", "rds_accepts"]
 
 log = logging.getLogger("rotation")
 
 #: A replacement for the store as the source of passwords (tests, HSM-backed generators…).
 PasswordSource = Callable[[PasswordPolicy], str]
 
-#: The seed's default exclusions for the self-managed MySQL scenario: ``/ @ " ' \``.
-DEFAULT_POLICY = PasswordPolicy(length=32, exclude_characters="/@\"'\\")
+#: The seed's default exclusions for the self-managed MySQL scenario: ``/ @ " ' \``. (Not
+#: ``secretclient.model.DEFAULT_PASSWORD_POLICY``, the stores' default for ``random_password``.)
+MYSQL_PASSWORD_POLICY = PasswordPolicy(length=32, exclude_characters="/@\"'\\")
+#: PostgreSQL: the same exclusions (the password may end up in a connection URL or a .pgpass line).
+POSTGRES_PASSWORD_POLICY = MYSQL_PASSWORD_POLICY
 
 #: Special characters ApsaraDB RDS accepts in account passwords.
 RDS_SPECIAL = "!@#$%^&*()_+-="
 #: RDS rules: 8-32 characters, only letters, digits and :data:`RDS_SPECIAL`, every class present.
-RDS_POLICY = PasswordPolicy(
+RDS_PASSWORD_POLICY = PasswordPolicy(
     length=32,
     exclude_characters="".join(c for c in string.punctuation if c not in RDS_SPECIAL),
 )

@@ -9,6 +9,7 @@ output are quoted with backticks (backticks doubled). Because PyMySQL interpolat
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -26,6 +27,7 @@ __all__ = [
     "check_account_name",
     "check_host",
     "ident",
+    "native_hash",
 ]
 
 #: Longest account name ApsaraDB RDS accepts (the seed's limit).
@@ -71,6 +73,14 @@ def check_host(host: Any) -> str:
             "account host must be 1-255 characters of letters, digits and _ . % : / -"
         )
     return host
+
+
+def native_hash(password: str) -> str:
+    """The form ``mysql_native_password`` stores: ``*`` and the upper-case hex SHA1(SHA1(password)).
+
+    Sending it instead of the password keeps the password out of the server's general and slow
+    logs (the hash is still a secret: it is redacted like a password)."""
+    return "*" + hashlib.sha1(hashlib.sha1(password.encode("utf-8")).digest()).hexdigest().upper()
 
 
 def ident(name: str) -> str:
@@ -231,29 +241,50 @@ class Dialect:
             )
         return plugin
 
-    def _identified(self, plugin: str) -> str:
+    def native(self, plugin: str) -> bool:
+        """Whether an account with ``plugin`` (``""``: the server's default) stores a
+        ``mysql_native_password`` hash, which can be sent instead of the password."""
+        if plugin:
+            return plugin == "mysql_native_password"
+        return self.mariadb or not self.version.at_least(8)
+
+    def _identified(self, plugin: str, password: str, *, hashed: bool) -> tuple[str, str]:
+        """The ``IDENTIFIED …`` clause and its secret parameter (the hash when ``hashed``)."""
         plugin = self.check_plugin(plugin)
+        if hashed:
+            if not self.mariadb:
+                return "IDENTIFIED WITH mysql_native_password AS %s", native_hash(password)
+            if plugin:
+                return "IDENTIFIED VIA mysql_native_password USING %s", native_hash(password)
+            return "IDENTIFIED BY PASSWORD %s", native_hash(password)
         if not plugin:
-            return "IDENTIFIED BY %s"
+            return "IDENTIFIED BY %s", password
         if self.mariadb:
-            return f"IDENTIFIED VIA {plugin} USING PASSWORD(%s)"
-        return f"IDENTIFIED WITH {plugin} BY %s"
+            return f"IDENTIFIED VIA {plugin} USING PASSWORD(%s)", password
+        return f"IDENTIFIED WITH {plugin} BY %s", password
 
     def create_user(self, user: str, host: str, password: str, plugin: str = "") -> Statement:
-        return Statement(f"CREATE USER %s@%s {self._identified(plugin)}", (user, host, password), frozenset({2}))
+        clause, secret = self._identified(plugin, password, hashed=self.native(plugin))
+        return Statement(f"CREATE USER %s@%s {clause}", (user, host, secret), frozenset({2}))
 
     def set_password(
         self, user: str, host: str, password: str, *, plugin: str = "", retain: bool = False
     ) -> Statement:
-        """Another account's password (run by a privileged account)."""
-        sql = f"ALTER USER %s@%s {self._identified(plugin)}"
+        """Another account's password (run by a privileged account): its hash where the plugin
+        stores ``mysql_native_password`` hashes, else the password (RETAIN needs the password)."""
         # MySQL refuses RETAIN together with a plugin change, so only the plain form retains.
-        if retain and not plugin and self.has_retain_current_password:
+        retain = retain and not plugin and self.has_retain_current_password
+        clause, secret = self._identified(plugin, password, hashed=self.native(plugin) and not retain)
+        sql = f"ALTER USER %s@%s {clause}"
+        if retain:
             sql += " RETAIN CURRENT PASSWORD"
-        return Statement(sql, (user, host, password), frozenset({2}))
+        return Statement(sql, (user, host, secret), frozenset({2}))
 
-    def set_own_password(self, password: str, current: str, *, retain: bool = False) -> Statement:
-        """The logged-in account's own password (needs no privileges)."""
+    def set_own_password(self, password: str, current: str, *, retain: bool = False, native: bool = False) -> Statement:
+        """The logged-in account's own password (needs no privileges). ``native``: the account
+        stores a ``mysql_native_password`` hash, so MariaDB is sent the hash, not the password."""
+        if self.mariadb and native:
+            return Statement("SET PASSWORD = %s", (native_hash(password),), frozenset({0}))
         if self.has_password_function:
             return Statement("SET PASSWORD = PASSWORD(%s)", (password,), frozenset({0}))
         sql, params = "ALTER USER USER() IDENTIFIED BY %s", [password]

@@ -4,21 +4,26 @@ Start here:
 
 - :class:`SecretClient` — the cached, rotation-aware reader applications hold (:mod:`secretclient.client`).
 - :mod:`secretclient.db` — PyMySQL connections and SQLAlchemy engines that survive rotations.
-- :class:`EmbeddedStore` / :class:`AliyunKmsStore` / :class:`AwsSecretsManagerStore` — where secrets live (:mod:`secretclient.stores`).
+- :class:`EmbeddedStore` / :class:`AliyunKmsStore` / :class:`AwsSecretsManagerStore` /
+  :class:`NcpSecretManagerStore` — where secrets live (:mod:`secretclient.stores`).
 - :class:`Secret`, :class:`DbCredentials` — the values (:mod:`secretclient.model`).
 - :mod:`secretclient.errors` — every error, under :class:`SecretClientError`.
 - :mod:`secretclient.testing` — a KMS emulator, a throwaway MariaDB and pytest fixtures.
 """
 
+from ._default_client import get_default_client, set_default_client
 from .backoff import Backoff
-from .client import ClientClosed, SecretClient
+from .cache_policy import CachePolicy
+from .client import SecretClient
 from .decorators import inject_db_credentials, inject_secret
-from .default import NoDefaultClient, get_default_client, set_default_client
 from .errors import (
     AccessDenied,
+    ClientClosed,
+    EncryptionKeyError,
     InvalidParameter,
     InvalidSecretContent,
     LimitExceeded,
+    NoDefaultClient,
     SecretClientError,
     SecretNotFound,
     StoreError,
@@ -66,18 +71,19 @@ __all__ = [
     "AliyunKmsStore",
     "AwsSecretsManagerStore",
     "Backoff",
+    "CachePolicy",
     "ClientClosed",
     "ClientEvent",
     "ClientObserver",
     "ClientStats",
     "DbCredentials",
     "EmbeddedStore",
+    "EncryptionKeyError",
     "InvalidParameter",
     "InvalidSecretContent",
     "LimitExceeded",
     "NcpSecretManagerStore",
     "NoDefaultClient",
-    "open_store",
     "PasswordPolicy",
     "Secret",
     "SecretClient",
@@ -96,6 +102,7 @@ __all__ = [
     "get_default_client",
     "inject_db_credentials",
     "inject_secret",
+    "open_store",
     "set_default_client",
     "stage_labels",
 ]

@@ -36,13 +36,14 @@ class Entry:
 
     ``refresh_at``: from then on a read triggers a background refresh (the hot path only
     compares the clock with this). ``expires_at``: the end of the TTL; past it the value is
-    served only as a stale fallback while the store fails. ``started`` is when the store call
-    that produced it began, so an older, slower call never overwrites a newer value.
+    served only as a stale fallback while the store fails. ``ticket`` orders the store calls
+    (and publishes) by when they began, so an older, slower call never overwrites a newer
+    value: a counter, not a clock reading, because an injected clock may step back.
     ``rotation_at`` (monotonic) and ``described_version`` come from DescribeSecret.
     """
 
     secret: Secret
-    started: float
+    ticket: int
     refresh_at: float
     expires_at: float
     rotation_at: float | None = None
@@ -178,9 +179,11 @@ class Flight:
         self.value, self.error = value, error
         self._done.set()
 
-    def wait(self) -> Outcome:
-        """The outcome, once set; the error is raised (a copy, for this thread)."""
-        self._done.wait()
+    def wait(self, timeout: float) -> Outcome | None:
+        """The outcome once set (``None`` if not set within ``timeout`` seconds); the error
+        is raised (a copy, for this thread)."""
+        if not self._done.wait(timeout):
+            return None
         if self.error is not None:
             raise copy_error(self.error)
         assert self.value is not None  # set() gives a value or an error

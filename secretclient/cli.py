@@ -1,7 +1,8 @@
 """``secretclient``: manage secrets in a store from the shell.
 
-Values are read from a file or standard input, never from the command line (where other
-users could see them in the process list), and printed only with ``get --reveal``.
+Values are read from a file, standard input or a prompt without echo, never from the command
+line (where other users could see them in the process list), and printed only with
+``get --reveal``.
 
     secretclient --store embedded:secrets.db create shop/app --value-file creds.json
     secretclient --store kms --region cn-hangzhou versions shop/app
@@ -12,56 +13,55 @@ from __future__ import annotations
 import json
 import sys
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import timedelta
 from typing import IO, Any
 
 import click
 
-from .errors import SecretClientError
+from ._cli_options import open_store_from, store_options, typed_errors
+from .errors import StoreError
 from .model import PasswordPolicy, VersionInfo
-from .stores.base import SecretStore
-from .stores.spec import open_store
+from .stores.base import LifecycleStore, SecretStore
 
 __all__ = ["main"]
 
 
 def _read_value(value_file: IO[bytes] | None, binary: bool) -> str | bytes:
-    data = (value_file or sys.stdin.buffer).read()
+    """The value from ``--value-file``, else standard input, else (on a terminal) a prompt
+    that does not echo. An empty value is refused: it is almost always a mistake."""
+    if value_file is None and sys.stdin.isatty():
+        if binary:
+            raise click.UsageError("a binary value cannot be typed: give --value-file or pipe it in")
+        data: bytes = click.prompt("Value (not shown)", hide_input=True, confirmation_prompt=True,
+                                   show_default=False).encode("utf-8")
+    else:
+        data = bytes((value_file or sys.stdin.buffer).read())
+    if not data:
+        raise click.UsageError("the value is empty: give it with --value-file, on standard input, "
+                               "or type it at the prompt")
     if binary:
-        return bytes(data)
+        return data
     try:
-        return bytes(data).decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError:
         raise click.UsageError("the value is not UTF-8 text; pass --binary to store it as binary") from None
 
 
-@contextmanager
-def _typed_errors() -> Iterator[None]:
-    """Our errors become one line (type and message, never a value) and exit status 1."""
-    try:
-        yield
-    except SecretClientError as e:
-        raise click.ClickException(f"{type(e).__name__}: {e}") from None
-
-
 def _run(ctx: click.Context, action: Callable[[SecretStore], Any], *, create: bool = False) -> None:
-    opts = ctx.obj
-    with _typed_errors():
-        store = open_store(
-            opts["store"],
-            create=create,  # only `create` may start a new store file: a typo must not
-            region=opts["region"],
-            endpoint=opts["endpoint"],
-            access_key_id=opts["access_key_id"],
-            access_key_secret=opts["access_key_secret"],
-            verify=opts["ca_file"],
-        )
+    with typed_errors():
+        # Only `create` may start a new store file: a mistyped path must not.
+        store = open_store_from(ctx.obj, create=create, verify=ctx.obj["ca_file"])
         try:
             action(store)
         finally:
             store.close()
+
+
+def _lifecycle(store: SecretStore) -> LifecycleStore:
+    if not isinstance(store, LifecycleStore):
+        raise StoreError(f"{type(store).__name__} cannot list or restore secrets", code="UnsupportedOperation")
+    return store
 
 
 def _version_line(v: VersionInfo) -> str:
@@ -70,17 +70,11 @@ def _version_line(v: VersionInfo) -> str:
 
 
 @click.group()
-@click.option("--store", envvar="SECRETCLIENT_STORE", default="embedded:secrets.db", show_default=True,
-              help="embedded:PATH or kms (key for an encrypted file: $SECRETCLIENT_EMBEDDED_KEY).")
-@click.option("--region", envvar="ALIBABA_CLOUD_REGION_ID", help="KMS region id.")
-@click.option("--endpoint", help="KMS endpoint: host[:port] or http(s)://host[:port].")
-@click.option("--access-key-id", envvar="ALIBABA_CLOUD_ACCESS_KEY_ID", help="KMS AccessKey id.")
-@click.option("--access-key-secret", envvar="ALIBABA_CLOUD_ACCESS_KEY_SECRET",
-              help="KMS AccessKey secret (prefer the environment variable).")
+@store_options
 @click.option("--ca-file", type=click.Path(exists=True, dir_okay=False), help="CA bundle for an https endpoint.")
 @click.pass_context
-def main(ctx: click.Context, **options: Any) -> None:
-    """Manage secrets in a secret store (EmbeddedStore or Alibaba Cloud KMS)."""
+def main(ctx: click.Context, /, **options: Any) -> None:
+    """Manage secrets in a secret store: embedded, Alibaba Cloud KMS, AWS Secrets Manager or NCP."""
     ctx.obj = options
 
 
@@ -100,6 +94,7 @@ def create(ctx: click.Context, name: str, value_file: IO[bytes] | None, binary: 
 
     def action(store: SecretStore) -> None:
         info = store.create_secret(
+            # Our own VersionId: AliyunKmsStore.create_secret does not generate one yet.
             name, data, version_id=version_id or uuid.uuid4().hex, description=description,
             rotation_interval=timedelta(hours=rotation_interval) if rotation_interval else None,
         )
@@ -195,16 +190,48 @@ def stage(ctx: click.Context, name: str, stage: str, move_to: str | None, remove
 
 @main.command()
 @click.argument("name")
-@click.option("--yes", is_flag=True, help="Confirm: the secret and all its versions are deleted at once.")
+@click.option("--yes", is_flag=True, help="Confirm the deletion.")
+@click.option("--recovery-window-days", type=int, default=30, show_default=True,
+              help="Days (7-30) during which `restore` can bring the secret back.")
+@click.option("--force", is_flag=True, help="Delete the secret and all its versions at once, without recovery.")
 @click.pass_context
-def delete(ctx: click.Context, name: str, yes: bool) -> None:
-    """Delete NAME and all its versions."""
+def delete(ctx: click.Context, name: str, yes: bool, recovery_window_days: int, force: bool) -> None:
+    """Schedule NAME for deletion (or, with --force, delete it at once)."""
     if not yes:
         raise click.UsageError("deleting needs --yes")
 
     def action(store: SecretStore) -> None:
-        store.delete_secret(name)
-        click.echo(f"deleted {name}")
+        store.delete_secret(name, recovery_window_days=recovery_window_days, force=force)
+        if force:
+            click.echo(f"deleted {name}")
+        else:
+            click.echo(f"{name} will be deleted in {recovery_window_days} days; "
+                       f"`secretclient restore {name}` brings it back until then")
+    _run(ctx, action)
+
+
+@main.command()
+@click.argument("name")
+@click.pass_context
+def restore(ctx: click.Context, name: str) -> None:
+    """Cancel the scheduled deletion of NAME."""
+    def action(store: SecretStore) -> None:
+        _lifecycle(store).restore_secret(name)
+        click.echo(f"restored {name}")
+    _run(ctx, action)
+
+
+@main.command("list")
+@click.pass_context
+def list_(ctx: click.Context) -> None:
+    """List the secrets: names and metadata, no values."""
+    def action(store: SecretStore) -> None:
+        for info in _lifecycle(store).list_secrets():
+            created = info.created.isoformat(timespec="seconds") if info.created else "-"
+            line = f"{info.name}  {info.secret_type}  {created}"
+            if info.planned_deletion is not None:
+                line += f"  deletion planned {info.planned_deletion.isoformat(timespec='seconds')}"
+            click.echo(line)
     _run(ctx, action)
 
 
@@ -215,7 +242,7 @@ def delete(ctx: click.Context, name: str, yes: bool) -> None:
 @click.pass_context
 def password(ctx: click.Context, length: int, exclude_characters: str, no_punctuation: bool) -> None:
     """Print a random password made by the store."""
-    with _typed_errors():
+    with typed_errors():
         policy = PasswordPolicy(length=length, exclude_characters=exclude_characters,
                                 exclude_punctuation=no_punctuation)
     if ctx.obj["store"].startswith("embedded:"):  # generated locally: no file to open

@@ -9,20 +9,22 @@ lives on the slow path. See docs/client.md for every option and the guarantees.
 
 from __future__ import annotations
 
+import itertools
 import logging
-import math
+import os
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
-from concurrent.futures import Executor, ThreadPoolExecutor
+import weakref
+from collections.abc import Callable
+from concurrent.futures import Executor, Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Self
 
 import cachetools
 
-from .backoff import Backoff
+from ._subscriptions import Subscriptions
 from .cache import (
     INFINITY,
     Entry,
@@ -35,17 +37,25 @@ from .cache import (
     copy_error,
     deadlines,
 )
-from .errors import ClientClosed, InvalidParameter, SecretClientError, SecretNotFound, StoreError
+from .cache_policy import DEFAULT_BACKOFF, CachePolicy
+from .errors import (
+    ClientClosed,
+    InvalidParameter,
+    SecretClientError,
+    SecretNotFound,
+    StoreError,
+    StoreTimeout,
+)
 from .model import DbCredentials, Secret, SecretInfo, Stage, stage_labels
-from .stats import ClientEvent, ClientObserver, ClientStats, Counters
+from .stats import CachedVersion, ClientEvent, ClientObserver, ClientStats, Counters
 from .stores.base import SecretStore
 
-__all__ = ["DEFAULT_BACKOFF", "ClientClosed", "SecretClient"]
+__all__ = ["DEFAULT_BACKOFF", "CachePolicy", "ClientClosed", "SecretClient"]
 
 logger = logging.getLogger("secretclient.client")
 
-#: Between failed store calls for one key: up to 1 s, then 2, 4, ... at most 60 s (full jitter).
-DEFAULT_BACKOFF = Backoff(base=1.0, cap=60.0)
+# Clients to repair in a forked child (gunicorn --preload forks after the app made one).
+_CLIENTS: weakref.WeakSet[SecretClient] = weakref.WeakSet()
 
 
 def _utc_now() -> datetime:
@@ -57,31 +67,14 @@ def _check_str(what: str, value: Any) -> None:
         raise InvalidParameter(f"{what} must be a non-empty string, not {type(value).__name__}")
 
 
-def _check_seconds(what: str, value: Any, *, positive: bool = False, infinite: bool = True) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        raise InvalidParameter(f"{what} must be a number of seconds")
-    if value < 0 or (positive and value == 0) or (not infinite and value == INFINITY):
-        bound = "> 0" if positive else ">= 0"
-        raise InvalidParameter(f"{what} must be {bound}{'' if infinite else ' and finite'}")
-    return float(value)
-
-
 class SecretClient:
     """A cache of secrets in front of a :class:`~secretclient.stores.SecretStore`.
 
     :param store: where the secrets live.
-    :param ttl: seconds a value is used before it must be re-read (default one hour).
-    :param ttls: per-secret TTLs overriding ``ttl``, by secret name.
-    :param refresh_ahead: fraction of the TTL, before expiry, during which a read triggers a
-        background refresh while callers keep the cached value (0 disables refresh-ahead).
-    :param max_stale: seconds past its TTL a value is still served while the store fails;
-        after that the store's error is raised.
-    :param backoff: delay between failed store calls for one key (full jitter, capped).
-    :param negative_ttl: seconds a :class:`SecretNotFound` is remembered (0 disables).
-    :param max_size: most entries kept (one per secret and stage, and per VersionId read).
-    :param rotation_aware: call DescribeSecret once per secret and version, and refresh right
-        after the store's next rotation time.
-    :param rotation_delay: seconds after the next rotation time to refresh.
+    :param policy: how to cache (:class:`~secretclient.cache_policy.CachePolicy`); any of its
+        fields may instead be given as a keyword argument (``ttl=600``), overriding ``policy``:
+        ``ttl``, ``ttls``, ``refresh_ahead``, ``max_stale``, ``backoff``, ``negative_ttl``,
+        ``max_size``, ``rotation_aware``, ``rotation_delay``, ``wait_timeout``.
     :param executor: runs background refreshes and DescribeSecret calls; default a private
         two-thread pool created on first use and shut down by :meth:`close`.
     :param observer: receives a :class:`~secretclient.stats.ClientEvent` per slow-path event.
@@ -95,45 +88,24 @@ class SecretClient:
         self,
         store: SecretStore,
         *,
-        ttl: float = 3600.0,
-        ttls: Mapping[str, float] | None = None,
-        refresh_ahead: float = 0.2,
-        max_stale: float = 86400.0,
-        backoff: Backoff = DEFAULT_BACKOFF,
-        negative_ttl: float = 5.0,
-        max_size: int = 1024,
-        rotation_aware: bool = True,
-        rotation_delay: float = 60.0,
+        policy: CachePolicy | None = None,
         executor: Executor | None = None,
         observer: ClientObserver | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], datetime] = _utc_now,
         rng: random.Random | None = None,
         close_store: bool = False,
+        **policy_fields: Any,
     ) -> None:
         if not callable(getattr(store, "get_secret", None)):
             raise InvalidParameter("store must be a SecretStore (it has no get_secret method)")
-        self._ttl = _check_seconds("ttl", ttl, positive=True)
-        self._ttls = {}
-        for name, value in (ttls or {}).items():
-            _check_str("ttls key (a secret name)", name)
-            self._ttls[name] = _check_seconds(f"ttls[{name!r}]", value, positive=True)
-        if isinstance(refresh_ahead, bool) or not isinstance(refresh_ahead, (int, float)) or not 0 <= refresh_ahead < 1:
-            raise InvalidParameter("refresh_ahead must be a fraction of the TTL in [0, 1)")
-        if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 1:
-            raise InvalidParameter("max_size must be an integer >= 1")
-        if not isinstance(backoff, Backoff):
-            raise InvalidParameter("backoff must be a secretclient.Backoff")
+        if policy is not None and not isinstance(policy, CachePolicy):
+            raise InvalidParameter("policy must be a secretclient.CachePolicy")
         if observer is not None and not callable(getattr(observer, "on_event", None)):
             raise InvalidParameter("observer must have an on_event(event) method")
+        self._policy = (policy or CachePolicy()).with_overrides(policy_fields)
         self._store = store
         self._labels = stage_labels(store)
-        self._ahead = float(refresh_ahead)
-        self._max_stale = _check_seconds("max_stale", max_stale)
-        self._backoff = backoff
-        negative_ttl = _check_seconds("negative_ttl", negative_ttl, infinite=False)
-        self._rotation_aware = bool(rotation_aware)
-        self._rotation_delay = _check_seconds("rotation_delay", rotation_delay, infinite=False)
         self._observer = observer
         self._clock = clock
         self._wall_clock = wall_clock
@@ -141,23 +113,31 @@ class SecretClient:
         self._close_store = close_store
 
         self._lock = threading.RLock()
+        self._tickets = itertools.count()  # orders store calls and publishes (see Entry.ticket)
         self._counters = Counters()
         self._hit = self._counters.hit
-        self._cache = EntryCache(max_size, self._evicted, self._labels.current)
+        self._cache = EntryCache(self._policy.max_size, self._evicted, self._labels.current)
         self._view = self._cache.view  # read lock-free by get()
         self._current = self._cache.current
+        negative_ttl = self._policy.negative_ttl
         self._negative: cachetools.TTLCache[Key, SecretNotFound] | None = (
-            cachetools.TTLCache(max_size, negative_ttl, timer=clock) if negative_ttl > 0 else None
+            cachetools.TTLCache(self._policy.max_size, negative_ttl, timer=clock) if negative_ttl > 0 else None
         )
-        self._failures: cachetools.LRUCache[Key, Failure] = cachetools.LRUCache(max_size)
+        self._failures: cachetools.LRUCache[Key, Failure] = cachetools.LRUCache(self._policy.max_size)
         self._flights = SingleFlight()
         self._describing: set[str] = set()
-        self._subscribers: dict[str, tuple[Callable[[Secret], None], ...]] = {}
-        self._seen: dict[str, str] = {}  # last CURRENT VersionId told to subscribers
+        self._subscriptions = Subscriptions()
+        self._jobs: set[Future[None]] = set()  # background jobs submitted and not done
         self._executor = executor
         self._owns_executor = executor is None
         self._closed = False
         self.get, self.get_text = self._warm_readers()  # type: ignore[method-assign]
+        _CLIENTS.add(self)
+
+    @property
+    def policy(self) -> CachePolicy:
+        """How this client caches."""
+        return self._policy
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -184,7 +164,7 @@ class SecretClient:
         clock = self._clock
         hit = self._hit
         get_slow = self._get_slow
-        CURRENT = Stage.CURRENT  # noqa: N806 - the default argument, compared by identity
+        CURRENT = Stage.CURRENT
 
         def get(name: str, stage: str = CURRENT, *, version_id: str | None = None) -> Secret:
             if version_id is None:
@@ -254,7 +234,14 @@ class SecretClient:
         if not flight.claim():  # someone runs it already: share its outcome
             self._counters.add("misses")
             self._emit("miss", key)
-            return flight.wait()
+            outcome = flight.wait(self._policy.wait_timeout)
+            if outcome is None:  # a hung store call: never wait forever for it
+                error = StoreTimeout(
+                    f"secret {key[0]!r}: the store read in progress did not finish within "
+                    f"wait_timeout={self._policy.wait_timeout:g} s", code="WaitTimeout",
+                )
+                return self._fallback(key, error, self._clock())
+            return outcome
         # We run it: our own flight, or a background refresh still queued that we take over.
         # The previous flight may have finished between our look and begin(): look again.
         try:
@@ -294,12 +281,12 @@ class SecretClient:
         if now < entry.expires_at:
             return entry.secret, None
         staleness = now - entry.expires_at
-        if staleness <= self._max_stale:
+        if staleness <= self._policy.max_stale:
             return entry.secret, staleness
         logger.error(
             "secret %r stage %r: store failing and the cached value is %.0f s past its TTL "
             "(max_stale %.0f s): raising %s",
-            key[0], _stage_of(key), staleness, self._max_stale, type(error).__name__,
+            key[0], _stage_of(key), staleness, self._policy.max_stale, type(error).__name__,
         )
         raise copy_error(error)
 
@@ -316,7 +303,7 @@ class SecretClient:
         return outcome
 
     def _fetch_outcome(self, key: Key) -> Outcome:
-        started = self._clock()
+        started, ticket = self._clock(), next(self._tickets)
         try:
             secret = self._read_store(key)
         except SecretNotFound as exc:
@@ -327,7 +314,7 @@ class SecretClient:
                 raise
             self._record_failure(key, exc)
             return self._fallback(key, exc, self._clock())
-        self._install(key, secret, started)
+        self._install(key, secret, started, ticket)
         return secret, None
 
     def _read_store(self, key: Key) -> Secret:
@@ -340,8 +327,8 @@ class SecretClient:
                 secret = self._store.get_secret(name, version_id=key[2])
         except BaseException as exc:
             self._counters.add("store_calls")
-            if not isinstance(exc, SecretNotFound):  # an answer, counted as not_found
-                self._counters.add("store_errors")
+            # A not-found is an answer, not an error
+            self._counters.add("store_not_found" if isinstance(exc, SecretNotFound) else "store_errors")
             code = exc.code if isinstance(exc, StoreError) and exc.code else type(exc).__name__
             self._emit("store_call", key, duration=time.perf_counter() - t0, error_code=code)
             raise
@@ -365,93 +352,80 @@ class SecretClient:
         with self._lock:
             previous = self._failures.get(key)
             attempts = previous.attempts + 1 if previous is not None else 1
-            delay = self._backoff.delay(attempts - 1, self._rng)
+            delay = self._policy.backoff.delay(attempts - 1, self._rng)
             self._failures[key] = Failure(attempts, now + delay, exc)
         logger.warning(
             "secret %r stage %r: store call failed (%s, code %s), failure %d; next call in %.2f s",
             key[0], _stage_of(key), type(exc).__name__, exc.code, attempts, delay,
         )
 
-    def _install(self, key: Key, secret: Secret, started: float) -> None:
-        """Cache ``secret``, read by a call that began at ``started``; then tell subscribers
-        and schedule DescribeSecret as needed (outside the lock)."""
-        name = key[0]
-        callbacks: tuple[Callable[[Secret], None], ...] = ()
-        describe = False
-        changed_from: str | None = None
+    def _install(self, key: Key, secret: Secret, started: float, ticket: int) -> bool:
+        """Cache ``secret``, read by the call with ``ticket`` that began at ``started``,
+        unless a later call or a publish() already won; then tell subscribers and schedule
+        DescribeSecret (outside the lock). Returns whether it was cached."""
         text = Entry.text_of(secret)  # decoded before taking the lock
         with self._lock:
             if self._closed:
-                return
+                return False
             old = self._view.get(key)
-            if old is not None and old.started > started:
-                return  # a newer read or a publish() already won
-            if len(key) == 3:
-                entry = Entry(secret, started, INFINITY, INFINITY, text=text)
-            else:
-                refresh_at, expires_at = deadlines(started, self._ttls.get(name, self._ttl), self._ahead)
-                rotation_at = described = None
-                if old is not None and old.secret.version_id == secret.version_id:
-                    rotation_at, described = old.rotation_at, old.described_version
-                    if rotation_at is not None and rotation_at > started:
-                        refresh_at = min(refresh_at, rotation_at)
-                entry = Entry(secret, started, refresh_at, expires_at, rotation_at, described, text)
-            self._cache.put(key, entry)
+            if old is not None and old.ticket > ticket:
+                return False
+            self._cache.put(key, self._entry_for(key, secret, old, started, ticket, text))
             self._failures.pop(key, None)
             if self._negative is not None:
                 self._negative.pop(key, None)
-            refreshed = old is not None
-            if refreshed:
-                self._counters.add("refreshes")
-            if key[1] == self._labels.current:
-                if old is not None and old.secret.version_id != secret.version_id:
-                    changed_from = old.secret.version_id
-                    self._counters.add("version_changes")
-                if old is None or changed_from is not None:
-                    # Other stages cached may predate this version (PREVIOUS moved with
-                    # it, PENDING was promoted): read them again when asked.
-                    for other in self._cache.keys_of(name):
-                        if len(other) == 2 and other != key:
-                            self._cache.pop(other)
-                    if self._negative is not None:
-                        for other in [k for k in list(self._negative) if k[0] == name and len(k) == 2]:
-                            self._negative.pop(other, None)
-                callbacks = self._new_version_seen(secret)
-                if (
-                    self._rotation_aware
-                    and entry.described_version != secret.version_id
-                    and name not in self._describing
-                ):
-                    self._describing.add(name)
-                    describe = True
-        if refreshed:
+            news = self._current_news(key, secret, old) if key[1] == self._labels.current else _NO_NEWS
+        if old is not None:
+            self._counters.add("refreshes")
             self._emit("refresh", key, version_id=secret.version_id)
+        changed_from, callbacks, describe = news
         if changed_from is not None:
+            self._counters.add("version_changes")
             self._emit("version_change", key, version_id=secret.version_id)
-            logger.info("secret %r: new CURRENT version %r (was %r)", name, secret.version_id, changed_from)
-        for callback in callbacks:
-            try:
-                callback(secret)
-            except Exception as exc:  # a subscriber's bug must not fail the reader
-                # Type only: the message of an application's exception may quote the value.
-                logger.error(
-                    "subscriber %s of secret %r raised %s",
-                    getattr(callback, "__qualname__", type(callback).__name__), name, type(exc).__name__,
-                )
+            logger.info("secret %r: new CURRENT version %r (was %r)", key[0], secret.version_id, changed_from)
+        Subscriptions.notify(callbacks, secret)
         if describe:
+            name = key[0]
             self._submit(self._describe, name, secret.version_id, on_cancel=lambda: self._describing.discard(name))
+        return True
 
-    def _new_version_seen(self, secret: Secret) -> tuple[Callable[[Secret], None], ...]:
-        """Under the lock: the subscribers to call for this CURRENT version, if it is new.
-        The first version seen after subscribing is not a change."""
-        subscribers = self._subscribers.get(secret.name)
-        if not subscribers:
-            return ()
-        last = self._seen.get(secret.name)
-        if last == secret.version_id:
-            return ()
-        self._seen[secret.name] = secret.version_id
-        return subscribers if last is not None else ()
+    def _entry_for(
+        self, key: Key, secret: Secret, old: Entry | None, started: float, ticket: int, text: str | None
+    ) -> Entry:
+        """The entry for a value read at ``started``: versions read by id never expire; a
+        stage keeps the rotation time learnt for the same version."""
+        if len(key) == 3:
+            return Entry(secret, ticket, INFINITY, INFINITY, text=text)
+        refresh_at, expires_at = deadlines(started, self._policy.ttl_of(key[0]), self._policy.refresh_ahead)
+        rotation_at = described = None
+        if old is not None and old.secret.version_id == secret.version_id:
+            rotation_at, described = old.rotation_at, old.described_version
+            if rotation_at is not None and rotation_at > started:
+                refresh_at = min(refresh_at, rotation_at)
+        return Entry(secret, ticket, refresh_at, expires_at, rotation_at, described, text)
+
+    def _current_news(self, key: Key, secret: Secret, old: Entry | None) -> _News:
+        """Under the lock, for a CURRENT value just cached: drop the other stages if the
+        version is new, and say whom to tell (the old VersionId, subscribers, DescribeSecret)."""
+        name = key[0]
+        changed_from = old.secret.version_id if old is not None and old.secret.version_id != secret.version_id else None
+        if old is None or changed_from is not None:
+            # Other stages cached may predate this version (PREVIOUS moved with it, PENDING
+            # was promoted): read them again when asked.
+            for other in self._cache.keys_of(name):
+                if len(other) == 2 and other != key:
+                    self._cache.pop(other)
+            if self._negative is not None:
+                for other in [k for k in list(self._negative) if k[0] == name and len(k) == 2]:
+                    self._negative.pop(other, None)
+        describe = (
+            self._policy.rotation_aware
+            and self._view[key].described_version != secret.version_id
+            and name not in self._describing
+        )
+        if describe:
+            self._describing.add(name)
+        return changed_from, self._subscriptions.due(secret), describe
 
     # -- background work -----------------------------------------------------------------
 
@@ -469,7 +443,16 @@ class SecretClient:
         except RuntimeError:  # the executor was shut down
             on_cancel()
             return
-        future.add_done_callback(lambda f: on_cancel() if f.cancelled() else None)
+        with self._lock:
+            self._jobs.add(future)
+
+        def done(f: Future[None]) -> None:
+            with self._lock:
+                self._jobs.discard(f)
+            if f.cancelled():
+                on_cancel()
+
+        future.add_done_callback(done)
 
     def _refresh_ahead(self, key: Key, now: float) -> None:
         """Start a background refresh of ``key`` unless one runs or the store is backing off."""
@@ -510,6 +493,7 @@ class SecretClient:
         except Exception as exc:
             code = exc.code if isinstance(exc, StoreError) and exc.code else type(exc).__name__
             self._counters.add("describe_calls")
+            self._counters.add("describe_errors")
             self._counters.add("store_errors")
             self._emit("describe_call", key, duration=time.perf_counter() - t0, error_code=code)
             logger.warning(
@@ -546,7 +530,7 @@ class SecretClient:
             return None
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
-        delay = (when - self._wall_clock()).total_seconds() + self._rotation_delay
+        delay = (when - self._wall_clock()).total_seconds() + self._policy.rotation_delay
         return self._clock() + delay if delay > 0 else None
 
     def _evicted(self, key: Key, entry: Entry) -> None:
@@ -557,8 +541,8 @@ class SecretClient:
     def refresh(self, name: str, stage: str = Stage.CURRENT) -> bool:
         """Read ``stage`` from the store now, bypassing the cache and the backoff.
 
-        Returns whether the VersionId differs from the cached one (``True`` when nothing was
-        cached). Store errors are raised, never answered from the cache.
+        Returns whether the VersionId now cached differs from the one cached before
+        (``True`` when nothing was). Store errors are raised, never answered from the cache.
         """
         if self._closed:
             raise ClientClosed("this SecretClient is closed")
@@ -566,7 +550,7 @@ class SecretClient:
         _check_str("stage", stage)
         key: Key = (name, self._labels.label(stage))
         old = self._view.get(key)
-        started = self._clock()
+        started, ticket = self._clock(), next(self._tickets)
         try:
             secret = self._read_store(key)
         except SecretClientError as exc:
@@ -575,8 +559,9 @@ class SecretClient:
             self._counters.add("caller_errors")
             self._emit("caller_error", key, error_code=exc.code or type(exc).__name__)
             raise
-        self._install(key, secret, started)
-        return old is None or old.secret.version_id != secret.version_id
+        self._install(key, secret, started, ticket)
+        now_cached = self._view.get(key)  # ours, or a later read's
+        return now_cached is not None and (old is None or now_cached.secret.version_id != old.secret.version_id)
 
     def invalidate(self, name: str) -> None:
         """Forget everything cached for ``name`` (every stage and version, not-found and
@@ -601,25 +586,11 @@ class SecretClient:
         _check_str("secret name", name)
         if not callable(callback):
             raise InvalidParameter("callback must be callable")
-        with self._lock:
+        with self._lock:  # no CURRENT value is cached between our look and add()
             if self._closed:
                 raise ClientClosed("this SecretClient is closed")
-            self._subscribers[name] = self._subscribers.get(name, ()) + (callback,)
-            if name not in self._seen:
-                current = self._view.get((name, self._labels.current))
-                if current is not None:
-                    self._seen[name] = current.secret.version_id
-
-        def unsubscribe() -> None:
-            with self._lock:
-                remaining = tuple(cb for cb in self._subscribers.get(name, ()) if cb is not callback)
-                if remaining:
-                    self._subscribers[name] = remaining
-                else:
-                    self._subscribers.pop(name, None)
-                    self._seen.pop(name, None)
-
-        return unsubscribe
+            current = self._view.get((name, self._labels.current))
+            return self._subscriptions.add(name, callback, current.secret.version_id if current else None)
 
     def publish(self, secret: Secret) -> None:
         """Hand over a new CURRENT version (an in-process rotation just promoted it):
@@ -634,7 +605,7 @@ class SecretClient:
             )
         if self._closed:
             raise ClientClosed("this SecretClient is closed")
-        self._install((secret.name, current), secret, self._clock())
+        self._install((secret.name, current), secret, self._clock(), next(self._tickets))
 
     @property
     def store(self) -> SecretStore:
@@ -653,9 +624,30 @@ class SecretClient:
             size = len(self._cache)
         return self._counters.snapshot(size=size, current_staleness=staleness)
 
+    def _after_fork_in_child(self) -> None:
+        """In a forked child only the forking thread exists: locks another thread held stay
+        held, a read in flight never finishes, the refresh threads are gone. Start afresh
+        with the values cached (they are immutable and still valid)."""
+        self._lock = threading.RLock()
+        self._flights = SingleFlight()
+        self._describing.clear()
+        self._jobs = set()  # they run in the parent
+        self._counters.after_fork_in_child()
+        self._subscriptions.after_fork_in_child()
+        if self._owns_executor:
+            self._executor = None  # a new pool on first use; the parent's threads did not fork
+
+    def cached_versions(self) -> list[CachedVersion]:
+        """The version held for each secret's stage (no values, no store call): what a
+        dashboard shows. Versions read by VersionId are not listed."""
+        with self._lock:
+            entries = [(key, entry.secret) for key, entry in self._view.items() if len(key) == 2]
+        return [CachedVersion(key[0], str(key[1]), s.version_id, s.created) for key, s in entries]
+
     def close(self) -> None:
-        """Drop every cached value, stop the background thread (waiting for a refresh in
-        progress) and, with ``close_store=True``, close the store. Idempotent."""
+        """Drop every cached value, stop the background threads (waiting up to
+        ``wait_timeout`` for a refresh in progress) and, with ``close_store=True``, close the
+        store. Idempotent."""
         with self._lock:
             if self._closed:
                 return
@@ -664,11 +656,16 @@ class SecretClient:
             self._failures.clear()
             if self._negative is not None:
                 self._negative.clear()
-            self._subscribers.clear()
-            self._seen.clear()
+            self._subscriptions.clear()
             executor = self._executor if self._owns_executor else None
+            jobs = list(self._jobs)
         if executor is not None:
-            executor.shutdown(wait=True, cancel_futures=True)
+            executor.shutdown(wait=False, cancel_futures=True)
+        # A refresh in progress finishes (its store call is bounded by the store's timeouts);
+        # waiting is bounded here too, should a store hang.
+        _, unfinished = wait(jobs, timeout=self._policy.wait_timeout)
+        if executor is not None and not unfinished:
+            executor.shutdown(wait=True)  # idle threads: joined at once
         if self._close_store:
             self._store.close()
 
@@ -693,5 +690,18 @@ class SecretClient:
             logger.error("observer %s raised %s on %s", type(observer).__name__, type(exc).__name__, kind)
 
 
+#: What a new CURRENT value means: the VersionId it replaced (if new), callbacks, DescribeSecret due.
+_News = tuple[str | None, tuple[Callable[[Secret], None], ...], bool]
+_NO_NEWS: _News = (None, (), False)
+
+
 def _stage_of(key: Key) -> str | None:
     return key[1] if len(key) == 2 else None
+
+
+def _after_fork_in_child() -> None:
+    for client in list(_CLIENTS):
+        client._after_fork_in_child()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -13,7 +13,7 @@ one dictionary lookup.
     @inject_db_credentials(client, "app/mysql")
     def connect(*, credentials): ...
 
-With ``client=None`` the default client (:func:`~secretclient.default.set_default_client`)
+With ``client=None`` the default client (:func:`~secretclient.set_default_client`)
 is looked up at each call. An argument passed explicitly by the caller is left alone.
 """
 
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 import wrapt
 
-from .default import get_default_client
+from ._default_client import get_default_client
 from .errors import InvalidParameter
 from .model import Stage
 

@@ -30,9 +30,10 @@ import itertools
 import threading
 from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-__all__ = ["EVENT_KINDS", "ClientEvent", "ClientObserver", "ClientStats"]
+__all__ = ["EVENT_KINDS", "CachedVersion", "ClientEvent", "ClientObserver", "ClientStats"]
 
 #: Every ``ClientEvent.kind``.
 EVENT_KINDS = frozenset(
@@ -44,7 +45,7 @@ EVENT_KINDS = frozenset(
         "stale_serve",  # a value past its TTL was served because the store is failing
         "not_found",  # the store said the secret/stage/version does not exist
         "caller_error",  # an error was raised to a caller
-        "version_change",  # a new ACSCurrent VersionId was seen
+        "version_change",  # a new CURRENT VersionId was seen
     }
 )
 
@@ -60,9 +61,11 @@ class ClientStats:
     hits: int = 0
     misses: int = 0
     stale_serves: int = 0
-    store_calls: int = 0
-    store_errors: int = 0
+    store_calls: int = 0  # reads (GetSecretValue)
+    store_errors: int = 0  # failed reads and DescribeSecret calls (a not-found answer is no error)
+    store_not_found: int = 0  # reads answered "not found"
     describe_calls: int = 0
+    describe_errors: int = 0
     refreshes: int = 0
     not_found: int = 0
     caller_errors: int = 0
@@ -70,6 +73,16 @@ class ClientStats:
     evictions: int = 0
     size: int = 0
     current_staleness: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class CachedVersion:
+    """Which version a client holds for a secret's stage (no value): for dashboards."""
+
+    name: str
+    stage: str
+    version_id: str
+    created: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +117,7 @@ class Counters:
         #: Bound method the hot path calls: ``next()`` on a C iterator is atomic under the GIL,
         #: unlike ``x += 1`` on an attribute.
         self.hit = self._hits.__next__
+        self._hit_reads = 0  # values of _hits taken by hits() itself, not by hits
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
 
@@ -112,10 +126,18 @@ class Counters:
             self._counts[field] += n
 
     def hits(self) -> int:
-        # itertools.count exposes its next value only through repr: "count(N)".
-        return int(repr(self._hits)[6:-1])
+        # Reading an itertools.count takes a value: subtract the ones earlier reads took.
+        with self._lock:
+            value = next(self._hits) - self._hit_reads
+            self._hit_reads += 1
+        return value
+
+    def after_fork_in_child(self) -> None:
+        """A fresh lock: another thread may have held it when the process forked."""
+        self._lock = threading.Lock()
 
     def snapshot(self, *, size: int, current_staleness: float) -> ClientStats:
+        hits = self.hits()
         with self._lock:
             counts = dict(self._counts)
-        return ClientStats(hits=self.hits(), size=size, current_staleness=current_staleness, **counts)
+        return ClientStats(hits=hits, size=size, current_staleness=current_staleness, **counts)

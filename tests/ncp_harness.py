@@ -15,6 +15,7 @@ import pymysql
 import sqlalchemy as sa
 
 from secretclient import SecretClient
+from secretclient.db.policy import RetryPolicy
 from secretclient.db.sqlalchemy import create_engine
 
 THREADS = 8
@@ -30,7 +31,8 @@ class CdbAccount:
     secret_id: str = ""
     database: str = ""
 
-    def create(self, *, privileged: bool = True, name: str | None = None, extra: dict | None = None) -> CdbAccount:
+    def create(self, *, privileged: bool = True, extra: dict | None = None,
+               targets: tuple[str, ...] = ("cdbPassword",)) -> CdbAccount:
         self.database = self.mariadb.create_database("ncp")
         password = "pw-" + secrets.token_urlsafe(12)
         grants = [f"ALL ON {self.mariadb.quote_ident(self.database)}.*"]
@@ -39,8 +41,8 @@ class CdbAccount:
         self.mariadb.create_user(self.user, password, grants=grants)
         value = {"cdbHost": self.mariadb.host, "cdbPort": str(self.mariadb.port), "cdbUser": self.user,
                  "cdbDatabase": self.database, "cdbPassword": password, **(extra or {})}
-        self.secret_id = self.emu.create_secret(name or "cdb-" + secrets.token_hex(3), json.dumps(value),
-                                                rotation_targets=["cdbPassword"])
+        self.secret_id = self.emu.create_secret("cdb-" + secrets.token_hex(3), json.dumps(value),
+                                                rotation_targets=list(targets))
         return self
 
     def active(self) -> dict:
@@ -73,12 +75,12 @@ class Load:
 
 
 @contextmanager
-def querying(account: CdbAccount, store: object) -> Iterator[Load]:
+def querying(account: CdbAccount, store: object, policy: RetryPolicy | None = None) -> Iterator[Load]:
     """8 threads query through ``create_engine(..., secret=<secret id>, client=SecretClient(store))``
     until the block ends; one connection in five is dropped after its query, so new logins keep
     happening across the rotations."""
     client = SecretClient(store)
-    engine = create_engine("mysql+pymysql:///", secret=account.secret_id, client=client,
+    engine = create_engine("mysql+pymysql:///", secret=account.secret_id, client=client, policy=policy,
                            pool_size=THREADS, max_overflow=THREADS, pool_timeout=20)
     load = Load()
     stop = threading.Event()

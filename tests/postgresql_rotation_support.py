@@ -24,7 +24,7 @@ HERE = str(Path(__file__).resolve().parent)
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
-from test_rotation_child import child_env, open_store  # noqa: E402
+from rotation_child import child_env, open_store  # noqa: E402
 
 from rotation import Rotator  # noqa: E402
 from rotation.strategies.postgres import PostgresAlternatingUsersStrategy, PostgresSingleUserStrategy  # noqa: E402
@@ -57,9 +57,9 @@ class PgApp:
     def login(self, creds: Any, **kw: Any) -> Any:
         import psycopg
 
+        kw.setdefault("sslmode", "disable")
         return psycopg.connect(host=creds.endpoint, port=creds.port, user=creds.account_name,
-                               password=creds.account_password, dbname=creds.db_name, connect_timeout=5,
-                               sslmode="disable", **kw)
+                               password=creds.account_password, dbname=creds.db_name, connect_timeout=5, **kw)
 
     def can_login(self, creds: Any) -> bool:
         import psycopg

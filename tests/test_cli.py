@@ -2,6 +2,7 @@
 
 import json
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -122,3 +123,101 @@ def test_stage_roles_work_and_help_names_no_store_label(run):
     assert run("get", "db", "--stage", "PREVIOUS").output.split()[1] == "v1"
     for command in ("create", "put", "get"):
         assert "ACS" not in CliRunner().invoke(main, [command, "--help"]).output
+
+
+def test_an_empty_value_is_refused_and_creates_nothing(run, tmp_path):
+    for args in (("create", "db"), ("create", "db", "--binary")):
+        res = run(*args, input="")
+        assert res.exit_code == 2 and "Error: the value is empty" in res.output
+    assert not (tmp_path / "s.db").exists()  # refused before the store was even opened
+    run("create", "db", "--version-id", "v1", input="one")
+    res = run("put", "db", input="")
+    assert res.exit_code == 2 and "empty" in res.output
+    assert [line.split()[0] for line in run("versions", "db").output.splitlines()] == ["v1"]
+
+
+def test_list_delete_restore_and_force(run):
+    run("create", "app/db", input="one")
+    run("create", "app/token", input="t")
+    assert [line.split()[0] for line in run("list").output.splitlines()] == ["app/db", "app/token"]
+    res = run("delete", "app/db", "--yes", "--recovery-window-days", "7")
+    assert res.exit_code == 0 and "restore app/db" in res.output
+    assert "deletion planned" in run("list").output.splitlines()[0]
+    res = run("get", "app/db")
+    assert res.exit_code == 1 and "Rejected.ResourceInDeleteWindow" in res.output
+    res = run("create", "app/db", input="again")
+    assert res.exit_code == 1 and "ResourceInDeleteWindow" in res.output
+    assert run("restore", "app/db").exit_code == 0
+    assert run("get", "app/db", "--reveal").output.strip() == "one"
+    res = run("delete", "app/db", "--yes", "--recovery-window-days", "3")
+    assert res.exit_code == 1 and res.output.startswith("Error: InvalidParameter") and "7 to 30" in res.output
+    assert run("delete", "app/db", "--yes", "--force").exit_code == 0
+    assert run("create", "app/db", input="new").exit_code == 0
+
+
+def test_both_clis_share_the_store_option_and_its_default():
+    from secretclient._cli_options import DEFAULT_STORE, STORE_OPTION_NAMES, store_options
+
+    @click.command()
+    @store_options
+    def probe(**options):
+        click.echo(json.dumps(options, sort_keys=True))
+
+    got = json.loads(CliRunner().invoke(probe, [], env={"SECRETCLIENT_STORE": None}).output)
+    assert got["store"] == DEFAULT_STORE and sorted(got) == sorted(STORE_OPTION_NAMES)
+    assert f"[default: {DEFAULT_STORE}]" in CliRunner().invoke(main, ["--help"]).output
+
+
+def test_a_terminal_gets_a_prompt_without_echo(tmp_path):
+    """``create NAME`` on a terminal asks twice without echoing; the value never appears."""
+    import os
+    import pty
+    import select
+    import subprocess
+    import sys
+    import time
+
+    master, slave = pty.openpty()
+    path = tmp_path / "s.db"
+
+    def controlling_tty() -> None:
+        import fcntl
+        import termios
+
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    proc = subprocess.Popen([sys.executable, "-m", "secretclient.cli", "--store", f"embedded:{path}", "create", "db"],
+                            stdin=slave, stdout=slave, stderr=slave, preexec_fn=controlling_tty, close_fds=True)
+    os.close(slave)
+    seen = b""
+    answers = [b"typed-Secret-42\n", b"typed-Secret-42\n"]
+    deadline = time.monotonic() + 30
+    while proc.poll() is None and time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.1)
+        if ready:
+            try:
+                seen += os.read(master, 1024)
+            except OSError:
+                break
+        if answers and seen.count(b": ") > 2 - len(answers):
+            os.write(master, answers.pop(0))
+    if proc.poll() is None:  # still waiting for input it should have prompted for
+        proc.kill()
+    proc.wait(10)
+    os.close(master)
+    assert proc.returncode == 0, seen
+    assert b"Value" in seen and b"typed-Secret-42" not in seen
+    assert EmbeddedStore(path).get_secret("db").data == "typed-Secret-42"
+
+
+def test_list_on_a_store_without_it_is_a_typed_error(kms_emulator):
+    from secretclient.stores import EmbeddedStore, LifecycleStore
+
+    assert isinstance(EmbeddedStore(), LifecycleStore)
+    base = ["--store", "kms", "--region", kms_emulator.region, "--endpoint", kms_emulator.endpoint,
+            "--access-key-id", kms_emulator.access_key_id, "--access-key-secret", kms_emulator.access_key_secret]
+    res = CliRunner().invoke(main, [*base, "list"])
+    if res.exit_code == 0:  # AliyunKmsStore has list_secrets now
+        return
+    assert res.exit_code == 1 and "UnsupportedOperation" in res.output and res.exception.__class__ is SystemExit

@@ -14,9 +14,9 @@ from secretclient.errors import (
     SecretNotFound,
     StoreError,
 )
-from secretclient.manual import ManualClock, ManualExecutor
 from secretclient.model import PENDING, PREVIOUS
 from secretclient.stores.embedded import EmbeddedStore
+from secretclient.testing import ManualClock, ManualExecutor
 
 DB_JSON = '{"AccountName": "app", "AccountPassword": "s3cret-1", "Endpoint": "127.0.0.1", "Port": 3306}'
 

@@ -11,8 +11,8 @@ import pytest
 from secretclient.backoff import Backoff
 from secretclient.client import SecretClient
 from secretclient.errors import SecretNotFound, StoreUnavailable
-from secretclient.manual import ManualClock, ManualExecutor
 from secretclient.stats import EVENT_KINDS, ClientEvent, ClientStats
+from secretclient.testing import ManualClock, ManualExecutor
 
 VALUES = ("hunter2-first-value", "hunter2-second-value")
 

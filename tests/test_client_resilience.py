@@ -15,8 +15,8 @@ from secretclient.errors import (
     StoreUnavailable,
     Throttled,
 )
-from secretclient.manual import ManualClock, ManualExecutor
 from secretclient.stores.embedded import EmbeddedStore
+from secretclient.testing import ManualClock, ManualExecutor
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ from store_helpers import CountingStore
 
 from secretclient.client import SecretClient
 from secretclient.errors import InvalidParameter, SecretNotFound
-from secretclient.manual import ManualClock, ManualExecutor
 from secretclient.model import CURRENT, PENDING, PREVIOUS, Secret
 from secretclient.stores.embedded import EmbeddedStore
+from secretclient.testing import ManualClock, ManualExecutor
 
 
 @pytest.fixture

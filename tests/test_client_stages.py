@@ -7,8 +7,8 @@ from store_helpers import AwsLabelledStore
 
 from secretclient.client import SecretClient
 from secretclient.errors import InvalidParameter, SecretNotFound
-from secretclient.manual import ManualClock, ManualExecutor
 from secretclient.model import Stage
+from secretclient.testing import ManualClock, ManualExecutor
 
 
 @pytest.fixture

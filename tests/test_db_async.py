@@ -19,9 +19,9 @@ import pytest
 
 pytest.importorskip("aiomysql")
 import sqlalchemy as sa
+from db_support import Account
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import NullPool
-from test_db_connect import Account
 
 from secretclient import InvalidParameter
 from secretclient.db import (
@@ -39,13 +39,6 @@ from secretclient.model import CURRENT, PENDING, PREVIOUS
 from secretclient.testing import FaultProxy
 
 WHO = sa.text("SELECT SUBSTRING_INDEX(CURRENT_USER(), '@', 1), CONNECTION_ID()")
-
-
-@pytest.fixture
-def account(mariadb):
-    acc = Account(mariadb)
-    yield acc
-    acc.client.close()
 
 
 def _engine(account: Account, **kw) -> tuple[AsyncEngine, Connector]:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import pytest
 import sqlalchemy as sa
-from test_db_connect import Account
+from db_support import Account
 
 from secretclient.client import SecretClient
 from secretclient.db import Connector

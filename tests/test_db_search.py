@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,6 +54,8 @@ class Setup:
 
     def __init__(self, policy: RetryPolicy | None = None, login_seconds: float = 0.001) -> None:
         self.store = EmbeddedStore()
+        # Rejections are remembered per process (server, user, password): users of their own.
+        self.suffix = "_" + secrets.token_hex(4)
         self.clock = FakeClock()
         self.login_seconds = login_seconds
         self.versions = 0
@@ -65,7 +68,7 @@ class Setup:
     def put(self, user: str, password: str, stages: list[str] | None) -> str:
         self.versions += 1
         version = f"v{self.versions}"
-        doc = json.dumps({"AccountName": user, "AccountPassword": password, "Endpoint": "db.invalid"})
+        doc = json.dumps({"AccountName": user + self.suffix, "AccountPassword": password, "Endpoint": "db.invalid"})
         if self.versions == 1:
             self.store.create_secret(SECRET, doc, version_id=version)
         else:
@@ -86,7 +89,8 @@ class Setup:
                 return done.value
             value = error = None
             if isinstance(request, LoginRequest):
-                self.sent.append((request.kwargs["user"], request.kwargs["password"].decode()))
+                user = request.kwargs["user"].removesuffix(self.suffix)
+                self.sent.append((user, request.kwargs["password"].decode()))
                 self.clock.now += self.login_seconds
                 outcome = next(outcomes)
                 if outcome == OK:

@@ -4,20 +4,13 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
+from db_support import Account
 from sqlalchemy import event
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
-from test_db_connect import Account
 
 from secretclient import InvalidParameter
 from secretclient.db import Connector, CredentialsRejected
 from secretclient.db.sqlalchemy import VERSION_KEY, attach, create_engine
-
-
-@pytest.fixture
-def account(mariadb):
-    acc = Account(mariadb)
-    yield acc
-    acc.client.close()
 
 
 def _engine(account: Account, **kw) -> tuple[sa.Engine, Connector]:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from secretclient import NoDefaultClient, get_default_client, set_default_client
 from secretclient.client import SecretClient
 from secretclient.decorators import inject_db_credentials, inject_secret
-from secretclient.default import NoDefaultClient, get_default_client, set_default_client
 from secretclient.errors import InvalidParameter
-from secretclient.manual import ManualClock, ManualExecutor
 from secretclient.model import DbCredentials, Secret
 from secretclient.stores.embedded import EmbeddedStore
+from secretclient.testing import ManualClock, ManualExecutor
 
 
 @pytest.fixture

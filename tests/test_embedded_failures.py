@@ -22,7 +22,7 @@ import pytest
 from secretclient import EmbeddedStore, InvalidParameter, SecretNotFound, StoreError, StoreUnavailable
 from secretclient.client import SecretClient
 from secretclient.errors import VersionConflict
-from secretclient.manual import ManualClock, ManualExecutor
+from secretclient.testing import ManualClock, ManualExecutor
 
 ENV = {**os.environ, "PYTHONWARNINGS": "ignore"}
 
@@ -233,7 +233,7 @@ def test_force_deletes_at_once_even_during_a_window(store):
                                     {"recovery_window_days": 7.5}, {"recovery_window_days": True},
                                     {"force": "yes"}])
 def test_bad_windows_are_refused_and_change_nothing(store, kwargs):
-    with pytest.raises(InvalidParameter, match="recovery_window_days|force"):
+    with pytest.raises(InvalidParameter, match=r"recovery_window_days|force"):
         store.delete_secret("app/db", **kwargs)
     assert store.get_secret("app/db").data == "one"
 
@@ -250,3 +250,14 @@ def test_list_secrets_is_sorted_metadata_without_values(store):
     assert [i.name for i in infos] == ["app/db", "app/token"]
     assert "one" not in [getattr(i, f) for i in infos for f in ("description", "extended_config")]
     assert infos[0].created == datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def test_shared_name_check_takes_arns_only_when_asked():
+    from secretclient.stores._checks import check_name
+
+    check_name("acs:kms:cn-hangzhou:123456:secret/app/db", arn=True)
+    for bad in ("acs:kms:cn-hangzhou:123456:secret/app/db\n", "acs:kms:cn-hangzhou:123456:key/x", "acs:x"):
+        with pytest.raises(InvalidParameter):
+            check_name(bad, arn=True)
+    with pytest.raises(InvalidParameter):
+        check_name("acs:kms:cn-hangzhou:123456:secret/app/db")

@@ -15,7 +15,7 @@ import traceback
 import urllib.error
 import urllib.request
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
 import pytest
@@ -90,8 +90,9 @@ def test_good_signature_with_the_raw_sdk(emu):
     assert resp["SecretData"] == "s3cret-value"
     assert set(resp) >= {
         "SecretName", "VersionId", "CreateTime", "SecretData", "SecretDataType",
-        "VersionStages", "SecretType", "AutomaticRotation", "RequestId",
+        "VersionStages", "SecretType", "RequestId",
     }
+    assert "AutomaticRotation" not in resp  # KMS reports rotation for managed secret types only
     assert resp["VersionStages"] == {"VersionStage": ["ACSCurrent"]}
     assert resp["SecretDataType"] == "text"
 
@@ -143,7 +144,7 @@ def test_replayed_nonce_and_stale_timestamp_are_refused(emu):
     with KmsEmulator(clock=lambda: time.time() + 3600) as late:
         with pytest.raises(ServerException) as err:
             get_value(late.acs_client(), "app")
-        assert err.value.get_error_code() == "InvalidTimeStamp.Expired"
+        assert (err.value.get_error_code(), err.value.get_http_status()) == ("IllegalTimestamp", 400)
 
 
 # -- error shapes -----------------------------------------------------------------------------
@@ -153,7 +154,7 @@ def test_replayed_nonce_and_stale_timestamp_are_refused(emu):
     "params, status, code",
     [
         ({"Action": "GetSecretValue", "SecretName": "nope"}, 404, "Forbidden.ResourceNotFound"),
-        ({"Action": "GetSecretValue"}, 400, "MissingSecretName"),
+        ({"Action": "GetSecretValue"}, 400, "MissingParameter"),
         ({"Action": "GetSecretValue", "SecretName": "app", "VersionId": "v1", "VersionStage": "ACSPending"}, 404, "Forbidden.ResourceNotFound"),
         ({"Action": "PutSecretValue", "SecretName": "app", "VersionId": "v1", "SecretData": "other"}, 409, "Rejected.ResourceExist"),
         ({"Action": "CreateSecret", "SecretName": "app", "VersionId": "v9", "SecretData": "x"}, 409, "Rejected.ResourceExist"),
@@ -573,3 +574,330 @@ def test_client_error_mapping():
 def test_string_to_sign_matches_documented_algorithm():
     params = {"b": "x y", "a": "1/2~", "Signature": "ignored"}
     assert string_to_sign("POST", params) == "POST&%2F&a%3D1%252F2~%26b%3Dx%2520y"
+
+
+# -- signature V3 (ACS3-HMAC-SHA256, the Tea SDK's default) -------------------------------------
+
+
+def _tea(emu, **config):
+    from alibabacloud_kms20160120.client import Client
+    from alibabacloud_tea_openapi.utils_models import Config
+
+    options = {"access_key_id": emu.access_key_id, "access_key_secret": emu.access_key_secret,
+               "region_id": emu.region, "endpoint": emu.host_port, "protocol": "http", **config}
+    return Client(Config(**options))
+
+
+def _tea_code(call) -> str:
+    from alibabacloud_tea_openapi.exceptions import AlibabaCloudException
+
+    with pytest.raises(AlibabaCloudException) as err:
+        call()
+    return f"{err.value.status_code} {err.value.code}"
+
+
+def v3_call(emu, action: str, query: dict[str, str], *, nonce: str | None = None, secret: str | None = None,
+            date: str | None = None, body: bytes = b"", send: bytes | None = None):
+    """A hand-signed V3 request (what the Tea SDK sends), to replay nonces and bend fields."""
+    import hashlib
+
+    from secretclient.testing._signing import Incoming, canonical_request_v3, sign_v3
+
+    headers = {
+        "host": emu.host_port,
+        "x-acs-action": action,
+        "x-acs-version": "2016-01-20",
+        "x-acs-date": date or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "x-acs-signature-nonce": nonce or uuid.uuid4().hex,
+        "x-acs-content-sha256": hashlib.sha256(body).hexdigest(),
+    }
+    signed = sorted(headers)
+    canonical = canonical_request_v3(Incoming("POST", "/", {}, headers, tuple(sorted(query.items())), body), signed)
+    signature = sign_v3(canonical, secret or emu.access_key_secret)
+    headers["Authorization"] = (f"ACS3-HMAC-SHA256 Credential={emu.access_key_id},"
+                                f"SignedHeaders={';'.join(signed)},Signature={signature}")
+    headers["Content-Type"] = "application/x-www-form-urlencoded"
+    data = body if send is None else send
+    req = urllib.request.Request(f"{emu.endpoint}/?{urlencode(query)}", data=data, method="POST", headers=headers)
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(req, timeout=5) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def test_tea_sdk_default_configuration_is_answered(emu):
+    from alibabacloud_kms20160120 import models
+
+    client = _tea(emu)
+    body = client.get_secret_value(models.GetSecretValueRequest(secret_name="app")).body
+    assert (body.secret_data, body.version_id) == ("s3cret-value", "v1")
+    client.put_secret_value(models.PutSecretValueRequest(secret_name="app", version_id="v2",
+                                                         secret_data="a b+c&d=é\n"))
+    assert emu.backing_store.get_secret("app").data == "a b+c&d=é\n"
+
+
+def test_v3_bad_signature_stale_time_reused_nonce_and_tokens(emu):
+    from alibabacloud_kms20160120 import models
+
+    req = models.GetSecretValueRequest(secret_name="app")
+    assert _tea_code(lambda: _tea(emu, access_key_secret="wrong").get_secret_value(req)) == "400 SignatureDoesNotMatch"
+    assert _tea_code(lambda: _tea(emu, access_key_id="LTAIunknown").get_secret_value(req)) == \
+        "404 InvalidAccessKeyId.NotFound"
+    emu.add_access_key("STS.v3", "sts-secret", security_token="token-1")
+    sts = {"access_key_id": "STS.v3", "access_key_secret": "sts-secret"}
+    assert _tea(emu, security_token="token-1", **sts).get_secret_value(req).body.version_id == "v1"
+    assert _tea_code(lambda: _tea(emu, security_token="token-2", **sts).get_secret_value(req)) == \
+        "400 InvalidSecurityToken.Mismatch"
+    assert _tea_code(lambda: _tea(emu, **sts).get_secret_value(req)) == "400 InvalidSecurityToken.Malformed"
+    with KmsEmulator(clock=lambda: time.time() + 3600) as late:
+        assert _tea_code(lambda: _tea(late).get_secret_value(req)) == "400 IllegalTimestamp"
+    query = {"SecretName": "app"}
+    assert v3_call(emu, "GetSecretValue", query, nonce="n-v3")[0] == 200
+    status, body = v3_call(emu, "GetSecretValue", query, nonce="n-v3")
+    assert (status, body["Code"]) == (400, "SignatureNonceUsed")
+    assert v3_call(emu, "GetSecretValue", {}, body=b"SecretName=app")[0] == 200  # form body parameters
+    status, body = v3_call(emu, "GetSecretValue", {}, body=b"SecretName=app", send=b"SecretName=nop")
+    assert (status, body["Code"]) == (400, "SignatureDoesNotMatch")  # x-acs-content-sha256 covers the body
+    status, body = v3_call(emu, "GetSecretValue", query, date="2020-01-01T00:00:00Z")
+    assert (status, body["Code"]) == (400, "IllegalTimestamp")
+
+
+def test_v3_unsigned_acs_header_is_refused(emu):
+    import hashlib
+
+    headers = {
+        "host": emu.host_port, "x-acs-action": "GetSecretValue", "x-acs-version": "2016-01-20",
+        "x-acs-date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "x-acs-signature-nonce": uuid.uuid4().hex,
+        "x-acs-content-sha256": hashlib.sha256(b"").hexdigest(),
+        "Authorization": f"ACS3-HMAC-SHA256 Credential={emu.access_key_id},SignedHeaders=host;x-acs-action,Signature=00",
+    }
+    req = urllib.request.Request(f"{emu.endpoint}/?SecretName=app", data=b"", method="POST", headers=headers)
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.build_opener(urllib.request.ProxyHandler({})).open(req, timeout=5)
+    assert (err.value.code, json.loads(err.value.read())["Code"]) == (400, "IncompleteSignature")
+
+
+# -- KMS rules the emulator follows ---------------------------------------------------------------
+
+
+def test_dry_run_never_returns_the_value_through_the_classic_sdk(emu):
+    with pytest.raises(ServerException) as err:
+        get_value(emu.acs_client(), "app", DryRun="true")
+    assert err.value.get_error_code() == "DryRunOperationError"
+    assert "s3cret-value" not in str(err.value)
+    status, body = raw_call(emu, {"Action": "GetSecretValue", "SecretName": "app", "DryRun": "true"})
+    assert status == 400 and "SecretData" not in body
+
+
+@pytest.mark.parametrize(
+    "params, code",
+    [
+        ({"SecretType": "Nope"}, "InvalidParameter"),
+        ({"SecretType": "Rds"}, "MissingParameter"),  # managed types need their ExtendedConfig
+        ({"SecretData": "x" * 30721}, "InvalidParameter"),
+        ({"SecretData": base64.b64encode(b"x" * 30721).decode(), "SecretDataType": "binary"}, "InvalidParameter"),
+        ({"SecretName": "app\n"}, "InvalidParameter"),
+        ({"SecretName": "a\x00b"}, "InvalidParameter"),
+        ({"VersionId": "v1\n"}, "InvalidParameter"),
+        ({"VersionId": ""}, "MissingParameter"),
+    ],
+)
+def test_create_secret_validation(emu, params, code):
+    full = {"Action": "CreateSecret", "SecretName": "new", "VersionId": "v1", "SecretData": "x", **params}
+    status, body = raw_call(emu, full)
+    assert (status, body["Code"]) == (400, code)
+    assert "new" not in {i.name for i in emu.backing_store.list_secrets()}
+
+
+def test_control_characters_refused_everywhere(emu):
+    for params in (
+        {"Action": "GetSecretValue", "SecretName": "app\n"},
+        {"Action": "GetSecretValue", "SecretName": "app", "VersionId": "v1\r"},
+        {"Action": "GetSecretValue", "SecretName": "app", "VersionStage": "ACSCurrent\n"},
+        {"Action": "PutSecretValue", "SecretName": "app", "VersionId": "v2\n", "SecretData": "x"},
+        {"Action": "PutSecretValue", "SecretName": "app", "VersionId": "v2", "SecretData": "x",
+         "VersionStages": '["Blue\\u0007"]'},
+        {"Action": "UpdateSecretVersionStage", "SecretName": "app", "VersionStage": "Blue\t", "MoveToVersion": "v1"},
+    ):
+        status, body = raw_call(emu, params)
+        assert (status, body["Code"]) == (400, "InvalidParameter"), params
+    assert [v.version_id for v in emu.backing_store.list_versions("app", include_deprecated=True)] == ["v1"]
+    store = emu.store()
+    before = emu.calls
+    for call in (
+        lambda: store.get_secret("app\n"),
+        lambda: store.get_secret("app", version_id="v1\n"),
+        lambda: store.put_secret("app", "v2\n", "x"),
+        lambda: store.put_secret("app", "v2", "x", stages=["Blue\n"]),
+        lambda: store.update_stage("app", "Blue\n", move_to="v1"),
+        lambda: store.create_secret("new\n", "x"),
+    ):
+        with pytest.raises(InvalidParameter):
+            call()
+    assert emu.calls == before  # the store refused them itself: nothing was sent
+
+
+def test_at_most_eight_custom_stages(emu):
+    store = emu.store()
+    for i in range(8):
+        store.put_secret("app", f"c{i}", f"d{i}", stages=[f"Custom{i}"])
+    with pytest.raises(LimitExceeded):
+        store.put_secret("app", "c8", "d8", stages=["Custom8"])
+    with pytest.raises(LimitExceeded):
+        store.update_stage("app", "Custom8", move_to="v1")
+    store.put_secret("app", "c9", "d9", stages=["Custom0"])  # an existing custom stage moves freely
+    assert store.get_secret("app", stage="Custom0").version_id == "c9"
+
+
+def test_list_secret_version_ids_default_page_is_20(emu):
+    status, body = raw_call(emu, {"Action": "ListSecretVersionIds", "SecretName": "app"})
+    assert (status, body["PageSize"], body["PageNumber"]) == (200, 20, 1)
+
+
+def test_list_secrets_pages_and_filters_and_update_secret(emu):
+    store = emu.store()
+    for i in range(12):
+        store.create_secret(f"s{i:02d}", "x")
+    status, body = raw_call(emu, {"Action": "ListSecrets"})
+    assert status == 200 and body["PageSize"] == 10 and body["TotalCount"] == 13
+    assert len(body["SecretList"]["Secret"]) == 10
+    status, body = raw_call(emu, {"Action": "ListSecrets", "PageNumber": "2"})
+    assert [s["SecretName"] for s in body["SecretList"]["Secret"]] == ["s09", "s10", "s11"]
+    status, body = raw_call(emu, {"Action": "ListSecrets", "Filters": json.dumps([{"Key": "SecretName",
+                                                                                     "Values": ["s03", "app"]}])})
+    assert [s["SecretName"] for s in body["SecretList"]["Secret"]] == ["app", "s03"]
+    raw_call(emu, {"Action": "TagResource", "SecretName": "s05", "Tags": json.dumps([{"TagKey": "team",
+                                                                                       "TagValue": "db"}])})
+    status, body = raw_call(emu, {"Action": "ListSecrets", "FetchTags": "true",
+                                  "Filters": json.dumps([{"Key": "TagKey", "Values": ["team"]}])})
+    assert body["SecretList"]["Secret"] == [
+        {**body["SecretList"]["Secret"][0], "SecretName": "s05", "Tags": {"Tag": [{"TagKey": "team", "TagValue": "db"}]}}
+    ]
+    assert raw_call(emu, {"Action": "ListSecrets", "Filters": "[{}]"})[1]["Code"] == "InvalidParameter"
+    assert raw_call(emu, {"Action": "UpdateSecret", "SecretName": "s01", "Description": "new words"})[0] == 200
+    assert store.describe("s01").description == "new words"
+    assert [i.name for i in store.list_secrets()][:3] == ["app", "s00", "s01"]
+
+
+def test_managed_secret_rotation_policy_and_rotate(emu):
+    store = emu.store()
+    config = {"SecretSubType": "SingleUser", "DBInstanceId": "rm-1", "CustomData": {}}
+    store.create_secret("rds/app", '{"AccountName": "app", "AccountPassword": "old-pw"}', secret_type="Rds",
+                        extended_config=config)
+    assert store.describe("rds/app").automatic_rotation is False
+    status, _ = raw_call(emu, {"Action": "UpdateSecretRotationPolicy", "SecretName": "rds/app",
+                               "EnableAutomaticRotation": "true", "RotationInterval": "7d"})
+    assert status == 200
+    info = store.describe("rds/app")
+    assert info.automatic_rotation and info.rotation_interval == timedelta(days=7) and info.next_rotation
+    status, body = raw_call(emu, {"Action": "UpdateSecretRotationPolicy", "SecretName": "rds/app",
+                                  "EnableAutomaticRotation": "true", "RotationInterval": "1h"})
+    assert (status, body["Code"]) == (400, "InvalidParameter")
+    status, body = raw_call(emu, {"Action": "RotateSecret", "SecretName": "rds/app", "VersionId": "r2"})
+    assert status == 200 and body["VersionId"] == "r2" and body["Arn"].endswith("secret/rds/app")
+    rotated = json.loads(store.get_secret("rds/app").data)
+    assert rotated["AccountName"] == "app" and rotated["AccountPassword"] != "old-pw"
+    assert store.get_secret("rds/app", stage="ACSPrevious").version_id != "r2"
+    for action in ("RotateSecret", "UpdateSecretRotationPolicy"):
+        status, body = raw_call(emu, {"Action": action, "SecretName": "app", "VersionId": "x",
+                                      "EnableAutomaticRotation": "true", "RotationInterval": "7d"})
+        assert (status, body["Code"]) == (400, "Rejected.UnsupportedOperation"), action
+
+
+def test_next_rotation_tag_for_generic_secrets(emu):
+    store = emu.store()
+    assert store.describe("app").next_rotation is None
+    when = datetime(2030, 5, 1, 12, 0, tzinfo=UTC)
+    store.record_next_rotation("app", when)
+    assert store.describe("app").next_rotation == when
+    assert store.describe("app").automatic_rotation is False  # KMS still rotates nothing itself
+    store.record_next_rotation("app", None)
+    assert store.describe("app").next_rotation is None
+    with pytest.raises(InvalidParameter):
+        store.record_next_rotation("app", datetime(2030, 5, 1))  # naive: which zone?
+    status, body = raw_call(emu, {"Action": "TagResource", "SecretName": "app",
+                                  "Tags": json.dumps([{"TagKey": "acs:x", "TagValue": "v"}])})
+    assert (status, body["Code"]) == (400, "InvalidParameter")
+
+
+# -- hostile requests: KMS-shaped 4xx, never a dropped connection or a huge read ---------------
+
+
+def _raw_http(emu, head: bytes, body: bytes = b"") -> tuple[int, dict]:
+    import socket
+
+    with socket.create_connection((emu.host, emu.port), timeout=5) as sock:
+        sock.sendall(head + body)
+        sock.shutdown(socket.SHUT_WR)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    status_line, _, rest = data.partition(b"\r\n")
+    payload = rest.split(b"\r\n\r\n", 1)[1]
+    return int(status_line.split()[1]), json.loads(payload)
+
+
+def test_non_ascii_signature_and_security_token_get_kms_answers(emu, capfd):
+    emu.add_access_key("STS.key", "sts-secret", security_token="token-1")
+    for params, code in (
+        ({"Signature": "签名"}, "SignatureDoesNotMatch"),
+        ({"AccessKeyId": "STS.key", "SecurityToken": "tökén"}, "InvalidSecurityToken.Mismatch"),
+    ):
+        full = {"Action": "GetSecretValue", "SecretName": "app", "Version": "2016-01-20", "Format": "JSON",
+                "AccessKeyId": emu.access_key_id, "SignatureMethod": "HMAC-SHA1", "SignatureVersion": "1.0",
+                "SignatureNonce": uuid.uuid4().hex, "Timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "Signature": "x", **params}
+        head = f"POST /?{urlencode(full)} HTTP/1.1\r\nHost: {emu.host_port}\r\nContent-Length: 0\r\n\r\n".encode()
+        status, body = _raw_http(emu, head)
+        assert (status, body["Code"]) == (400, code) and body["RequestId"] and body["Recommend"]
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_huge_content_length_is_refused_without_reading(emu, capfd):
+    head = (f"POST /?Action=GetSecretValue HTTP/1.1\r\nHost: {emu.host_port}\r\n"
+            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 40000000000\r\n\r\n").encode()
+    status, body = _raw_http(emu, head, b"0123456789")
+    assert (status, body["Code"]) == (413, "RequestEntityTooLarge") and body["RequestId"]
+    for bad in ("-5", "ten"):
+        head = f"POST / HTTP/1.1\r\nHost: {emu.host_port}\r\nContent-Length: {bad}\r\n\r\n".encode()
+        status, body = _raw_http(emu, head)
+        assert (status, body["Code"]) == (400, "InvalidContentLength")
+    assert "Traceback" not in capfd.readouterr().err
+    assert get_value(emu.acs_client(), "app")["SecretData"] == "s3cret-value"  # still serving
+
+
+
+def test_client_refreshes_a_generic_secret_at_the_tagged_rotation_time(emu):
+    """The client half of rotation awareness against a KMS that rotates no Generic secret: the
+    engine's tag is all DescribeSecret has, and one DescribeSecret per version reads it."""
+    clock = ManualClock()
+    store = emu.store()
+    store.record_next_rotation("app", clock.utc() + timedelta(minutes=2))
+    executor = ManualExecutor()
+    with SecretClient(store, ttl=3600, rotation_delay=30, clock=clock, wall_clock=clock.utc,
+                      executor=executor) as client:
+        assert client.get_text("app") == "s3cret-value"
+        executor.run_pending()  # DescribeSecret, tags included
+        emu.backing_store.put_secret("app", "v2", "rotated")  # the engine rotates on time
+        clock.advance(120 + 31)
+        client.get("app")
+        executor.run_pending()
+        assert client.get_text("app") == "rotated"  # long before the 1 h TTL
+    assert emu.calls["DescribeSecret"] == 2  # once per version, no extra request on reads
+
+
+def test_client_gone_before_the_answer_leaves_no_traceback(emu, capfd):
+    import socket
+
+    emu.faults.set_latency(0.3)
+    params = urlencode({"Action": "GetSecretValue", "SecretName": "app"})
+    for _ in range(3):
+        with socket.create_connection((emu.host, emu.port), timeout=5) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            sock.sendall(f"POST /?{params} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".encode())
+    time.sleep(1.2)  # let the server try to answer the departed clients
+    emu.faults.clear()
+    assert get_value(emu.acs_client(), "app")["SecretData"] == "s3cret-value"
+    assert "Traceback" not in capfd.readouterr().err

@@ -15,6 +15,7 @@ import pytest
 from ncp_harness import CdbAccount, querying
 from seed_harness import load_seed
 
+from secretclient.db.policy import RetryPolicy
 from secretclient.testing import NcpEmulator
 
 ROTATIONS = 5
@@ -45,7 +46,12 @@ def run_seed(seed, emu: NcpEmulator, secret_id: str) -> tuple[str, dict]:
 def test_seed_action_rotates_five_times_under_load(seed, emu, mariadb, capsys):
     account = CdbAccount(mariadb, emu).create()
     seen = [account.active()["cdbPassword"]]
-    with emu.store() as store, querying(account, store) as load:
+    # The seed changes the password before storing it as pending: until its PUT /pending lands,
+    # a new login finds no stored password that works. On a loaded machine that window can
+    # outlast the default three passes over the store, so the connections search longer here
+    # (tests/test_ncp_action.py shows our action needs no such patience).
+    patient = RetryPolicy(total=30.0, max_attempts=30, rounds=12)
+    with emu.store() as store, querying(account, store, patient) as load:
         time.sleep(0.3)
         for _ in range(ROTATIONS):
             before = account.active()

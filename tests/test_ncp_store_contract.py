@@ -1,5 +1,6 @@
-"""NcpSecretManagerStore's part of the store contract, over our NCP emulator (HTTP and HTTPS):
-the chain mapped onto roles, what NCP cannot do refused with a typed error and nothing changed."""
+"""NcpSecretManagerStore's part of the store contract (tests/test_store_contract.py), over our NCP
+emulator (HTTP and HTTPS): the chain mapped onto roles, what NCP cannot do refused with a typed
+error and nothing changed."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from test_store_contract import stages_by_version
 
 from secretclient import SecretClient
 from secretclient.errors import InvalidParameter, SecretNotFound, VersionConflict
@@ -19,6 +19,11 @@ from secretclient.stores.ncp import NcpSecretManagerStore, NcpUnsupported, ncp_e
 from secretclient.testing import NcpEmulator
 
 ACTIVE, PENDING, PREVIOUS = NCP_STAGES.current, NCP_STAGES.pending, NCP_STAGES.previous
+
+
+def stages_by_version(store: SecretStore, name: str) -> dict[str, set[str]]:
+    """VersionId -> NCP's labels on it."""
+    return {v.version_id: set(v.stages) for v in store.list_versions(name)}
 
 
 @pytest.fixture(params=["ncp-http", "ncp-https"])
@@ -46,8 +51,7 @@ def test_create_then_get_by_name_id_role_and_label(store, emu):
     assert emu.chain(sid) == {"active": '{"cdbUser":"app","cdbPassword":"pw-1"}'}
     by_name = store.get_secret("app-db")
     assert by_name.stages == frozenset({ACTIVE}) and by_name.data == '{"cdbUser":"app","cdbPassword":"pw-1"}'
-    for kwargs in ({"stage": Stage.CURRENT}, {"stage": ACTIVE}, {"stage": "ACSCurrent"},
-                   {"version_id": by_name.version_id}):
+    for kwargs in ({"stage": Stage.CURRENT}, {"stage": ACTIVE}, {"version_id": by_name.version_id}):
         assert store.get_secret("app-db", **kwargs).version_id == by_name.version_id
     assert store.get_secret(sid).data == by_name.data
     with pytest.raises(SecretNotFound):
@@ -120,6 +124,7 @@ def test_what_ncp_cannot_do_is_refused_and_changes_nothing(store, emu):
         lambda: store.put_secret("sec-1", "my-version-id", "two"),
         lambda: store.put_secret("sec-1", None, b"\x00\x01"),
         lambda: store.update_stage("sec-1", "Blue", move_to="x"),
+        lambda: store.get_secret("sec-1", stage="ACSCurrent"),  # KMS's label means nothing here
         lambda: store.delete_secret("sec-1"),
         lambda: store.create_secret("sec-2", "x", version_id="v1"),
         lambda: store.create_secret("sec-3", "x", extended_config={"a": 1}),
@@ -207,3 +212,28 @@ def test_open_store_ncp_and_endpoints(emu):
     with pytest.raises(InvalidParameter) as err:
         NcpSecretManagerStore(env={})
     assert "NCLOUD_ACCESS_KEY" in str(err.value)
+
+
+def test_secretclient_command_reads_ncp(emu):
+    from click.testing import CliRunner
+
+    from secretclient.cli import main
+
+    emu.create_secret("sec-1", '{"cdbUser":"app","cdbPassword":"pw-in-cli"}')
+    base = ["--store", "ncp", "--endpoint", emu.endpoint, "--access-key-id", emu.access_key,
+            "--access-key-secret", emu.secret_key]
+    if emu.https:
+        base += ["--ca-file", str(emu.ca_file)]
+    runner = CliRunner()
+    got = runner.invoke(main, [*base, "get", "sec-1"])
+    assert got.exit_code == 0, got.output
+    assert "sec-1" in got.output and "active" in got.output and "pw-in-cli" not in got.output
+    assert "pw-in-cli" in runner.invoke(main, [*base, "get", "sec-1", "--reveal"]).output
+    listed = runner.invoke(main, [*base, "versions", "sec-1"])
+    assert listed.exit_code == 0 and "active" in listed.output
+    described = runner.invoke(main, [*base, "describe", "sec-1"])
+    assert described.exit_code == 0 and '"sec-1"' in described.output
+    # The command always picks a VersionId: NCP refuses writes through it (docs/stores.md).
+    for args, stdin in ((["delete", "sec-1", "--yes"], None), (["create", "sec-2"], "v"), (["put", "sec-1"], "v")):
+        refused = runner.invoke(main, [*base, *args], input=stdin)
+        assert refused.exit_code == 1 and "NcpUnsupported" in refused.output, refused.output

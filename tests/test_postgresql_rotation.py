@@ -20,7 +20,7 @@ from postgresql_rotation_support import PgApp, drop_app, make_app, make_strategy
 
 from rotation import InvalidRotationSetup, LockLost, LoginFailed, RotationInProgress, Rotator  # noqa: E402
 from rotation._pg_sql import scram_sha256_verifier  # noqa: E402
-from rotation.config import make_strategy as configured_strategy  # noqa: E402
+from rotation._factories import make_strategy as configured_strategy  # noqa: E402
 from rotation.strategies import AlternatingUsersStrategy  # noqa: E402
 from rotation.strategies.by_engine import ByEngineStrategy, engine_of  # noqa: E402
 from rotation.strategies.postgres import PostgresAlternatingUsersStrategy, PostgresSingleUserStrategy  # noqa: E402
@@ -196,6 +196,18 @@ def test_alternating_rotation_makes_a_twin_that_acts_as_the_base_role(postgresql
     assert _memberships(postgresql, twin) == {app.account}
 
 
+def test_an_expiry_on_the_idle_twin_is_removed_again(postgresql, store, apps) -> None:
+    app = _new_app(postgresql, store, "alternating", apps, attributes="VALID UNTIL 'infinity'")
+    twin = app.account + "_rt"
+    rotator = Rotator(store, strategy=make_strategy("alternating"))
+    rotator.rotate(app.name)
+    rotator.rotate(app.name)
+    postgresql.execute(f"ALTER ROLE {twin} VALID UNTIL '2030-01-01 00:00:00+00'")
+    rotator.rotate(app.name)
+    assert app.current().account_name == twin
+    assert postgresql.execute(f"SELECT rolvaliduntil::text FROM pg_roles WHERE rolname = '{twin}'") == [("infinity",)]
+
+
 def test_tables_created_by_either_login_stay_usable_by_the_other(postgresql, store, apps) -> None:
     app = _new_app(postgresql, store, "alternating", apps)
     rotator = Rotator(store, strategy=make_strategy("alternating"))
@@ -363,14 +375,182 @@ def test_engine_field_chooses_the_strategy(postgresql, store, apps) -> None:
     assert app.can_login(app.current())
 
 
-def test_grace_keeps_the_previous_login(postgresql, store, apps) -> None:
-    app = _new_app(postgresql, store, "alternating", apps)
-    strategy = PostgresAlternatingUsersStrategy(grace=timedelta(hours=1))
-    rotator = Rotator(store, strategy=strategy)
-    rotator.rotate(app.name)
+def test_grace_keeps_the_previous_login(postgresql, apps) -> None:
     from rotation import RotationTooSoon
+    from rotation_support import ShiftedClock
 
-    with pytest.raises(RotationTooSoon):
+    clock = ShiftedClock()
+    with EmbeddedStore(":memory:", clock=clock) as store:
+        app = _new_app(postgresql, store, "alternating", apps)
+        strategy = PostgresAlternatingUsersStrategy(grace=timedelta(hours=1))
+        Rotator(store, strategy=strategy, clock=clock).rotate(app.name)
+        with pytest.raises(RotationTooSoon):
+            Rotator(store, strategy=strategy, clock=clock).rotate(app.name)
+        clock.offset = timedelta(hours=2)  # two hours pass, for the store and the rotator
+        assert Rotator(store, strategy=strategy, clock=clock).rotate(app.name).rotated
+        assert app.current().account_name == app.account
+
+
+# -- the CLI and the Function Compute handler pick PostgreSQL from the secret ------------------
+
+
+def test_cli_plan_rotate_status_on_a_postgresql_secret(postgresql, tmp_path, apps) -> None:
+    from click.testing import CliRunner
+
+    from rotation.cli import main as cli
+
+    path = tmp_path / "secrets.db"
+    with EmbeddedStore(path) as file_store:
+        app = _new_app(postgresql, file_store, "alternating", apps)
+    base = ["--store", f"embedded:{path}"]
+    runner = CliRunner()
+    res = runner.invoke(cli, [*base, "plan", app.name])
+    assert res.exit_code == 0, res.output
+    assert f'account: {app.account}_rt' in res.output and "PASSWORD '<redacted>'" in res.output
+    res = runner.invoke(cli, [*base, "--json", "rotate", app.name])
+    assert res.exit_code == 0, res.output
+    rotated = json.loads(res.output)
+    res = runner.invoke(cli, [*base, "status", app.name])
+    assert res.exit_code == 0 and "ACSCurrent" in res.output
+    with EmbeddedStore(path) as file_store:
+        current = file_store.get_secret(app.name)
+        assert current.version_id == rotated["version_id"]
+        app.store = file_store
+        assert app.can_login(current.db_credentials())
+        assert current.db_credentials().account_password not in res.output
+
+
+def test_fc_handler_runs_the_seed_steps_on_a_postgresql_secret(postgresql, tmp_path, apps, monkeypatch) -> None:
+    from types import SimpleNamespace
+
+    import rotation.fc
+
+    path = tmp_path / "secrets.db"
+    file_store = EmbeddedStore(path)
+    try:
+        app = _new_app(postgresql, file_store, "alternating", apps)
+        monkeypatch.setenv("ROTATION_STORE", f"embedded:{path}")
+        context = SimpleNamespace(requestId="req-1", credentials=None)
+        payload = {"SecretName": app.name, "RegionId": "cn-hangzhou"}
+        local = rotation.fc.handler({**payload, "Step": "new"}, context)
+        for step in ("set", "test", "end"):
+            assert rotation.fc.handler({**payload, "Step": step, **local}, context) == local
+        current = file_store.get_secret(app.name)
+        assert current.version_id == "req-1" and current.db_credentials().account_name == app.account + "_rt"
+        assert app.can_login(current.db_credentials())
+    finally:
+        file_store.close()
+
+
+def test_tls_secret_rotates_over_verified_tls_and_the_twin_stays_tls_only(postgresql_tls, store) -> None:
+    from rotation.dbconn import ConnectOptions
+
+    pg = postgresql_tls
+    app = make_app(pg, store, "alternating")
+    try:
+        pg.execute(f"GRANT secretclient_require_ssl TO {app.account}")  # pg_hba.conf: this group TLS only
+        for name in (app.name, app.master_name):
+            data = json.loads(store.get_secret(name).text)
+            store.put_secret(name, "tls", json.dumps({**data, "SSL": True}), stages=["ACSCurrent"])
+        options = ConnectOptions(ca_file=str(pg.ca_file))
+        rotator = Rotator(store, strategy=PostgresAlternatingUsersStrategy(connect_options=options))
         rotator.rotate(app.name)
-    later = Rotator(store, strategy=strategy, clock=lambda: datetime.now(UTC) + timedelta(hours=2))
-    assert later.rotate(app.name).rotated
+        twin = app.current()
+        assert twin.account_name == app.account + "_rt"
+        with pytest.raises(psycopg.OperationalError, match="pg_hba.conf rejects"):
+            app.login(twin)  # sslmode=disable: the twin inherits the TLS-only group through app
+        with app.login(twin, sslmode="verify-full", sslrootcert=str(pg.ca_file)) as conn:
+            assert conn.pgconn.ssl_in_use  # (pg_stat_ssl hides its row from a session acting as app)
+        # Without the CA the strategy refuses to log in rather than fall back to plain text.
+        blind = Rotator(store, strategy=PostgresAlternatingUsersStrategy(
+            connect_options=ConnectOptions(ca_file=str(pg.directory / "tls" / "server.pem"))))
+        with pytest.raises(Exception, match="certificate|SSL") as err:
+            blind.rotate(app.name)
+        assert twin.account_password not in str(err.value)
+    finally:
+        drop_app(pg, app)
+
+
+def test_statements_never_show_the_password_or_its_verifier(postgresql) -> None:
+    from rotation import DatabaseError
+    from rotation._pg_conn import pg_query
+    from rotation._pg_sql import set_password
+
+    stmt = set_password("pgrot_nobody", "s3cret-Pw")
+    verifier = stmt.args[1].value
+    for shown in (repr(stmt), stmt.redacted(), repr(stmt.args)):
+        assert "s3cret-Pw" not in shown and verifier not in shown and "<redacted>" in shown
+    with postgresql.admin() as conn, pytest.raises(DatabaseError) as err:
+        pg_query(conn, stmt)  # the role does not exist
+    assert "withheld" in str(err.value) and verifier not in str(err.value) and err.value.code == "42704"
+
+
+@pytest.mark.parametrize("kind", ["single-master", "alternating"])
+def test_refuses_to_rotate_protected_roles_through_the_master(postgresql, store, apps, kind) -> None:
+    from rotation import ProtectedAccount
+
+    app = _new_app(postgresql, store, kind, apps)
+    data = json.loads(store.get_secret(app.name).text)
+    master = json.loads(store.get_secret(app.master_name).text)["AccountName"]
+    before = postgresql.execute("SELECT rolname, rolpassword FROM pg_authid ORDER BY 1")
+    for target in ("postgres", master):  # the server's administrator; the MasterSecret's own role
+        store.put_secret(app.name, f"to-{target}", json.dumps({**data, "AccountName": target}), stages=["ACSCurrent"])
+        with pytest.raises(ProtectedAccount):
+            Rotator(store, strategy=make_strategy(kind)).rotate(app.name)
+    # A role with administrative attributes is refused unless allowed explicitly.
+    store.put_secret(app.name, "back", json.dumps(data), stages=["ACSCurrent"])
+    postgresql.execute(f"ALTER ROLE {app.account} CREATEROLE")
+    with pytest.raises(ProtectedAccount, match="CREATEROLE"):
+        Rotator(store, strategy=make_strategy(kind)).rotate(app.name)
+    assert postgresql.execute("SELECT rolname, rolpassword FROM pg_authid ORDER BY 1") == before
+    allowed = make_strategy(kind, allow_accounts=[app.account, app.account + "_rt"])
+    assert Rotator(store, strategy=allowed).rotate(app.name).rotated
+    assert app.can_login(app.current())
+
+
+@pytest.mark.parametrize("multi_user", [False, True])
+def test_aws_lambda_handler_rotates_a_postgresql_secret(postgresql, moto_server, monkeypatch, multi_user) -> None:
+    import uuid
+
+    from botocore.exceptions import ClientError
+
+    from rotation.aws_lambda import lambda_handler
+    from secretclient.testing.aws import enable_rotation
+
+    for key, value in moto_server.env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("ROTATION_STRATEGY", raising=False)
+    user, password = f"awspg{uuid.uuid4().hex[:6]}", "initial-Pw-123456"
+    db = postgresql.create_database("awspg")
+    postgresql.create_user(user, password, grants=(f"ALL ON DATABASE {db}",))
+    secret = {"engine": "postgres", "host": postgresql.host, "port": postgresql.port, "username": user,
+              "password": password, "dbname": db}
+    with moto_server.store() as aws:
+        if multi_user:
+            master = f"awsadm{uuid.uuid4().hex[:6]}"
+            postgresql.create_user(master, "master-Pw-123456", attributes="CREATEROLE")
+            info = aws.create_secret(f"db/{master}", json.dumps({**secret, "username": master,
+                                                                  "password": "master-Pw-123456"}),
+                                     version_id=str(uuid.uuid4()))
+            secret["masterarn"] = info.arn
+        name = f"db/{user}"
+        aws.create_secret(name, json.dumps(secret), version_id=str(uuid.uuid4()))
+        enable_rotation(moto_server.client(), name)
+        for _ in range(2):
+            token = str(uuid.uuid4())
+            with pytest.raises(ClientError):  # moto cannot invoke the function: we play Secrets Manager
+                moto_server.client().rotate_secret(SecretId=name, ClientRequestToken=token,
+                                                   RotationLambdaARN="arn:aws:lambda:us-east-1:123456789012:function:r")
+            for step in ("createSecret", "setSecret", "testSecret", "finishSecret"):
+                lambda_handler({"SecretId": name, "ClientRequestToken": token, "Step": step}, None)
+            current = aws.get_secret(name)
+            assert current.version_id == token
+            creds = current.db_credentials()
+            with postgresql.connect(creds.account_name, creds.account_password, db) as conn:
+                assert conn.execute("SELECT current_user").fetchone()[0] == user  # the clone acts as the user
+        accounts = {aws.get_secret(name, version_id=v.version_id).db_credentials().account_name
+                    for v in aws.list_versions(name, include_deprecated=True)}
+    assert accounts == ({user, user + "_clone"} if multi_user else {user})
+    postgresql.execute(f"DROP DATABASE {db} WITH (FORCE)")
+    for role in (user + "_clone", user):
+        postgresql.drop_user(role)

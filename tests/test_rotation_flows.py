@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
-from test_rotation_support import (
+from rotation_support import (
     PENDING,
     ShiftedClock,
     child_env,
@@ -25,10 +25,7 @@ import rotation.fc
 from rotation import InvalidRotationSetup
 from rotation.cli import main as cli
 
-# The rotation tests' fixtures (store_handle, cleanup_accounts) live in test_rotation_support.
-pytest_plugins = ["test_rotation_support"]
-
-CHILD = Path(__file__).with_name("test_rotation_child.py")
+CHILD = Path(__file__).with_name("rotation_child.py")
 
 
 def _fc_env(monkeypatch, handle):
@@ -41,6 +38,7 @@ def _fc_env(monkeypatch, handle):
         context_creds = SimpleNamespace(accessKeyId=handle.spec["ak"], accessKeySecret=handle.spec["sk"],
                                         securityToken=None)
     monkeypatch.setenv("ROTATION_STRATEGY", "alternating")
+    monkeypatch.setenv("ROTATION_GRACE_SECONDS", "0")  # flows back to back: explicit, not the 1 h default
     return context_creds
 
 
@@ -117,7 +115,7 @@ def test_cli_status_plan_rotate_abort(mariadb, tmp_path, cleanup_accounts):
     try:
         app = make_app(mariadb, handle.store, "alternating", rich=False)
         cleanup_accounts.append(app.account)
-        base = ["--store", f"embedded:{handle.spec['path']}", "--name-limit", "80"]
+        base = ["--store", f"embedded:{handle.spec['path']}", "--name-limit", "80", "--grace", "0"]
         runner = CliRunner()
         res = runner.invoke(cli, [*base, "plan", app.name])
         assert res.exit_code == 0, res.output

@@ -6,12 +6,10 @@ import json
 import secrets
 
 import pytest
-from test_rotation_support import make_app, make_strategy
+from rotation_support import make_app, make_strategy
 
 from rotation import ProtectedAccount, Rotator
 from secretclient.stores.embedded import EmbeddedStore
-
-pytest_plugins = ["test_rotation_support"]
 
 
 @pytest.fixture
@@ -150,3 +148,77 @@ def test_lock_wait_longer_than_the_read_timeout_waits(mariadb, store, cleanup_ac
     assert handle is not None
     handle.check()
     handle.release()
+
+
+# -- 10.5: the session carrying a password is as protected as the account ------------------
+
+
+def test_master_session_uses_verified_tls_for_an_ssl_account(mariadb_tls, store, cleanup_accounts):
+    from rotation import DatabaseError, LocalLock
+    from rotation.dbconn import ConnectOptions
+
+    app = make_app(mariadb_tls, store, "single-master", rich=False, extra={"SSL": True})
+    cleanup_accounts.append(app.account)
+    master = json.loads(store.get_secret(app.master_name).text)
+    del master["SSL"]  # the MasterSecret says nothing about TLS
+    store.put_secret(app.master_name, "m2", json.dumps(master))
+    # The master account refuses plain text: a plain session would fail to log in at all.
+    mariadb_tls.execute("ALTER USER %s@%s REQUIRE SSL", (app.admin_account, "%"))
+    before = _snapshot(store, mariadb_tls, app, app.account)
+    unverified = make_strategy("single-master", connect_options=ConnectOptions(ca_file=None))
+    with pytest.raises(DatabaseError, match="CERTIFICATE_VERIFY_FAILED"):  # verified: an untrusted certificate is refused
+        Rotator(store, strategy=unverified, lock=LocalLock()).rotate(app.name)
+    assert _snapshot(store, mariadb_tls, app, app.account) == before
+    strategy = make_strategy("single-master", connect_options=ConnectOptions(ca_file=str(mariadb_tls.ca_file)))
+    Rotator(store, strategy=strategy).rotate(app.name)
+    assert store.get_secret(app.name).version_id != "v0"
+
+
+# -- 10.9: what reaches the server's general log --------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["single-master", "alternating", "self"])
+def test_general_log_holds_hashes_not_passwords(mariadb, store, cleanup_accounts, kind):
+    from rotation.sql import native_hash
+
+    app = make_app(mariadb, store, kind, rich=False)
+    cleanup_accounts.append(app.account)
+    rotator = Rotator(store, strategy=make_strategy(kind))
+    mariadb.execute("SET GLOBAL log_output = 'TABLE'")
+    mariadb.execute("TRUNCATE mysql.general_log")
+    mariadb.execute("SET GLOBAL general_log = 1")
+    try:
+        rotator.rotate(app.name)
+        rotator.rotate(app.name)
+    finally:
+        mariadb.execute("SET GLOBAL general_log = 0")
+    logged = "\n".join(bytes(r[0]).decode("utf-8", "replace") if isinstance(r[0], (bytes, bytearray)) else str(r[0])
+                       for r in mariadb.execute("SELECT argument FROM mysql.general_log"))
+    mariadb.execute("TRUNCATE mysql.general_log")
+    passwords = {store.get_secret(app.name, version_id=v.version_id).db_credentials().account_password
+                 for v in store.list_versions(app.name)}
+    assert "ALTER USER" in logged or "SET PASSWORD" in logged or "CREATE USER" in logged
+    for password in passwords:
+        assert password not in logged
+    assert any(native_hash(p) in logged for p in passwords)
+
+
+# -- 10.15: a rotator clock ahead of the store ----------------------------------------------
+
+
+def test_a_rotator_clock_ahead_of_the_store_does_not_skip_the_grace_check(mariadb, store, cleanup_accounts):
+    from datetime import UTC, datetime, timedelta
+
+    from rotation import RotationTooSoon
+
+    app = make_app(mariadb, store, "alternating", rich=False)
+    cleanup_accounts.append(app.account)
+    ahead = Rotator(store, strategy=make_strategy("alternating", grace=timedelta(hours=1)),
+                    clock=lambda: datetime.now(UTC) + timedelta(hours=2))
+    ahead.rotate(app.name)  # the store timestamped its PENDING write: its time is known from here on
+    previous = store.get_secret(app.name, stage="ACSPrevious").db_credentials()
+    versions = store.list_versions(app.name)
+    with pytest.raises(RotationTooSoon):
+        ahead.rotate(app.name)
+    assert store.list_versions(app.name) == versions and app.can_login(previous)
+    assert abs(ahead.store_now() - datetime.now(UTC)) < timedelta(minutes=5)

@@ -11,7 +11,7 @@ import pytest
 from rotation.errors import UnsafeAccountName, UnsupportedGrant, UnsupportedServer
 from rotation.grants import Grants, grant_statements, parse_grants
 from rotation.lock import lock_name
-from rotation.passwords import RDS_POLICY, new_password, rds_accepts
+from rotation.passwords import RDS_PASSWORD_POLICY, new_password, rds_accepts
 from rotation.scheduler import RotationWindow
 from rotation.sql import (
     AccountOptions,
@@ -192,8 +192,8 @@ def test_rds_policy_and_password_sources():
         pass
 
     for _ in range(50):
-        pw = new_password(NoStore(), RDS_POLICY)
-        assert rds_accepts(pw) and RDS_POLICY.accepts(pw)
+        pw = new_password(NoStore(), RDS_PASSWORD_POLICY)
+        assert rds_accepts(pw) and RDS_PASSWORD_POLICY.accepts(pw)
     assert rds_accepts("short1A!")
     assert not rds_accepts("abcdefgh")  # one class only
     assert not rds_accepts("Abcdefg1~")  # '~' is not an RDS special
@@ -202,9 +202,9 @@ def test_rds_policy_and_password_sources():
         def random_password(self, policy):
             return "x" * policy.length  # ignores the policy: must not be used
 
-    pw = new_password(BadStore(), RDS_POLICY)
-    assert pw != "x" * 32 and RDS_POLICY.accepts(pw)
-    assert set(string.punctuation) - set(RDS_POLICY.alphabet()) == set(string.punctuation) - set("!@#$%^&*()_+-=")
+    pw = new_password(BadStore(), RDS_PASSWORD_POLICY)
+    assert pw != "x" * 32 and RDS_PASSWORD_POLICY.accepts(pw)
+    assert set(string.punctuation) - set(RDS_PASSWORD_POLICY.alphabet()) == set(string.punctuation) - set("!@#$%^&*()_+-=")
 
 
 def test_lock_names_are_short_and_distinct():
@@ -250,3 +250,22 @@ def test_scheduler_due_time_comes_from_the_store():
     held.release()
     windowed = Scheduler(rotator, "s", interval=timedelta(days=1), window=RotationWindow(time(2), time(3)))
     assert windowed.due_at("s") == datetime(2026, 1, 3, 2, 0, tzinfo=UTC)
+
+
+def test_native_password_accounts_are_sent_hashes():
+    from rotation.sql import native_hash
+
+    assert native_hash("password") == "*2470C0C06DEE42FD1618BB99005ADCA2EC9D1E19"  # MySQL's documented example
+    h = native_hash("n")
+    s = d("10.11.1-MariaDB").set_password("u", "%", "n")
+    assert (s.sql, s.params, s.secret) == ("ALTER USER %s@%s IDENTIFIED BY PASSWORD %s", ("u", "%", h), {2})
+    assert d("10.11.1-MariaDB").create_user("u", "%", "n", "mysql_native_password").sql == (
+        "CREATE USER %s@%s IDENTIFIED VIA mysql_native_password USING %s")
+    assert d("5.7.44").set_password("u", "%", "n").sql == "ALTER USER %s@%s IDENTIFIED WITH mysql_native_password AS %s"
+    assert d("8.0.36").set_password("u", "%", "n", plugin="mysql_native_password").params[2] == h
+    # The server's default plugin on MySQL 8 salts its hashes; RETAIN needs the password itself.
+    assert d("8.0.36").set_password("u", "%", "n").params[2] == "n"
+    assert d("8.0.36").set_password("u", "%", "n", plugin="", retain=True).params[2] == "n"
+    assert d("10.11.1-MariaDB").set_own_password("n", "o", native=True).params == (h,)
+    assert d("10.11.1-MariaDB").set_own_password("n", "o").sql == "SET PASSWORD = PASSWORD(%s)"
+    assert "'<redacted>'" in s.redacted() and h not in s.redacted()

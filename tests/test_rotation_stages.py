@@ -6,14 +6,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from test_rotation_support import STRATEGIES, AwsLabelledStore, make_app, make_strategy
+from rotation_support import STRATEGIES, AwsLabelledStore, make_app, make_strategy
 
 from rotation import LocalLock, LoginFailed, RotationTooSoon, Rotator, Scheduler
 from secretclient.errors import InvalidParameter
 from secretclient.model import AWS_STAGES, Stage
 from secretclient.stores.embedded import EmbeddedStore
-
-pytest_plugins = ["test_rotation_support"]
 
 
 @pytest.fixture

@@ -1,9 +1,11 @@
 """One contract, every store: the KMS stage semantics of secretclient.stores.base.
 
-The same assertions run against EmbeddedStore (memory and file) and AliyunKmsStore talking
-through the real aliyun SDK to our KMS emulator over HTTP and over HTTPS (CA verified), and
-AwsSecretsManagerStore through boto3 to moto's server over HTTP. Stages are written as roles
-(each store translates them to its labels); where AWS (or moto) differs, the test says so.
+The same assertions run against EmbeddedStore (memory and file), AliyunKmsStore talking
+through the real aliyun SDK to our KMS emulator over HTTP and over HTTPS (CA verified),
+Alibaba's current Tea SDK (alibabacloud_kms20160120, default configuration: signature V3)
+against the HTTPS emulator (tests/tea_kms_store.py), and AwsSecretsManagerStore through boto3
+to moto's server over HTTP. Stages are written as roles (each store translates them to its
+labels); where AWS (or moto) differs, the test says so.
 """
 
 from __future__ import annotations
@@ -22,10 +24,13 @@ from secretclient.errors import (
     VersionConflict,
 )
 from secretclient.model import AWS_STAGES, PasswordPolicy, Stage, stage_labels
+from secretclient.stores.aliyun import AliyunKmsStore
 from secretclient.stores.base import MAX_VERSIONS, SecretStore
 from secretclient.stores.embedded import EmbeddedStore
 
-STORES = ["embedded-memory", "embedded-file", "kms-http", "kms-https", "aws-moto"]
+STORES = ["embedded-memory", "embedded-file", "kms-http", "kms-https", "kms-tea", "aws-moto"]
+#: The variants that talk to the KMS emulator (ARNs, KMS-only rules).
+KMS = ["kms-http", "kms-https", "kms-tea"]
 CURRENT, PENDING, PREVIOUS = Stage.CURRENT, Stage.PENDING, Stage.PREVIOUS
 
 
@@ -110,8 +115,13 @@ def variant(request: pytest.FixtureRequest, tmp_path) -> Iterator[tuple[SecretSt
         return
     from secretclient.testing.kms_emulator import KmsEmulator
 
-    with KmsEmulator(https=kind == "kms-https") as emu:
-        store = emu.store()
+    with KmsEmulator(https=kind != "kms-http") as emu:
+        if kind == "kms-tea":
+            from tea_kms_store import TeaKmsStore, tea_client
+
+            store = TeaKmsStore(tea_client(emu))
+        else:
+            store = emu.store()
         try:
             yield store, emu
         finally:
@@ -293,6 +303,9 @@ def test_custom_stage_moves_freely(store):
     assert stages_by_version(store, "s") == {"v1": {CURRENT}}
 
 
+RDS_CONFIG = {"SecretSubType": "SingleUser", "DBInstanceId": "rm-1", "CustomData": {}}
+
+
 def test_describe_fields(variant):
     store, server = variant
     if is_aws(store):
@@ -302,16 +315,19 @@ def test_describe_fields(variant):
         store.create_secret("rot", "x", version_id="v1", description="rotated weekly")
         enable_rotation(server.client(), "rot", days=7)
     else:
+        # Automatic rotation is KMS's for managed types only (an Rds secret here).
         store.create_secret(
             "rot",
             "x",
             version_id="v1",
+            secret_type="Rds",
             description="rotated weekly",
-            extended_config={"DBName": "app"},
+            extended_config=RDS_CONFIG,
             rotation_interval=timedelta(days=7),
         )
     info = store.describe("rot")
-    assert info.name == "rot" and info.secret_type == "Generic" and info.description == "rotated weekly"
+    assert info.name == "rot" and info.description == "rotated weekly"
+    assert info.secret_type == ("Generic" if is_aws(store) else "Rds")
     assert info.created is not None and info.updated is not None
     assert info.automatic_rotation is True
     assert info.rotation_interval == timedelta(days=7)
@@ -319,11 +335,11 @@ def test_describe_fields(variant):
     if is_aws(store):  # AWS ARNs end with "secret:NAME-" and six random characters
         assert info.extended_config is None and info.arn and ":secret:rot-" in info.arn
     else:
-        assert dict(info.extended_config or {}) == {"DBName": "app"}
+        assert dict(info.extended_config or {}) == RDS_CONFIG
         assert info.arn and info.arn.endswith("secret/rot")
     store.create_secret("plain", "x", version_id="v1")
     plain = store.describe("plain")
-    assert plain.automatic_rotation is False and plain.rotation_interval is None
+    assert plain.automatic_rotation is False and plain.rotation_interval is None and plain.next_rotation is None
 
 
 def test_random_password_follows_policy(store):
@@ -339,10 +355,8 @@ def test_random_password_follows_policy(store):
 def test_delete_removes_every_version(store):
     store.create_secret("s", "one", version_id="v1")
     store.put_secret("s", "v2", "two")
-    # EmbeddedStore and AwsSecretsManagerStore schedule by default (tests/test_embedded_store.py,
-    # tests/test_aws_store.py); AliyunKmsStore always forces.
-    forces = isinstance(store, EmbeddedStore) or is_aws(store)
-    store.delete_secret("s", **({"force": True} if forces else {}))
+    # Every store schedules by default (test_delete_with_a_recovery_window_then_restore).
+    store.delete_secret("s", force=True)
     with pytest.raises(SecretNotFound):
         store.get_secret("s")
     with pytest.raises(SecretNotFound):
@@ -351,6 +365,102 @@ def test_delete_removes_every_version(store):
         store.delete_secret("s")
     store.create_secret("s", "new life", version_id="v1")
     assert store.get_secret("s").data == "new life"
+
+
+@pytest.mark.parametrize("variant", ["embedded-memory", "embedded-file", *KMS], indirect=True)
+def test_list_secrets_names_every_secret(variant):
+    store, _ = variant
+    for name in ("b/two", "a/one", "c"):
+        store.create_secret(name, "x", version_id="v1")
+    listed = {info.name: info for info in store.list_secrets()}
+    assert set(listed) == {"a/one", "b/two", "c"}
+    assert listed["c"].secret_type == "Generic"
+
+
+@pytest.mark.parametrize("variant", KMS, indirect=True)
+def test_names_as_arns(variant):
+    store, emu = variant
+    store.create_secret("db/app", "one", version_id="v1")
+    arn = store.describe("db/app").arn
+    assert arn == f"acs:kms:{emu.region}:1234567890123456:secret/db/app"
+    assert store.get_secret(arn).data == "one"
+    assert store.describe(arn).name == "db/app"
+    store.put_secret(arn, "v2", "two", stages=[PENDING])
+    store.update_stage(arn, CURRENT, move_to="v2")
+    assert store.get_secret("db/app").data == "two"
+    with pytest.raises(SecretNotFound):  # another region's ARN names another secret
+        store.get_secret("acs:kms:cn-beijing:1234567890123456:secret/db/app")
+
+
+@pytest.mark.parametrize("variant", ["embedded-memory", "embedded-file", *KMS], indirect=True)
+def test_delete_with_a_recovery_window_then_restore(variant):
+    store, _ = variant
+    store.create_secret("s", "one", version_id="v1")
+    store.delete_secret("s", recovery_window_days=7)
+    with pytest.raises(SecretNotFound) as err:
+        store.get_secret("s")
+    assert err.value.code == "Rejected.ResourceInDeleteWindow"
+    with pytest.raises(SecretNotFound):
+        store.put_secret("s", "v2", "two")
+    with pytest.raises(VersionConflict) as err:
+        store.create_secret("s", "other", version_id="v9")
+    assert err.value.code == "Rejected.ResourceInDeleteWindow"
+    info = store.describe("s")
+    assert info.planned_deletion is not None
+    assert timedelta(days=6, hours=23) < info.planned_deletion - info.created <= timedelta(days=7, minutes=5)
+    assert {i.name: i.planned_deletion for i in store.list_secrets()}["s"] == info.planned_deletion
+    store.restore_secret("s")
+    assert store.get_secret("s").data == "one"
+    assert store.describe("s").planned_deletion is None
+    with pytest.raises(InvalidParameter):
+        store.delete_secret("s", recovery_window_days=3)
+    store.delete_secret("s")  # the default window: 30 days
+    assert store.describe("s").planned_deletion - store.describe("s").created > timedelta(days=29)
+    store.delete_secret("s", force=True)  # at once, even inside a window
+    with pytest.raises(SecretNotFound) as err:
+        store.describe("s")
+    assert err.value.code == "Forbidden.ResourceNotFound"
+    store.create_secret("s", "new life", version_id="v1")
+    assert store.get_secret("s").data == "new life"
+
+
+@pytest.mark.parametrize("variant", KMS, indirect=True)
+def test_generic_secret_cannot_get_automatic_rotation(variant):
+    from alibabacloud_kms20160120 import models
+    from alibabacloud_tea_openapi.exceptions import AlibabaCloudException
+    from tea_kms_store import tea_client
+
+    store, emu = variant
+    if isinstance(store, AliyunKmsStore):  # refused before any request: KMS would ignore it
+        with pytest.raises(InvalidParameter) as err:
+            store.create_secret("g", "x", version_id="v1", rotation_interval=timedelta(days=7))
+        assert "rotation engine" in str(err.value)
+        with pytest.raises(SecretNotFound):
+            store.describe("g")
+        store.create_secret("g", "x", version_id="v1")
+    else:  # the SDK sends EnableAutomaticRotation: KMS creates the secret without rotation
+        store.create_secret("g", "x", version_id="v1", rotation_interval=timedelta(days=7))
+    info = store.describe("g")
+    assert (info.automatic_rotation, info.rotation_interval, info.next_rotation) == (False, None, None)
+    assert "AutomaticRotation" not in tea_client(emu).get_secret_value(
+        models.GetSecretValueRequest(secret_name="g")).body.to_map()
+    policy = models.UpdateSecretRotationPolicyRequest(secret_name="g", enable_automatic_rotation=True,
+                                                      rotation_interval="7d")
+    with pytest.raises(AlibabaCloudException) as refused:
+        tea_client(emu).update_secret_rotation_policy(policy)
+    assert refused.value.code == "Rejected.UnsupportedOperation"
+    assert store.describe("g").automatic_rotation is False
+
+
+@pytest.mark.parametrize("variant", ["kms-tea"], indirect=True)
+def test_dry_run_never_returns_the_value(variant):
+    store, _ = variant
+    store.create_secret("s", "the-value", version_id="v1")
+    with pytest.raises(InvalidParameter) as err:
+        store.get_dry_run("s")
+    assert err.value.code == "DryRunOperationError" and "the-value" not in str(err.value)
+    with pytest.raises(SecretNotFound):  # the checks run first: a missing secret says so
+        store.get_dry_run("missing")
 
 
 @pytest.mark.parametrize("variant", ["kms-http", "kms-https"], indirect=True)

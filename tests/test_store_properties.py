@@ -96,7 +96,8 @@ class StoreMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         if hasattr(self, "store"):
-            self.store.delete_secret(self.name)
+            # Stores schedule a deletion unless forced; the name is reused next run.
+            self.store.delete_secret(self.name, force=True)
             self.store.close()
 
     def _expect(self, expected: type[Exception] | None, call) -> None:

@@ -3,6 +3,9 @@
     python examples/webapp/app.py                     # serves http://127.0.0.1:8000 until Ctrl-C
     python examples/webapp/app.py --port 0 --interval 2 --duration 20
 
+Needs Flask and SQLAlchemy: ``pip install '.[examples]'`` in the checkout (``scripts/test.sh``'s
+.venv has them: the ``dev`` extra includes ``examples``).
+
 The parts an application would copy are :func:`create_app` (one ``SecretClient``, an engine from
 ``secretclient.db.create_engine``, an ORM session factory) and :func:`start_rotation` (the
 in-process ``rotation.Scheduler``). :func:`main` adds what a real deployment already has: a
@@ -24,13 +27,16 @@ from collections import Counter
 from datetime import timedelta
 from typing import Any
 
-from flask import Flask, jsonify, request
+try:
+    from flask import Flask, jsonify, request
+    from werkzeug.serving import make_server
+except ImportError:  # Flask is no dependency of the library: the `examples` extra brings it
+    sys.exit("examples/webapp needs Flask: pip install '.[examples]' in the checkout (the dev extra has it too)")
 from sqlalchemy import String, select, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
-from werkzeug.serving import make_server
 
-from rotation import AlternatingUsersStrategy, RotationEvent, Rotator, Scheduler
-from rotation.passwords import DEFAULT_POLICY
+from rotation import AlternatingUsersStrategy, DrainPolicy, RotationEvent, Rotator, Scheduler
+from rotation.passwords import MYSQL_PASSWORD_POLICY
 from secretclient import EmbeddedStore, SecretClient
 from secretclient.db import Connector, create_engine
 from secretclient.testing import MariaDB, MariaDBNotInstalled
@@ -107,7 +113,10 @@ def start_rotation(store: Any, client: SecretClient, secret_name: str, interval:
     ``client=`` makes the Rotator hand each new version to our SecretClient at once, so the
     engine rolls its pooled connections over without a single refused login.
     """
-    rotator = Rotator(store, strategy=AlternatingUsersStrategy(), client=client,
+    # Rotating every few seconds with its own pool on the PREVIOUS account: grace and the drain
+    # check are turned off explicitly for the example (production keeps the defaults).
+    strategy = AlternatingUsersStrategy(grace=timedelta(0), drain=DrainPolicy(proceed=True))
+    rotator = Rotator(store, strategy=strategy, client=client,
                       listeners=[on_event] if on_event else [])
     return Scheduler(rotator, secret_name, interval=timedelta(seconds=interval), poll=max(interval / 2, 0.1)).start()
 
@@ -117,7 +126,7 @@ def provision(db: MariaDB, store: EmbeddedStore) -> None:
     database = db.create_database("shop")
     q = db.quote_ident(database)
     privileges = "SELECT, INSERT, UPDATE, DELETE, CREATE"
-    passwords = {name: store.random_password(DEFAULT_POLICY) for name in ("shop_web", "shop_rotator")}
+    passwords = {name: store.random_password(MYSQL_PASSWORD_POLICY) for name in ("shop_web", "shop_rotator")}
     db.create_user("shop_web", passwords["shop_web"], grants=(f"{privileges} ON {q}.*",))
     db.create_user("shop_rotator", passwords["shop_rotator"], grants=("CREATE USER ON *.*", "SELECT ON mysql.*"))
     db.execute(f"GRANT {privileges} ON {q}.* TO %s@%s WITH GRANT OPTION", ("shop_rotator", "%"))

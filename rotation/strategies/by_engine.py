@@ -89,5 +89,6 @@ class _ByEngineLock:
     def acquire(self, secret_name: str, timeout: float = 0.0) -> LockHandle | None:
         chosen: Any = self._strategy.for_credentials(self._store.get_secret(secret_name).db_credentials())
         if hasattr(chosen, "lock"):
-            return chosen.lock(self._store).acquire(secret_name, timeout)
+            handle: LockHandle | None = chosen.lock(self._store).acquire(secret_name, timeout)
+            return handle
         return MySqlLock(lambda name: chosen.lock_connection(self._store, name)).acquire(secret_name, timeout)

@@ -18,18 +18,19 @@ only be copied by a superuser).
 
 from __future__ import annotations
 
-from contextlib import closing
-from datetime import timedelta
 from collections.abc import Iterable
+from contextlib import closing, suppress
+from datetime import timedelta
 from typing import Any
 
 from secretclient.errors import SecretNotFound
-from secretclient.model import PENDING, DbCredentials, PasswordPolicy, Secret
+from secretclient.model import DbCredentials, PasswordPolicy, Secret, Stage
 
 from .._pg_conn import PgAdvisoryLock, pg_connect, pg_connect_first, pg_query, pg_try_login
 from .._pg_sql import (
     MEMBERSHIPS_QUERY,
     SETTINGS_QUERY,
+    Hidden,
     Ident,
     PgStatement,
     RoleAttributes,
@@ -38,21 +39,17 @@ from .._pg_sql import (
     scram_sha256_verifier,
     set_password,
 )
-from .._pg_sql import (
-    Secret as SecretLiteral,
-)
 from ..dbconn import ConnectOptions
-from ..errors import InvalidRotationSetup, LoginFailed, RotationError, VerificationFailed
-from ..passwords import DEFAULT_POLICY, PasswordSource, new_password
-from .base import Check, RotationContext, StrategyPlan, allow_list, check_grace, swap_suffix
+from ..errors import InvalidRotationSetup, LoginFailed, ProtectedAccount, RotationError, VerificationFailed
+from ..passwords import POSTGRES_PASSWORD_POLICY, PasswordSource, new_password
+from .base import Check, RotationContext, StrategyPlan, allow_list, check_grace, check_not_reserved, swap_suffix
 
 __all__ = ["PostgresAlternatingUsersStrategy", "PostgresSingleUserStrategy"]
 
 _CONNECT = ConnectOptions()
-_SESSION = (
-    "SELECT current_user, session_user, "
-    "coalesce((SELECT ssl FROM pg_catalog.pg_stat_ssl WHERE pid = pg_backend_pid()), false)"
-)
+_SESSION = "SELECT current_user, session_user"
+#: PostgreSQL's own administrator (``pg_`` names are reserved by the server and cannot be made).
+_PG_RESERVED = frozenset({"postgres", "azure_pg_admin", "rds_superuser", "cloudsqladmin"})
 
 
 class _PostgresStrategy:
@@ -62,7 +59,7 @@ class _PostgresStrategy:
         self,
         *,
         master_secret: str | None = None,
-        password_policy: PasswordPolicy = DEFAULT_POLICY,
+        password_policy: PasswordPolicy = POSTGRES_PASSWORD_POLICY,
         password_source: PasswordSource | None = None,
         connect_options: ConnectOptions = _CONNECT,
         allow_accounts: Iterable[str] = (),
@@ -91,7 +88,7 @@ class _PostgresStrategy:
         name = self._master_name(current)
         if not name:
             raise InvalidRotationSetup(f"secret {secret_name!r} has no MasterSecret and no master_secret= was given")
-        master = store.get_secret(name).db_credentials()
+        master: DbCredentials = store.get_secret(name).db_credentials()
         if (master.endpoint, master.port) != (current.endpoint, current.port):
             raise InvalidRotationSetup(
                 f"MasterSecret {name!r} points at {master.endpoint}:{master.port}, "
@@ -115,6 +112,30 @@ class _PostgresStrategy:
         if not current.endpoint:
             raise InvalidRotationSetup("the secret has no Endpoint: rotation must know which server to change")
 
+    def _protect_names(self, ctx: RotationContext, current: DbCredentials, accounts: tuple[str, ...]) -> None:
+        """Refuse, before any change, to touch through the MasterSecret its own role or a reserved
+        one (unless in ``allow_accounts``). Reads the store only; attributes are checked in ``set``."""
+        master = self._master(ctx.store, ctx.secret_name, current)
+        for account in accounts:
+            check_not_reserved(account, self.allow_accounts, master_account=master.account_name)
+            if account.lower() in _PG_RESERVED and account not in self.allow_accounts:
+                raise ProtectedAccount(
+                    f"account {account!r} is PostgreSQL's administrative role; refusing to rotate it through a "
+                    "privileged session (allow it with the strategy's allow_accounts= if this is intended)"
+                )
+
+    def _protect_attributes(self, role: str, attributes: RoleAttributes | None) -> None:
+        """Refuse a role holding administrative attributes (unless in ``allow_accounts``): whoever can
+        write the rotated secret must not gain control of such a role through the MasterSecret."""
+        if attributes is None or role in self.allow_accounts:
+            return
+        held = [name for name in ("superuser", "createrole", "replication", "bypassrls") if getattr(attributes, name)]
+        if held:
+            raise ProtectedAccount(
+                f"role {role!r} has {', '.join(a.upper() for a in held)}; refusing to rotate it through the "
+                "MasterSecret (allow it with the strategy's allow_accounts= if intended)"
+            )
+
     @staticmethod
     def _attributes(conn: Any, role: str) -> RoleAttributes | None:
         rows = pg_query(conn, RoleAttributes.QUERY, (role,))
@@ -129,31 +150,31 @@ class _PostgresStrategy:
 
     def lock_connection(self, store: Any, secret_name: str) -> Any:
         """A connection to the rotated database for the lock: the MasterSecret account, else the
-        secret's own ACSCurrent, else its ACSPending (after a crash in self-rotation only that one logs in)."""
+        secret's own CURRENT, else its PENDING (after a crash in self-rotation only that one logs in)."""
         current = store.get_secret(secret_name).db_credentials()
         candidates = []
         if self._master_name(current):
             candidates.append(self._master(store, secret_name, current))
         candidates.append(current)
-        try:
-            candidates.append(store.get_secret(secret_name, stage=PENDING).db_credentials())
-        except SecretNotFound:
-            pass
+        with suppress(SecretNotFound):
+            candidates.append(store.get_secret(secret_name, stage=Stage.PENDING).db_credentials())
         return pg_connect_first(candidates, self.connect_options, database=current.db_name, who="lock account")
 
     def lock(self, store: Any) -> PgAdvisoryLock:
         """The Rotator's lock: ``pg_advisory_lock`` through :meth:`lock_connection`."""
         return PgAdvisoryLock(lambda name: self.lock_connection(store, name))
 
-    def _test_session(self, pending: DbCredentials, acting_as: str, needs_tls: bool) -> None:
-        """Log in as ``pending`` to its database and check the session's role and TLS."""
-        with closing(pg_connect(pending, self.connect_options, who="ACSPending account")) as conn:
-            current_user, _session_user, ssl = pg_query(conn, _SESSION)[0]
+    @staticmethod
+    def _check_session(conn: Any, pending: DbCredentials, acting_as: str) -> None:
+        """The pending login's session: logged in as itself, acting as ``acting_as``, TLS as required."""
+        current_user, session_user = pg_query(conn, _SESSION)[0]
+        # libpq's own view: pg_stat_ssl hides the row from a session acting as another role.
+        ssl = conn.pgconn.ssl_in_use
+        if session_user != pending.account_name:
+            raise VerificationFailed(f"logged in as {session_user!r}, not {pending.account_name!r}")
         if current_user != acting_as:
-            raise VerificationFailed(
-                f"account {pending.account_name!r} acts as {current_user!r}, not as {acting_as!r}"
-            )
-        if (needs_tls or pending.ssl) and not ssl:
+            raise VerificationFailed(f"account {pending.account_name!r} acts as {current_user!r}, not as {acting_as!r}")
+        if pending.ssl and not ssl:
             raise VerificationFailed(f"account {pending.account_name!r} logged in without TLS although TLS is required")
 
 
@@ -177,6 +198,8 @@ class PostgresSingleUserStrategy(_PostgresStrategy):
         self._check_endpoint(creds)
         if self._uses_master(creds) and not self._master_name(creds):
             raise InvalidRotationSetup("use_master=True but the secret has no MasterSecret")
+        if self._uses_master(creds):
+            self._protect_names(ctx, creds, (creds.account_name,))
 
     def pending_credentials(self, current: DbCredentials, password: str) -> DbCredentials:
         return current.with_changes(account_password=password, version_id=None, stages=frozenset())
@@ -189,18 +212,21 @@ class PostgresSingleUserStrategy(_PostgresStrategy):
         statement = set_password(current.account_name, pending.account_password)
         if self._uses_master(current):
             with closing(self._admin(ctx, current)) as conn:
-                if self._attributes(conn, current.account_name) is None:
+                attributes = self._attributes(conn, current.account_name)
+                if attributes is None:
                     raise InvalidRotationSetup(f"role {current.account_name!r} does not exist on the server")
+                self._protect_attributes(current.account_name, attributes)
                 pg_query(conn, statement)
                 ctx.checkpoint("set:mid")
             return
         if not fresh and self.can_login(ctx, pending):
             return  # applied before a crash: the old password no longer works, the new one does
         try:
-            conn = pg_connect(current, self.connect_options, who="ACSCurrent account")
+            conn = pg_connect(current, self.connect_options, who=f"{ctx.labels.current} account")
         except LoginFailed:
             raise LoginFailed(
-                f"neither ACSCurrent nor ACSPending of {ctx.secret_name!r} logs in as {current.account_name!r}; "
+                f"neither {ctx.labels.current} nor {ctx.labels.pending} of {ctx.secret_name!r} logs in as "
+                f"{current.account_name!r}; "
                 "repair by hand (see docs/rotation.md)"
             ) from None
         with closing(conn):
@@ -210,17 +236,14 @@ class PostgresSingleUserStrategy(_PostgresStrategy):
             pg_query(conn, statement)
 
     def test(self, ctx: RotationContext, current: DbCredentials, pending: DbCredentials) -> None:
-        with closing(pg_connect(pending, self.connect_options, who="ACSPending account")) as conn:
-            _current_user, session_user, ssl = pg_query(conn, _SESSION)[0]
-        if session_user != pending.account_name:
-            raise VerificationFailed(f"logged in as {session_user!r}, not {pending.account_name!r}")
-        if pending.ssl and not ssl:
-            raise VerificationFailed(f"account {pending.account_name!r} logged in without TLS although TLS is required")
+        with closing(pg_connect(pending, self.connect_options, who=f"{ctx.labels.pending} account")) as conn:
+            acting_as = pg_query(conn, "SELECT current_user")[0][0]
+            self._check_session(conn, pending, acting_as)
 
     def plan(self, ctx: RotationContext, current: DbCredentials, pending: DbCredentials) -> StrategyPlan:
-        checks = [Check("ACSCurrent logs in", self.can_login(ctx, current))]
+        checks = [Check(f"{ctx.labels.current} logs in", self.can_login(ctx, current))]
         statement = PgStatement(
-            "ALTER ROLE {} PASSWORD {}", (Ident(current.account_name), SecretLiteral())
+            "ALTER ROLE {} PASSWORD {}", (Ident(current.account_name), Hidden())
         ).redacted() + " -- a SCRAM-SHA-256 verifier"
         if not self._uses_master(current):
             return StrategyPlan((f"{current.account_name} (changes its own password)",),
@@ -229,8 +252,12 @@ class PostgresSingleUserStrategy(_PostgresStrategy):
         if isinstance(conn, Check):
             return StrategyPlan((current.account_name,), (), (), (*checks, conn))
         with closing(conn):
-            exists = self._attributes(conn, current.account_name) is not None
-        checks += [Check("MasterSecret logs in", True), Check("role exists", exists)]
+            attributes = self._attributes(conn, current.account_name)
+        checks += [Check("MasterSecret logs in", True), Check("role exists", attributes is not None)]
+        try:
+            self._protect_attributes(current.account_name, attributes)
+        except ProtectedAccount as exc:
+            checks.append(Check("role may be rotated", False, str(exc)))
         return StrategyPlan((current.account_name,), (statement,), (), tuple(checks))
 
 
@@ -241,8 +268,8 @@ class PostgresAlternatingUsersStrategy(_PostgresStrategy):
     ``set`` creates the alternate login when missing (``app_rt`` only: ``app`` owns the
     objects and must exist), sets its password as a SCRAM verifier, copies the CURRENT login's
     role attributes by difference and, for ``app_rt``, makes its memberships exactly ``{app}``
-    with ``SET role = 'app'``. It never changes the ACSCurrent role, and refuses to reset the
-    ACSPrevious role within ``grace`` of the current version's creation.
+    with ``SET role = 'app'``. It never changes the CURRENT role, and refuses to reset the
+    PREVIOUS role within ``grace`` of the current version's creation.
     """
 
     name = "alternating-users"
@@ -276,6 +303,7 @@ class PostgresAlternatingUsersStrategy(_PostgresStrategy):
                 f"alternating users need a privileged account: put MasterSecret into {ctx.secret_name!r} "
                 "or pass master_secret="
             )
+        self._protect_names(ctx, creds, (creds.account_name, alternate))
         check_grace(ctx, current, alternate, self.grace)
 
     def pending_credentials(self, current: DbCredentials, password: str) -> DbCredentials:
@@ -314,13 +342,16 @@ class PostgresAlternatingUsersStrategy(_PostgresStrategy):
             raise InvalidRotationSetup(f"role {current.account_name!r} does not exist on the server")
         if current.account_name == twin and not self._twin_ready(conn, twin, base):
             raise InvalidRotationSetup(
-                f"ACSCurrent {twin!r} does not act as {base!r}, so objects it created are its own: "
+                f"the current login {twin!r} does not act as {base!r}, so objects it created are its own: "
                 f"run GRANT {base} TO {twin}; ALTER ROLE {twin} SET role = '{base}'; and REASSIGN OWNED BY {twin} "
                 f"TO {base} (in each database) before rotating"
             )
         have = self._attributes(conn, alt)
+        # The template's attributes would be copied, and an existing alternate's replaced.
+        self._protect_attributes(current.account_name, want)
+        self._protect_attributes(alt, have)
         created = have is None
-        verifier = SecretLiteral(scram_sha256_verifier(pending.account_password))
+        verifier = Hidden(scram_sha256_verifier(pending.account_password))
         changes: list[str] = []
         if have is None:
             if alt == base:
@@ -359,23 +390,27 @@ class PostgresAlternatingUsersStrategy(_PostgresStrategy):
     def test(self, ctx: RotationContext, current: DbCredentials, pending: DbCredentials) -> None:
         alt = self._guard(current, pending)
         base = self.base(current.account_name)
-        with closing(self._admin(ctx, current)) as admin:
-            want, have = self._attributes(admin, current.account_name), self._attributes(admin, alt)
-            if have is None:
-                raise VerificationFailed(f"role {alt!r} does not exist")
+        # Checked from the pending login's own session (these catalogs are readable by every
+        # role): one login fewer than through the MasterSecret account.
+        with closing(pg_connect(pending, self.connect_options, who=f"{ctx.labels.pending} account")) as conn:
+            self._check_session(conn, pending, acting_as=base)
+            want, have = self._attributes(conn, current.account_name), self._attributes(conn, alt)
+            if have is None or want is None:
+                raise VerificationFailed(f"role {alt!r} or {current.account_name!r} does not exist")
             if want != have:
-                diff = have.describe(want)
-                raise VerificationFailed(f"role attributes of {alt!r} differ from ACSCurrent's: {diff[:10]}")
+                raise VerificationFailed(
+                    f"role attributes of {alt!r} differ from {ctx.labels.current}'s: {have.describe(want)[:10]}"
+                )
             if alt != base:
-                members = self._memberships(admin, alt)
-                if set(members) != {base} or not self._twin_ready(admin, alt, base):
-                    raise VerificationFailed(f"role {alt!r} is not set up to act as {base!r} (members of {sorted(members)})")
-        acting_as = base if alt != base else alt
-        self._test_session(pending, acting_as, needs_tls=False)
+                members = self._memberships(conn, alt)
+                if set(members) != {base} or not self._twin_ready(conn, alt, base):
+                    raise VerificationFailed(
+                        f"role {alt!r} is not set up to act as {base!r} (member of {sorted(members)})"
+                    )
 
     def plan(self, ctx: RotationContext, current: DbCredentials, pending: DbCredentials) -> StrategyPlan:
         self._guard(current, pending)
-        checks = [Check("ACSCurrent logs in", self.can_login(ctx, current))]
+        checks = [Check(f"{ctx.labels.current} logs in", self.can_login(ctx, current))]
         conn = self._admin_or_check(ctx, current)
         if isinstance(conn, Check):
             return StrategyPlan((pending.account_name,), (), (), (*checks, conn))

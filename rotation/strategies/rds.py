@@ -26,12 +26,21 @@ from ..errors import (
     VerificationFailed,
 )
 from ..lock import LocalLock, Lock, LockHandle, MySqlLock
-from ..passwords import RDS_POLICY, PasswordSource, new_password
+from ..passwords import RDS_PASSWORD_POLICY, PasswordSource, new_password
 from ..sql import NAME_LIMIT_RDS, check_account_name
-from ._rds_api import RdsAccount, RdsApi, RdsApiError, rds_client
-from .base import Check, RotationContext, StrategyPlan, allow_list, check_grace, check_not_reserved, swap_suffix
+from ._rds_api import RdsAccount, RdsApi, rds_client
+from .base import (
+    DEFAULT_GRACE,
+    Check,
+    RotationContext,
+    StrategyPlan,
+    allow_list,
+    check_grace,
+    check_not_reserved,
+    swap_suffix,
+)
 
-__all__ = ["RdsAccount", "RdsApi", "RdsApiError", "RdsApiStrategy", "rds_client"]
+__all__ = ["RdsAccount", "RdsApi", "RdsApiStrategy", "rds_client"]
 
 #: The privileges the RDS API can grant on a database (MySQL / MariaDB engines).
 GRANTABLE = frozenset({"ReadWrite", "ReadOnly", "DDLOnly", "DMLOnly"})
@@ -96,8 +105,8 @@ class RdsApiStrategy:
         *,
         suffix: str = "_rt",
         name_limit: int = NAME_LIMIT_RDS,
-        grace: timedelta = timedelta(0),
-        password_policy: PasswordPolicy = RDS_POLICY,
+        grace: timedelta = DEFAULT_GRACE,
+        password_policy: PasswordPolicy = RDS_PASSWORD_POLICY,
         password_source: PasswordSource | None = None,
         connect_options: ConnectOptions = _CONNECT,
         allow_accounts: Iterable[str] = (),

@@ -23,11 +23,23 @@ class DbFamily(Protocol):
     #: Short name, e.g. ``"mysql"``.
     name: str
 
-    def login_kwargs(self, creds: DbCredentials, kwargs: Mapping[str, Any], *, secret: str) -> dict[str, Any]:
+    def login_kwargs(self, creds: DbCredentials, kwargs: Mapping[str, Any], *, secret: str,
+                     tag: bool = True) -> dict[str, Any]:
         """The driver's keyword arguments for logging in with ``creds`` on top of the caller's
         ``kwargs`` (host, port and database from the secret unless ``kwargs`` names them; the
         secret's ``SSL: true`` as verified TLS, never a silent plaintext fallback).
-        ``secret`` names the secret in error messages and in the session's tag."""
+        ``secret`` names the secret in error messages and, with ``tag``, in the session's tag
+        (which secret and VersionId it logged in with, where the server shows it)."""
+        ...
+
+    @property
+    def default_login(self) -> Any:
+        """The driver's connect function (``pymysql.connect``, ``psycopg.connect``)."""
+        ...
+
+    def login_with(self, connect: Any, kwargs: dict[str, Any], handshake: float | None) -> Any:
+        """Log in with ``connect(**kwargs)`` (the driver's function, or a caller's), each
+        server reply of the login bounded by ``handshake`` (None: unbounded)."""
         ...
 
     def login(self, kwargs: dict[str, Any], handshake: float | None) -> Any:

@@ -24,6 +24,7 @@ import pymysql
 from ..model import DbCredentials
 from .classify import Classification, classify
 from .errors import ClientMisconfigured
+from .tags import with_tag
 
 __all__ = ["MYSQL", "PYMYSQL_FLOOR", "MySqlFamily", "set_read_timeout"]
 
@@ -80,9 +81,18 @@ class MySqlFamily:
     name = "mysql"
     default_port = 3306
 
-    def login_kwargs(self, creds: DbCredentials, kwargs: Mapping[str, Any], *, secret: str) -> dict[str, Any]:
-        """PyMySQL keyword arguments for ``creds`` on top of the caller's ``kwargs``."""
+    @property
+    def default_login(self) -> Any:
+        return pymysql.connect
+
+    def login_kwargs(self, creds: DbCredentials, kwargs: Mapping[str, Any], *, secret: str,
+                     tag: bool = True) -> dict[str, Any]:
+        """PyMySQL keyword arguments for ``creds`` on top of the caller's ``kwargs``; ``tag``:
+        the session says which secret and version it logged in with (``program_name``, see
+        :mod:`secretclient.db.tags`)."""
         kw = dict(kwargs)
+        if tag:
+            kw["program_name"] = with_tag(kw.get("program_name"), secret, creds.version_id)
         kw["user"] = creds.account_name
         # UTF-8 bytes: PyMySQL would encode a str as latin-1, which fails (and would show a
         # character of the password in the error) or sends other bytes than the server expects.

@@ -24,12 +24,13 @@ import logging
 import random
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from ..errors import SecretNotFound, StoreError
-from ..model import DbCredentials, Secret, StageLabels
+from ..model import DbCredentials, Secret, Stage, StageLabels
 from ._family import DbFamily
-from ._mysql import MySqlFamily
+from ._gate import Admission, Flight, LoginGate, Outcome
+from ._mysql import set_read_timeout
 from .classify import ErrorKind
 from .errors import (
     AccountUnavailable,
@@ -54,6 +55,7 @@ __all__ = [
     "Steps",
     "StoreRequest",
     "Translate",
+    "WaitRequest",
     "drive",
 ]
 
@@ -94,8 +96,17 @@ class StoreRequest:
     args: tuple[Any, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class WaitRequest:
+    """Wait at most ``seconds`` for ``flight`` (another login with the same credential) to
+    end; resume with True when it did, False on timeout."""
+
+    flight: Flight
+    seconds: float
+
+
 #: The search of one connect: yields requests, returns ``(connection, credentials used)``.
-Steps = Generator[LoginRequest | SleepRequest | StoreRequest, Any, tuple[Any, DbCredentials]]
+Steps = Generator[LoginRequest | SleepRequest | StoreRequest | WaitRequest, Any, tuple[Any, DbCredentials]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,13 +116,15 @@ class LoginArgs:
     The timeouts that follow the remaining budget are added per login: a connect timeout when
     the caller set none, and ``handshake_timeout`` as a read timeout that bounds only the login
     and is taken off afterwards (None: the caller set a read timeout, or the policy wants none).
-    ``server``: where the login goes, for messages.
+    ``server``: where the login goes, for messages; ``gate_key``: the credential's name in the
+    process's :class:`~secretclient.db._gate.LoginGate`.
     """
 
     kwargs: dict[str, Any]
     own_connect_timeout: bool
     handshake_timeout: float | None
     server: str | None
+    gate_key: bytes
 
 
 class SearchView(Protocol):
@@ -121,14 +134,15 @@ class SearchView(Protocol):
     policy: RetryPolicy
     labels: StageLabels
     family: DbFamily
+    gate: LoginGate
     clock: Callable[[], float]
     rng: random.Random
 
-    def warm(self) -> bool:
-        """Whether CURRENT was read before (then reading it again is a cache lookup)."""
+    def cached_current(self) -> Secret | None:
+        """The cached CURRENT version when it was read before (a cache lookup), else None."""
 
     def read_current(self) -> Secret:
-        """The cached CURRENT version (a store read when the cache is cold)."""
+        """The CURRENT version, through the cache (a store read when the cache is cold)."""
 
     def credentials(self, secret: Secret) -> DbCredentials:
         """``secret`` parsed (once per version); notes it as CURRENT when it is."""
@@ -150,14 +164,16 @@ class SearchView(Protocol):
     def remember(self, rejected_version: str, creds: DbCredentials, stage: str) -> None:
         """Note that ``creds`` worked after CURRENT ``rejected_version`` was rejected."""
 
-    def count(self, field: str) -> None:
-        """Add one to the counter ``field`` of :class:`~secretclient.db.ConnectorStats`."""
+    def count(self, *fields: str) -> None:
+        """Add one to each counter ``fields`` of :class:`~secretclient.db.ConnectorStats`."""
 
 
-def drive(steps: Steps, login: Login, sleep: Callable[[float], None]) -> tuple[Any, DbCredentials]:
+def drive(steps: Steps, login: Login, sleep: Callable[[float], None],
+          family: DbFamily | None = None) -> tuple[Any, DbCredentials]:
     """Perform the requests of ``steps`` with blocking calls: ``login(**kwargs)`` (a PyMySQL
-    ``connect``), ``sleep(seconds)``, store reads in the calling thread."""
-    login_with = MySqlFamily.login_with
+    ``connect``, or through ``family.login_with`` for another family), ``sleep(seconds)``, store
+    reads in the calling thread."""
+    login_with = None if family is None or family.name == "mysql" else family.login_with
     value: Any = None
     error: BaseException | None = None
     while True:
@@ -168,15 +184,28 @@ def drive(steps: Steps, login: Login, sleep: Callable[[float], None]) -> tuple[A
         value = error = None
         try:
             if isinstance(request, LoginRequest):
-                value = login_with(login, request.kwargs, request.handshake)
+                if login_with is not None:
+                    value = login_with(login, request.kwargs, request.handshake)
+                elif request.handshake is None:
+                    value = login(**request.kwargs)
+                else:  # bound the login only: the caller asked for no read timeout
+                    request.kwargs["read_timeout"] = request.handshake
+                    value = login(**request.kwargs)
+                    set_read_timeout(value, None)
             elif isinstance(request, SleepRequest):
                 sleep(request.seconds)
+            elif isinstance(request, WaitRequest):
+                value = request.flight.wait(request.seconds)
             else:
                 value = request.fn(*request.args)
         except BaseException as exc:
             error = exc
 
 
+_OUTCOME = {ErrorKind.BAD_CREDENTIALS: Outcome.REJECTED, ErrorKind.ACCOUNT_UNAVAILABLE: Outcome.UNAVAILABLE}
+# Counters of one login, added at once: sent (and connected), beyond the first of its connect.
+_CONNECTED, _CONNECTED_RETRY = ("logins", "connects"), ("logins", "connects", "retries")
+_FAILED, _FAILED_RETRY = ("logins",), ("logins", "retries")
 _GO_ON = object()  # from CredentialSearch.offer: these credentials did not work, try the next ones
 
 
@@ -186,12 +215,13 @@ class CredentialSearch:
     __slots__ = (
         "attempts",
         "current",
+        "current_rejected",
         "deadline",
         "kwargs",
         "last_kind",
         "policy",
-        "rejected",
         "rejected_at",
+        "skipped",
         "start",
         "store_notes",
         "translate",
@@ -207,7 +237,8 @@ class CredentialSearch:
         self.start = view.clock()
         self.deadline = self.start + self.policy.total
         self.attempts: list[Attempt] = []
-        self.rejected: dict[tuple[str, str], set[str]] = {}
+        self.skipped: list[str] = []  # credentials not sent: rejected before, in this process
+        self.current_rejected: str | None = None  # the CURRENT version rejected first, if any
         self.store_notes: list[str] = []
         self.last_kind: ErrorKind | None = None
         self.rejected_at = self.start
@@ -247,7 +278,7 @@ class CredentialSearch:
         if current is not None:
             found = yield from self.offer(current, self.current)
             if found is not _GO_ON:
-                return found
+                return cast("tuple[Any, DbCredentials] | None", found)
         labels = view.labels
         for round_no in range(self.policy.rounds):
             if round_no > 0 and not (yield from self.wait(round_no - 1)):
@@ -259,14 +290,12 @@ class CredentialSearch:
                 if creds is not None:
                     found = yield from self.offer(creds, label)
                     if found is not _GO_ON:
-                        return found
+                        return cast("tuple[Any, DbCredentials] | None", found)
         return None
 
     def offer(self, creds: DbCredentials, stage: str) -> Generator[Any, Any, Any]:
         """Log in with ``creds`` unless they were rejected already: ``(connection, creds)``,
         ``_GO_ON`` (rejected, or skipped), or None (out of budget: stop)."""
-        if not self.allowed(creds, stage):
-            return _GO_ON
         if not self.can_send():
             return None
         conn = yield from self.try_login(creds, stage)
@@ -286,20 +315,14 @@ class CredentialSearch:
                 self.store_notes.append(note)
             return None
 
-    def allowed(self, creds: DbCredentials, stage: str) -> bool:
-        stages = self.rejected.get((creds.account_name, creds.account_password))
-        # A rejected password is sent once more only after the store promoted it to CURRENT.
-        return stages is None or (stage == self.current and self.current not in stages)
-
     # -- the search -------------------------------------------------------------------------
 
     def steps(self) -> Steps:
         view = self.view
         try:
             try:
-                if view.warm():  # the hot path: a cache hit, no request
-                    secret = view.read_current()
-                else:  # nothing read yet: the cache is likely cold (a store read)
+                secret = view.cached_current()  # the hot path: a cache hit, no request
+                if secret is None:  # nothing read yet: the cache is likely cold (a store read)
                     secret = yield StoreRequest(view.read_current, ())
             except SecretNotFound:
                 raise
@@ -308,71 +331,124 @@ class CredentialSearch:
             current = view.credentials(secret)
             # Credentials that worked after this CURRENT version was rejected, if any.
             hint = view.hint(secret.version_id)
-            first, stage = hint or (current, self.current)
-            conn = yield from self.try_login(first, stage)
+            role: str
+            if hint is None:
+                first, stage, role = current, self.current, Stage.CURRENT
+            else:
+                first, stage = hint
+                role = view.labels.role(stage) or stage
+            conn = yield from self.try_login(first, stage, role)
             if conn is not None:
-                view.count("connects")
                 return conn, first
             found = yield from self.after(None if hint is None else current)
         except BaseException:
             view.count("failures")
             raise
         if found is not None:
-            return found  # type: ignore[no-any-return]
+            return found
         view.count("failures")
         raise self.final_error()
 
-    def try_login(self, creds: DbCredentials, stage: str) -> Generator[Any, Any, Any]:
-        """Log in with ``creds``, retrying network/busy errors; None when they were rejected."""
+    def try_login(self, creds: DbCredentials, stage: str, role: str | None = None) -> Generator[Any, Any, Any]:
+        """Log in with ``creds`` found as the store label ``stage`` (of ``role``), retrying
+        network/busy errors; None when they were rejected (by the server now, or before: then
+        they are not sent)."""
         view = self.view
         args = view.login_args(creds, self.kwargs, self.translate)
+        if role is None:
+            role = view.labels.role(stage) or stage
+        gate = view.gate
         transient = 0
         while True:
             started = view.clock()
-            remaining = max(self.deadline - started, 0.001)
+            admission, flight = gate.admit(args.gate_key, role, started, self.policy.concurrent_logins)
+            if flight is not None:  # other logins with these credentials are in flight: wait
+                if not (yield WaitRequest(flight, max(self.remaining(), 0.0))):
+                    self.last_kind = self.last_kind or ErrorKind.NETWORK  # the logins in flight hang
+                    raise self.final_error()
+                if flight.outcome is Outcome.REJECTED:
+                    self.skip(creds, stage, args.server, flight.started)
+                    return None
+                if flight.outcome is Outcome.UNAVAILABLE:
+                    self.last_kind = ErrorKind.ACCOUNT_UNAVAILABLE
+                    self.attempts.append(Attempt(creds.version_id, stage, creds.account_name,
+                                                 ErrorKind.ACCOUNT_UNAVAILABLE, flight.errno, args.server))
+                    raise self.final_error()
+                continue  # a place is free: ask again
+            if admission is Admission.SKIP:
+                self.skip(creds, stage, args.server, started)
+                return None
+            remaining = self.deadline - started
+            if remaining < 0.001:
+                remaining = 0.001
             kw = args.kwargs.copy()  # the login's own copy: the cached one stays as it is
             if args.own_connect_timeout:
-                kw["connect_timeout"] = min(_CONNECT_TIMEOUT, remaining)
-            handshake = None if args.handshake_timeout is None else min(args.handshake_timeout, remaining)
-            view.count("logins")
-            if self.attempts:
-                view.count("retries")
+                kw["connect_timeout"] = _CONNECT_TIMEOUT if remaining > _CONNECT_TIMEOUT else remaining
+            handshake = args.handshake_timeout
+            if handshake is not None and handshake > remaining:
+                handshake = remaining
+            retry = bool(self.attempts)
             try:
-                return (yield LoginRequest(kw, handshake))
+                conn = yield LoginRequest(kw, handshake)
             except Exception as exc:
-                verdict = view.family.classify(exc)
-                self.attempts.append(Attempt(creds.version_id, stage, creds.account_name, verdict.kind,
-                                             verdict.errno, args.server))
-                self.last_kind = verdict.kind
-                log.debug("secret %r version %r (%s) login failed: %s %s", view.secret, creds.version_id,
-                          stage, verdict.kind.value, verdict.errno)
-                if verdict.kind is ErrorKind.BAD_CREDENTIALS:
-                    view.count("rejected")
-                    self.rejected.setdefault((creds.account_name, creds.account_password), set()).add(stage)
-                    self.rejected_at = started
-                    return None
-                if (verdict.kind is ErrorKind.NETWORK and self.policy.retry_network) or (
-                    verdict.kind is ErrorKind.SERVER_BUSY and self.policy.retry_busy
-                ):
-                    if (yield from self.wait(transient)):
-                        transient += 1
-                        continue
-                    raise self.final_error() from exc
-                if verdict.kind is ErrorKind.OTHER:
-                    raise
-                raise self.final_error() from exc
+                failure = exc
+            except BaseException:  # cancelled, or the search closed: the waiting logins go on
+                gate.settle(args.gate_key, Outcome.UNKNOWN, role, view.clock(), 0.0)
+                view.count(*(_FAILED_RETRY if retry else _FAILED))
+                raise
+            else:
+                gate.settle(args.gate_key, Outcome.OK, role, started, 0.0)
+                view.count(*(_CONNECTED_RETRY if retry else _CONNECTED))
+                return conn
+            view.count(*(_FAILED_RETRY if retry else _FAILED))
+            verdict = view.family.classify(failure)
+            kind = verdict.kind
+            gate.settle(args.gate_key, _OUTCOME.get(kind, Outcome.UNKNOWN), role, view.clock(),
+                        self.policy.remember_rejected, verdict.errno)
+            self.attempts.append(Attempt(creds.version_id, stage, creds.account_name, kind,
+                                         verdict.errno, args.server))
+            self.last_kind = kind
+            log.debug("secret %r version %r (%s) login failed: %s %s", view.secret, creds.version_id,
+                      stage, kind.value, verdict.errno)
+            if kind is ErrorKind.BAD_CREDENTIALS:
+                view.count("rejected")
+                self.note_rejected(creds, stage, started)
+                return None
+            if (kind is ErrorKind.NETWORK and self.policy.retry_network) or (
+                kind is ErrorKind.SERVER_BUSY and self.policy.retry_busy
+            ):
+                if (yield from self.wait(transient)):
+                    transient += 1
+                    continue
+                raise self.final_error() from failure
+            if kind is ErrorKind.OTHER:
+                raise failure
+            raise self.final_error() from failure
+
+    def note_rejected(self, creds: DbCredentials, stage: str, at: float) -> None:
+        self.rejected_at = at
+        if stage == self.current and self.current_rejected is None:
+            self.current_rejected = creds.version_id
+
+    def skip(self, creds: DbCredentials, stage: str, server: str | None, rejected_at: float) -> None:
+        """``creds`` were rejected by the server before (another login of this process)."""
+        self.view.count("skipped")
+        where = f" at {server}" if server else ""
+        note = f"version {creds.version_id!r} ({stage}, user {creds.account_name!r}{where}): not sent, rejected before"
+        if note not in self.skipped:
+            self.skipped.append(note)
+        self.last_kind = self.last_kind or ErrorKind.BAD_CREDENTIALS
+        self.note_rejected(creds, stage, rejected_at)
 
     def succeeded(self, creds: DbCredentials, stage: str) -> None:
         view = self.view
-        view.count("connects")
-        rejected = [a for a in self.attempts if a.kind is ErrorKind.BAD_CREDENTIALS]
-        if rejected:
+        rejected = sum(a.kind is ErrorKind.BAD_CREDENTIALS for a in self.attempts)
+        if rejected or self.skipped:
             view.count("recovered")
-            log.info("secret %r: logged in with version %r (%s) after %d rejected login(s)",
-                     view.secret, creds.version_id, stage, len(rejected))
-            first = self.attempts[0]
-            if first.stage == self.current and first.kind is ErrorKind.BAD_CREDENTIALS and first.version_id:
-                view.remember(first.version_id, creds, stage)
+            log.info("secret %r: logged in with version %r (%s) after %d rejected login(s), %d not sent",
+                     view.secret, creds.version_id, stage, rejected, len(self.skipped))
+            if self.current_rejected is not None:
+                view.remember(self.current_rejected, creds, stage)
 
     def final_error(self) -> DbConnectError:
         secret = self.view.secret
@@ -398,7 +474,7 @@ class CredentialSearch:
                 "dependency such as cryptography or PyNaCl)"
             )
         errno = next((a.errno for a in reversed(self.attempts) if a.errno is not None), None)
-        tried = "; ".join(a.describe() for a in self.attempts) or "nothing (no credentials found)"
+        tried = "; ".join([a.describe() for a in self.attempts] + self.skipped) or "nothing (no credentials found)"
         message = (f"secret {secret!r}: {what}. {len(self.attempts)} login(s) in {elapsed:.2f} s; "
                    f"tried {tried}")
         if self.store_notes:

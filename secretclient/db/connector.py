@@ -18,11 +18,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import pymysql
-
 from ..errors import InvalidParameter
 from ..model import DbCredentials, Secret, stage_labels
 from ._family import DbFamily
+from ._gate import GATE
 from ._mysql import MYSQL
 from ._search import (
     CredentialSearch,
@@ -33,6 +32,7 @@ from ._search import (
     Steps,
     StoreRequest,
     Translate,
+    WaitRequest,
     drive,
 )
 from .policy import RetryPolicy
@@ -49,6 +49,7 @@ __all__ = [
     "Steps",
     "StoreRequest",
     "Translate",
+    "WaitRequest",
     "drive",
 ]
 
@@ -66,7 +67,8 @@ class ConnectorStats:
     ``retries``: logins beyond the first within one ``connect``; ``store_reads``: forced store
     reads by the search; ``recovered``: connects that succeeded after a rejection;
     ``failures``: connects that raised; ``rollovers``: pooled connections dropped at checkout
-    because their credential version was replaced.
+    because their credential version was replaced; ``skipped``: credentials not sent because
+    the server had rejected them (for this or another search of the process).
     """
 
     connects: int = 0
@@ -77,6 +79,7 @@ class ConnectorStats:
     recovered: int = 0
     failures: int = 0
     rollovers: int = 0
+    skipped: int = 0
 
 
 _STAT_FIELDS = tuple(f.name for f in dataclasses.fields(ConnectorStats))
@@ -91,9 +94,11 @@ class _Tally:
         self._lock = threading.Lock()
         self._counts = dict.fromkeys(_STAT_FIELDS, 0)
 
-    def add(self, field: str) -> None:
+    def add(self, *fields: str) -> None:
+        counts = self._counts
         with self._lock:
-            self._counts[field] += 1
+            for field in fields:
+                counts[field] += 1
 
     def snapshot(self) -> ConnectorStats:
         with self._lock:
@@ -101,7 +106,8 @@ class _Tally:
 
 
 class Connector:
-    """Logs in to MySQL/MariaDB with the credentials of ``secret``, surviving rotations.
+    """Logs in with the credentials of ``secret``, surviving rotations: to MySQL/MariaDB, or to
+    PostgreSQL with ``family=secretclient.db.POSTGRES`` (psycopg 3).
 
     Thread-safe; share one per secret (an engine does). ``clock``, ``sleep`` and ``rng`` are
     injectable for tests.
@@ -116,6 +122,7 @@ class Connector:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
+        family: DbFamily = MYSQL,
     ) -> None:
         if not isinstance(secret, str) or not secret:
             raise InvalidParameter("secret must be the name of a secret (a non-empty string)")
@@ -127,7 +134,7 @@ class Connector:
         self.secret = secret
         self.client = client
         self.policy = policy or RetryPolicy()
-        self.family: DbFamily = MYSQL
+        self.family = family
         self._sleep = sleep
         self._lock = threading.Lock()  # the small state below
         self._tally = _Tally()
@@ -143,6 +150,7 @@ class Connector:
         # One entry is enough for the usual one engine (or one set of kwargs) per connector.
         self._last_args: tuple[DbCredentials, dict[str, Any], LoginArgs, Translate | None] | None = None
         self._unsubscribe: Callable[[], None] | None = None
+        self._retire_listeners: tuple[Callable[[], None], ...] = ()
         self._view = _View(self, clock, rng or random.Random())
 
     def __repr__(self) -> str:
@@ -180,6 +188,24 @@ class Connector:
                     self._retired.pop(next(iter(self._retired)))
         if old is not None:
             log.info("secret %r: the CURRENT stage is now version %r (was %r)", self.secret, version_id, old)
+            for listener in self._retire_listeners:
+                try:
+                    listener()
+                except Exception:  # a listener's failure must not fail the connect that saw the version
+                    log.exception("secret %r: a listener for replaced versions failed", self.secret)
+
+    def on_retire(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call ``listener()`` each time a CURRENT version is replaced (after
+        :meth:`is_retired` says so), on the thread that saw the new version. Engines use it to
+        close their idle connections of the replaced version. Returns a function that removes it."""
+        with self._lock:
+            self._retire_listeners += (listener,)
+
+        def remove() -> None:
+            with self._lock:
+                self._retire_listeners = tuple(x for x in self._retire_listeners if x is not listener)
+
+        return remove
 
     @property
     def current_version(self) -> str | None:
@@ -239,11 +265,11 @@ class Connector:
     def connect(self, kwargs: Mapping[str, Any] | None = None, login: Login | None = None) -> tuple[Any, DbCredentials]:
         """Log in and return ``(connection, credentials used)``.
 
-        ``kwargs`` are PyMySQL keyword arguments (never ``user``/``password``: those come from
-        the secret). Host, port and database come from the secret unless ``kwargs`` names them.
-        ``login`` makes the connection (``pymysql.connect`` by default).
+        ``kwargs`` are the driver's keyword arguments (never ``user``/``password``: those come
+        from the secret). Host, port and database come from the secret unless ``kwargs`` names
+        them. ``login`` makes the connection (``pymysql.connect`` or ``psycopg.connect`` by default).
         """
-        return drive(self.search(kwargs), login or pymysql.connect, self._sleep)
+        return drive(self.search(kwargs), login or self.family.default_login, self._sleep, self.family)
 
     def search(self, kwargs: Mapping[str, Any] | None = None, translate: Translate | None = None) -> Steps:
         """The search of one connect as a generator of requests, for a driver to perform.
@@ -270,11 +296,13 @@ class Connector:
         if last is not None and last[0] is creds and last[3] is translate and last[1] == kwargs:
             return last[2]
         built = self.build_kwargs(creds, kwargs)
+        server = self.family.server(built)
         args = LoginArgs(
             built if translate is None else translate(self.secret, built),
             own_connect_timeout="connect_timeout" not in kwargs,
             handshake_timeout=self.policy.handshake_timeout if kwargs.get("read_timeout") is None else None,
-            server=self.family.server(built),
+            server=server,
+            gate_key=GATE.key(self.family.name, server, creds.account_name, creds.account_password),
         )
         self._last_args = (creds, dict(kwargs), args, translate)
         return args
@@ -285,22 +313,30 @@ class Connector:
 
 
 class _View:
-    """What a :class:`~secretclient.db._search.CredentialSearch` sees of its connector."""
+    """What a :class:`~secretclient.db._search.CredentialSearch` sees of its connector.
 
-    __slots__ = ("_c", "clock", "count", "family", "labels", "policy", "rng", "secret")
+    The calls of every connect are bound methods of the connector's (one call, no extra frame).
+    """
+
+    __slots__ = ("_c", "clock", "count", "family", "fresh", "gate", "labels", "login_args", "policy", "rng",
+                 "secret")
 
     def __init__(self, connector: Connector, clock: Callable[[], float], rng: random.Random) -> None:
         self._c = connector
         self.secret = connector.secret
         self.policy = connector.policy
         self.family = connector.family
+        self.gate = GATE
         self.labels = stage_labels(getattr(connector.client, "store", None))
         self.clock = clock
         self.rng = rng
         self.count = connector._tally.add
+        self.login_args = connector._login_args
+        self.fresh = connector._fresh
 
-    def warm(self) -> bool:
-        return self._c._current is not None
+    def cached_current(self) -> Secret | None:
+        c = self._c
+        return None if c._current is None else c.client.get(self.secret, self.labels.current)
 
     def read_current(self) -> Secret:
         return self._c.client.get(self.secret, self.labels.current)
@@ -309,16 +345,11 @@ class _View:
         c = self._c
         if secret.version_id != c._current:
             c._note_current(secret.version_id)
-        return c._credentials(secret)
+        creds = c._parsed.get(secret.version_id)
+        return creds if creds is not None else c._credentials(secret)
 
     def cached(self, stage: str) -> DbCredentials:
         return self._c.credentials(stage)
-
-    def fresh(self, stage: str, since: float) -> DbCredentials:
-        return self._c._fresh(stage, since)
-
-    def login_args(self, creds: DbCredentials, kwargs: Mapping[str, Any], translate: Translate | None) -> LoginArgs:
-        return self._c._login_args(creds, kwargs, translate)
 
     def hint(self, current_version: str) -> tuple[DbCredentials, str] | None:
         hint = self._c._hint

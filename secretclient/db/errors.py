@@ -25,6 +25,7 @@ __all__ = [
     "DbConnectError",
     "SecretUnavailable",
     "ServerBusy",
+    "SessionAttributesUnavailable",
 ]
 
 
@@ -101,3 +102,8 @@ class DatabaseAccessDenied(DbConnectError):
 class SecretUnavailable(DbConnectError):
     """The secret's credentials could not be read from the store (its typed error is the
     ``__cause__``), so no login was tried."""
+
+
+class SessionAttributesUnavailable(SecretClientError):
+    """The server keeps no connection attributes (its performance schema is off), so the
+    secret version of its sessions cannot be read (:func:`secretclient.db.tags.tagged_sessions`)."""

@@ -38,6 +38,15 @@ class RetryPolicy:
       may be between its steps; a later pass can find its result. Each pass reads the store.
     - ``retry_network`` / ``retry_busy``: retry the same credentials after network errors and
       "too many connections" errors.
+    - ``remember_rejected``: seconds a password the server rejected is not sent again by any
+      search of this process (the limit is per process and per credential; see
+      docs/connections.md). After that, one login may try it again: a password fixed on the
+      server side then works without a restart.
+    - ``concurrent_logins``: logins with one credential in flight at once in this process
+      (others wait for a place). A password can stop working at any moment (a rotation's
+      ALTER USER); the logins in flight then fail, and MySQL/MariaDB lock accounts after a few
+      failures in a row. 1 (the default) costs at most one failed login per process; a higher
+      value opens a pool's connections faster at that risk.
     - ``handshake_timeout``: the longest wait for one server reply while logging in (a server
       that accepts TCP and never answers would hang PyMySQL forever), further bounded by
       ``total``; taken off once logged in. Used when the caller sets no ``read_timeout``.
@@ -53,12 +62,16 @@ class RetryPolicy:
     retry_network: bool = True
     retry_busy: bool = True
     handshake_timeout: float | None = 30.0
+    remember_rejected: float = 300.0
+    concurrent_logins: int = 1
 
     def __post_init__(self) -> None:
         if not isinstance(self.total, (int, float)) or isinstance(self.total, bool) or self.total <= 0:
             raise InvalidParameter("RetryPolicy.total must be a number of seconds > 0")
         if not isinstance(self.max_attempts, int) or self.max_attempts < 1:
             raise InvalidParameter("RetryPolicy.max_attempts must be an integer >= 1")
+        if not isinstance(self.concurrent_logins, int) or self.concurrent_logins < 1:
+            raise InvalidParameter("RetryPolicy.concurrent_logins must be an integer >= 1")
         if not isinstance(self.rounds, int) or self.rounds < 1:
             raise InvalidParameter("RetryPolicy.rounds must be an integer >= 1")
         if self.handshake_timeout is not None and (
@@ -66,9 +79,13 @@ class RetryPolicy:
             or self.handshake_timeout <= 0
         ):
             raise InvalidParameter("RetryPolicy.handshake_timeout must be a number of seconds > 0, or None")
+        if (not isinstance(self.remember_rejected, (int, float)) or isinstance(self.remember_rejected, bool)
+                or not self.remember_rejected >= 0):
+            raise InvalidParameter("RetryPolicy.remember_rejected must be a number of seconds >= 0")
         if not isinstance(self.backoff, Backoff):
             raise InvalidParameter("RetryPolicy.backoff must be a secretclient.Backoff")
-        if isinstance(self.stages, str) or not all(isinstance(s, str) and s for s in self.stages):
+        given: object = self.stages  # checked as what a caller may really pass
+        if isinstance(given, str) or not all(isinstance(s, str) and s for s in self.stages):
             raise InvalidParameter("RetryPolicy.stages must be non-empty stage names")
         stages = tuple(_role_of(s) or s for s in self.stages)
         if not stages:

@@ -5,18 +5,19 @@
 importing them here costs nothing without the SDKs.
 """
 
+from ._open import open_store
 from .aliyun import AliyunKmsStore
 from .aws import AwsSecretsManagerStore
-from .base import MAX_VERSIONS, SecretStore
+from .base import MAX_VERSIONS, LifecycleStore, SecretStore
 from .embedded import EmbeddedStore
 from .ncp import NcpSecretManagerStore
-from .spec import open_store
 
 __all__ = [
     "MAX_VERSIONS",
     "AliyunKmsStore",
     "AwsSecretsManagerStore",
     "EmbeddedStore",
+    "LifecycleStore",
     "NcpSecretManagerStore",
     "SecretStore",
     "open_store",

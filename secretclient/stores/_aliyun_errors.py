@@ -47,8 +47,8 @@ _INVALID_CODES = ("InvalidParameter", "Missing", "InvalidParam", "IllegalParamet
                   "DryRunOperationError")
 _UNAVAILABLE_CODES = ("InternalFailure", "InternalError", "ServiceUnavailable",
                       "ServiceUnavailableTemporary", "SignatureNonceUsed")
-_CONFLICT_CODES = frozenset({"Rejected.ResourceExist", "Rejected.StageNotOnVersion",
-                             "Rejected.ResourceInDeleteWindow"})
+_CONFLICT_CODES = frozenset({"Rejected.ResourceExist", "Rejected.StageNotOnVersion"})
+_IN_DELETE_WINDOW = "Rejected.ResourceInDeleteWindow"
 
 
 def _matches(code: str, prefixes: Sequence[str]) -> bool:
@@ -64,7 +64,7 @@ def _explain(cls: type[StoreError], code: str) -> str:
         return "the STS security token is invalid or expired"
     if code in ("IllegalTimestamp", "RequestTimeTooSkewed") or code.startswith("InvalidTimeStamp"):
         return "the request timestamp was refused: check the local clock"
-    if code == "Rejected.ResourceInDeleteWindow":
+    if code == _IN_DELETE_WINDOW:
         return "the secret is scheduled for deletion: restore it (restore_secret) or wait for the window to end"
     return {
         SecretNotFound: "the secret, version or stage does not exist",
@@ -77,8 +77,10 @@ def _explain(cls: type[StoreError], code: str) -> str:
     }.get(cls, "KMS refused the request")
 
 
-def classify(code: str, status: int | None) -> type[StoreError]:
+def classify(code: str, status: int | None, action: str = "") -> type[StoreError]:
     """Our error class for a KMS ``code`` (and HTTP status when the code is unknown)."""
+    if code == _IN_DELETE_WINDOW:  # the name is taken for CreateSecret, gone for the rest
+        return VersionConflict if action == "CreateSecret" else SecretNotFound
     if code == "Forbidden.ResourceNotFound" or (
         code.endswith("NotFound") and not _matches(code, ("InvalidAccessKeyId", "Forbidden.KeyNotFound"))
     ):
@@ -127,7 +129,7 @@ def map_sdk_error(exc: BaseException, action: str, name: str | None = None) -> S
             # The SDK renames the server's SignatureDoesNotMatch when its own string to
             # sign equals the server's, i.e. when only the secret can be wrong.
             code = "SignatureDoesNotMatch"
-        cls = classify(code, status)
+        cls = classify(code, status, action)
         message = f"{where} failed: {_explain(cls, code)}"
         text = server_text(exc)
         if text and action not in DATA_ACTIONS and cls is not AccessDenied and code != "SDK.UnknownServerError":

@@ -14,7 +14,6 @@ import hashlib
 import hmac
 import http.client
 import json
-import socket
 import ssl
 import time
 from collections.abc import Callable, Mapping
@@ -183,11 +182,13 @@ class NcpTransport:
             resp = conn.getresponse()
             raw = resp.read()
             status = resp.status
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             raise StoreTimeout(f"NCP {what}: no answer within {self.timeout:g} s", code="Timeout") from None
         except (OSError, http.client.HTTPException) as exc:
             # The exception text may name the proxy or host, never a value; keep only its type.
-            raise StoreUnavailable(f"NCP {what}: connection failed ({type(exc).__name__})", code="NetworkError") from None
+            raise StoreUnavailable(
+                f"NCP {what}: connection failed ({type(exc).__name__})", code="NetworkError"
+            ) from None
         finally:
             conn.close()
         try:

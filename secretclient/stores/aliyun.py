@@ -15,6 +15,7 @@ import json
 import os
 import re
 import urllib.request
+import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Self
@@ -32,12 +33,27 @@ from ..model import (
 )
 from . import _aliyun_rpc as _rpc
 from ._aliyun_errors import map_sdk_error
+from ._checks import (
+    check_name,
+    check_recovery_window,
+    check_rotation_interval,
+    check_stage,
+    check_stages,
+    check_version_id,
+    invalid,
+)
 
-__all__ = ["AliyunKmsStore", "kms_endpoint", "map_sdk_error"]
+__all__ = ["MANAGED_TYPES", "NEXT_ROTATION_TAG", "AliyunKmsStore", "kms_endpoint", "map_sdk_error"]
 
 API_VERSION = "2016-01-20"
 _ENV_REGION = "ALIBABA_CLOUD_REGION_ID"
 _LOOPBACK = ("localhost", "127.0.0.1", "::1", "[::1]")
+_ARN = re.compile(r"acs:kms:[a-z0-9-]+:\d+:secret/(.+)", re.DOTALL)
+#: The tag where the rotation engine records a Generic secret's next rotation (ISO 8601, UTC):
+#: KMS keeps no rotation schedule for Generic secrets, and DescribeSecret returns tags.
+NEXT_ROTATION_TAG = "secretclient:NextRotation"
+#: The secret types KMS rotates itself; a Generic secret is rotated by your own code.
+MANAGED_TYPES = frozenset({"Rds", "Redis", "RAMCredentials", "ECS", "PolarDB"})
 
 
 def _missing_sdk(reason: str) -> InvalidParameter:
@@ -241,8 +257,9 @@ class AliyunKmsStore:
 
     @staticmethod
     def _check_name(name: Any) -> None:
-        if not isinstance(name, str) or not name:
-            raise InvalidParameter("secret name must be a non-empty string")
+        """A secret name, or its ARN ``acs:kms:<region>:<account>:secret/<name>`` (KMS takes both)."""
+        m = _ARN.fullmatch(name) if isinstance(name, str) else None
+        check_name(m.group(1) if m else name)
 
     @staticmethod
     def _encode(data: str | bytes) -> tuple[str, str]:
@@ -257,6 +274,10 @@ class AliyunKmsStore:
     def get_secret(self, name: str, *, stage: str | None = None, version_id: str | None = None) -> Secret:
         stage = self.stage_labels.label(stage) if stage is not None else None
         self._check_name(name)
+        if version_id is not None:
+            check_version_id(version_id)
+        if stage is not None:
+            check_stage(stage)
         resp = self._call(
             "GetSecretValue",
             {"SecretName": name, "VersionId": version_id, "VersionStage": stage, "FetchExtendedConfig": "true"},
@@ -286,10 +307,9 @@ class AliyunKmsStore:
         if stages is not None and not isinstance(stages, (str, bytes)):
             stages = [self.stage_labels.label(s) for s in stages]
         self._check_name(name)
-        if not isinstance(version_id, str) or not version_id:
-            raise InvalidParameter("version_id must be a non-empty string")
-        if isinstance(stages, str):
-            raise InvalidParameter("stages must be a list of stage names, not a string")
+        check_version_id(version_id)
+        if stages is not None:
+            stages = check_stages(stages)
         payload, data_type = self._encode(data)
         params: dict[str, Any] = {"SecretName": name, "VersionId": version_id, "SecretDataType": data_type}
         if stages is not None:
@@ -303,6 +323,10 @@ class AliyunKmsStore:
     ) -> None:
         stage = self.stage_labels.label(stage)
         self._check_name(name)
+        check_stage(stage)
+        for version in (move_to, remove_from):
+            if version is not None:
+                check_version_id(version)
         if move_to is None and remove_from is None:
             raise InvalidParameter("update_stage needs move_to, remove_from or both")
         self._call(
@@ -343,8 +367,16 @@ class AliyunKmsStore:
         return out
 
     def describe(self, name: str) -> SecretInfo:
+        """Metadata. For a secret KMS does not rotate (Generic), ``next_rotation`` comes from
+        the :data:`NEXT_ROTATION_TAG` tag the rotation engine records (same request)."""
         self._check_name(name)
-        resp = self._call("DescribeSecret", {"SecretName": name}, name=name)
+        resp = self._call("DescribeSecret", {"SecretName": name, "FetchTags": "true"}, name=name)
+        tags = {
+            str(t.get("TagKey")): str(t.get("TagValue"))
+            for t in ((resp.get("Tags") or {}).get("Tag") or [])
+            if isinstance(t, Mapping)
+        }
+        next_rotation = _parse_time(resp.get("NextRotationDate")) or _parse_time(tags.get(NEXT_ROTATION_TAG))
         return SecretInfo(
             name=resp.get("SecretName", name),
             secret_type=resp.get("SecretType") or "Generic",
@@ -354,10 +386,47 @@ class AliyunKmsStore:
             automatic_rotation=resp.get("AutomaticRotation") == "Enabled",
             rotation_interval=_parse_interval(resp.get("RotationInterval")),
             last_rotation=_parse_time(resp.get("LastRotationDate")),
-            next_rotation=_parse_time(resp.get("NextRotationDate")),
+            next_rotation=next_rotation,
             arn=resp.get("Arn"),
             extended_config=_extended(resp.get("ExtendedConfig")),
+            planned_deletion=_parse_time(resp.get("PlannedDeleteTime")),
         )
+
+    def record_next_rotation(self, name: str, when: datetime | None) -> None:
+        """Record when the rotation engine will next rotate ``name`` (``None``: no schedule)
+        in its :data:`NEXT_ROTATION_TAG` tag, which :meth:`describe` reads back. For secrets
+        KMS does not rotate itself, so that clients learn of a rotation in time."""
+        self._check_name(name)
+        if when is None:
+            self._call("UntagResource", {"SecretName": name, "TagKeys": json.dumps([NEXT_ROTATION_TAG])}, name=name)
+            return
+        if not isinstance(when, datetime) or when.tzinfo is None:
+            raise invalid("when must be a timezone-aware datetime (or None)")
+        stamp = when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        tags = json.dumps([{"TagKey": NEXT_ROTATION_TAG, "TagValue": stamp}])
+        self._call("TagResource", {"SecretName": name, "Tags": tags}, name=name)
+
+    def list_secrets(self) -> list[SecretInfo]:
+        """Every secret's name, type, times and planned deletion (``ListSecrets``, all pages)."""
+        out: list[SecretInfo] = []
+        page = 1
+        while True:
+            resp = self._call("ListSecrets", {"PageNumber": str(page), "PageSize": "100"})
+            items = (resp.get("SecretList") or {}).get("Secret") or []
+            for item in items:
+                out.append(
+                    SecretInfo(
+                        name=str(item.get("SecretName")),
+                        secret_type=item.get("SecretType") or "Generic",
+                        created=_parse_time(item.get("CreateTime")),
+                        updated=_parse_time(item.get("UpdateTime")),
+                        planned_deletion=_parse_time(item.get("PlannedDeleteTime")),
+                    )
+                )
+            if not items or len(out) >= int(resp.get("TotalCount") or 0) or page >= 1000:
+                break
+            page += 1
+        return out
 
     def random_password(self, policy: PasswordPolicy = DEFAULT_PASSWORD_POLICY) -> str:
         def flag(value: bool) -> str:
@@ -385,13 +454,28 @@ class AliyunKmsStore:
         name: str,
         data: str | bytes,
         *,
-        version_id: str,
+        version_id: str | None = None,
         secret_type: str = "Generic",
         description: str = "",
         extended_config: Mapping[str, Any] | None = None,
         rotation_interval: timedelta | None = None,
     ) -> SecretInfo:
+        """Create ``name`` with a first version (``version_id`` generated when not given).
+
+        ``rotation_interval`` turns on KMS's own rotation, which exists for managed types
+        only (:data:`MANAGED_TYPES`, with their ``extended_config``); KMS ignores it for a
+        Generic secret, so it is refused here: rotate those with the rotation engine.
+        """
         self._check_name(name)
+        if version_id is None:
+            version_id = uuid.uuid4().hex
+        check_version_id(version_id)
+        check_rotation_interval(rotation_interval)
+        if rotation_interval is not None and secret_type not in MANAGED_TYPES:
+            raise invalid(
+                f"KMS does not rotate {secret_type} secrets (only {', '.join(sorted(MANAGED_TYPES))}): "
+                "leave rotation_interval out and rotate with the rotation engine (rotation.Scheduler)"
+            )
         payload, data_type = self._encode(data)
         params: dict[str, Any] = {
             "SecretName": name,
@@ -402,17 +486,29 @@ class AliyunKmsStore:
             "ExtendedConfig": json.dumps(dict(extended_config)) if extended_config is not None else None,
         }
         if rotation_interval is not None:
-            seconds = int(rotation_interval.total_seconds())
-            if seconds <= 0:
-                raise InvalidParameter("rotation_interval must be positive")
             params["EnableAutomaticRotation"] = "true"
-            params["RotationInterval"] = f"{seconds}s"
+            params["RotationInterval"] = f"{int(rotation_interval.total_seconds())}s"
         self._call("CreateSecret", params, name=name, body={"SecretData": payload})
         return self.describe(name)
 
-    def delete_secret(self, name: str) -> None:
+    def delete_secret(self, name: str, *, recovery_window_days: int | None = 30, force: bool = False) -> None:
+        """Schedule ``name`` for deletion in ``recovery_window_days`` (7-30, ``None``: 30) or,
+        with ``force=True``, delete it and every version at once (no recovery). Meanwhile KMS
+        refuses to read or write it or to create its name again; :meth:`restore_secret`
+        brings it back."""
         self._check_name(name)
-        self._call("DeleteSecret", {"SecretName": name, "ForceDeleteWithoutRecovery": "true"}, name=name)
+        check_recovery_window(recovery_window_days, force)
+        params = {"SecretName": name}
+        if force:
+            params["ForceDeleteWithoutRecovery"] = "true"
+        else:
+            params["RecoveryWindowInDays"] = str(recovery_window_days or 30)
+        self._call("DeleteSecret", params, name=name)
+
+    def restore_secret(self, name: str) -> None:
+        """Cancel the scheduled deletion of ``name`` (``RestoreSecret``)."""
+        self._check_name(name)
+        self._call("RestoreSecret", {"SecretName": name}, name=name)
 
     def close(self) -> None:
         session = getattr(self._client, "session", None)

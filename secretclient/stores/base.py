@@ -25,7 +25,7 @@ from ..model import (
     VersionInfo,
 )
 
-__all__ = ["MAX_STAGES_PER_VERSION", "MAX_STAGE_LENGTH", "MAX_VERSIONS", "SecretStore"]
+__all__ = ["MAX_STAGES_PER_VERSION", "MAX_STAGE_LENGTH", "MAX_VERSIONS", "LifecycleStore", "SecretStore"]
 
 #: Versions kept per secret.
 MAX_VERSIONS = 10
@@ -102,19 +102,40 @@ class SecretStore(Protocol):
         name: str,
         data: str | bytes,
         *,
-        version_id: str,
+        version_id: str | None = None,
         secret_type: str = "Generic",
         description: str = "",
         extended_config: Mapping[str, Any] | None = None,
         rotation_interval: timedelta | None = None,
     ) -> SecretInfo:
-        """Create a secret whose first version is ``ACSCurrent``. Automatic rotation is on
-        when ``rotation_interval`` is given."""
+        """Create a secret whose first version (``version_id``, default a random one, as
+        KMS's console does) is CURRENT. Automatic rotation is on when ``rotation_interval``
+        is given."""
         ...
 
-    def delete_secret(self, name: str) -> None:
-        """Delete a secret and all its versions at once."""
+    def delete_secret(self, name: str, *, recovery_window_days: int | None = 30, force: bool = False) -> None:
+        """Schedule the secret's deletion after ``recovery_window_days`` (7-30), during which
+        it cannot be read and its name cannot be created again; ``force=True`` deletes it and
+        all its versions at once.
+
+        Stores with the full lifecycle also have ``restore_secret(name) -> None`` and
+        ``list_secrets() -> list[SecretInfo]`` (EmbeddedStore does).
+        """
         ...
 
     def close(self) -> None:
+        ...
+
+
+@runtime_checkable
+class LifecycleStore(SecretStore, Protocol):
+    """A store that also lists secrets and restores one scheduled for deletion
+    (:class:`~secretclient.stores.EmbeddedStore`)."""
+
+    def restore_secret(self, name: str) -> None:
+        """Cancel the scheduled deletion of ``name`` (nothing to do if none is scheduled)."""
+        ...
+
+    def list_secrets(self) -> list[SecretInfo]:
+        """Every secret's metadata by name, those scheduled for deletion included."""
         ...

@@ -19,7 +19,7 @@ import threading
 import uuid
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Self
@@ -161,7 +161,9 @@ class _Sealer:
         try:
             return self._aead.decrypt(sealed[:12], sealed[12:], aad)
         except InvalidTag:
-            raise EncryptionKeyError("stored data cannot be decrypted with this key (wrong key or tampered file)") from None
+            raise EncryptionKeyError(
+                "stored data cannot be decrypted with this key (wrong key or tampered file)"
+            ) from None
 
 
 class EmbeddedStore:
@@ -260,10 +262,9 @@ class EmbeddedStore:
                 try:
                     yield db
                 except BaseException:
-                    try:
+                    # SQLite may have rolled back already (e.g. on SQLITE_FULL): report the cause.
+                    with suppress(sqlite3.Error):
                         db.execute("ROLLBACK")
-                    except sqlite3.Error:
-                        pass  # SQLite already rolled back (e.g. on SQLITE_FULL): report the cause
                     raise
                 db.execute("COMMIT")
             except sqlite3.Error as exc:

@@ -4,8 +4,7 @@ NCP keeps each secret as a chain of three values — ``active``, ``pending``, ``
 no version history. This store maps the chain onto the store contract:
 
 * ``active`` → CURRENT, ``pending`` → PENDING, ``previous`` → PREVIOUS (``stage_labels`` is
-  :data:`~secretclient.model.NCP_STAGES`; roles, NCP's labels and — for code written against
-  KMS — ``ACSCurrent``/``ACSPending``/``ACSPrevious`` are accepted alike);
+  :data:`~secretclient.model.NCP_STAGES`; roles and NCP's labels are accepted alike);
 * a value's VersionId is derived from the value (an HMAC under the secret key, so it changes
   exactly when the value changes and reveals nothing about it);
 * a secret is named by its secret id or its name (names are resolved once through the list API).
@@ -36,7 +35,6 @@ from urllib.parse import quote, urlsplit
 
 from ..errors import InvalidParameter, SecretNotFound, VersionConflict
 from ..model import (
-    ACS_STAGES,
     DEFAULT_PASSWORD_POLICY,
     NCP_STAGES,
     PasswordPolicy,
@@ -241,6 +239,23 @@ class NcpSecretManagerStore:
 
     # -- helpers ----------------------------------------------------------------------------
 
+    def list_secrets(self) -> list[SecretInfo]:
+        """Every secret (``GET /api/v1/secrets``, all pages): name, type, creation; ``arn`` is the id."""
+        out: list[SecretInfo] = []
+        page = 1
+        while page <= 1000:  # bounded: 20 000 secrets
+            data = self._data("GET", f"/api/v1/secrets?pageNo={page}", "list secrets")
+            for item in data.get("secretList") or []:
+                if isinstance(item, Mapping) and item.get("secretName"):
+                    out.append(SecretInfo(
+                        name=str(item["secretName"]), secret_type=str(item.get("secretType") or "BASIC"),
+                        created=_ms(item.get("registerDate")), arn=str(item.get("secretId") or "") or None,
+                    ))
+            if page >= int(data.get("totalPageNo") or 1):
+                return out
+            page += 1
+        return out
+
     def secret_id(self, name: str) -> str:
         """The secret id of ``name`` (a name, resolved once through the list API, or an id)."""
         if not isinstance(name, str) or not name:
@@ -282,8 +297,7 @@ class NcpSecretManagerStore:
 
     def _stage(self, stage: str) -> str:
         """NCP's label for a role or label; :class:`NcpUnsupported` for any other label."""
-        # KMS's labels are accepted as the roles they name: layers above still default to them.
-        label = NCP_STAGES.label(ACS_STAGES.role(stage) or stage)
+        label = NCP_STAGES.label(stage)
         if label not in (NCP_STAGES.current, NCP_STAGES.pending, NCP_STAGES.previous):
             raise NcpUnsupported(
                 f"NCP secrets have only the stages active, pending and previous (or the roles "
@@ -340,7 +354,9 @@ class NcpSecretManagerStore:
             raise InvalidParameter("secret data must be a non-empty string")
         labels = [self._stage(s) for s in stages] if stages else []
         if labels and labels != [NCP_STAGES.pending]:
-            raise NcpUnsupported("NCP can store a new value only as pending (stages=[PENDING]) or as active (no stages)")
+            raise NcpUnsupported(
+                "NCP can store a new value only as pending (stages=[PENDING]) or as active (no stages)"
+            )
         sid = self.secret_id(name)
         derived = self.version_id(sid, data)
         if version_id not in (None, "", derived):
@@ -457,7 +473,7 @@ class NcpSecretManagerStore:
         self._data("POST", "/api/v1/secrets", f"create secret {name!r}", body)
         return self.describe(name)
 
-    def delete_secret(self, name: str) -> None:
+    def delete_secret(self, name: str, *, recovery_window_days: int | None = 30, force: bool = False) -> None:
         """Refused: deleting an NCP secret is a scheduled, console-confirmed operation."""
         raise NcpUnsupported("this store does not delete NCP secrets: schedule the deletion in the NCP console")
 

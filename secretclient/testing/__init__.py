@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from secretclient.manual import ManualClock, ManualExecutor
 from secretclient.testing.certs import TestCertificates, make_certificates
-from secretclient.testing.mariadb import MariaDB, MariaDBError, MariaDBNotInstalled
+from secretclient.testing.manual import ManualClock, ManualExecutor
 from secretclient.testing.proxy import FaultProxy
 
 __all__ = [
@@ -35,14 +34,19 @@ __all__ = [
 
 if TYPE_CHECKING:
     from secretclient.testing.kms_emulator import KmsEmulator
+    from secretclient.testing.mariadb import MariaDB, MariaDBError, MariaDBNotInstalled
     from secretclient.testing.ncp_emulator import NcpEmulator
     from secretclient.testing.postgresql import PostgreSQL, PostgreSQLError, PostgreSQLNotInstalled
     from secretclient.testing.rds_emulator import RdsEmulator
     from secretclient.testing.rpc_server import ProxyRouter
 
-# The emulators and PostgreSQL load on first use, so that `python -m secretclient.testing.kms_emulator` runs
-# its module once (an eager import here makes runpy warn about a second copy).
+# The emulators and the database servers load on first use, so that `python -m
+# secretclient.testing.kms_emulator` (or `.mariadb`, `.postgresql`) runs its module once (an eager
+# import here makes runpy warn about a second copy).
 _LAZY = {
+    "MariaDB": "secretclient.testing.mariadb",
+    "MariaDBError": "secretclient.testing.mariadb",
+    "MariaDBNotInstalled": "secretclient.testing.mariadb",
     "KmsEmulator": "secretclient.testing.kms_emulator",
     "RdsEmulator": "secretclient.testing.rds_emulator",
     "NcpEmulator": "secretclient.testing.ncp_emulator",

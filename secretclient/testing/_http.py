@@ -7,6 +7,7 @@ import contextlib
 import json
 import socket
 import ssl
+import sys
 import threading
 import time
 import uuid
@@ -24,13 +25,23 @@ from ._signing import Incoming
 if TYPE_CHECKING:
     from .rpc_server import RpcEmulator
 
-__all__ = ["HttpService"]
+__all__ = ["MAX_BODY", "HttpService"]
+
+#: Largest request body read (a 30,720-byte secret, base64-encoded, fits many times over).
+MAX_BODY = 1 << 20
 
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     service: HttpService
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that left before its answer (reset, broken pipe, TLS cut) is no server
+        # error: no traceback on stderr for it.
+        if isinstance(sys.exc_info()[1], (ConnectionError, ssl.SSLError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -107,11 +118,6 @@ class _Handler(BaseHTTPRequestHandler):
         self._serve()
 
     def _serve(self) -> None:
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = 0
-        body = self.rfile.read(length) if length > 0 else b""
         url = urlsplit(self.path)
         # A plain-HTTP proxy request names its host in the URL ("POST http://rds.aliyuncs.com/?…").
         host = url.hostname or (self.headers.get("Host") or "").rsplit(":", 1)[0]
@@ -120,6 +126,18 @@ class _Handler(BaseHTTPRequestHandler):
             self._refuse()
             return
         request_id = str(uuid.uuid4()).upper()
+        raw_length = (self.headers.get("Content-Length") or "0").strip()
+        if not raw_length.isascii() or not raw_length.isdigit():
+            self.close_connection = True  # the next request's start is unknown
+            self._answer(emu, host, request_id, RpcError("InvalidContentLength", "Content-Length is not valid.", 400))
+            return
+        if int(raw_length) > MAX_BODY:
+            # Refused before reading: a client announcing 40 GB gets no 40 GB buffer.
+            self.close_connection = True
+            self._answer(emu, host, request_id, RpcError(
+                "RequestEntityTooLarge", f"The request body is larger than {MAX_BODY} bytes.", 413))
+            return
+        body = self.rfile.read(int(raw_length)) if int(raw_length) else b""
         query = tuple(parse_qsl(url.query, keep_blank_values=True))
         params = dict(query)
         if body and "x-www-form-urlencoded" in (self.headers.get("Content-Type") or ""):
@@ -139,20 +157,28 @@ class _Handler(BaseHTTPRequestHandler):
             if injected is not None:
                 raise injected
             result = emu._dispatch(incoming)
-            result["RequestId"] = request_id
-            self._send(200, result, request_id)
         except RpcError as err:
-            self._send(
-                err.status,
-                {
-                    "RequestId": request_id,
-                    "HostId": host or emu.host,
-                    "Code": err.code,
-                    "Message": err.message,
-                    "Recommend": f"https://api.aliyun.com/troubleshoot?q={err.code}&product={emu.product}&requestId={request_id}",
-                },
-                request_id,
-            )
+            self._answer(emu, host, request_id, err)
+            return
+        except Exception:
+            self._answer(emu, host, request_id, emu.error(emu.internal_code))
+            return
+        result["RequestId"] = request_id
+        self._send(200, result, request_id)
+
+    def _answer(self, emu: RpcEmulator, host: str, request_id: str, err: RpcError) -> None:
+        """An error in the gateway's JSON shape."""
+        self._send(
+            err.status,
+            {
+                "RequestId": request_id,
+                "HostId": host or emu.host,
+                "Code": err.code,
+                "Message": err.message,
+                "Recommend": f"https://api.aliyun.com/troubleshoot?q={err.code}&product={emu.product}&requestId={request_id}",
+            },
+            request_id,
+        )
 
     def _send(self, status: int, payload: Mapping[str, Any], request_id: str) -> None:
         data = json.dumps(payload).encode()
@@ -160,6 +186,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json;charset=utf-8")
         self.send_header("Content-Length", str(len(data)))
         self.send_header("x-acs-request-id", request_id)
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(data)
 
@@ -219,7 +247,9 @@ class HttpService:
     def __enter__(self) -> Self:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
     @property

@@ -10,15 +10,18 @@ and logs connection events with the ``server_audit`` plugin so tests can count f
 
 from __future__ import annotations
 
+import argparse
 import atexit
 import itertools
 import os
 import re
 import secrets
+import shlex
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterable, Mapping
@@ -505,3 +508,75 @@ class MariaDB:
                 if not row or row[0] == 0 or time.monotonic() > deadline:
                     return
                 time.sleep(0.01)
+
+
+# -- python -m secretclient.testing.mariadb: a throwaway server for a person -------------------
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path``, readable by its owner only (it may hold a password)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
+def _serve_until_interrupted(argv: list[str] | None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m secretclient.testing.mariadb",
+        description="Start a throwaway MariaDB on a free 127.0.0.1 port for you to try things on; "
+        "Ctrl-C (or SIGTERM) stops it and deletes its files.",
+    )
+    parser.add_argument("--tls", action="store_true", help="serve TLS too (a throwaway CA: ca.pem in its directory)")
+    parser.add_argument("--env-file", type=Path, metavar="FILE",
+                        help="also write MARIADB_HOST, MARIADB_PORT and MARIADB_CNF to FILE for a shell "
+                        "(`. ./FILE`); deleted with the server")
+    args = parser.parse_args(argv)
+
+    # Ctrl-C and SIGTERM (kill PID, a service manager) clean up alike, even when this was started in
+    # the background of a script (which starts it with SIGINT ignored).
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, signal.default_int_handler)
+    try:
+        db = MariaDB(tls=args.tls).start()
+    except MariaDBError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:  # start() has cleaned up already
+        print("interrupted while starting; nothing is left behind", file=sys.stderr)
+        return 130
+    with db:
+        # The root password goes into a client option file, never to the terminal.
+        cnf = db._dir() / "client.cnf"
+        lines = ["[client]", f"host={db.host}", f"port={db.port}", f"user={db.admin_user}",
+                 f"password={db.admin_password}"]
+        if db.ca_file is not None:
+            lines += [f"ssl-ca={db.ca_file}", "ssl-verify-server-cert"]
+        _write_private(cnf, "\n".join(lines) + "\n")
+        env_file = args.env_file.resolve() if args.env_file else None
+        if env_file is not None:
+            _write_private(env_file, f"MARIADB_HOST={db.host}\nMARIADB_PORT={db.port}\n"
+                           f"MARIADB_CNF={shlex.quote(str(cnf))}\nexport MARIADB_HOST MARIADB_PORT MARIADB_CNF\n")
+        print(f"MariaDB {db.version} is running on {db.host}:{db.port}: "
+              f"a throwaway server, its files in {db.directory}")
+        print(f"  as root:      mariadb --defaults-extra-file={shlex.quote(str(cnf))}")
+        print("               (that file holds host, port, user root and its random password; only you can read it)")
+        if db.ca_file is not None:
+            print(f"  TLS CA:       {db.ca_file}")
+        if env_file is not None:
+            print(f"  for a shell:  . {shlex.quote(str(env_file))}   (sets MARIADB_HOST, MARIADB_PORT, MARIADB_CNF)")
+        print("Press Ctrl-C to stop it and delete its files.", flush=True)
+        try:
+            while db.running:
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            print("stopping: the server is killed and its files deleted", flush=True)
+            return 0
+        finally:
+            if env_file is not None:
+                env_file.unlink(missing_ok=True)
+        print(f"error: mariadbd exited by itself; error log:\n{db._log_tail()}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(_serve_until_interrupted(sys.argv[1:]))

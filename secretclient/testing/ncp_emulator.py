@@ -36,7 +36,6 @@ import signal
 import socket
 import ssl
 import string
-import sys
 import tempfile
 import threading
 import time
@@ -44,7 +43,6 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar, Self
@@ -58,12 +56,11 @@ from secretclient.stores._ncp_http import (
     TIMESTAMP_HEADER,
     sign_v2,
 )
+from secretclient.testing._ncp_server import NCP_HOSTS, Server
 from secretclient.testing.rpc_server import Faults
 
 __all__ = ["NCP_HOSTS", "NcpEmulator", "NcpError", "main"]
 
-#: The hosts proxy mode answers for (and the TLS certificate names).
-NCP_HOSTS = ("secretmanager.apigw.ntruss.com", "ocapi-kr.ncloud.com", "ocapi-jp.ncloud.com")
 _SKEW_MS = 5 * 60 * 1000
 _PAGE_SIZE = 20
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{2,14}")
@@ -167,7 +164,7 @@ class NcpEmulator:
         self.faults = faults if faults is not None else Faults(seed=seed)
         self._lock = threading.Lock()
         self._secrets: dict[str, _Secret] = {}
-        self._server: _Server | None = None
+        self._server: Server | None = None
         self._thread: threading.Thread | None = None
         self._conns: set[Any] = set()
         self._tmpdir: str | None = None
@@ -181,8 +178,7 @@ class NcpEmulator:
         if self._server is None:
             if self.https:
                 self._ssl_context()
-            server = _Server(self._bind, _Handler)
-            server.emulator = self
+            server = Server(self._bind, self)
             self._server = server
             self._thread = threading.Thread(
                 target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="NcpEmulator", daemon=True
@@ -210,7 +206,9 @@ class NcpEmulator:
     def __enter__(self) -> Self:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
     def __repr__(self) -> str:
@@ -298,7 +296,7 @@ class NcpEmulator:
         auto_rotation_days: int | None = None,
     ) -> str:
         """Create a secret whose ``active`` value is ``value``; returns its secret id."""
-        body = {"secretName": name, "memo": memo,
+        body: dict[str, Any] = {"secretName": name, "memo": memo,
                 "secretValue": {"value": value, "rotationTargets": list(rotation_targets)},
                 "secretType": "BASIC", "autoRotationYN": "Y" if auto_rotation_days else "N",
                 "protectionKeyType": "DEFAULT"}
@@ -445,7 +443,8 @@ class NcpEmulator:
         name = body.get("secretName")
         value_obj = body.get("secretValue")
         if not isinstance(name, str) or not _NAME.fullmatch(name):
-            raise NcpError("INVALID_REQUEST", "secretName: 3 to 15 letters, digits, '-' or '_', starting with a letter.")
+            raise NcpError("INVALID_REQUEST",
+                           "secretName: 3 to 15 letters, digits, '-' or '_', starting with a letter.")
         if not isinstance(value_obj, Mapping) or not isinstance(value_obj.get("value"), str) or not value_obj["value"]:
             raise NcpError("INVALID_REQUEST", "secretValue.value is required.")
         targets = value_obj.get("rotationTargets")
@@ -609,6 +608,7 @@ class NcpEmulator:
             api, handler, args = self._route(method, url.path)
         except NcpError as err:
             return err.status, err.body()
+        # Faults is the KMS emulator's; this class is a FaultTarget (error() and the codes).
         drop, injected, delay = self.faults._admit(api, self)
         if delay:
             time.sleep(delay)
@@ -665,103 +665,6 @@ def _random_string(body: Any) -> str:
             return text
         if all(any(c in group for c in text) for group in classes):
             return text
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    emulator: NcpEmulator
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if not isinstance(sys.exc_info()[1], OSError):  # a client that went away is no news
-            super().handle_error(request, client_address)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    sys_version = ""
-    server_version = "NcpEmulator"
-    timeout = 30
-    server: _Server
-
-    def setup(self) -> None:
-        emu = self.server.emulator
-        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if emu.https:
-            self.request.settimeout(10)
-            try:
-                self.request = emu._ssl_context().wrap_socket(self.request, server_side=True)
-            except (OSError, ssl.SSLError):
-                self.request.close()
-                raise
-        super().setup()
-        emu._track(self.connection, True)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.server.emulator._track(self.connection, False)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # bodies carry secret values; request lines are not worth the risk either
-
-    def do_CONNECT(self) -> None:
-        """Proxy mode: answer the tunnel to an NCP host ourselves, over TLS."""
-        emu = self.server.emulator
-        if self.path.rsplit(":", 1)[0].lower() not in NCP_HOSTS:
-            self.send_response(502, "Bad Gateway")
-            self.send_header("Content-Length", "0")
-            self.send_header("Connection", "close")
-            self.end_headers()
-            self.close_connection = True
-            return
-        self.send_response(200, "Connection Established")
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-        self.wfile.flush()
-        try:
-            tls = emu._ssl_context().wrap_socket(self.connection, server_side=True)
-        except (OSError, ssl.SSLError):
-            self.close_connection = True
-            return
-        emu._track(self.connection, False)
-        self.request = self.connection = tls
-        emu._track(tls, True)
-        self.rfile = tls.makefile("rb")
-        self.wfile = tls.makefile("wb")
-        self.close_connection = False
-
-    def _serve(self) -> None:
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = 0
-        raw = self.rfile.read(length) if length > 0 else b""
-        target = self.path
-        if "://" in target:  # a plain-HTTP proxy request names its host
-            url = urlsplit(target)
-            target = url.path + (f"?{url.query}" if url.query else "")
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        headers = {TIMESTAMP_HEADER: headers.get(TIMESTAMP_HEADER, ""), ACCESS_KEY_HEADER: headers.get(ACCESS_KEY_HEADER, ""),
-                   SIGNATURE_HEADER: headers.get(SIGNATURE_HEADER, ""),
-                   **({JOB_TOKEN_HEADER: headers[JOB_TOKEN_HEADER.lower()]} if JOB_TOKEN_HEADER.lower() in headers else {})}
-        try:
-            status, payload = self.server.emulator._handle(self.command, target, headers, raw)
-        except ConnectionAbortedError:
-            self.close_connection = True
-            with contextlib.suppress(OSError):
-                self.connection.shutdown(socket.SHUT_RDWR)
-            return
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json;charset=UTF-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-        self.wfile.flush()
-
-    do_GET = do_POST = do_PUT = do_DELETE = _serve
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
 import glob
 import itertools
 import os
@@ -152,7 +153,9 @@ def _import_psycopg() -> Any:
     try:
         import psycopg
     except ImportError:
-        raise PostgreSQLError("the throwaway PostgreSQL needs psycopg 3: pip install 'secretclient[postgres]'") from None
+        raise PostgreSQLError(
+            "the throwaway PostgreSQL needs psycopg 3: pip install 'secretclient[postgres]'"
+        ) from None
     return psycopg
 
 
@@ -406,14 +409,10 @@ class PostgreSQL:
         proc, self._proc = self._proc, None
         if proc is None:
             return
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)  # backends too: they are in the postmaster's group
-        except ProcessLookupError:
-            pass
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):  # a zombie we cannot reap
             proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:  # pragma: no cover - a zombie we cannot reap
-            pass
 
     def stop(self) -> None:
         """Kill the server (no clean shutdown: the data is thrown away) and delete its directory.

@@ -80,7 +80,8 @@ def postgresql() -> Iterator[PostgreSQL]:
 
 @pytest.fixture(scope="session")
 def postgresql_tls() -> Iterator[PostgreSQL]:
-    """A throwaway PostgreSQL with TLS; verify it with ``sslmode="verify-full", sslrootcert=str(postgresql_tls.ca_file)``."""
+    """A throwaway PostgreSQL with TLS; verify it with
+    ``sslmode="verify-full", sslrootcert=str(postgresql_tls.ca_file)``."""
     yield from _started_postgresql(tls=True)
 
 

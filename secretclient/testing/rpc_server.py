@@ -31,6 +31,7 @@ __all__ = [
     "COMMON_ERRORS",
     "EmulatorOptions",
     "Faults",
+    "Handler",
     "ProxyRouter",
     "RpcEmulator",
     "RpcError",
@@ -38,6 +39,10 @@ __all__ = [
     "sign",
     "string_to_sign",
 ]
+
+
+#: An action's handler: the request parameters in, the answer's JSON out.
+Handler = Callable[[Mapping[str, str]], dict[str, Any]]
 
 
 class EmulatorOptions(TypedDict, total=False):
@@ -78,6 +83,8 @@ class RpcEmulator(HttpService):
     internal_code: ClassVar[str] = "InternalError"
     unavailable_code: ClassVar[str] = "ServiceUnavailable"
     throttling_code: ClassVar[str] = "Throttling"
+    #: The code of a request whose time is more than 15 minutes off.
+    stale_timestamp_code: ClassVar[str] = "InvalidTimeStamp.Expired"
 
     def __init__(self, **options: Unpack[EmulatorOptions]) -> None:
         access_keys = options.get("access_keys")
@@ -89,7 +96,9 @@ class RpcEmulator(HttpService):
         self.https = options.get("https", False)
         self.region = options.get("region", "cn-hangzhou")
         self._clock = options.get("clock", time.time)
-        self.auth = Authenticator(access_keys, options.get("security_tokens") or {}, self._clock, self.error)
+        self.auth = Authenticator(
+            access_keys, options.get("security_tokens") or {}, self._clock, self.error, self.stale_timestamp_code
+        )
         faults = options.get("faults")
         self.faults = faults if faults is not None else Faults(seed=options.get("seed"))
         self._tmpdir: str | None = None
@@ -98,7 +107,7 @@ class RpcEmulator(HttpService):
 
     # -- what subclasses define ----------------------------------------------------------
 
-    def _actions(self) -> Mapping[str, Callable[[Mapping[str, str]], dict[str, Any]]]:
+    def _actions(self) -> Mapping[str, Handler]:
         """Action name -> handler of the request parameters, returning the answer's JSON."""
         raise NotImplementedError
 
@@ -116,7 +125,7 @@ class RpcEmulator(HttpService):
                 return True
         return False
 
-    def _invoke(self, handler: Callable[[Mapping[str, str]], dict[str, Any]], params: Mapping[str, str]) -> dict[str, Any]:
+    def _invoke(self, handler: Handler, params: Mapping[str, str]) -> dict[str, Any]:
         """Run an action's handler (subclasses translate their own exceptions here)."""
         return handler(params)
 
@@ -209,27 +218,31 @@ class RpcEmulator(HttpService):
     # -- request handling ----------------------------------------------------------------
 
     def action_of(self, req: Incoming) -> str:
-        """The Action a request names (``""`` when none)."""
-        return req.params.get("Action", "")
+        """The Action a request names (``""`` when none): a parameter (signature 1.0) or the
+        ``x-acs-action`` header (V3)."""
+        return req.params.get("Action") or req.headers.get("x-acs-action", "")
 
     def _dispatch(self, req: Incoming) -> dict[str, Any]:
         action = self.action_of(req)
         if not action:
-            raise missing("Action")
+            raise self.missing("Action")
         handler = self._actions().get(action)
         if handler is None:
             raise self.error("InvalidAction.NotFound")
-        if req.params.get("Version") != self.api_version:
+        if (req.params.get("Version") or req.headers.get("x-acs-version")) != self.api_version:
             raise self.error("InvalidVersion")
         self.auth.check(req)
         return self._invoke(handler, req.params)
 
-    @staticmethod
-    def _require(params: Mapping[str, str], *names: str) -> list[str]:
+    def missing(self, param: str) -> RpcError:
+        """This service's answer to a missing required parameter (``MissingSecretName``)."""
+        return missing(param)
+
+    def _require(self, params: Mapping[str, str], *names: str) -> list[str]:
         values = []
         for name in names:
             value = params.get(name)
             if value is None or value == "":
-                raise missing(name)
+                raise self.missing(name)
             values.append(value)
         return values

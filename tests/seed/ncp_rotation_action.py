@@ -2,7 +2,7 @@
 # example Python action: Cloud DB for MySQL, cdbPassword as the single rotation target), for
 # compatibility testing: tests/test_ncp_seed_action.py runs it unchanged against our NCP emulator
 # and a throwaway MariaDB. No line differs, not even the host: the test reaches the emulator through
-# requests' own HTTPS_PROXY and REQUESTS_CA_BUNDLE settings (see docs/emulator.md).
+# requests' own HTTPS_PROXY and REQUESTS_CA_BUNDLE settings (see docs/ncp-emulator.md).
 # Lines 1-6 (this header) and a final newline are the only additions. Do not edit or reformat the code below.
 import hmac
 import hashlib

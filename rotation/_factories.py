@@ -11,14 +11,15 @@ from datetime import timedelta
 from typing import Any
 
 from secretclient.model import PasswordPolicy
+from secretclient.stores import open_store  # re-exported: the CLI and the FC handler use it
 from secretclient.stores.base import SecretStore
-from secretclient.stores.spec import open_store  # re-exported: the CLI and the FC handler use it
 
 from .dbconn import ConnectOptions
 from .errors import InvalidRotationSetup
 from .lock import Lock
-from .passwords import DEFAULT_POLICY, RDS_POLICY
+from .passwords import MYSQL_PASSWORD_POLICY, RDS_PASSWORD_POLICY
 from .strategies import AlternatingUsersStrategy, RdsApiStrategy, SingleUserStrategy, Strategy
+from .strategies.base import DEFAULT_GRACE, DrainPolicy
 from .strategies.by_engine import ByEngineStrategy
 from .strategies.postgres import PostgresAlternatingUsersStrategy, PostgresSingleUserStrategy
 
@@ -35,15 +36,17 @@ def make_strategy(
     kind: str = "alternating",
     *,
     name_limit: int = 32,
-    grace_seconds: float = 0.0,
+    grace_seconds: float = DEFAULT_GRACE.total_seconds(),
     master_secret: str | None = None,
     exclude_characters: str | None = None,
-    password_length: int = DEFAULT_POLICY.length,
+    password_length: int = MYSQL_PASSWORD_POLICY.length,
     ca_file: str | None = None,
     instance_id: str | None = None,
     rds_client: Any = None,
     allow_accounts: tuple[str, ...] = (),
     engine: str = "auto",
+    drain_wait: float = 0.0,
+    drain_proceed: bool = False,
 ) -> Strategy:
     """A database strategy: ``alternating`` (the seed's ``_rt`` users) or ``single``; or ``rds``,
     alternating users through the RDS API on instance ``instance_id`` with ``rds_client`` (an
@@ -63,7 +66,7 @@ def make_strategy(
         if rds_client is None:
             raise InvalidRotationSetup("strategy 'rds' needs an RDS client (rds_client=)")
         # RDS refuses passwords with other specials, whatever else is excluded.
-        excluded = set(RDS_POLICY.exclude_characters) | set(exclude_characters or "")
+        excluded = set(RDS_PASSWORD_POLICY.exclude_characters) | set(exclude_characters or "")
         policy = PasswordPolicy(length=password_length, exclude_characters="".join(sorted(excluded)))
         return RdsApiStrategy(
             instance_id, rds_client, name_limit=name_limit, grace=timedelta(seconds=grace_seconds),
@@ -72,7 +75,7 @@ def make_strategy(
         )
     policy = PasswordPolicy(
         length=password_length,
-        exclude_characters=DEFAULT_POLICY.exclude_characters if exclude_characters is None else exclude_characters,
+        exclude_characters=MYSQL_PASSWORD_POLICY.exclude_characters if exclude_characters is None else exclude_characters,
     )
     common: dict[str, Any] = {
         "master_secret": master_secret or None, "password_policy": policy,
@@ -80,7 +83,9 @@ def make_strategy(
     }
     if kind == "alternating":
         grace = timedelta(seconds=grace_seconds)
-        mysql: Strategy = AlternatingUsersStrategy(grace=grace, name_limit=name_limit, **common)
+        mysql: Strategy = AlternatingUsersStrategy(
+            grace=grace, name_limit=name_limit, drain=DrainPolicy(wait=drain_wait, proceed=drain_proceed), **common
+        )
         postgres: Strategy = PostgresAlternatingUsersStrategy(grace=grace, **common)
     elif kind == "single":
         mysql, postgres = SingleUserStrategy(name_limit=name_limit, **common), PostgresSingleUserStrategy(**common)

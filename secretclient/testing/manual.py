@@ -17,7 +17,7 @@ from concurrent.futures import Executor, Future
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .errors import InvalidParameter
+from ..errors import InvalidParameter
 
 __all__ = ["ManualClock", "ManualExecutor"]
 

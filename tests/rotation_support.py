@@ -1,4 +1,4 @@
-"""Shared helpers and fixtures for the rotation tests (no tests here)."""
+"""Shared helpers for the rotation tests (no tests here; their fixtures are in conftest.py)."""
 
 from __future__ import annotations
 
@@ -6,15 +6,13 @@ import itertools
 import json
 import re
 import secrets
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pymysql
-import pytest
-from test_rotation_child import STRATEGIES, child_env, make_strategy, open_store
+from rotation_child import STRATEGIES, child_env, make_strategy, open_store
 
 from secretclient.errors import InvalidParameter
 from secretclient.model import ACS_STAGES, AWS_STAGES, CURRENT, PENDING, PREVIOUS, Secret, VersionInfo
@@ -37,6 +35,8 @@ class StoreHandle:
     spec: dict[str, Any]
     backing: EmbeddedStore
     closers: list[Any] = field(default_factory=list)
+    #: The backing store's clock (set its offset to move the store's time).
+    clock: Any = None
 
     def open_again(self) -> Any:
         return open_store(self.spec)
@@ -61,24 +61,14 @@ def start_store(kind: str, tmp_path: Path, clock: ShiftedClock | None = None) ->
     backing = EmbeddedStore(tmp_path / "secrets.db", clock=clock)
     if kind == "embedded":
         return StoreHandle(kind, backing, {"kind": "embedded", "path": str(tmp_path / "secrets.db")}, backing,
-                           [backing.close])
+                           [backing.close], clock)
     from secretclient.testing.kms_emulator import KmsEmulator
 
     emulator = KmsEmulator(store=backing).start()
     store = emulator.store()
     spec = {"kind": "kms", "region": emulator.region, "endpoint": emulator.endpoint,
             "ak": emulator.access_key_id, "sk": emulator.access_key_secret}
-    return StoreHandle(kind, store, spec, backing, [backing.close, emulator.stop, store.close])
-
-
-@pytest.fixture(params=["embedded", "kms"])
-def store_handle(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreHandle]:
-    """The rotation tests' store: an EmbeddedStore file, or the KMS emulator through the SDK."""
-    handle = start_store(request.param, tmp_path)
-    try:
-        yield handle
-    finally:
-        handle.close()
+    return StoreHandle(kind, store, spec, backing, [backing.close, emulator.stop, store.close], clock)
 
 
 class AwsLabelledStore:
@@ -248,14 +238,6 @@ def make_app(db: Any, store: Any, kind: str, *, account: str | None = None, pass
     return App(db, store, name, master_name, account, database, hosts, admin)
 
 
-@pytest.fixture
-def cleanup_accounts(mariadb: Any) -> Iterator[list[str]]:
-    """Names appended here are dropped (with their ``_rt`` twins) after the test."""
-    names: list[str] = []
-    yield names
-    drop_accounts(mariadb, *names, *(n + "_rt" for n in names))
-
-
 def stages_snapshot(store: Any, name: str) -> dict[str, tuple[str, Any]]:
     """{stage: (version_id, DbCredentials)} for every stage label of the secret."""
     out = {}
@@ -277,7 +259,6 @@ __all__ = [
     "account_state",
     "all_grants",
     "child_env",
-    "cleanup_accounts",
     "drop_accounts",
     "make_app",
     "make_strategy",
@@ -285,5 +266,4 @@ __all__ = [
     "own_grants",
     "stages_snapshot",
     "start_store",
-    "store_handle",
 ]

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from ..errors import InvalidParameter
 from .base import SecretStore
 
-__all__ = ["open_store", "EMBEDDED_KEY_ENV"]
+__all__ = ["EMBEDDED_KEY_ENV", "open_store"]
 
 #: Environment variable holding the EmbeddedStore key (hex or base64) for ``embedded:PATH``.
 EMBEDDED_KEY_ENV = "SECRETCLIENT_EMBEDDED_KEY"

@@ -1,0 +1,99 @@
+"""secretclient.metrics: every public metric name after reads, a rejected login that recovers,
+and a rotation (a real Rotator on MariaDB); values read at scrape time; no value leaks."""
+
+from __future__ import annotations
+
+import pytest
+
+prometheus_client = pytest.importorskip("prometheus_client")
+
+from rotation_support import make_app, make_strategy, start_store  # noqa: E402
+
+from rotation import Rotator  # noqa: E402
+from secretclient import EmbeddedStore, SecretClient, SecretNotFound  # noqa: E402
+from secretclient.metrics import instrument  # noqa: E402
+
+
+NAMES = [
+    "secretclient_cache_reads_total", "secretclient_store_requests_total", "secretclient_secret_version_info",
+    "secretclient_secret_age_seconds", "secretclient_db_logins_rejected_total",
+    "secretclient_db_credential_recoveries_total", "rotation_runs_total", "rotation_duration_seconds",
+    "rotation_last_success_timestamp_seconds", "rotation_account_sessions",
+]
+
+
+def sample(registry, name, **labels):
+    value = registry.get_sample_value(name, labels)
+    return 0.0 if value is None else value
+
+
+def test_client_metrics_are_read_at_scrape_time():
+    registry = prometheus_client.CollectorRegistry()
+    store = EmbeddedStore()
+    store.create_secret("db", "s3cret-value-xyz", version_id="v1")
+    client = SecretClient(store, rotation_aware=False)
+    instrument(client=client, registry=registry)
+    client.get("db")
+    client.get("db")
+    with pytest.raises(SecretNotFound):
+        client.get("missing")
+    assert sample(registry, "secretclient_cache_reads_total", result="hit") == 1
+    assert sample(registry, "secretclient_cache_reads_total", result="miss") == 2
+    assert sample(registry, "secretclient_cache_reads_total", result="error") == 1
+    assert sample(registry, "secretclient_store_requests_total", action="GetSecretValue", outcome="success") == 1
+    assert sample(registry, "secretclient_store_requests_total", action="GetSecretValue", outcome="not_found") == 1
+    assert sample(registry, "secretclient_secret_version_info", secret="db", stage="ACSCurrent", version_id="v1") == 1
+    assert sample(registry, "secretclient_secret_age_seconds", secret="db") >= 0
+    # a second client in the same registry is summed, not registered twice
+    other = SecretClient(store, rotation_aware=False)
+    instrument(client=other, registry=registry)
+    other.get("db")
+    assert sample(registry, "secretclient_cache_reads_total", result="miss") == 3
+    assert b"s3cret-value-xyz" not in prometheus_client.generate_latest(registry)
+
+
+def test_every_name_after_a_recovered_login_and_a_rotation(mariadb, tmp_path, cleanup_accounts):
+    handle = start_store("embedded", tmp_path)
+    try:
+        store = handle.store
+        app = make_app(mariadb, store, "self", account="metricsuser")
+        cleanup_accounts.append("metricsuser")
+        registry = prometheus_client.CollectorRegistry()
+        client = SecretClient(store, rotation_aware=False)
+        rotator = Rotator(store, strategy=make_strategy("self"), client=client)
+        metrics = instrument(client=client, rotator=rotator, registry=registry)
+        client.get(app.name)
+        result = rotator.rotate(app.name)
+        assert result.rotated
+        # the connection layer and the session check report through the same collector
+        metrics.db_login_rejected(app.name, "ACSCurrent")
+        metrics.db_credential_recovered(app.name, "ACSPending")
+        metrics.account_sessions(app.name, "metricsuser", "ACSCurrent", 2)
+        text = prometheus_client.generate_latest(registry).decode()
+        for name in NAMES:
+            assert f"\n{name}" in text or text.startswith(name), name
+        assert sample(registry, "rotation_runs_total", secret=app.name, outcome="success") == 1
+        assert sample(registry, "rotation_duration_seconds_count") == 1
+        assert sample(registry, "rotation_last_success_timestamp_seconds", secret=app.name) > 0
+        assert sample(registry, "secretclient_secret_version_info", secret=app.name, stage="ACSCurrent",
+                      version_id=result.version_id) == 1
+        assert sample(registry, "secretclient_db_logins_rejected_total", secret=app.name, stage="ACSCurrent") == 1
+        assert sample(registry, "rotation_account_sessions", secret=app.name, account="metricsuser",
+                      stage="ACSCurrent") == 2
+        assert app.current().account_password not in text
+    finally:
+        handle.close()
+
+
+def test_the_documented_dashboard_and_alerts_use_only_published_names():
+    import json
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).parent.parent / "docs" / "operations.md").read_text()
+    dashboard = json.loads(re.search(r"```json\n(.*?)```", doc, re.S).group(1))
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    exprs += re.findall(r"expr: (.*)", re.search(r"```yaml\n(.*?)```", doc, re.S).group(1))
+    used = {m for e in exprs for m in re.findall(r"\b((?:secretclient|rotation)_[a-z_]+)", e)}
+    published = set(NAMES) | {"rotation_duration_seconds_bucket"}
+    assert used and used <= published, used - published
