@@ -5,13 +5,12 @@ from __future__ import annotations
 import threading
 
 import pytest
-from test_rotation_support import make_app, make_strategy
+from rotation_support import make_app, make_strategy
 
 from rotation import AccountInUse, DrainPolicy, InvalidRotationSetup, Rotator
 from secretclient.model import Stage
 from secretclient.stores.embedded import EmbeddedStore
 
-pytest_plugins = ["test_rotation_support"]
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-from test_rotation_support import make_app, make_strategy
+from rotation_support import make_app, make_strategy
 
 from rotation import InvalidRotationSetup, LocalLock, Rotator, StoreRetryPolicy
 from rotation.store_retry import NO_STORE_RETRY, RetryingStore
@@ -14,7 +14,6 @@ from secretclient.errors import SecretNotFound, Throttled
 from secretclient.stores.embedded import EmbeddedStore
 from secretclient.testing.kms_emulator import KmsEmulator
 
-pytest_plugins = ["test_rotation_support"]
 
 FAST = StoreRetryPolicy(total=30, max_attempts=10, backoff=Backoff(base=0.01, cap=0.05))
 
