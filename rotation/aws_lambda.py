@@ -150,7 +150,8 @@ def _fill_placeholder(rotator: Rotator, secret_id: str, token: str) -> None:
         except SecretNotFound:
             pass
         current = store.get_secret(secret_id, stage=Stage.CURRENT)
-        ctx = RotationContext(store=store, secret_name=secret_id, now=rotator.clock, checkpoint=lambda _: handle.check())
+        ctx = RotationContext(store=store, secret_name=secret_id, now=rotator.clock,
+                              checkpoint=lambda _: handle.check())
         strategy.preflight(ctx, current)
         pending = strategy.pending_credentials(current.db_credentials(), strategy.new_password(store))
         handle.check()

@@ -10,7 +10,7 @@ import time
 
 import pytest
 import sqlalchemy as sa
-from test_aws_lambda import Setup, aws_env, multi, rotate, single, store  # noqa: F401 - fixtures
+from aws_support import Setup, aws_env, multi, rotate, single, store  # noqa: F401 - fixtures
 
 from secretclient.client import SecretClient
 from secretclient.db.sqlalchemy import create_engine
@@ -41,7 +41,7 @@ def test_eight_threads_query_through_five_rotations_without_a_failure(kind, requ
                     if rng.random() < 0.2:
                         conn.invalidate()
                 counts[i] += 1
-            except Exception as exc:  # noqa: BLE001 - any failure at all is what the test counts
+            except Exception as exc:
                 failures.append(f"{type(exc).__name__}: {exc}")
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
