@@ -177,3 +177,24 @@ def test_in_process_rotator_on_the_aws_store_alternates_with_the_lambda(multi):
     token, before = rotate(multi)
     multi.assert_rotated(token, before)
     assert multi.creds().account_name == multi.user
+
+
+@pytest.mark.parametrize("kind", ["single", "multi"])
+def test_rotate_secret_without_immediate_rotation_only_tests_the_configuration(kind, request):
+    """RotateSecret(RotateImmediately=False): Secrets Manager labels a copy of AWSCURRENT
+    AWSPENDING and invokes testSecret alone; nothing may change in the database."""
+    from botocore.exceptions import ClientError
+
+    setup: Setup = request.getfixturevalue(kind)
+    creds = setup.creds()
+    token = str(uuid.uuid4())
+    try:
+        setup.moto.client().rotate_secret(SecretId=setup.name, ClientRequestToken=token, RotateImmediately=False,
+                                          RotationLambdaARN="arn:aws:lambda:us-east-1:123456789012:function:rotate")
+    except ClientError as exc:
+        assert exc.response["Error"]["Code"] == "ResourceNotFoundException"
+    assert setup.store.get_secret(setup.name, version_id=token).data == setup.store.get_secret(setup.name).data
+    lambda_handler(setup.event(token, "testSecret"), None)
+    assert setup.creds() == creds and setup.logs_in(creds)
+    token2, before = rotate(setup)  # the next scheduled rotation runs as usual
+    setup.assert_rotated(token2, before)
