@@ -198,3 +198,20 @@ def test_rotate_secret_without_immediate_rotation_only_tests_the_configuration(k
     assert setup.creds() == creds and setup.logs_in(creds)
     token2, before = rotate(setup)  # the next scheduled rotation runs as usual
     setup.assert_rotated(token2, before)
+
+
+def test_rotation_cli_with_store_aws(single, aws_env):
+    """`rotation --store aws` reads and rotates Secrets Manager secrets (credentials from AWS_*)."""
+    from click.testing import CliRunner
+
+    from rotation.cli import main
+
+    args = ["--store", "aws", "--endpoint", aws_env.endpoint_url, "--strategy", "single"]
+    res = CliRunner().invoke(main, [*args, "status", single.name])
+    assert res.exit_code == 0, res.output
+    assert "AWSCURRENT" in res.output
+    before = single.holder("AWSCURRENT")
+    res = CliRunner().invoke(main, [*args, "rotate", single.name])
+    assert res.exit_code == 0, res.output
+    after = single.holder("AWSCURRENT")
+    assert after != before and single.labels()[before] == {"AWSPREVIOUS"} and single.logs_in(single.creds())
