@@ -31,6 +31,10 @@ Environment (Lambda configuration), AWS's names first:
 ``ROTATION_STRATEGY``         ``single`` or ``alternating`` to override the choice above
 ``ROTATION_NAME_LIMIT``       longest account name, default 32 (MySQL 5.7+; 80 on MariaDB)
 ``ROTATION_GRACE_SECONDS``    alternating users: AWSPREVIOUS grace period, default 0
+``ROTATION_DRAIN_WAIT``       alternating users (MySQL): seconds to wait for sessions of the
+                              AWSPREVIOUS account to end before resetting it, default 0
+``ROTATION_DRAIN``            ``refuse`` (default: stop with AccountInUse while it has sessions)
+                              or ``proceed`` (reset it anyway, as AWS's template does)
 ``ROTATION_CA_FILE``          CA bundle for secrets with ``"ssl": true``
 ``ROTATION_LOCK_TIMEOUT``     seconds to wait for another rotator's lock, default 10
 """
@@ -53,7 +57,7 @@ from .engine import Rotator
 from .errors import InvalidRotationSetup, LoginFailed, RotationConflict, RotationInProgress
 from .passwords import MYSQL_PASSWORD_POLICY
 from .strategies import AlternatingUsersStrategy, SingleUserStrategy, Strategy
-from .strategies.base import RotationContext
+from .strategies.base import DrainPolicy, RotationContext
 from .strategies.by_engine import engine_of
 from .strategies.postgres import PostgresAlternatingUsersStrategy, PostgresSingleUserStrategy
 
@@ -108,7 +112,13 @@ def _strategy(store: AwsSecretsManagerStore, secret_id: str, env: Mapping[str, s
             return PostgresSingleUserStrategy(**options)
     if kind == "alternating":
         grace = _number(env, "ROTATION_GRACE_SECONDS", 0)
-        return AlternatingUsersStrategy(suffix=CLONE_SUFFIX, grace=timedelta(seconds=grace), **options)
+        drain = env.get("ROTATION_DRAIN", "refuse")
+        if drain not in ("refuse", "proceed"):
+            raise InvalidRotationSetup("ROTATION_DRAIN must be 'refuse' or 'proceed'")
+        return AlternatingUsersStrategy(
+            suffix=CLONE_SUFFIX, grace=timedelta(seconds=grace), **options,
+            drain=DrainPolicy(wait=_number(env, "ROTATION_DRAIN_WAIT", 0), proceed=drain == "proceed"),
+        )
     if kind == "single":
         return SingleUserStrategy(**options)
     raise InvalidRotationSetup("ROTATION_STRATEGY must be 'single' or 'alternating'")

@@ -38,6 +38,9 @@ def main() -> None:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto logs each request at INFO
     with MariaDB() as db, MotoServer() as moto:
         os.environ.update(moto.env)  # what the Lambda and the application would have: region, role, endpoint
+        # The application's sessions as the AWSPREVIOUS account end within moments (the engine rolls
+        # its pool over to AWSCURRENT): the rotation waits for them rather than refusing.
+        os.environ["ROTATION_DRAIN_WAIT"] = "30"
         from lambda_function import lambda_handler  # imported as Lambda does, after its environment is set
 
         database = db.create_database("shop")
