@@ -7,7 +7,8 @@ The anchors run in bench/.venv-anchors (they cannot share the project's environm
 a subprocess that re-runs this file with ``--anchor``; the servers they talk to run here:
 moto's ThreadedMotoServer for aws-secretsmanager-caching (boto3), our KmsEmulator for
 aliyun-secret-manager-client (its real aliyunsdkcore path, over HTTP on 127.0.0.1).
-SecretClient reads the same KmsEmulator through AliyunKmsStore.
+SecretClient reads the same KmsEmulator through AliyunKmsStore, and the same moto server
+through AwsSecretsManagerStore (the AWS column: same server, same run as the AWS anchor).
 
 Only the standard library is imported at module level: the anchor side must run without
 the project installed.
@@ -97,7 +98,8 @@ def anchor_main(args: argparse.Namespace) -> None:
             calls[event_name.rsplit(".", 1)[-1]] += 1
 
         sdk.meta.events.register("before-call.secrets-manager.*", count)
-        cache = SecretCache(SecretCacheConfig(), sdk)
+        refresh_every = 1 if args.mode == "refresh" else 3600  # seconds, their default: 3600
+        cache = SecretCache(SecretCacheConfig(secret_refresh_interval=refresh_every), sdk)
         get = cache.get_secret_string
         close: Callable[[], None] = lambda: None
     else:
@@ -126,6 +128,16 @@ def anchor_main(args: argparse.Namespace) -> None:
             if get(args.name) != SECRET_VALUE:
                 raise RuntimeError("anchor read a wrong value")
             out["p50"] = p50_per_op(get, args.name)
+        elif args.mode == "refresh":  # AWS only: the calls of one refresh, then of one after a rotation
+            get(args.name)
+            for key, change in (("unchanged", None), ("rotated", SECRET_VALUE + " ")):
+                if change is not None:
+                    sdk.put_secret_value(SecretId=args.name, SecretString=change)
+                time.sleep(1.1)  # their next refresh is due within the interval
+                calls.clear()
+                if get(args.name) != (change or SECRET_VALUE):
+                    raise RuntimeError("anchor read a wrong value after a refresh")
+                out[key] = dict(calls)
         else:
             cold_burst(get, args.name)
             out["calls"] = dict(calls)  # client-side count (AWS); the emulator counts Alibaba's
@@ -148,7 +160,7 @@ def run_anchor(kind: str, mode: str, name: str, **endpoint: str) -> dict[str, An
 # -- our side ------------------------------------------------------------------------------
 
 
-def measure(outage_seconds: float, n_secrets: int) -> list[tuple[str, str, str, str]]:
+def measure(outage_seconds: float, n_secrets: int) -> list[tuple[str, ...]]:
     import logging
     import tracemalloc
 
@@ -157,15 +169,19 @@ def measure(outage_seconds: float, n_secrets: int) -> list[tuple[str, str, str, 
 
     from secretclient.client import SecretClient
     from secretclient.testing import ManualExecutor
+    from secretclient.stores.aws import AwsSecretsManagerStore
     from secretclient.stores.embedded import EmbeddedStore
     from secretclient.testing.kms_emulator import KmsEmulator
 
     logging.disable(logging.WARNING)  # the outage row logs a warning per failed call
     have_anchors = ANCHOR_PYTHON.exists()
-    rows: list[tuple[str, str, str, str]] = []
+    rows: list[tuple[str, ...]] = []
 
     def ratio(theirs: float, ours: float) -> str:
         return f"{theirs * 1e6:.2f} ({theirs / ours:.0f}x ours)"
+
+    def calls(c: Counter[str] | dict[str, int]) -> str:
+        return " + ".join(f"{v} {k}" for k, v in sorted(c.items())) or "0"
 
     with KmsEmulator() as emu:
         emu.backing_store.create_secret("warm", SECRET_VALUE, version_id="v1")
@@ -186,24 +202,39 @@ def measure(outage_seconds: float, n_secrets: int) -> list[tuple[str, str, str, 
                 "secretsmanager", endpoint_url=aws_endpoint, region_name="us-east-1",
                 aws_access_key_id="bench", aws_secret_access_key="bench",
             )
-            for name in ("warm", "cold-aws"):
+            for name in ("warm", "cold-aws", "cold-ours", "refresh-aws", "refresh-ours"):
                 sm.create_secret(Name=name, SecretString=SECRET_VALUE)
+            aws_calls: Counter[str] = Counter()
+
+            def aws_store() -> AwsSecretsManagerStore:
+                store = AwsSecretsManagerStore(region="us-east-1", endpoint_url=aws_endpoint,
+                                               access_key_id="bench", secret_access_key="bench")
+                # botocore's documented event hook, as in the anchor: every API call counted.
+                store.boto_client.meta.events.register(
+                    "before-call.secrets-manager.*", lambda event_name, **_: aws_calls.update([event_name.rsplit(".", 1)[-1]]))
+                return store
 
             # Warm get.
             with SecretClient(emu.store()) as client:
                 client.get("warm")
                 ours_get = p50_per_op(client.get, "warm")
                 ours_text = p50_per_op(client.get_text, "warm")
+            with SecretClient(aws_store()) as client:
+                client.get("warm")
+                aws_get = p50_per_op(client.get, "warm")
+                aws_text = p50_per_op(client.get_text, "warm")
             aws = run_anchor("aws", "warm", "warm", endpoint=aws_endpoint) if have_anchors else None
             ali = run_anchor("aliyun", "warm", "warm", **kms) if have_anchors else None
             rows.append((
                 "warm get p50, us/op",
                 f"{ours_get * 1e6:.3f}",
-                ratio(aws["p50"], ours_get) if aws else "n/a",
+                f"{aws_get * 1e6:.3f}",
+                ratio(aws["p50"], aws_get) if aws else "n/a",
                 ratio(ali["p50"], ours_get) if ali else "n/a",
             ))
             rows.append(("warm get_text p50, us/op (value as str, like the anchors)", f"{ours_text * 1e6:.3f}",
-                         ratio(aws["p50"], ours_text) if aws else "n/a",
+                         f"{aws_text * 1e6:.3f}",
+                         ratio(aws["p50"], aws_text) if aws else "n/a",
                          ratio(ali["p50"], ours_text) if ali else "n/a"))
 
             # Cold key, 64 threads at once.
@@ -214,21 +245,45 @@ def measure(outage_seconds: float, n_secrets: int) -> list[tuple[str, str, str, 
                 waited = emu.calls - before
                 executor.run_pending()
                 total = emu.calls - before
+            executor = ManualExecutor()
+            with SecretClient(aws_store(), executor=executor) as client:
+                aws_calls.clear()
+                cold_burst(client.get, "cold-ours")
+                aws_waited = Counter(aws_calls)
+                executor.run_pending()
+                aws_total = Counter(aws_calls)
             aws_cold = run_anchor("aws", "cold", "cold-aws", endpoint=aws_endpoint) if have_anchors else None
             before = emu.calls
             if have_anchors:
                 run_anchor("aliyun", "cold", "cold-aliyun", **kms)
             ali_cold = emu.calls - before
 
-            def calls(c: Counter[str] | dict[str, int]) -> str:
-                return " + ".join(f"{v} {k}" for k, v in sorted(c.items())) or "0"
-
             rows.append((
                 f"cold key, {THREADS} threads: store calls",
                 f"{calls(waited)} (+ {calls(total - waited)} in background)",
+                f"{calls(aws_waited)} (+ {calls(aws_total - aws_waited)} in background)",
                 calls(aws_cold["calls"]) if aws_cold else "n/a",
                 calls(ali_cold) if have_anchors else "n/a",
             ))
+
+            # One refresh (TTL over), without and with a new version: store calls it makes.
+            with SecretClient(aws_store(), executor=ManualExecutor()) as client:
+                client.get("refresh-ours")
+                ours_refresh = {}
+                for key, change in (("unchanged", None), ("rotated", SECRET_VALUE + " ")):
+                    if change is not None:
+                        sm.put_secret_value(SecretId="refresh-ours", SecretString=change)
+                    aws_calls.clear()
+                    client.refresh("refresh-ours")
+                    if client.get_text("refresh-ours") != (change or SECRET_VALUE):
+                        raise RuntimeError("SecretClient read a wrong value after a refresh")
+                    ours_refresh[key] = Counter(aws_calls)
+            aws_refresh = run_anchor("aws", "refresh", "refresh-aws", endpoint=aws_endpoint) if have_anchors else None
+            for key, label in (("unchanged", "same version"), ("rotated", "after a rotation")):
+                rows.append((
+                    f"one refresh, {label}: store calls", "not measured", calls(ours_refresh[key]),
+                    calls(aws_refresh[key]) if aws_refresh else "n/a", "not measured",
+                ))
 
             # A store outage for the whole run, reads on a key whose TTL runs out at once.
             emu.backing_store.create_secret("outage", SECRET_VALUE, version_id="v1")
@@ -256,11 +311,11 @@ def measure(outage_seconds: float, n_secrets: int) -> list[tuple[str, str, str, 
                 stats = client.stats()
             rows.append((
                 f"store outage {outage_seconds:.0f} s, 8 threads: errors to callers / reads",
-                f"{sum(errors.values())} / {sum(reads.values()):,}", "not measured", "not measured",
+                f"{sum(errors.values())} / {sum(reads.values()):,}", "not measured", "not measured", "not measured",
             ))
             rows.append((
                 "  store calls during the outage (backoff 1 s doubling, cap 60 s, full jitter)",
-                f"{outage_calls} (stale serves {stats.stale_serves:,})", "not measured", "not measured",
+                f"{outage_calls} (stale serves {stats.stale_serves:,})", "not measured", "not measured", "not measured",
             ))
         finally:
             moto.stop()
@@ -281,7 +336,7 @@ def measure(outage_seconds: float, n_secrets: int) -> list[tuple[str, str, str, 
     rows.append((
         f"memory per cached secret ({n_secrets:,} secrets, tracemalloc)",
         f"{used / n_secrets:,.0f} B (value {len(SECRET_VALUE)} chars, Secret object included)",
-        "not measured", "not measured",
+        "not measured", "not measured", "not measured",
     ))
     return rows
 
@@ -289,7 +344,7 @@ def measure(outage_seconds: float, n_secrets: int) -> list[tuple[str, str, str, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--anchor", choices=("aws", "aliyun"), help=argparse.SUPPRESS)
-    parser.add_argument("--mode", choices=("warm", "cold"), help=argparse.SUPPRESS)
+    parser.add_argument("--mode", choices=("warm", "cold", "refresh"), help=argparse.SUPPRESS)
     parser.add_argument("--name", help=argparse.SUPPRESS)
     for opt in ("--endpoint", "--region", "--access-key-id", "--access-key-secret"):
         parser.add_argument(opt, help=argparse.SUPPRESS)
@@ -303,8 +358,9 @@ def main() -> None:
     if not ANCHOR_PYTHON.exists():
         print("bench/.venv-anchors missing: run bash bench/setup_anchors.sh for the anchor columns\n")
     rows = measure(args.outage_seconds, args.secrets)
-    header = ("measurement", "SecretClient", "aws-secretsmanager-caching", "aliyun-secret-manager-client")
-    widths = [max(len(r[i]) for r in rows + [header]) for i in range(4)]
+    header = ("measurement", "SecretClient (KMS emulator)", "SecretClient (AWS store, moto)",
+              "aws-secretsmanager-caching (moto)", "aliyun-secret-manager-client (KMS emulator)")
+    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
     line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |"
     print(f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs; all rows from this run\n")
     print(line(header))

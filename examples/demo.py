@@ -40,6 +40,7 @@ from sqlalchemy import text
 
 from rotation import (
     AlternatingUsersStrategy,
+    DrainPolicy,
     RotationEvent,
     Rotator,
     Scheduler,
@@ -235,7 +236,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
         stack.callback(connector.close)
 
         if args.strategy == "alternating":
-            strategy: Any = AlternatingUsersStrategy()
+            # A demo rotates every few seconds and its own pool still holds PREVIOUS sessions: both
+            # protections are turned off explicitly here (production keeps the defaults, docs/rotation.md).
+            strategy: Any = AlternatingUsersStrategy(grace=timedelta(0), drain=DrainPolicy(proceed=True))
             described = f"alternating users ({APP_ACCOUNT} <-> {APP_ACCOUNT}_rt)"
         else:
             strategy = SingleUserStrategy()

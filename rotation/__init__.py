@@ -8,6 +8,7 @@ handler :func:`rotation.fc.handler`. See docs/rotation.md.
 
 from .engine import STEPS, AbortResult, RotationResult, Rotator
 from .errors import (
+    AccountInUse,
     DatabaseError,
     InvalidRotationSetup,
     LockLost,
@@ -29,15 +30,19 @@ from .passwords import MYSQL_PASSWORD_POLICY, RDS_PASSWORD_POLICY
 from ._dry_run import Plan
 from .scheduler import RotationWindow, Scheduler
 from .status import Status
+from .store_retry import StoreRetryPolicy
 from .strategies import AlternatingUsersStrategy, RdsApiStrategy, SingleUserStrategy, Strategy
+from .strategies.base import DrainPolicy
 
 __all__ = [
     "MYSQL_PASSWORD_POLICY",
     "RDS_PASSWORD_POLICY",
     "STEPS",
     "AbortResult",
+    "AccountInUse",
     "AlternatingUsersStrategy",
     "DatabaseError",
+    "DrainPolicy",
     "InvalidRotationSetup",
     "LocalLock",
     "Lock",
@@ -60,6 +65,7 @@ __all__ = [
     "Scheduler",
     "SingleUserStrategy",
     "Status",
+    "StoreRetryPolicy",
     "Strategy",
     "UnsafeAccountName",
     "UnsupportedGrant",

@@ -19,6 +19,7 @@ from .errors import InvalidRotationSetup
 from .lock import Lock
 from .passwords import MYSQL_PASSWORD_POLICY, RDS_PASSWORD_POLICY
 from .strategies import AlternatingUsersStrategy, RdsApiStrategy, SingleUserStrategy, Strategy
+from .strategies.base import DEFAULT_GRACE, DrainPolicy
 from .strategies.by_engine import ByEngineStrategy
 from .strategies.postgres import PostgresAlternatingUsersStrategy, PostgresSingleUserStrategy
 
@@ -35,7 +36,7 @@ def make_strategy(
     kind: str = "alternating",
     *,
     name_limit: int = 32,
-    grace_seconds: float = 0.0,
+    grace_seconds: float = DEFAULT_GRACE.total_seconds(),
     master_secret: str | None = None,
     exclude_characters: str | None = None,
     password_length: int = MYSQL_PASSWORD_POLICY.length,
@@ -44,6 +45,8 @@ def make_strategy(
     rds_client: Any = None,
     allow_accounts: tuple[str, ...] = (),
     engine: str = "auto",
+    drain_wait: float = 0.0,
+    drain_proceed: bool = False,
 ) -> Strategy:
     """A database strategy: ``alternating`` (the seed's ``_rt`` users) or ``single``; or ``rds``,
     alternating users through the RDS API on instance ``instance_id`` with ``rds_client`` (an
@@ -80,7 +83,9 @@ def make_strategy(
     }
     if kind == "alternating":
         grace = timedelta(seconds=grace_seconds)
-        mysql: Strategy = AlternatingUsersStrategy(grace=grace, name_limit=name_limit, **common)
+        mysql: Strategy = AlternatingUsersStrategy(
+            grace=grace, name_limit=name_limit, drain=DrainPolicy(wait=drain_wait, proceed=drain_proceed), **common
+        )
         postgres: Strategy = PostgresAlternatingUsersStrategy(grace=grace, **common)
     elif kind == "single":
         mysql, postgres = SingleUserStrategy(name_limit=name_limit, **common), PostgresSingleUserStrategy(**common)

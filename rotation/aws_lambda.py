@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
@@ -112,17 +113,27 @@ def _strategy(store: AwsSecretsManagerStore, secret_id: str, env: Mapping[str, s
     raise InvalidRotationSetup("ROTATION_STRATEGY must be 'single' or 'alternating'")
 
 
+_stores: dict[str | None, AwsSecretsManagerStore] = {}
+_stores_lock = threading.Lock()
+
+
+def _store(endpoint_url: str | None) -> AwsSecretsManagerStore:
+    """One store (one boto3 client) per endpoint for the life of the Lambda container:
+    building a client loads botocore's models, which costs more than a whole rotation step."""
+    with _stores_lock:
+        store = _stores.get(endpoint_url)
+        if store is None:
+            store = _stores[endpoint_url] = AwsSecretsManagerStore(endpoint_url=endpoint_url)
+        return store
+
+
 def rotator_from_environment(event: Mapping[str, str], context: Any, env: Mapping[str, str] | None = None) -> Rotator:
     """A Rotator on Secrets Manager configured by the variables in this module's docstring
-    (credentials and region: the function's role, as boto3 finds them)."""
+    (credentials and region: the function's role, as boto3 finds them when the container starts)."""
     env = os.environ if env is None else env
-    store = AwsSecretsManagerStore(endpoint_url=env.get("SECRETS_MANAGER_ENDPOINT") or None)
-    try:
-        strategy = _strategy(store, event["SecretId"], env)
-        return Rotator(store, strategy=strategy, lock_timeout=_number(env, "ROTATION_LOCK_TIMEOUT", 10))
-    except BaseException:
-        store.close()
-        raise
+    store = _store(env.get("SECRETS_MANAGER_ENDPOINT") or None)
+    strategy = _strategy(store, event["SecretId"], env)
+    return Rotator(store, strategy=strategy, lock_timeout=_number(env, "ROTATION_LOCK_TIMEOUT", 10))
 
 
 def _fill_placeholder(rotator: Rotator, secret_id: str, token: str) -> None:
@@ -149,7 +160,8 @@ def _fill_placeholder(rotator: Rotator, secret_id: str, token: str) -> None:
 
 
 def make_handler(factory: Callable[[Mapping[str, str], Any], Rotator]) -> Callable[[Any, Any], None]:
-    """A rotation function building its Rotator with ``factory(event, context)``."""
+    """A rotation function building its Rotator with ``factory(event, context)`` (the
+    factory owns the store: the handler does not close it)."""
 
     def handle(event: Any, context: Any) -> None:
         evt = parse_event(event)
@@ -157,26 +169,23 @@ def make_handler(factory: Callable[[Mapping[str, str], Any], Rotator]) -> Callab
         rotator = factory(evt, context)
         store = rotator.store
         labels = stage_labels(store)
-        try:
-            if not store.describe(secret_id).automatic_rotation:
-                raise InvalidRotationSetup(f"secret {secret_id!r} is not enabled for rotation")
-            versions = {v.version_id: v.stages for v in store.list_versions(secret_id, include_deprecated=True)}
-            if token not in versions:
-                raise InvalidRotationSetup(f"version {token!r} has no stage for rotation of secret {secret_id!r}")
-            if labels.current in versions[token]:
-                log.info("%s: version %s of %r is already %s", step, token, secret_id, labels.current)
-                if step == "finishSecret" and labels.pending in versions[token]:
-                    rotator.step(secret_id, "end", token)  # a finish that died after the move: clear AWSPENDING
-                return
-            if labels.pending not in versions[token]:
-                raise RotationConflict(f"version {token!r} of {secret_id!r} is not {labels.pending}")
-            if step == "createSecret":
-                _fill_placeholder(rotator, secret_id, token)
-            else:
-                rotator.step(secret_id, STEPS[step], token)
-            log.info("%s: done for version %s of %r", step, token, secret_id)
-        finally:
-            store.close()
+        info, versions = store.describe_with_stages(secret_id)  # one DescribeSecret, as AWS's templates
+        if not info.automatic_rotation:
+            raise InvalidRotationSetup(f"secret {secret_id!r} is not enabled for rotation")
+        if token not in versions:
+            raise InvalidRotationSetup(f"version {token!r} has no stage for rotation of secret {secret_id!r}")
+        if labels.current in versions[token]:
+            log.info("%s: version %s of %r is already %s", step, token, secret_id, labels.current)
+            if step == "finishSecret" and labels.pending in versions[token]:
+                rotator.step(secret_id, "end", token)  # a finish that died after the move: clear AWSPENDING
+            return
+        if labels.pending not in versions[token]:
+            raise RotationConflict(f"version {token!r} of {secret_id!r} is not {labels.pending}")
+        if step == "createSecret":
+            _fill_placeholder(rotator, secret_id, token)
+        else:
+            rotator.step(secret_id, STEPS[step], token)
+        log.info("%s: done for version %s of %r", step, token, secret_id)
 
     return handle
 

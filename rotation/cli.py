@@ -19,6 +19,7 @@ from secretclient.errors import SecretClientError
 from ._factories import STRATEGIES, lock_for, make_strategy, open_store
 from .engine import Rotator
 from .errors import RotationInProgress
+from .strategies.base import DEFAULT_GRACE
 from .passwords import MYSQL_PASSWORD_POLICY
 
 __all__ = ["main"]
@@ -48,6 +49,7 @@ def _rotator(obj: dict[str, Any]) -> Rotator:
         master_secret=obj["master_secret"], exclude_characters=obj["exclude_characters"],
         password_length=obj["password_length"], ca_file=obj["ca_file"],
         instance_id=obj["instance_id"], rds_client=rds, allow_accounts=obj["allow_account"],
+        drain_wait=obj["drain_wait"], drain_proceed=obj["drain_proceed"],
     )
     return Rotator(store, strategy=strategy, lock_timeout=obj["lock_timeout"], lock=lock_for(strategy, store))
 
@@ -81,8 +83,12 @@ def _run(ctx: click.Context, action: Any) -> None:
               help="RDS endpoint: host or http(s)://host[:port] (strategy rds; default: the SDK's for --region).")
 @click.option("--name-limit", type=click.IntRange(1, 80), default=32, show_default=True,
               help="Longest account name: 16 RDS, 32 MySQL, 80 MariaDB.")
-@click.option("--grace", type=click.FloatRange(0), default=0.0, show_default=True,
+@click.option("--grace", type=click.FloatRange(0), default=DEFAULT_GRACE.total_seconds(), show_default=True,
               help="Seconds during which the PREVIOUS account is not reset (consumers' cache TTL).")
+@click.option("--drain-wait", type=click.FloatRange(0, 86400), default=0.0, show_default=True,
+              help="Alternating users: seconds to wait for live sessions of the account to reset to end.")
+@click.option("--drain-proceed", is_flag=True,
+              help="Alternating users: reset the account even when it still has live sessions.")
 @click.option("--allow-account", multiple=True, help="A reserved or administrative account that may be rotated "
               "through the MasterSecret / RDS API anyway (repeatable; refused by default).")
 @click.option("--master-secret", help="Privileged secret (default: the secret's MasterSecret field).")

@@ -61,7 +61,7 @@ def connect(
     try:
         kwargs = MYSQL.login_kwargs(creds, options, secret=secret or f"{who} {creds.account_name}",
                                     tag=secret is not None)
-        return pymysql.connect(**kwargs)  # type: ignore[no-any-return]
+        return pymysql.connect(**kwargs)
     except DbConnectError as exc:  # the TLS options cannot be loaded
         raise InvalidRotationSetup(f"{who} {creds.account_name!r}: {exc.message}") from None
     except pymysql.MySQLError as exc:

@@ -12,15 +12,16 @@ Invariants kept here (see docs/rotation.md):
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from secretclient.errors import SecretNotFound, VersionConflict
+from secretclient.errors import SecretClientError, SecretNotFound, VersionConflict
 from secretclient.model import Secret, Stage, StageLabels, stage_labels
 from secretclient.stores.base import SecretStore
 
@@ -34,11 +35,14 @@ from .events import Events, Listener, RotationEvent
 from .lock import Lock, LockHandle, MySqlLock
 from ._dry_run import Plan, make_plan
 from .status import Status, make_status, stage_holder
+from .store_retry import RetryingStore, StoreRetryPolicy
 from .strategies.base import RotationContext, Strategy
 
 __all__ = ["STEPS", "AbortResult", "RotationResult", "Rotator"]
 
 STEPS = ("new", "set", "test", "end")
+
+log = logging.getLogger("rotation")
 
 _T = TypeVar("_T")
 
@@ -84,6 +88,9 @@ class Rotator:
         store's time is known, see :meth:`store_now`).
     :param monotonic: monotonic seconds (carries the store's time forward between its writes).
     :param checkpoint: called at named points inside steps (tests pause or kill there).
+    :param store_retry: how store calls failing transiently (throttled, unavailable, timed out)
+        are retried within a step (:class:`~rotation.store_retry.StoreRetryPolicy`).
+    :param sleep: waits between those retries (injected in tests).
     :param lock_timeout: seconds to wait for the lock before :class:`RotationInProgress`.
     """
 
@@ -100,8 +107,14 @@ class Rotator:
         lock_timeout: float = 0.0,
         version_ids: Callable[[], str] = lambda: uuid.uuid4().hex,
         monotonic: Callable[[], float] = time.monotonic,
+        store_retry: StoreRetryPolicy = StoreRetryPolicy(),  # noqa: B008 - frozen, safe to share
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        if not isinstance(store_retry, StoreRetryPolicy):
+            raise InvalidRotationSetup("store_retry must be a rotation.StoreRetryPolicy")
         self.store = store
+        # Every store call of a step goes through this view: transient failures are retried.
+        self._store = RetryingStore(store, store_retry, sleep=sleep, monotonic=monotonic, on_retry=self._retrying)
         #: The store's own labels for the three roles (messages name them as the store does).
         self.labels: StageLabels = stage_labels(store)
         self.strategy = strategy
@@ -114,7 +127,7 @@ class Rotator:
             # GET_LOCK waits in slices shorter than the read timeout, which would cut a long wait short.
             options = getattr(strategy, "connect_options", None)
             read_timeout = getattr(options, "read_timeout", 15.0)
-            lock = MySqlLock(lambda name: connector(store, name), wait_slice=min(5.0, read_timeout / 2))
+            lock = MySqlLock(lambda name: connector(self._store, name), wait_slice=min(5.0, read_timeout / 2))
         self.lock = lock
         self.client = client
         self.events = Events(listeners)
@@ -128,6 +141,9 @@ class Rotator:
 
     def __repr__(self) -> str:
         return f"Rotator(store={self.store!r}, strategy={self.strategy!r})"
+
+    def _retrying(self, operation: str, error: Exception, delay: float) -> None:
+        log.info("rotation: store %s failed (%s); retrying in %.2f s", operation, type(error).__name__, delay)
 
     def store_now(self) -> datetime:
         """The store's time, against which ages of versions (grace periods, due times) are measured.
@@ -158,7 +174,7 @@ class Rotator:
             try:
                 current_vid, pending_vid = self._stage_holders(secret_name)
                 if due_after is not None and pending_vid is None:
-                    current = self.store.get_secret(secret_name)
+                    current = self._store.get_secret(secret_name)
                     if current.created is not None and self.store_now() - current.created < due_after:
                         return RotationResult(secret_name, False, current.version_id, reason="not due")
                 resumed = pending_vid is not None
@@ -221,11 +237,28 @@ class Rotator:
 
     def plan(self, secret_name: str) -> Plan:
         """What :meth:`rotate` would do now, changing nothing (a dry run)."""
-        return make_plan(self.store, self.strategy, self._ctx(secret_name, None), self.lock)
+        return make_plan(self._store, self.strategy, replace(self._ctx(secret_name, None), dry_run=True), self.lock)
 
-    def status(self, secret_name: str, interval: timedelta | None = None) -> Status:
-        """Versions, stages, last and next rotation (``interval`` or the secret's own)."""
-        return make_status(self.store, secret_name, interval)
+    def status(self, secret_name: str, interval: timedelta | None = None, *, sessions: bool = True) -> Status:
+        """Versions, stages, last and next rotation (``interval`` or the secret's own) and, with
+        ``sessions`` and a strategy that can count them, live database sessions per account and stage."""
+        status = make_status(self._store, secret_name, interval)
+        counter = getattr(self.strategy, "account_sessions", None)
+        if not sessions or counter is None or status.current_version_id is None:
+            return status
+        staged = [(label, vid) for label, vid in ((self.labels.current, status.current_version_id),
+                                                  (self.labels.pending, status.pending_version_id),
+                                                  (self.labels.previous, status.previous_version_id)) if vid]
+        try:
+            accounts = [(label, self._store.get_secret(secret_name, version_id=vid).db_credentials().account_name)
+                        for label, vid in staged]
+            current = self._store.get_secret(secret_name, version_id=status.current_version_id).db_credentials()
+            seen = counter(self._ctx(secret_name, None), current, [a for _, a in accounts])
+        except SecretClientError as exc:
+            return replace(status, sessions_error=f"{type(exc).__name__}: {exc}")
+        rows = tuple((label, account, host, n) for label, account in accounts for host, n in seen[account].items())
+        rows += tuple((label, account, "", 0) for label, account in accounts if not seen[account])
+        return replace(status, sessions=rows)
 
     def abort(self, secret_name: str) -> AbortResult:
         """Remove PENDING — only after proving that CURRENT still logs in."""
@@ -235,7 +268,7 @@ class Rotator:
             if pending_vid is None:
                 return AbortResult(secret_name, None, f"no {self.labels.pending} version")
             if pending_vid != current_vid:
-                current = self.store.get_secret(secret_name, stage=Stage.CURRENT).db_credentials()
+                current = self._store.get_secret(secret_name, stage=Stage.CURRENT).db_credentials()
                 if not self.strategy.can_login(ctx, current):
                     raise LoginFailed(
                         f"{self.labels.current} of {secret_name!r} does not log in, so {self.labels.pending} "
@@ -265,10 +298,10 @@ class Rotator:
     def _new(self, ctx: RotationContext, vid: str) -> str:
         """Store version ``vid`` as PENDING; returns ``vid``, or the PENDING version another rotator
         (whatever its lock) wrote meanwhile, which this rotation then joins rather than take its label."""
-        current = self.store.get_secret(ctx.secret_name, stage=Stage.CURRENT)
+        current = self._store.get_secret(ctx.secret_name, stage=Stage.CURRENT)
         self.strategy.preflight(ctx, current)
         try:
-            existing = self.store.get_secret(ctx.secret_name, version_id=vid)
+            existing = self._store.get_secret(ctx.secret_name, version_id=vid)
         except SecretNotFound:
             existing = None
         if existing is not None:
@@ -279,7 +312,7 @@ class Rotator:
                 f"nor {self.labels.current}"
             )
         creds = current.db_credentials()
-        password = self.strategy.new_password(self.store)
+        password = self.strategy.new_password(self._store)
         pending = self.strategy.pending_credentials(creds, password)
         ctx.checkpoint("new:put")
         # PENDING is fenced: never taken from another rotation. Look right before writing, and
@@ -293,7 +326,7 @@ class Rotator:
         if holder is not None:
             return holder
         # Explicit stages: a version without them would become CURRENT before it was ever set.
-        written = self.store.put_secret(ctx.secret_name, vid, pending.to_json(), stages=[Stage.PENDING])
+        written = self._store.put_secret(ctx.secret_name, vid, pending.to_json(), stages=[Stage.PENDING])
         if written.created is not None:
             self._store_anchor = (written.created, self._monotonic())
         _, holder = self._stage_holders(ctx.secret_name)
@@ -306,12 +339,12 @@ class Rotator:
 
     def _load(self, ctx: RotationContext, vid: str) -> tuple[Secret, Secret]:
         """(CURRENT, the version ``vid``) — ``vid`` must be PENDING or already CURRENT."""
-        version = self.store.get_secret(ctx.secret_name, version_id=vid)
+        version = self._store.get_secret(ctx.secret_name, version_id=vid)
         if not version.stages & {self.labels.pending, self.labels.current}:
             raise RotationConflict(
                 f"version {vid!r} of {ctx.secret_name!r} is not {self.labels.pending} (stages: {sorted(version.stages)})"
             )
-        return self.store.get_secret(ctx.secret_name, stage=Stage.CURRENT), version
+        return self._store.get_secret(ctx.secret_name, stage=Stage.CURRENT), version
 
     def _set(self, ctx: RotationContext, vid: str, *, fresh: bool) -> None:
         current, version = self._load(ctx, vid)
@@ -336,7 +369,7 @@ class Rotator:
             ctx.checkpoint("end:promote")
             try:
                 # Compare-and-set: fails if another rotator moved CURRENT since we read it.
-                self.store.update_stage(ctx.secret_name, Stage.CURRENT, move_to=vid, remove_from=current.version_id)
+                self._store.update_stage(ctx.secret_name, Stage.CURRENT, move_to=vid, remove_from=current.version_id)
             except VersionConflict:
                 raise RotationConflict(
                     f"{self.labels.current} of {ctx.secret_name!r} moved away from {current.version_id!r} during the rotation"
@@ -368,18 +401,18 @@ class Rotator:
             if hook is not None:
                 hook(point)
 
-        return RotationContext(store=self.store, secret_name=secret_name, now=self.store_now, checkpoint=checkpoint)
+        return RotationContext(store=self._store, secret_name=secret_name, now=self.store_now, checkpoint=checkpoint)
 
     def _stage_holders(self, secret_name: str) -> tuple[str | None, str | None]:
         """VersionIds of the CURRENT and PENDING versions (None when no version has the stage)."""
-        versions = self.store.list_versions(secret_name)
+        versions = self._store.list_versions(secret_name)
         current = stage_holder(versions, self.labels.current)
         pending = stage_holder(versions, self.labels.pending)
         return (current.version_id if current else None, pending.version_id if pending else None)
 
     def _update_stage(self, secret_name: str, stage: str, *, remove_from: str) -> None:
         try:
-            self.store.update_stage(secret_name, stage, remove_from=remove_from)
+            self._store.update_stage(secret_name, stage, remove_from=remove_from)
         except VersionConflict:
             pass  # already removed by a retry or another rotator: the goal state holds
 
@@ -399,7 +432,7 @@ class Rotator:
 
     def _publish(self, name: str, vid: str) -> None:
         if self.client is not None:
-            self.client.publish(self.store.get_secret(name, version_id=vid))
+            self.client.publish(self._store.get_secret(name, version_id=vid))
 
     def _emit(self, kind: Any, name: str, vid: str | None, *, step: str | None = None,
               duration: float | None = None, detail: str = "") -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from secretclient.errors import SecretClientError
 
 __all__ = [
+    "AccountInUse",
     "DatabaseError",
     "InvalidRotationSetup",
     "LockLost",
@@ -62,6 +63,17 @@ class LockLost(RotationError):
 
 class RotationTooSoon(RotationError):
     """Rotating now would reset the PREVIOUS account inside its grace period."""
+
+
+class AccountInUse(RotationError):
+    """The account a rotation would reset still has live sessions; nothing was changed.
+
+    ``sessions`` maps each client host to its number of sessions (never more than the server shows).
+    """
+
+    def __init__(self, message: str, *, sessions: dict[str, int] | None = None) -> None:
+        super().__init__(message)
+        self.sessions: dict[str, int] = dict(sessions or {})
 
 
 class LoginFailed(RotationError):

@@ -17,7 +17,9 @@ credentials                  ``context.credentials`` (the FC role's STS token), 
 ``ROTATION_RDS_ENDPOINT``    strategy ``rds``: RDS endpoint, default the SDK's for the region
 ``ROTATION_RDS_INSTANCE_ID`` strategy ``rds``: instance id when the event has no ``InstanceId``
 ``ROTATION_NAME_LIMIT``      longest account name, default 16 (RDS, as the seed)
-``ROTATION_GRACE_SECONDS``   PREVIOUS grace period, default 0
+``ROTATION_GRACE_SECONDS``   PREVIOUS grace period, default 3600 (see docs/rotation.md, "grace")
+``ROTATION_DRAIN_WAIT``      alternating users: seconds to wait for sessions of the account to reset, default 0
+``ROTATION_DRAIN``           ``refuse`` (default: stop with AccountInUse) or ``proceed``
 ``ROTATION_MASTER_SECRET``   privileged secret, default: the secret's ``MasterSecret`` field
 ``ROTATION_ALLOW_ACCOUNTS``  comma-separated reserved/administrative accounts that may be rotated anyway
 ``EXCLUDE_CHARACTERS``       excluded password characters (the seed's variable), default ``/@"'\\``
@@ -103,7 +105,9 @@ def rotator_from_environment(event: Mapping[str, Any], context: Any, env: Mappin
         strategy = make_strategy(
             kind,
             name_limit=int(env.get("ROTATION_NAME_LIMIT", "16")),
-            grace_seconds=float(env.get("ROTATION_GRACE_SECONDS", "0")),
+            grace_seconds=float(env.get("ROTATION_GRACE_SECONDS", "3600")),
+            drain_wait=float(env.get("ROTATION_DRAIN_WAIT", "0")),
+            drain_proceed=_drain_proceed(env.get("ROTATION_DRAIN", "refuse")),
             master_secret=env.get("ROTATION_MASTER_SECRET"),
             exclude_characters=env.get("EXCLUDE_CHARACTERS"),
             password_length=int(env.get("ROTATION_PASSWORD_LENGTH", "32")),
@@ -119,6 +123,12 @@ def rotator_from_environment(event: Mapping[str, Any], context: Any, env: Mappin
         store.close()
         raise
     return Rotator(store, strategy=strategy, lock=lock_for(strategy, store))
+
+
+def _drain_proceed(value: str) -> bool:
+    if value not in ("refuse", "proceed"):
+        raise InvalidRotationSetup("ROTATION_DRAIN must be 'refuse' or 'proceed'")
+    return value == "proceed"
 
 
 def make_handler(factory: Callable[[Mapping[str, Any], Any], Rotator]) -> Callable[[Any, Any], dict[str, str]]:

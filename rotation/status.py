@@ -30,6 +30,10 @@ class Status:
     rotation_interval: timedelta | None
     #: The store's labels for the three roles (how the lines name them).
     labels: StageLabels
+    #: Live database sessions per (stage label, account, client host, count), when the strategy
+    #: can count them (empty otherwise); ``sessions_error`` says why they could not be counted.
+    sessions: tuple[tuple[str, str, str, int], ...] = ()
+    sessions_error: str = ""
 
     @property
     def in_progress(self) -> bool:
@@ -43,6 +47,10 @@ class Status:
             out.append(f"  {v.version_id}  {created}  {', '.join(sorted(v.stages)) or '-'}")
         out.append(f"last rotation: {self.last_rotation.isoformat(timespec='seconds') if self.last_rotation else 'unknown'}")
         out.append(f"next rotation: {self.next_rotation.isoformat(timespec='seconds') if self.next_rotation else 'not scheduled'}")
+        for stage, account, host, count in self.sessions:
+            out.append(f"sessions: {stage} {account}: {count} from {host}" if count else f"sessions: {stage} {account}: none")
+        if self.sessions_error:
+            out.append(f"sessions: unknown ({self.sessions_error})")
         if self.in_progress:
             out.append(f"rotation in progress or interrupted: {self.labels.pending} is {self.pending_version_id}")
         return out

@@ -26,8 +26,8 @@ server="python -m secretclient.testing.mariadb"
         elif [ "$line" = '```' ]; then
             in_block=
         elif [[ "$line" == "$server"* ]]; then
-            # The second terminal: in the background, with job control so that it keeps SIGINT.
-            printf 'set -m; %s > %q 2>&1 & SERVER_PID=$!; set +m\n' "$line" "$work/server.log"
+            # The second terminal: in the background.
+            printf '%s > %q 2>&1 & SERVER_PID=$!\n' "$line" "$work/server.log"
             echo 'trap '\''kill -TERM "$SERVER_PID" 2>/dev/null || true'\'' EXIT'
             printf 'for _ in $(seq 300); do [ -s mariadb.env ] && break; sleep 0.1; done; cat %q\n' "$work/server.log"
         else

@@ -4,7 +4,8 @@ Start here:
 
 - :class:`SecretClient` — the cached, rotation-aware reader applications hold (:mod:`secretclient.client`).
 - :mod:`secretclient.db` — PyMySQL connections and SQLAlchemy engines that survive rotations.
-- :class:`EmbeddedStore` / :class:`AliyunKmsStore` / :class:`AwsSecretsManagerStore` — where secrets live (:mod:`secretclient.stores`).
+- :class:`EmbeddedStore` / :class:`AliyunKmsStore` / :class:`AwsSecretsManagerStore` /
+  :class:`NcpSecretManagerStore` — where secrets live (:mod:`secretclient.stores`).
 - :class:`Secret`, :class:`DbCredentials` — the values (:mod:`secretclient.model`).
 - :mod:`secretclient.errors` — every error, under :class:`SecretClientError`.
 - :mod:`secretclient.testing` — a KMS emulator, a throwaway MariaDB and pytest fixtures.

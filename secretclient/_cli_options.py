@@ -31,13 +31,17 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 _OPTIONS = (
     click.option("--store", envvar=STORE_ENV, default=DEFAULT_STORE, show_default=True,
-                 help=f"embedded:PATH or kms (or ${STORE_ENV}); key of an encrypted file: $SECRETCLIENT_EMBEDDED_KEY."),
-    click.option("--region", envvar="ALIBABA_CLOUD_REGION_ID", help="KMS region id."),
+                 help=f"embedded:PATH, kms, aws or ncp (or ${STORE_ENV}); the key of an encrypted "
+                      "embedded file comes from $SECRETCLIENT_EMBEDDED_KEY."),
+    click.option("--region", envvar="ALIBABA_CLOUD_REGION_ID",
+                 help="Region of a cloud store (kms; aws and ncp also read their own environment)."),
     click.option("--endpoint", envvar="SECRETCLIENT_KMS_ENDPOINT",
-                 help="KMS endpoint: https://host[:port] (host[:port] alone means HTTPS) or http://host[:port]."),
-    click.option("--access-key-id", envvar="ALIBABA_CLOUD_ACCESS_KEY_ID", help="KMS AccessKey id."),
+                 help="Endpoint of a cloud store: https://host[:port] (host[:port] alone means HTTPS) "
+                      "or http://host[:port]."),
+    click.option("--access-key-id", envvar="ALIBABA_CLOUD_ACCESS_KEY_ID",
+                 help="Access key id of a cloud store (default: its environment variables)."),
     click.option("--access-key-secret", envvar="ALIBABA_CLOUD_ACCESS_KEY_SECRET",
-                 help="KMS AccessKey secret (prefer the environment variable)."),
+                 help="Access key secret of a cloud store (prefer the environment variable)."),
 )
 
 #: The keys :func:`store_options` adds to a command's options.

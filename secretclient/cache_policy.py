@@ -35,7 +35,7 @@ class CachePolicy:
     """What a client caches, for how long, and what it does while the store fails.
 
     :param ttl: seconds a value is used before it must be re-read (default one hour).
-    :param ttls: per-secret TTLs overriding ``ttl``, by secret name.
+    :param ttls: per-secret TTLs overriding ``ttl``, by secret name (``None``: none).
     :param refresh_ahead: fraction of the TTL, before expiry, during which a read triggers a
         background refresh while callers keep the cached value (0 disables refresh-ahead).
     :param max_stale: seconds past its TTL a value is still served while the store fails;
@@ -66,10 +66,10 @@ class CachePolicy:
     def __post_init__(self) -> None:
         fix = object.__setattr__  # normalising a frozen dataclass's own fields
         fix(self, "ttl", _seconds("ttl", self.ttl, positive=True))
-        if not isinstance(self.ttls, Mapping):
+        if self.ttls is not None and not isinstance(self.ttls, Mapping):
             raise InvalidParameter("ttls must be a mapping of secret name to seconds")
         ttls = {}
-        for name, value in self.ttls.items():
+        for name, value in (self.ttls or {}).items():
             if not isinstance(name, str) or not name:
                 raise InvalidParameter("ttls keys must be secret names (non-empty strings)")
             ttls[name] = _seconds(f"ttls[{name!r}]", value, positive=True)

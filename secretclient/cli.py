@@ -20,8 +20,9 @@ from typing import IO, Any
 import click
 
 from ._cli_options import open_store_from, store_options, typed_errors
+from .errors import StoreError
 from .model import PasswordPolicy, VersionInfo
-from .stores.base import SecretStore
+from .stores.base import LifecycleStore, SecretStore
 
 __all__ = ["main"]
 
@@ -57,6 +58,12 @@ def _run(ctx: click.Context, action: Callable[[SecretStore], Any], *, create: bo
             store.close()
 
 
+def _lifecycle(store: SecretStore) -> LifecycleStore:
+    if not isinstance(store, LifecycleStore):
+        raise StoreError(f"{type(store).__name__} cannot list or restore secrets", code="UnsupportedOperation")
+    return store
+
+
 def _version_line(v: VersionInfo) -> str:
     created = v.created.isoformat(timespec="seconds") if v.created else "-"
     return f"{v.version_id}  {created}  {', '.join(sorted(v.stages)) or '-'}"
@@ -66,8 +73,8 @@ def _version_line(v: VersionInfo) -> str:
 @store_options
 @click.option("--ca-file", type=click.Path(exists=True, dir_okay=False), help="CA bundle for an https endpoint.")
 @click.pass_context
-def main(ctx: click.Context, **options: Any) -> None:
-    """Manage secrets in a secret store (EmbeddedStore or Alibaba Cloud KMS)."""
+def main(ctx: click.Context, /, **options: Any) -> None:
+    """Manage secrets in a secret store: embedded, Alibaba Cloud KMS, AWS Secrets Manager or NCP."""
     ctx.obj = options
 
 
@@ -209,7 +216,7 @@ def delete(ctx: click.Context, name: str, yes: bool, recovery_window_days: int, 
 def restore(ctx: click.Context, name: str) -> None:
     """Cancel the scheduled deletion of NAME."""
     def action(store: SecretStore) -> None:
-        store.restore_secret(name)
+        _lifecycle(store).restore_secret(name)
         click.echo(f"restored {name}")
     _run(ctx, action)
 
@@ -219,7 +226,7 @@ def restore(ctx: click.Context, name: str) -> None:
 def list_(ctx: click.Context) -> None:
     """List the secrets: names and metadata, no values."""
     def action(store: SecretStore) -> None:
-        for info in store.list_secrets():
+        for info in _lifecycle(store).list_secrets():
             created = info.created.isoformat(timespec="seconds") if info.created else "-"
             line = f"{info.name}  {info.secret_type}  {created}"
             if info.planned_deletion is not None:

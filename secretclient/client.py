@@ -642,7 +642,7 @@ class SecretClient:
         dashboard shows. Versions read by VersionId are not listed."""
         with self._lock:
             entries = [(key, entry.secret) for key, entry in self._view.items() if len(key) == 2]
-        return [CachedVersion(key[0], key[1], s.version_id, s.created) for key, s in entries]  # type: ignore[misc]
+        return [CachedVersion(key[0], str(key[1]), s.version_id, s.created) for key, s in entries]
 
     def close(self) -> None:
         """Drop every cached value, stop the background threads (waiting up to
@@ -663,7 +663,9 @@ class SecretClient:
             executor.shutdown(wait=False, cancel_futures=True)
         # A refresh in progress finishes (its store call is bounded by the store's timeouts);
         # waiting is bounded here too, should a store hang.
-        wait(jobs, timeout=self._policy.wait_timeout)
+        _, unfinished = wait(jobs, timeout=self._policy.wait_timeout)
+        if executor is not None and not unfinished:
+            executor.shutdown(wait=True)  # idle threads: joined at once
         if self._close_store:
             self._store.close()
 

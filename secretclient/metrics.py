@@ -23,7 +23,7 @@ import threading
 import time
 import weakref
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -186,7 +186,7 @@ def _bucket_label(bound: float) -> str:
     return "+Inf" if bound == float("inf") else repr(bound)
 
 
-def _labelled(family: Any, name: str, doc: str, labels: list[str], values: dict[Any, float]) -> Any:
+def _labelled(family: Any, name: str, doc: str, labels: list[str], values: Mapping[Any, float]) -> Any:
     metric = family(name, doc, labels=labels)
     for key, value in sorted(values.items()):
         metric.add_metric(list(key), value)

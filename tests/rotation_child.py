@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from rotation import AlternatingUsersStrategy, Rotator, SingleUserStrategy
+from rotation import AlternatingUsersStrategy, DrainPolicy, Rotator, SingleUserStrategy
 from rotation.sql import NAME_LIMIT_MARIADB
 from secretclient.stores.embedded import EmbeddedStore
 
@@ -29,6 +29,7 @@ STRATEGIES = ("alternating", "single-master", "self")
 def make_strategy(kind: str, **kw: Any) -> Any:
     kw.setdefault("name_limit", NAME_LIMIT_MARIADB)
     if kind == "alternating":
+        kw.setdefault("grace", timedelta(0))  # tests rotate back to back: explicit, not the 1 h default
         return AlternatingUsersStrategy(**kw)
     return SingleUserStrategy(use_master=(kind == "single-master"), **kw)
 
@@ -60,7 +61,9 @@ def _child(spec: dict[str, Any]) -> int:
             print(f"PAUSED {point}", flush=True)
             time.sleep(600)  # the parent SIGKILLs us here
 
-    rotator = Rotator(store, strategy=make_strategy(spec["strategy"]), checkpoint=checkpoint)
+    proceed = spec.get("drain") == "proceed" and spec["strategy"] == "alternating"
+    options = {"drain": DrainPolicy(proceed=True)} if proceed else {}
+    rotator = Rotator(store, strategy=make_strategy(spec["strategy"], **options), checkpoint=checkpoint)
     if spec["mode"] == "rotate":
         result = rotator.rotate(spec["secret"])
         print(f"DONE {result.version_id}", flush=True)

@@ -11,7 +11,8 @@ import pytest
 from aliyunsdkcore.client import AcsClient
 from aliyunsdkcore.request import RpcRequest
 
-from rotation.strategies.rds import RdsApi, RdsApiError, rds_client
+from rotation.errors import RdsApiError
+from rotation.strategies.rds import RdsApi, rds_client
 from secretclient.errors import StoreUnavailable
 from secretclient.stores import _aliyun_rpc
 from secretclient.stores.aliyun import AliyunKmsStore

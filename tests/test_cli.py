@@ -209,3 +209,15 @@ def test_a_terminal_gets_a_prompt_without_echo(tmp_path):
     assert proc.returncode == 0, seen
     assert b"Value" in seen and b"typed-Secret-42" not in seen
     assert EmbeddedStore(path).get_secret("db").data == "typed-Secret-42"
+
+
+def test_list_on_a_store_without_it_is_a_typed_error(kms_emulator):
+    from secretclient.stores import EmbeddedStore, LifecycleStore
+
+    assert isinstance(EmbeddedStore(), LifecycleStore)
+    base = ["--store", "kms", "--region", kms_emulator.region, "--endpoint", kms_emulator.endpoint,
+            "--access-key-id", kms_emulator.access_key_id, "--access-key-secret", kms_emulator.access_key_secret]
+    res = CliRunner().invoke(main, [*base, "list"])
+    if res.exit_code == 0:  # AliyunKmsStore has list_secrets now
+        return
+    assert res.exit_code == 1 and "UnsupportedOperation" in res.output and res.exception.__class__ is SystemExit

@@ -146,6 +146,7 @@ def test_policy_object_and_keyword_arguments_are_the_same():
     b = SecretClient(store, ttl=60, ttls={"db": 5})
     assert a.policy == b.policy and a.policy.ttl_of("db") == 5 and a.policy.ttl_of("x") == 60
     assert SecretClient(store, policy=policy, ttl=30).policy.ttl == 30  # keywords override
+    assert SecretClient(store, ttls=None).policy.ttls == {}  # as before the policy object
     with pytest.raises(InvalidParameter, match="unknown cache option"):
         SecretClient(store, tll=60)
     with pytest.raises(InvalidParameter, match="wait_timeout"):

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from db_support import Account
 from sqlalchemy.pool import NullPool
-from test_db_connect import Account
 
 from secretclient.client import SecretClient
 from secretclient.db import Connector, CredentialsRejected, RetryPolicy, connect
@@ -169,7 +169,7 @@ def test_gate_memory_holds_no_password_and_is_bounded():
     for i in range(100):
         k = gate.key("mysql", "h:1", f"u{i}", password)
         assert gate.admit(k, Stage.CURRENT, 0.0) == (Admission.GO, None)
-        gate.settle(k, True, Outcome.REJECTED, Stage.CURRENT, 0.0, 60.0)
+        gate.settle(k, Outcome.REJECTED, Stage.CURRENT, 0.0, 60.0)
     assert len(gate._entries) <= 8
 
 
@@ -177,15 +177,15 @@ def test_gate_forgets_after_remember_rejected_and_allows_a_promoted_pending_once
     gate = LoginGate()
     k = gate.key("mysql", "h:1", "u", "pw")
     assert gate.admit(k, Stage.PENDING, 0.0) == (Admission.GO, None)
-    gate.settle(k, True, Outcome.REJECTED, Stage.PENDING, 0.0, 60.0)
+    gate.settle(k, Outcome.REJECTED, Stage.PENDING, 0.0, 60.0)
     assert gate.admit(k, Stage.PENDING, 1.0) == (Admission.SKIP, None)
     assert gate.admit(k, Stage.CURRENT, 1.0) == (Admission.GO, None)  # promoted: once more
-    gate.settle(k, True, Outcome.REJECTED, Stage.CURRENT, 1.0, 60.0)
+    gate.settle(k, Outcome.REJECTED, Stage.CURRENT, 1.0, 60.0)
     assert gate.admit(k, Stage.CURRENT, 2.0) == (Admission.SKIP, None)
     assert gate.admit(k, Stage.CURRENT, 61.0) == (Admission.GO, None)  # forgotten
 
 
-def test_gate_lets_one_login_fly_and_the_others_share_its_answer():
+def test_gate_lets_one_login_fly_and_the_others_wait_for_its_answer():
     gate = LoginGate()
     k = gate.key("mysql", "h:1", "u", "pw")
     assert gate.admit(k, Stage.CURRENT, 5.0) == (Admission.GO, None)
@@ -195,7 +195,17 @@ def test_gate_lets_one_login_fly_and_the_others_share_its_answer():
     woken: list[str] = []
     assert flight.add_done_callback(lambda: woken.append("x"))
     assert not flight.wait(0.0)
-    gate.settle(k, True, Outcome.REJECTED, Stage.CURRENT, 7.0, 60.0, 1045)
-    assert woken == ["x"] and flight.wait(0.0) and flight.outcome is Outcome.REJECTED
+    gate.settle(k, Outcome.OK, Stage.CURRENT, 7.0, 60.0)
+    assert woken == ["x"] and flight.wait(0.0) and flight.outcome is Outcome.OK
     assert not flight.add_done_callback(lambda: None)
-    assert gate.admit(k, Stage.CURRENT, 8.0) == (Admission.SKIP, None)
+    # A place is free: one of the waiting goes, the next waits again.
+    assert gate.admit(k, Stage.CURRENT, 8.0) == (Admission.GO, None)
+    waiting, second = gate.admit(k, Stage.CURRENT, 8.0)
+    assert waiting is Admission.WAIT and second is not flight
+    gate.settle(k, Outcome.REJECTED, Stage.CURRENT, 9.0, 60.0, 1045)
+    assert second.outcome is Outcome.REJECTED and second.errno == 1045
+    assert gate.admit(k, Stage.CURRENT, 10.0) == (Admission.SKIP, None)
+    # Two places: two go at once.
+    k2 = gate.key("mysql", "h:1", "u", "pw2")
+    assert [gate.admit(k2, Stage.CURRENT, 0.0, limit=2)[0] for _ in range(3)] == [
+        Admission.GO, Admission.GO, Admission.WAIT]

@@ -8,8 +8,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from db_support import Account
 from sqlalchemy.pool import QueuePool
-from test_db_connect import Account
 
 from rotation.dbconn import ConnectOptions
 from rotation.dbconn import connect as rotation_connect

@@ -250,3 +250,14 @@ def test_list_secrets_is_sorted_metadata_without_values(store):
     assert [i.name for i in infos] == ["app/db", "app/token"]
     assert "one" not in [getattr(i, f) for i in infos for f in ("description", "extended_config")]
     assert infos[0].created == datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def test_shared_name_check_takes_arns_only_when_asked():
+    from secretclient.stores._checks import check_name
+
+    check_name("acs:kms:cn-hangzhou:123456:secret/app/db", arn=True)
+    for bad in ("acs:kms:cn-hangzhou:123456:secret/app/db\n", "acs:kms:cn-hangzhou:123456:key/x", "acs:x"):
+        with pytest.raises(InvalidParameter):
+            check_name(bad, arn=True)
+    with pytest.raises(InvalidParameter):
+        check_name("acs:kms:cn-hangzhou:123456:secret/app/db")

@@ -247,6 +247,7 @@ def test_function_compute_flow_against_kms_emulator(mariadb: Any, kms_emulator: 
     runner.provision(mariadb, store)
     monkeypatch.setenv("ROTATION_STORE", "kms")
     monkeypatch.setenv("ROTATION_KMS_ENDPOINT", kms_emulator.endpoint)
+    monkeypatch.setenv("ROTATION_GRACE_SECONDS", "0")  # two rotations back to back (the default is 1 h)
     flow = runner.parse_yaml((EXAMPLES / "function_compute" / "flow.yaml").read_text())
     creds = runner.Credentials(kms_emulator.access_key_id, kms_emulator.access_key_secret, "")
     payload = {"SecretName": runner.SECRET, "RegionId": kms_emulator.region}

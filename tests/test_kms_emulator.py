@@ -886,3 +886,18 @@ def test_client_refreshes_a_generic_secret_at_the_tagged_rotation_time(emu):
         executor.run_pending()
         assert client.get_text("app") == "rotated"  # long before the 1 h TTL
     assert emu.calls["DescribeSecret"] == 2  # once per version, no extra request on reads
+
+
+def test_client_gone_before_the_answer_leaves_no_traceback(emu, capfd):
+    import socket
+
+    emu.faults.set_latency(0.3)
+    params = urlencode({"Action": "GetSecretValue", "SecretName": "app"})
+    for _ in range(3):
+        with socket.create_connection((emu.host, emu.port), timeout=5) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            sock.sendall(f"POST /?{params} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".encode())
+    time.sleep(1.2)  # let the server try to answer the departed clients
+    emu.faults.clear()
+    assert get_value(emu.acs_client(), "app")["SecretData"] == "s3cret-value"
+    assert "Traceback" not in capfd.readouterr().err

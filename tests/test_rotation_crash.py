@@ -25,7 +25,7 @@ from rotation_support import (
     start_store,
 )
 
-from rotation import Rotator
+from rotation import DrainPolicy, Rotator
 
 CHILD = Path(__file__).with_name("rotation_child.py")
 KILL_POINTS = ("new:start", "new:done", "set:mid", "set:done", "test:done", "end:mid", "end:done")
@@ -85,12 +85,15 @@ def test_sigkill_at_every_point_then_the_next_run_completes(mariadb, tmp_path, c
         grants = all_grants(mariadb, app.account, app.hosts)
         watcher = Watcher(handle.spec, app)
         watcher.start()
-        recover = Rotator(handle.store, strategy=make_strategy(kind), lock_timeout=10)
+        # The watcher keeps logging in with every stage, PREVIOUS included: the drain check would
+        # (rightly) refuse; this test is about crashes, so both rotators proceed explicitly.
+        drain = {"drain": DrainPolicy(proceed=True)} if kind == "alternating" else {}
+        recover = Rotator(handle.store, strategy=make_strategy(kind, **drain), lock_timeout=10)
         try:
             for point in KILL_POINTS:
                 before = handle.store.get_secret(app.name).version_id
                 _run_child_until({"store": handle.spec, "secret": app.name, "strategy": kind,
-                                  "mode": "rotate", "pause_at": point}, point)
+                                  "mode": "rotate", "pause_at": point, "drain": "proceed"}, point)
                 pending_left = PENDING in stages_snapshot(handle.store, app.name)
                 result = recover.rotate(app.name)
                 assert result.resumed == pending_left, point

@@ -38,6 +38,7 @@ def _fc_env(monkeypatch, handle):
         context_creds = SimpleNamespace(accessKeyId=handle.spec["ak"], accessKeySecret=handle.spec["sk"],
                                         securityToken=None)
     monkeypatch.setenv("ROTATION_STRATEGY", "alternating")
+    monkeypatch.setenv("ROTATION_GRACE_SECONDS", "0")  # flows back to back: explicit, not the 1 h default
     return context_creds
 
 
@@ -114,7 +115,7 @@ def test_cli_status_plan_rotate_abort(mariadb, tmp_path, cleanup_accounts):
     try:
         app = make_app(mariadb, handle.store, "alternating", rich=False)
         cleanup_accounts.append(app.account)
-        base = ["--store", f"embedded:{handle.spec['path']}", "--name-limit", "80"]
+        base = ["--store", f"embedded:{handle.spec['path']}", "--name-limit", "80", "--grace", "0"]
         runner = CliRunner()
         res = runner.invoke(cli, [*base, "plan", app.name])
         assert res.exit_code == 0, res.output

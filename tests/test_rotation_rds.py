@@ -10,6 +10,7 @@ import logging
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from types import SimpleNamespace
 
 import pymysql
@@ -69,6 +70,7 @@ class RdsApp:
         return True
 
     def strategy(self, **kw) -> RdsApiStrategy:
+        kw.setdefault("grace", timedelta(0))  # back-to-back rotations: explicit, not the 1 h default
         return RdsApiStrategy(self.rds.instance_id, self.rds.acs_client(), **kw)
 
     def rotator(self, **kw) -> Rotator:
@@ -198,7 +200,7 @@ def test_no_password_in_logs_events_errors_or_plans(mariadb, rds_emulator, accou
         assert f"{app.alternate}: +{app.databases[0]}:ReadWrite" in plan.grant_changes
         rotator.rotate(app.name)
         rotator.rotate(app.name)
-        wrong = RdsApiStrategy(rds_emulator.instance_id, rds_emulator.acs_client(secret="wrong"))
+        wrong = RdsApiStrategy(rds_emulator.instance_id, rds_emulator.acs_client(secret="wrong"), grace=timedelta(0))
         with pytest.raises(RdsApiError) as info:
             Rotator(store, strategy=wrong, lock=wrong.lock(store)).rotate(app.name)
         assert info.value.code == "InvalidAccessKeySecret" and info.value.http_status == 400
@@ -251,6 +253,7 @@ def test_fc_handler_runs_the_scenario_1_flow(mariadb, rds_emulator, store_handle
     monkeypatch.delenv("ROTATION_STRATEGY", raising=False)  # InstanceId in the event selects "rds"
     monkeypatch.delenv("EXCLUDE_CHARACTERS", raising=False)
     monkeypatch.setenv("ROTATION_RDS_ENDPOINT", rds_emulator.endpoint)
+    monkeypatch.setenv("ROTATION_GRACE_SECONDS", "0")  # flows back to back: explicit, not the 1 h default
     creds = SimpleNamespace(accessKeyId=key[0], accessKeySecret=key[1], securityToken=None)
     for run, expected in ((1, app.alternate), (2, app.account)):
         context = SimpleNamespace(requestId=f"fc-req-{run}", credentials=creds)
@@ -275,7 +278,7 @@ def test_cli_rotates_with_strategy_rds(mariadb, rds_emulator, tmp_path, accounts
         app = make_app(mariadb, rds_emulator, store, accounts, endpoint=False)
     base = ["--store", f"embedded:{path}", "--region", rds_emulator.region, "--name-limit", "16",
             "--access-key-id", rds_emulator.access_key_id, "--access-key-secret", rds_emulator.access_key_secret,
-            "--strategy", "rds", "--rds-endpoint", rds_emulator.endpoint]
+            "--strategy", "rds", "--rds-endpoint", rds_emulator.endpoint, "--grace", "0"]
     runner = CliRunner()
     out = runner.invoke(cli, [*base, "rotate", app.name])
     assert out.exit_code == 1 and "instance id" in out.output

@@ -29,7 +29,7 @@ from secretclient.stores.base import MAX_VERSIONS, SecretStore
 from secretclient.stores.embedded import EmbeddedStore
 
 STORES = ["embedded-memory", "embedded-file", "kms-http", "kms-https", "kms-tea", "aws-moto"]
-#: The variants that talk to the KMS emulator (the deletion window, ARNs, KMS-only rules).
+#: The variants that talk to the KMS emulator (ARNs, KMS-only rules).
 KMS = ["kms-http", "kms-https", "kms-tea"]
 CURRENT, PENDING, PREVIOUS = Stage.CURRENT, Stage.PENDING, Stage.PREVIOUS
 
@@ -352,26 +352,24 @@ def test_random_password_follows_policy(store):
     assert store.random_password(strict).isdigit()
 
 
-def _delete_at_once(store: SecretStore, name: str) -> None:
-    # Every store schedules a deletion unless forced, as KMS and AWS do.
-    store.delete_secret(name, force=True)
-
-
 def test_delete_removes_every_version(store):
     store.create_secret("s", "one", version_id="v1")
     store.put_secret("s", "v2", "two")
-    _delete_at_once(store, "s")
+    # Every store schedules by default (test_delete_with_a_recovery_window_then_restore).
+    store.delete_secret("s", force=True)
     with pytest.raises(SecretNotFound):
         store.get_secret("s")
     with pytest.raises(SecretNotFound):
         store.get_secret("s", version_id="v1")
     with pytest.raises(SecretNotFound):
-        _delete_at_once(store, "s")
+        store.delete_secret("s")
     store.create_secret("s", "new life", version_id="v1")
     assert store.get_secret("s").data == "new life"
 
 
-def test_list_secrets_names_every_secret(store):
+@pytest.mark.parametrize("variant", ["embedded-memory", "embedded-file", *KMS], indirect=True)
+def test_list_secrets_names_every_secret(variant):
+    store, _ = variant
     for name in ("b/two", "a/one", "c"):
         store.create_secret(name, "x", version_id="v1")
     listed = {info.name: info for info in store.list_secrets()}
@@ -394,9 +392,9 @@ def test_names_as_arns(variant):
         store.get_secret("acs:kms:cn-beijing:1234567890123456:secret/db/app")
 
 
-@pytest.mark.parametrize("variant", KMS, indirect=True)
+@pytest.mark.parametrize("variant", ["embedded-memory", "embedded-file", *KMS], indirect=True)
 def test_delete_with_a_recovery_window_then_restore(variant):
-    store, emu = variant
+    store, _ = variant
     store.create_secret("s", "one", version_id="v1")
     store.delete_secret("s", recovery_window_days=7)
     with pytest.raises(SecretNotFound) as err:

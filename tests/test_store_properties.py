@@ -96,11 +96,8 @@ class StoreMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         if hasattr(self, "store"):
-            # The KMS store schedules a deletion unless forced; the name is reused next run.
-            if isinstance(self.store, EmbeddedStore):
-                self.store.delete_secret(self.name)
-            else:
-                self.store.delete_secret(self.name, force=True)
+            # Stores schedule a deletion unless forced; the name is reused next run.
+            self.store.delete_secret(self.name, force=True)
             self.store.close()
 
     def _expect(self, expected: type[Exception] | None, call) -> None:

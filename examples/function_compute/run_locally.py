@@ -121,7 +121,8 @@ def provision(db: MariaDB, store: Any) -> None:
     database = db.create_database("app")
     app_pw, master_pw = secrets.token_urlsafe(18), secrets.token_urlsafe(18)
     db.create_user("appuser", app_pw, grants=(f"SELECT, INSERT ON {db.quote_ident(database)}.*",))
-    db.create_user("privileged", master_pw, grants=("CREATE USER ON *.*", "SELECT ON mysql.*"))
+    # PROCESS: the rotation looks for live sessions of the account it is about to reset.
+    db.create_user("privileged", master_pw, grants=("CREATE USER, PROCESS ON *.*", "SELECT ON mysql.*"))
     db.execute(f"GRANT SELECT, INSERT ON {db.quote_ident(database)}.* TO %s@%s WITH GRANT OPTION", ("privileged", "%"))
     store.create_secret(MASTER_SECRET, json.dumps({
         "Endpoint": db.host, "Port": db.port, "AccountName": "privileged", "AccountPassword": master_pw, "SSL": False,
@@ -136,6 +137,7 @@ def configure_function(emulator: KmsEmulator) -> None:
     """The FC function's environment variables, pointed at the emulator instead of kms-vpc."""
     os.environ["ROTATION_STORE"] = "kms"
     os.environ["ROTATION_KMS_ENDPOINT"] = emulator.endpoint
+    os.environ["ROTATION_GRACE_SECONDS"] = "0"  # two rotations back to back: no grace (the default is 1 h)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -35,7 +35,7 @@ except ImportError:  # Flask is no dependency of the library: the `examples` ext
 from sqlalchemy import String, select, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
-from rotation import AlternatingUsersStrategy, RotationEvent, Rotator, Scheduler
+from rotation import AlternatingUsersStrategy, DrainPolicy, RotationEvent, Rotator, Scheduler
 from rotation.passwords import MYSQL_PASSWORD_POLICY
 from secretclient import EmbeddedStore, SecretClient
 from secretclient.db import Connector, create_engine
@@ -113,7 +113,10 @@ def start_rotation(store: Any, client: SecretClient, secret_name: str, interval:
     ``client=`` makes the Rotator hand each new version to our SecretClient at once, so the
     engine rolls its pooled connections over without a single refused login.
     """
-    rotator = Rotator(store, strategy=AlternatingUsersStrategy(), client=client,
+    # Rotating every few seconds with its own pool on the PREVIOUS account: grace and the drain
+    # check are turned off explicitly for the example (production keeps the defaults).
+    strategy = AlternatingUsersStrategy(grace=timedelta(0), drain=DrainPolicy(proceed=True))
+    rotator = Rotator(store, strategy=strategy, client=client,
                       listeners=[on_event] if on_event else [])
     return Scheduler(rotator, secret_name, interval=timedelta(seconds=interval), poll=max(interval / 2, 0.1)).start()
 

@@ -32,7 +32,9 @@ class RdsAccount:
 
 
 def _missing(reason: str) -> InvalidRotationSetup:
-    return InvalidRotationSetup(f"the RDS strategy needs aliyun-python-sdk-rds: pip install 'secretclient[rds]' ({reason})")
+    return InvalidRotationSetup(
+        f"the RDS strategy needs aliyun-python-sdk-rds: pip install 'secretclient[rds]' ({reason})"
+    )
 
 
 def _request(action: str) -> Any:
@@ -62,7 +64,9 @@ def rds_client(
         raise InvalidRotationSetup("the RDS API needs a region and an AccessKey (id and secret)")
     cred = _rpc.credential(
         access_key_id, access_key_secret, security_token, None,
-        missing=lambda reason: InvalidRotationSetup(f"the RDS API needs a region and an AccessKey (id and secret): {reason}"),
+        missing=lambda reason: InvalidRotationSetup(
+            f"the RDS API needs a region and an AccessKey (id and secret): {reason}"
+        ),
     )
     options: dict[str, Any] = {}
     if verify is not None:
@@ -105,7 +109,9 @@ class RdsApi:
             return RdsApiError(f"{where} could not be sent", code=str(exc.get_error_code()))
         return RdsApiError(f"{where} failed: {type(exc).__name__}", code="SDK.HttpError")
 
-    def _call(self, action: str, account: str, params: Mapping[str, str], password: str | None = None) -> dict[str, Any]:
+    def _call(
+        self, action: str, account: str, params: Mapping[str, str], password: str | None = None
+    ) -> dict[str, Any]:
         sdk = _rpc.sdk(_missing)
         request = _request(action)
         request.set_accept_format("json")
@@ -128,7 +134,8 @@ class RdsApi:
                     str(p["DBName"]): str(p["AccountPrivilege"])
                     for p in item.get("DatabasePrivileges", {}).get("DatabasePrivilege", [])
                 }
-                return RdsAccount(name, str(item.get("AccountType") or "Normal"), str(item.get("AccountStatus") or ""), privileges)
+                kind, status = str(item.get("AccountType") or "Normal"), str(item.get("AccountStatus") or "")
+                return RdsAccount(name, kind, status, privileges)
         return None
 
     def create(self, name: str, password: str, account_type: str) -> None:

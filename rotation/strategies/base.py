@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -14,9 +15,12 @@ from secretclient.stores.base import SecretStore
 from ..errors import InvalidRotationSetup, ProtectedAccount, RotationTooSoon
 
 __all__ = [
+    "DEFAULT_GRACE",
+    "REFUSE_IF_IN_USE",
     "RESERVED_ACCOUNTS",
     "RESERVED_PREFIXES",
     "Check",
+    "DrainPolicy",
     "RotationContext",
     "Strategy",
     "StrategyPlan",
@@ -48,11 +52,44 @@ class RotationContext:
     secret_name: str
     now: Callable[[], datetime]
     checkpoint: Callable[[str], None] = field(default=lambda point: None)
+    #: True for a dry run (:meth:`Rotator.plan`): report, never wait.
+    dry_run: bool = False
 
     @property
     def labels(self) -> StageLabels:
         """The store's own labels for the three roles (for messages)."""
         return stage_labels(self.store)
+
+
+@dataclass(frozen=True, slots=True)
+class DrainPolicy:
+    """What a rotation does when the account it is about to reset (the PREVIOUS account of
+    alternating users) still has live sessions, the rotator's own excluded.
+
+    By default it stops with :class:`~rotation.errors.AccountInUse` and changes nothing.
+    ``wait``: seconds to wait for the sessions to end first (checked every ``poll`` seconds).
+    ``proceed=True``: reset the account anyway (those sessions keep running until they reconnect).
+    """
+
+    wait: float = 0.0
+    poll: float = 1.0
+    proceed: bool = False
+
+    def __post_init__(self) -> None:
+        for value in (self.wait, self.poll):
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise InvalidRotationSetup("DrainPolicy wait and poll must be finite and not negative")
+        if self.wait > 86400 or self.poll <= 0:
+            raise InvalidRotationSetup("DrainPolicy needs wait <= 86400 s and poll > 0")
+
+
+#: How long after a rotation the PREVIOUS account is not reset: one hour, the default cache TTL of
+#: ``SecretClient`` and of AWS's caching client, so a consumer that cached the PREVIOUS credentials
+#: (and has no session open, which the drain check would see) has refreshed before they change.
+DEFAULT_GRACE = timedelta(hours=1)
+
+#: The default: stop with AccountInUse when the account to reset has sessions.
+REFUSE_IF_IN_USE = DrainPolicy()
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,8 @@ its Endpoint and Port must match the rotated secret's.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,7 +19,14 @@ from secretclient.errors import SecretNotFound
 from secretclient.model import DbCredentials, PasswordPolicy, Secret, Stage
 
 from ..dbconn import ConnectOptions, connect, connect_first, query, run, sees_database, session_cipher, try_login
-from ..errors import InvalidRotationSetup, LoginFailed, ProtectedAccount, RotationError, VerificationFailed
+from ..errors import (
+    AccountInUse,
+    InvalidRotationSetup,
+    LoginFailed,
+    ProtectedAccount,
+    RotationError,
+    VerificationFailed,
+)
 from ..grants import Grants, grant_statements, parse_grants
 from ..passwords import MYSQL_PASSWORD_POLICY, PasswordSource, new_password
 from ..sql import (
@@ -30,11 +38,29 @@ from ..sql import (
     check_account_name,
     check_host,
 )
-from .base import Check, RotationContext, StrategyPlan, allow_list, check_grace, check_not_reserved, swap_suffix
+from .base import (
+    DEFAULT_GRACE,
+    REFUSE_IF_IN_USE,
+    Check,
+    DrainPolicy,
+    RotationContext,
+    StrategyPlan,
+    allow_list,
+    check_grace,
+    check_not_reserved,
+    swap_suffix,
+)
 
 __all__ = ["AlternatingUsersStrategy", "SingleUserStrategy"]
 
 _CONNECT = ConnectOptions()
+# Live sessions of an account, this session excluded; HOST is "client:port" (or "localhost").
+_SESSIONS = "SELECT HOST FROM information_schema.PROCESSLIST WHERE USER = %s AND ID <> CONNECTION_ID()"
+# Without PROCESS a session sees only its own account's sessions: a drain check would be blind.
+_HAS_PROCESS = Statement(
+    "SELECT COUNT(*) FROM information_schema.USER_PRIVILEGES WHERE PRIVILEGE_TYPE = 'PROCESS' AND GRANTEE = "
+    "CONCAT(\"'\", SUBSTRING_INDEX(CURRENT_USER(), '@', 1), \"'@'\", SUBSTRING_INDEX(CURRENT_USER(), '@', -1), \"'\")"
+)
 # Host entries of an account holding global administrative privileges (SUPER, CREATE USER or
 # GRANT OPTION on *.*): such an account is never rotated through the MasterSecret unless allowed.
 _ADMIN_ENTRIES = Statement(
@@ -93,7 +119,30 @@ class _MySqlStrategy:
             )
         return master
 
-    def _protect(self, ctx: RotationContext, current: DbCredentials, accounts: tuple[str, ...]) -> None:
+    @staticmethod
+    def _sessions(conn: pymysql.Connection, account: str) -> dict[str, int]:
+        """Live sessions of ``account`` per client host (this session excluded)."""
+        out: dict[str, int] = {}
+        for (host,) in query(conn, Statement(_SESSIONS, (account,))):
+            text = str(host or "")
+            client, _, port = text.rpartition(":")
+            name = client if client and port.isdigit() else text
+            out[name] = out.get(name, 0) + 1
+        return dict(sorted(out.items()))
+
+    def account_sessions(self, ctx: RotationContext, current: DbCredentials,
+                         accounts: Iterable[str]) -> dict[str, dict[str, int]]:
+        """Live sessions per client host of each of ``accounts``, seen by the MasterSecret
+        account (needs ``PROCESS``), else by the secret's own account (its own sessions only)."""
+        if self._master_name(current):
+            conn = self._admin(ctx, current)
+        else:
+            conn = connect(current, self.connect_options, who="CURRENT account")
+        with closing(conn):
+            return {a: self._sessions(conn, a) for a in dict.fromkeys(accounts)}
+
+    def _protect(self, ctx: RotationContext, current: DbCredentials, accounts: tuple[str, ...],
+                 conn: pymysql.Connection | None = None) -> None:
         """Refuse, before any change, to touch ``accounts`` through the MasterSecret when one is the
         MasterSecret's own, reserved, or holds global administrative privileges (unless allowed):
         whoever can write the rotated secret must not gain control of such an account."""
@@ -103,9 +152,9 @@ class _MySqlStrategy:
         todo = [a for a in accounts if a not in self.allow_accounts]
         if not todo:
             return
-        with closing(self._admin(ctx, current)) as conn:
+        with closing(self._admin(ctx, current)) if conn is None else _borrowed(conn) as session:
             for account in todo:
-                if query(conn, Statement(_ADMIN_ENTRIES.sql, (account,))):
+                if query(session, Statement(_ADMIN_ENTRIES.sql, (account,))):
                     raise ProtectedAccount(
                         f"account {account!r} holds SUPER, CREATE USER or GRANT OPTION on *.*; refusing to rotate "
                         "it through the MasterSecret (allow it with the strategy's allow_accounts= if intended)"
@@ -183,6 +232,19 @@ class _MySqlStrategy:
             raise VerificationFailed(f"account {pending.account_name!r} has no grants at all")
         if (needs_tls or pending.ssl) and not session_cipher(conn):
             raise VerificationFailed(f"account {pending.account_name!r} logged in without TLS although TLS is required")
+
+
+class _borrowed:
+    """A context manager lending a connection the caller keeps open."""
+
+    def __init__(self, conn: pymysql.Connection) -> None:
+        self._conn = conn
+
+    def __enter__(self) -> pymysql.Connection:
+        return self._conn
+
+    def __exit__(self, *exc: object) -> None:
+        return None
 
 
 def _ctx(store: Any, secret_name: str) -> RotationContext:
@@ -309,14 +371,49 @@ class AlternatingUsersStrategy(_MySqlStrategy):
 
     name = "alternating-users"
 
-    def __init__(self, *, suffix: str = "_rt", grace: timedelta = timedelta(0), **options: Any) -> None:
+    def __init__(self, *, suffix: str = "_rt", grace: timedelta = DEFAULT_GRACE,
+                 drain: DrainPolicy = REFUSE_IF_IN_USE, sleep: Callable[[float], None] = time.sleep,
+                 monotonic: Callable[[], float] = time.monotonic, **options: Any) -> None:
         super().__init__(**options)
+        if not isinstance(drain, DrainPolicy):
+            raise InvalidRotationSetup("drain must be a rotation.DrainPolicy")
+        self.drain = drain
+        self._sleep = sleep
+        self._monotonic = monotonic
         if not suffix or not all(c.isalnum() or c in "_.-" for c in suffix) or not suffix.isascii():
             raise InvalidRotationSetup("suffix must be letters, digits, '_', '.' or '-'")
         if grace < timedelta(0):
             raise InvalidRotationSetup("grace must not be negative")
         self.suffix = suffix
         self.grace = grace
+
+    def _drain(self, ctx: RotationContext, conn: pymysql.Connection, account: str) -> None:
+        """Stop with :class:`AccountInUse` while ``account`` has sessions, after waiting up to the
+        drain policy's bound (no wait in a dry run)."""
+        policy = self.drain
+        if policy.proceed or not query(conn, Statement("SELECT 1 FROM mysql.user WHERE User = %s LIMIT 1", (account,))):
+            return  # told to, or nothing to drain: the account does not exist yet
+        if not query(conn, _HAS_PROCESS)[0][0]:
+            raise InvalidRotationSetup(
+                "the MasterSecret account needs the PROCESS privilege to see who still uses the account to be "
+                "reset (or give the strategy drain=DrainPolicy(proceed=True))"
+            )
+        deadline = self._monotonic() + (0.0 if ctx.dry_run else policy.wait)
+        while True:
+            sessions = self._sessions(conn, account)
+            if not sessions:
+                return
+            left = deadline - self._monotonic()
+            if left <= 0:
+                where = ", ".join(f"{n} from {h}" for h, n in sessions.items())
+                raise AccountInUse(
+                    f"account {account!r} ({ctx.labels.previous}) still has {sum(sessions.values())} live "
+                    f"session(s) ({where}); nothing was changed. Rotate when they have ended, wait for them "
+                    "(DrainPolicy(wait=…)) or proceed explicitly (DrainPolicy(proceed=True))",
+                    sessions=sessions,
+                )
+            ctx.checkpoint("drain:wait")
+            self._sleep(min(policy.poll, left))
 
     def alternate(self, account: str) -> str:
         """The other account of the pair (``appuser`` ↔ ``appuser_rt``), both names validated."""
@@ -333,8 +430,10 @@ class AlternatingUsersStrategy(_MySqlStrategy):
                 "or pass master_secret="
             )
         check_grace(ctx, current, alternate, self.grace)
-        # The alternate gets the CURRENT account's grants: both must be ordinary accounts.
-        self._protect(ctx, creds, (creds.account_name, alternate))
+        with closing(self._admin(ctx, creds)) as conn:
+            # The alternate gets the CURRENT account's grants: both must be ordinary accounts.
+            self._protect(ctx, creds, (creds.account_name, alternate), conn)
+            self._drain(ctx, conn, alternate)
 
     def pending_credentials(self, current: DbCredentials, password: str) -> DbCredentials:
         return current.with_changes(
@@ -414,6 +513,9 @@ class AlternatingUsersStrategy(_MySqlStrategy):
             return StrategyPlan((pending.account_name,), (), (), (*checks, conn))
         with closing(conn):
             checks.append(Check("MasterSecret logs in", True))
+            sessions = self._sessions(conn, pending.account_name)
+            checks.append(Check(f"{pending.account_name} has no live sessions", not sessions or self.drain.proceed,
+                                ", ".join(f"{n} from {h}" for h, n in sessions.items())))
             try:
                 work = self._work(conn, current, pending)
             except RotationError as exc:

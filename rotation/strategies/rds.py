@@ -20,7 +20,6 @@ from ..dbconn import ConnectOptions, connect, connect_first, sees_database, try_
 from ..errors import (
     InvalidRotationSetup,
     ProtectedAccount,
-    RdsApiError,
     RotationError,
     UnsafeAccountName,
     UnsupportedGrant,
@@ -30,7 +29,16 @@ from ..lock import LocalLock, Lock, LockHandle, MySqlLock
 from ..passwords import RDS_PASSWORD_POLICY, PasswordSource, new_password
 from ..sql import NAME_LIMIT_RDS, check_account_name
 from ._rds_api import RdsAccount, RdsApi, rds_client
-from .base import Check, RotationContext, StrategyPlan, allow_list, check_grace, check_not_reserved, swap_suffix
+from .base import (
+    DEFAULT_GRACE,
+    Check,
+    RotationContext,
+    StrategyPlan,
+    allow_list,
+    check_grace,
+    check_not_reserved,
+    swap_suffix,
+)
 
 __all__ = ["RdsAccount", "RdsApi", "RdsApiStrategy", "rds_client"]
 
@@ -97,7 +105,7 @@ class RdsApiStrategy:
         *,
         suffix: str = "_rt",
         name_limit: int = NAME_LIMIT_RDS,
-        grace: timedelta = timedelta(0),
+        grace: timedelta = DEFAULT_GRACE,
         password_policy: PasswordPolicy = RDS_PASSWORD_POLICY,
         password_source: PasswordSource | None = None,
         connect_options: ConnectOptions = _CONNECT,

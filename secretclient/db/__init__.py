@@ -7,6 +7,7 @@
 - :class:`Connector` — the credential search, shared per secret; :class:`RetryPolicy` — its limits;
 - :func:`classify` / :class:`ErrorKind` — what a connection error means;
 - :data:`MYSQL` — the MySQL/MariaDB login layer (a :class:`DbFamily`), shared with ``rotation``;
+  :data:`POSTGRES` — PostgreSQL's (psycopg 3, ``postgres`` extra; :mod:`secretclient.db.psycopg`);
 - :mod:`secretclient.db.errors` — what a failed connect raises (PyMySQL ``OperationalError`` s).
 """
 
@@ -16,6 +17,7 @@ from typing import Any
 
 from ._family import DbFamily
 from ._mysql import MYSQL
+from ._postgres import POSTGRES
 from .classify import Classification, ErrorKind, classify
 from .connector import Connector, ConnectorStats
 from .errors import (
@@ -34,6 +36,7 @@ from .pymysql import RotatingConnection, connect
 
 __all__ = [
     "MYSQL",
+    "POSTGRES",
     "AccountUnavailable",
     "Attempt",
     "Classification",

@@ -32,6 +32,16 @@ class DbFamily(Protocol):
         (which secret and VersionId it logged in with, where the server shows it)."""
         ...
 
+    @property
+    def default_login(self) -> Any:
+        """The driver's connect function (``pymysql.connect``, ``psycopg.connect``)."""
+        ...
+
+    def login_with(self, connect: Any, kwargs: dict[str, Any], handshake: float | None) -> Any:
+        """Log in with ``connect(**kwargs)`` (the driver's function, or a caller's), each
+        server reply of the login bounded by ``handshake`` (None: unbounded)."""
+        ...
+
     def login(self, kwargs: dict[str, Any], handshake: float | None) -> Any:
         """Log in with ``kwargs`` (the family's own arguments); ``handshake`` bounds each server
         reply during the login only (None: unbounded)."""

@@ -4,10 +4,11 @@ MySQL's FAILED_LOGIN_ATTEMPTS and MariaDB's max_password_errors lock an account 
 failed logins, wherever they come from. So the limit is per process and per credential, not
 per search: once a server rejected a (server, user, password), no search of this process sends
 it again (except once more as CURRENT, after the store promoted it: the rotation has then
-changed the database), and while a login with a credential is in flight, other logins with the
-same credential wait for its answer instead of sending the same password beside it. After a
-success the waiting logins go together; after a rejection they go on with other credentials
-without sending it.
+changed the database); and at most ``RetryPolicy.concurrent_logins`` logins with one credential
+are in flight at once (default 1), the others wait for a place. A password that was good can
+stop working at any moment (the rotation's ALTER USER): only the logins in flight at that moment
+fail, so the process costs the account at most that many failed logins. After a rejection the
+waiting logins go on with other credentials without sending it.
 
 Credentials are keyed by a keyed BLAKE2b digest (a random key per process): the memory holds no
 password and no unsalted hash of one. It is bounded (least recently used entries go first) and
@@ -22,7 +23,6 @@ import hashlib
 import os
 import threading
 from collections.abc import Callable
-from typing import Any
 
 from ..model import Stage
 
@@ -32,14 +32,14 @@ __all__ = ["GATE", "Admission", "Flight", "LoginGate", "Outcome"]
 class Outcome(enum.Enum):
     """How a login in flight ended, as far as the logins waiting for it care."""
 
-    OK = "ok"  # logged in: the waiting logins go
+    OK = "ok"  # logged in: a waiting login takes the place
     REJECTED = "rejected"  # bad credentials: the waiting logins do not send them
     UNAVAILABLE = "unavailable"  # the account is locked or blocked: nobody should try
-    UNKNOWN = "unknown"  # network, timeout, cancelled: one waiting login tries in turn
+    UNKNOWN = "unknown"  # network, timeout, cancelled: a waiting login takes the place
 
 
 class Flight:
-    """A login in flight with one credential; others may wait for its outcome."""
+    """The next end of a login with one credential, which waiting logins wait for."""
 
     __slots__ = ("_callbacks", "_event", "_lock", "errno", "outcome", "started")
 
@@ -76,18 +76,18 @@ class Flight:
 class Admission(enum.Enum):
     """What the gate says to a login about to be sent."""
 
-    GO = "go"  # send it (as the login in flight, when a Flight comes with it)
-    WAIT = "wait"  # another login with this credential is in flight: wait for it
+    GO = "go"  # send it
+    WAIT = "wait"  # the logins in flight with this credential are at the limit: wait
     SKIP = "skip"  # the server rejected this credential: do not send it
 
 
 class _Entry:
-    __slots__ = ("flight", "forget_at", "rejected", "started")
+    __slots__ = ("flight", "forget_at", "inflight", "rejected", "started")
 
     def __init__(self) -> None:
-        # None: no login in flight; _BUSY: one, nobody waits for it; a Flight: one, waited for
-        self.flight: Flight | None = None
-        self.started = 0.0  # when the login in flight was sent
+        self.inflight = 0  # logins with this credential sent and not yet ended
+        self.flight: Flight | None = None  # what the logins waiting for a free place wait on
+        self.started = 0.0  # when the oldest login in flight was sent
         self.rejected: frozenset[str] = frozenset()  # the stage roles it was rejected as
         self.forget_at = 0.0
 
@@ -111,13 +111,12 @@ class LoginGate:
             digest.update(part)
         return digest.digest()
 
-    def admit(self, key: bytes, role: str, now: float) -> tuple[Admission, Flight | None]:
+    def admit(self, key: bytes, role: str, now: float, limit: int = 1) -> tuple[Admission, Flight | None]:
         """May a login with credential ``key``, found as stage ``role``, be sent now?
 
-        ``(GO, None)``: send it, then :meth:`settle` it. ``(WAIT, flight)``: another login with
-        this credential is in flight: wait for ``flight`` to end, then (unless it was rejected)
-        either send yours beside the others (it logged in) or ask again. ``(SKIP, None)``:
-        rejected already, do not send it.
+        ``(GO, None)``: send it, then :meth:`settle` it. ``(WAIT, flight)``: ``limit`` logins
+        with this credential are in flight: wait for ``flight`` (the next of them to end), then,
+        unless it was rejected, ask again. ``(SKIP, None)``: rejected already, do not send it.
         """
         with self._lock:
             entry = self._entries.get(key)
@@ -131,33 +130,31 @@ class LoginGate:
                 # Sent once more only after the store promoted it to CURRENT.
                 elif role != Stage.CURRENT or Stage.CURRENT in entry.rejected:
                     return _SKIP
-            flight = entry.flight
-            if flight is None:
-                entry.flight = _BUSY
-                entry.started = now
+            if entry.inflight < limit:
+                if not entry.inflight:
+                    entry.started = now
+                entry.inflight += 1
                 return _GO
-            if flight is _BUSY:
-                flight = entry.flight = Flight(self._lock, entry.started)
-            return Admission.WAIT, flight
+            if entry.flight is None:
+                entry.flight = Flight(self._lock, entry.started)
+            return Admission.WAIT, entry.flight
 
-    def settle(self, key: bytes, owner: bool, outcome: Outcome, role: str, now: float,
-               remember: float, errno: int | None = None) -> None:
-        """End a login that :meth:`admit` let go (``owner``: it was the login in flight, not
-        one sent beside it after a success): record a rejection (for ``remember`` seconds) and
-        wake the logins waiting for it."""
+    def settle(self, key: bytes, outcome: Outcome, role: str, now: float, remember: float,
+               errno: int | None = None) -> None:
+        """End a login that :meth:`admit` let go: record a rejection (for ``remember`` seconds)
+        and wake the logins waiting for a place."""
         with self._lock:
             entry = self._entries.get(key)
             if entry is None:
                 return
+            entry.inflight = max(entry.inflight - 1, 0)
             if outcome is Outcome.REJECTED:
                 entry.rejected = entry.rejected | {role}
                 entry.forget_at = now + remember
             elif outcome is Outcome.OK and entry.rejected:
                 entry.rejected = frozenset()
-            if not owner:
-                return
             flight, entry.flight = entry.flight, None
-            if flight is _BUSY or flight is None:
+            if flight is None:
                 return
             flight.outcome, flight.errno = outcome, errno
             event, callbacks = flight._event, flight._callbacks
@@ -175,7 +172,7 @@ class LoginGate:
 
     def _evict(self) -> None:
         for key, entry in self._entries.items():  # oldest first; never one with a login in flight
-            if entry.flight is None:
+            if not entry.inflight and entry.flight is None:
                 del self._entries[key]
                 return
 
@@ -183,10 +180,9 @@ class LoginGate:
         # The child has only the forking thread: logins in flight belong to threads it lacks.
         self._lock = threading.Lock()
         for entry in self._entries.values():
-            entry.flight = None
+            entry.inflight, entry.flight = 0, None
 
 
-_BUSY: Any = Flight(threading.Lock(), 0.0)  # a login in flight that nobody waits for (yet)
 _GO = (Admission.GO, None)
 _SKIP = (Admission.SKIP, None)
 

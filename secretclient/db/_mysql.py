@@ -81,6 +81,10 @@ class MySqlFamily:
     name = "mysql"
     default_port = 3306
 
+    @property
+    def default_login(self) -> Any:
+        return pymysql.connect
+
     def login_kwargs(self, creds: DbCredentials, kwargs: Mapping[str, Any], *, secret: str,
                      tag: bool = True) -> dict[str, Any]:
         """PyMySQL keyword arguments for ``creds`` on top of the caller's ``kwargs``; ``tag``:

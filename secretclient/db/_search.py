@@ -24,7 +24,7 @@ import logging
 import random
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from ..errors import SecretNotFound, StoreError
 from ..model import DbCredentials, Secret, Stage, StageLabels
@@ -168,9 +168,12 @@ class SearchView(Protocol):
         """Add one to each counter ``fields`` of :class:`~secretclient.db.ConnectorStats`."""
 
 
-def drive(steps: Steps, login: Login, sleep: Callable[[float], None]) -> tuple[Any, DbCredentials]:
+def drive(steps: Steps, login: Login, sleep: Callable[[float], None],
+          family: DbFamily | None = None) -> tuple[Any, DbCredentials]:
     """Perform the requests of ``steps`` with blocking calls: ``login(**kwargs)`` (a PyMySQL
-    ``connect``), ``sleep(seconds)``, store reads in the calling thread."""
+    ``connect``, or through ``family.login_with`` for another family), ``sleep(seconds)``, store
+    reads in the calling thread."""
+    login_with = None if family is None or family.name == "mysql" else family.login_with
     value: Any = None
     error: BaseException | None = None
     while True:
@@ -181,7 +184,9 @@ def drive(steps: Steps, login: Login, sleep: Callable[[float], None]) -> tuple[A
         value = error = None
         try:
             if isinstance(request, LoginRequest):
-                if request.handshake is None:
+                if login_with is not None:
+                    value = login_with(login, request.kwargs, request.handshake)
+                elif request.handshake is None:
                     value = login(**request.kwargs)
                 else:  # bound the login only: the caller asked for no read timeout
                     request.kwargs["read_timeout"] = request.handshake
@@ -273,7 +278,7 @@ class CredentialSearch:
         if current is not None:
             found = yield from self.offer(current, self.current)
             if found is not _GO_ON:
-                return found
+                return cast("tuple[Any, DbCredentials] | None", found)
         labels = view.labels
         for round_no in range(self.policy.rounds):
             if round_no > 0 and not (yield from self.wait(round_no - 1)):
@@ -285,7 +290,7 @@ class CredentialSearch:
                 if creds is not None:
                     found = yield from self.offer(creds, label)
                     if found is not _GO_ON:
-                        return found
+                        return cast("tuple[Any, DbCredentials] | None", found)
         return None
 
     def offer(self, creds: DbCredentials, stage: str) -> Generator[Any, Any, Any]:
@@ -340,7 +345,7 @@ class CredentialSearch:
             view.count("failures")
             raise
         if found is not None:
-            return found  # type: ignore[no-any-return]
+            return found
         view.count("failures")
         raise self.final_error()
 
@@ -356,11 +361,10 @@ class CredentialSearch:
         transient = 0
         while True:
             started = view.clock()
-            admission, flight = gate.admit(args.gate_key, role, started)
-            owner = admission is Admission.GO
-            if flight is not None:  # another login with these credentials is in flight: wait
+            admission, flight = gate.admit(args.gate_key, role, started, self.policy.concurrent_logins)
+            if flight is not None:  # other logins with these credentials are in flight: wait
                 if not (yield WaitRequest(flight, max(self.remaining(), 0.0))):
-                    self.last_kind = self.last_kind or ErrorKind.NETWORK  # the login in flight hangs
+                    self.last_kind = self.last_kind or ErrorKind.NETWORK  # the logins in flight hang
                     raise self.final_error()
                 if flight.outcome is Outcome.REJECTED:
                     self.skip(creds, stage, args.server, flight.started)
@@ -370,11 +374,8 @@ class CredentialSearch:
                     self.attempts.append(Attempt(creds.version_id, stage, creds.account_name,
                                                  ErrorKind.ACCOUNT_UNAVAILABLE, flight.errno, args.server))
                     raise self.final_error()
-                if flight.outcome is not Outcome.OK:
-                    continue  # it failed for another reason: ask again (one of the waiting goes)
-                # It logged in: go beside the others.
-                started = view.clock()
-            elif admission is Admission.SKIP:
+                continue  # a place is free: ask again
+            if admission is Admission.SKIP:
                 self.skip(creds, stage, args.server, started)
                 return None
             remaining = self.deadline - started
@@ -392,17 +393,17 @@ class CredentialSearch:
             except Exception as exc:
                 failure = exc
             except BaseException:  # cancelled, or the search closed: the waiting logins go on
-                gate.settle(args.gate_key, owner, Outcome.UNKNOWN, role, view.clock(), 0.0)
+                gate.settle(args.gate_key, Outcome.UNKNOWN, role, view.clock(), 0.0)
                 view.count(*(_FAILED_RETRY if retry else _FAILED))
                 raise
             else:
-                gate.settle(args.gate_key, owner, Outcome.OK, role, started, 0.0)
+                gate.settle(args.gate_key, Outcome.OK, role, started, 0.0)
                 view.count(*(_CONNECTED_RETRY if retry else _CONNECTED))
                 return conn
             view.count(*(_FAILED_RETRY if retry else _FAILED))
             verdict = view.family.classify(failure)
             kind = verdict.kind
-            gate.settle(args.gate_key, owner, _OUTCOME.get(kind, Outcome.UNKNOWN), role, view.clock(),
+            gate.settle(args.gate_key, _OUTCOME.get(kind, Outcome.UNKNOWN), role, view.clock(),
                         self.policy.remember_rejected, verdict.errno)
             self.attempts.append(Attempt(creds.version_id, stage, creds.account_name, kind,
                                          verdict.errno, args.server))

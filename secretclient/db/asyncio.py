@@ -28,7 +28,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import math
 import ssl
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 try:
@@ -48,6 +51,7 @@ from pymysql.constants import CLIENT
 
 from ..model import DbCredentials
 from ._mysql import MYSQL
+from ._postgres import POSTGRES
 from .connector import Connector, LoginRequest, SleepRequest, Steps, WaitRequest
 from .policy import RetryPolicy
 from .sqlalchemy import VERSION_KEY, _check_arguments, _resolve_connector, _roll_over
@@ -71,19 +75,23 @@ def create_async_engine(
     """``sqlalchemy.ext.asyncio.create_async_engine(url, **kwargs)`` logging in with the
     credentials of ``secret``.
 
-    ``url`` is ``mysql+aiomysql://`` (or ``mariadb+aiomysql://``) without a password; user,
+    ``url`` is ``mysql+aiomysql://`` (or ``mariadb+aiomysql://``), or ``postgresql+psycopg://``
+    (psycopg 3's asyncio connections), without a password; user,
     password, and host, port and database unless the URL names them, come from the secret.
     Give ``secret`` and ``client``, or a shared ``connector`` (whose
     :meth:`~secretclient.db.Connector.stats` you can read). Pooled connections of a replaced
     credential version are closed at their next checkout unless ``rollover=False``.
     """
-    parsed = _check_arguments(url, kwargs, "aiomysql", "secretclient.db.asyncio")
+    parsed = _check_arguments(url, kwargs, ("aiomysql", "psycopg"), "secretclient.db.asyncio")
+    mysql = parsed.get_driver_name() == "aiomysql"
     connect_args = kwargs.pop("connect_args", None) or {}
-    shared = _resolve_connector("create_async_engine()", secret, client, connector, policy)
+    shared = _resolve_connector("create_async_engine()", secret, client, connector, policy,
+                                MYSQL if mysql else POSTGRES)
     params: dict[str, Any] = {}  # filled below, once the dialect exists; read at each login
+    translate, login = (_aiomysql_kwargs, _login) if mysql else (None, _psycopg_login)
 
-    async def creator() -> _Connection:
-        conn, creds = await _drive(shared.search(params, _aiomysql_kwargs))
+    async def creator() -> Any:
+        conn, creds = await _drive(shared.search(params, translate), login)
         conn.credential_version = creds.version_id
         return conn
 
@@ -94,7 +102,7 @@ def create_async_engine(
     _, cparams = sync_engine.dialect.create_connect_args(sync_engine.url)
     cparams.update(connect_args)
     cparams.pop("user", None)  # alternating-users rotation changes it
-    if "connect_timeout" not in cparams and shared.policy.handshake_timeout is not None:
+    if mysql and "connect_timeout" not in cparams and shared.policy.handshake_timeout is not None:
         # The login's own timeout (the policy's handshake_timeout, at most the budget left)
         # bounds the TCP connect too: one timer instead of aiomysql's extra wait_for task.
         cparams["connect_timeout"] = None
@@ -154,8 +162,8 @@ def _aiomysql_kwargs(secret: str, kw: dict[str, Any]) -> dict[str, Any]:
     return kw
 
 
-async def _drive(steps: Steps) -> tuple[_Connection, DbCredentials]:
-    """Perform the requests of the connector's search with awaits."""
+async def _drive(steps: Steps, login: Callable[[LoginRequest], Awaitable[Any]]) -> tuple[Any, DbCredentials]:
+    """Perform the requests of the connector's search with awaits (``login`` awaits a login)."""
     value: Any = None
     error: BaseException | None = None
     while True:
@@ -166,7 +174,7 @@ async def _drive(steps: Steps) -> tuple[_Connection, DbCredentials]:
         value = error = None
         try:
             if isinstance(request, LoginRequest):
-                value = await _login(request)
+                value = await login(request)
             elif isinstance(request, SleepRequest):
                 await asyncio.sleep(request.seconds)
             elif isinstance(request, WaitRequest):
@@ -200,6 +208,26 @@ async def _wait(request: WaitRequest) -> bool:
 def _resolve(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
+
+
+async def _psycopg_login(request: LoginRequest) -> Any:
+    kw = request.kwargs
+    bounds = [t for t in (kw.get("connect_timeout"), request.handshake) if t is not None]
+    if bounds:  # libpq's connect_timeout: whole seconds, at least 2
+        kw["connect_timeout"] = max(2, math.ceil(min(float(t) for t in bounds)))
+    return await _pg_connection_class().connect(**kw)
+
+
+@functools.cache
+def _pg_connection_class() -> Any:
+    """psycopg's AsyncConnection remembering its credential version (psycopg is imported on
+    first use: an aiomysql-only install has no psycopg)."""
+    import psycopg
+
+    class _PgConnection(psycopg.AsyncConnection):
+        credential_version: str | None = None
+
+    return _PgConnection
 
 
 async def _login(request: LoginRequest) -> _Connection:

@@ -18,8 +18,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import pymysql
-
 from ..errors import InvalidParameter
 from ..model import DbCredentials, Secret, stage_labels
 from ._family import DbFamily
@@ -108,7 +106,8 @@ class _Tally:
 
 
 class Connector:
-    """Logs in to MySQL/MariaDB with the credentials of ``secret``, surviving rotations.
+    """Logs in with the credentials of ``secret``, surviving rotations: to MySQL/MariaDB, or to
+    PostgreSQL with ``family=secretclient.db.POSTGRES`` (psycopg 3).
 
     Thread-safe; share one per secret (an engine does). ``clock``, ``sleep`` and ``rng`` are
     injectable for tests.
@@ -123,6 +122,7 @@ class Connector:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
+        family: DbFamily = MYSQL,
     ) -> None:
         if not isinstance(secret, str) or not secret:
             raise InvalidParameter("secret must be the name of a secret (a non-empty string)")
@@ -134,7 +134,7 @@ class Connector:
         self.secret = secret
         self.client = client
         self.policy = policy or RetryPolicy()
-        self.family: DbFamily = MYSQL
+        self.family = family
         self._sleep = sleep
         self._lock = threading.Lock()  # the small state below
         self._tally = _Tally()
@@ -265,11 +265,11 @@ class Connector:
     def connect(self, kwargs: Mapping[str, Any] | None = None, login: Login | None = None) -> tuple[Any, DbCredentials]:
         """Log in and return ``(connection, credentials used)``.
 
-        ``kwargs`` are PyMySQL keyword arguments (never ``user``/``password``: those come from
-        the secret). Host, port and database come from the secret unless ``kwargs`` names them.
-        ``login`` makes the connection (``pymysql.connect`` by default).
+        ``kwargs`` are the driver's keyword arguments (never ``user``/``password``: those come
+        from the secret). Host, port and database come from the secret unless ``kwargs`` names
+        them. ``login`` makes the connection (``pymysql.connect`` or ``psycopg.connect`` by default).
         """
-        return drive(self.search(kwargs), login or pymysql.connect, self._sleep)
+        return drive(self.search(kwargs), login or self.family.default_login, self._sleep, self.family)
 
     def search(self, kwargs: Mapping[str, Any] | None = None, translate: Translate | None = None) -> Steps:
         """The search of one connect as a generator of requests, for a driver to perform.

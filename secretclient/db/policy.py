@@ -42,6 +42,11 @@ class RetryPolicy:
       search of this process (the limit is per process and per credential; see
       docs/connections.md). After that, one login may try it again: a password fixed on the
       server side then works without a restart.
+    - ``concurrent_logins``: logins with one credential in flight at once in this process
+      (others wait for a place). A password can stop working at any moment (a rotation's
+      ALTER USER); the logins in flight then fail, and MySQL/MariaDB lock accounts after a few
+      failures in a row. 1 (the default) costs at most one failed login per process; a higher
+      value opens a pool's connections faster at that risk.
     - ``handshake_timeout``: the longest wait for one server reply while logging in (a server
       that accepts TCP and never answers would hang PyMySQL forever), further bounded by
       ``total``; taken off once logged in. Used when the caller sets no ``read_timeout``.
@@ -58,12 +63,15 @@ class RetryPolicy:
     retry_busy: bool = True
     handshake_timeout: float | None = 30.0
     remember_rejected: float = 300.0
+    concurrent_logins: int = 1
 
     def __post_init__(self) -> None:
         if not isinstance(self.total, (int, float)) or isinstance(self.total, bool) or self.total <= 0:
             raise InvalidParameter("RetryPolicy.total must be a number of seconds > 0")
         if not isinstance(self.max_attempts, int) or self.max_attempts < 1:
             raise InvalidParameter("RetryPolicy.max_attempts must be an integer >= 1")
+        if not isinstance(self.concurrent_logins, int) or self.concurrent_logins < 1:
+            raise InvalidParameter("RetryPolicy.concurrent_logins must be an integer >= 1")
         if not isinstance(self.rounds, int) or self.rounds < 1:
             raise InvalidParameter("RetryPolicy.rounds must be an integer >= 1")
         if self.handshake_timeout is not None and (
@@ -76,7 +84,8 @@ class RetryPolicy:
             raise InvalidParameter("RetryPolicy.remember_rejected must be a number of seconds >= 0")
         if not isinstance(self.backoff, Backoff):
             raise InvalidParameter("RetryPolicy.backoff must be a secretclient.Backoff")
-        if isinstance(self.stages, str) or not all(isinstance(s, str) and s for s in self.stages):
+        given: object = self.stages  # checked as what a caller may really pass
+        if isinstance(given, str) or not all(isinstance(s, str) and s for s in self.stages):
             raise InvalidParameter("RetryPolicy.stages must be non-empty stage names")
         stages = tuple(_role_of(s) or s for s in self.stages)
         if not stages:

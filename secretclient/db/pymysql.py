@@ -60,7 +60,7 @@ def connect(
     return RotatingConnection(conn, connector, pymysql_kwargs, creds.version_id)
 
 
-class RotatingConnection(wrapt.ObjectProxy):  # type: ignore[misc]
+class RotatingConnection(wrapt.ObjectProxy):  # type: ignore[type-arg]
     """A PyMySQL connection whose reconnects use the secret's current credentials.
 
     Everything else is the wrapped connection's own behaviour. ``credential_version`` is the

@@ -32,6 +32,9 @@ except ImportError as _missing:  # pragma: no cover - depends on the environment
     ) from _missing
 
 from ..errors import InvalidParameter
+from ._family import DbFamily
+from ._mysql import MYSQL
+from ._postgres import POSTGRES
 from .connector import Connector
 from .policy import RetryPolicy
 
@@ -39,6 +42,9 @@ if TYPE_CHECKING:
     from ..client import SecretClient
 
 __all__ = ["VERSION_KEY", "attach", "create_engine"]
+
+_BACKENDS = {"pymysql": "mysql", "aiomysql": "mysql", "psycopg": "postgresql"}
+_FAMILIES: dict[str, DbFamily] = {"pymysql": MYSQL, "psycopg": POSTGRES}
 
 #: Key of ``connection_record.info`` holding the credential VersionId of a pooled connection.
 VERSION_KEY = "secretclient.version"
@@ -61,7 +67,7 @@ def create_engine(
     a user name in it is ignored, since alternating-users rotation changes it). Give ``secret``
     and ``client``, or a shared ``connector`` (whose :meth:`~Connector.stats` you can read).
     """
-    parsed = _check_arguments(url, kwargs, "pymysql", "secretclient.db.sqlalchemy")
+    parsed = _check_arguments(url, kwargs, ("pymysql", "psycopg"), "secretclient.db.sqlalchemy")
     engine = sqlalchemy.create_engine(parsed, **kwargs)
     attach(engine, secret, client, connector=connector, policy=policy, rollover=rollover)
     return engine
@@ -83,9 +89,10 @@ def attach(
     """
     if not isinstance(engine, Engine):
         raise InvalidParameter("attach() takes a sqlalchemy.engine.Engine")
-    if engine.dialect.driver != "pymysql":
-        raise InvalidParameter(f"attach() supports the pymysql driver, not {engine.dialect.driver!r}")
-    connector = _resolve_connector("attach()", secret, client, connector, policy)
+    family = _FAMILIES.get(engine.dialect.driver)
+    if family is None:
+        raise InvalidParameter(f"attach() supports the pymysql and psycopg drivers, not {engine.dialect.driver!r}")
+    connector = _resolve_connector("attach()", secret, client, connector, policy, family)
     connector.watch()
 
     dbapi_connect = engine.dialect.loaded_dbapi.connect
@@ -106,17 +113,18 @@ def attach(
 # Shared with secretclient.db.asyncio, whose engines behave the same way.
 
 
-def _check_arguments(url: str | sqlalchemy.engine.URL, kwargs: dict[str, Any], driver: str, module: str) -> URL:
-    """The parsed ``url`` of a ``mysql+<driver>://`` engine; refuses a password in the URL or
-    in ``connect_args`` (it comes from the secret) and a creator of the caller's (it would
-    bypass the secret)."""
+def _check_arguments(url: str | sqlalchemy.engine.URL, kwargs: dict[str, Any], drivers: tuple[str, ...],
+                     module: str) -> URL:
+    """The parsed ``url`` of a ``mysql+<driver>://`` (or ``postgresql+psycopg://``) engine;
+    refuses a password in the URL or in ``connect_args`` (it comes from the secret) and a
+    creator of the caller's (it would bypass the secret)."""
     parsed = make_url(url)
     if parsed.password is not None:
         raise InvalidParameter("the URL must not contain a password: it comes from the secret")
-    if parsed.get_backend_name() not in ("mysql", "mariadb") or parsed.get_driver_name() != driver:
-        raise InvalidParameter(
-            f"{module} supports mysql+{driver}:// and mariadb+{driver}:// URLs, not {parsed.drivername}://"
-        )
+    backend, driver = parsed.get_backend_name(), parsed.get_driver_name()
+    if driver not in drivers or _BACKENDS.get(driver) != (backend if backend != "mariadb" else "mysql"):
+        accepted = ", ".join(f"{_BACKENDS[d]}+{d}://" for d in drivers)
+        raise InvalidParameter(f"{module} supports {accepted} URLs (mariadb+ too), not {parsed.drivername}://")
     if "creator" in kwargs or "async_creator" in kwargs:
         raise InvalidParameter("the engine logs in through the secret; do not pass creator= or async_creator=")
     connect_args = kwargs.get("connect_args") or {}
@@ -127,13 +135,15 @@ def _check_arguments(url: str | sqlalchemy.engine.URL, kwargs: dict[str, Any], d
 
 def _resolve_connector(
     caller: str, secret: str | None, client: SecretClient | None, connector: Connector | None,
-    policy: RetryPolicy | None,
+    policy: RetryPolicy | None, family: DbFamily = MYSQL,
 ) -> Connector:
     """The given ``connector``, or a new one for ``secret`` and ``client``."""
     if connector is None:
         if secret is None or client is None:
             raise InvalidParameter(f"{caller} needs secret= and client=, or connector=")
-        return Connector(secret, client, policy=policy)
+        return Connector(secret, client, policy=policy, family=family)
+    if connector.family.name != family.name:
+        raise InvalidParameter(f"connector logs in to {connector.family.name}, not {family.name}")
     if (secret is not None and secret != connector.secret) or policy is not None:
         raise InvalidParameter("with connector=, leave secret= (or give the same) and policy= out")
     return connector

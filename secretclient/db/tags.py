@@ -54,12 +54,14 @@ def session_tag(secret: str, version_id: str | None) -> str:
     return f"{_PREFIX} secret={quote(secret, safe='')} version={quote(version_id or '-', safe='')}"
 
 
-def with_tag(program_name: str | None, secret: str, version_id: str | None) -> str | None:
+def with_tag(program_name: str | None, secret: str, version_id: str | None,
+             max_bytes: int = _MAX_BYTES) -> str | None:
     """``program_name`` (the caller's, or None) with the tag appended; the caller's value alone
-    when the whole would not fit."""
+    when the whole would not fit in ``max_bytes`` (255 for MySQL's ``program_name``, 63 for
+    PostgreSQL's ``application_name``)."""
     tag = session_tag(secret, version_id)
     value = tag if not program_name else f"{program_name} {tag}"
-    if len(value.encode("utf-8")) <= _MAX_BYTES:
+    if len(value.encode("utf-8")) <= max_bytes:
         return value
     return program_name
 

@@ -5,11 +5,11 @@
 importing them here costs nothing without the SDKs.
 """
 
+from ._open import open_store
 from .aliyun import AliyunKmsStore
 from .aws import AwsSecretsManagerStore
-from .base import MAX_VERSIONS, SecretStore
+from .base import MAX_VERSIONS, LifecycleStore, SecretStore
 from .embedded import EmbeddedStore
-from ._open import open_store
 from .ncp import NcpSecretManagerStore
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "AliyunKmsStore",
     "AwsSecretsManagerStore",
     "EmbeddedStore",
+    "LifecycleStore",
     "NcpSecretManagerStore",
     "SecretStore",
     "open_store",

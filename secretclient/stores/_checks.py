@@ -28,6 +28,7 @@ __all__ = [
 ]
 
 _NAME = re.compile(r"[A-Za-z0-9_/+=.@-]{1,192}")
+_ARN = re.compile(r"acs:kms:[a-z0-9-]*:[A-Za-z0-9]*:secret/(.+)")
 _VERSION = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 _STAGE = re.compile(rf"[A-Za-z0-9_.-]{{1,{MAX_STAGE_LENGTH}}}")
 #: KMS's bounds for ``RecoveryWindowInDays``.
@@ -39,7 +40,14 @@ def invalid(message: str) -> InvalidParameter:
     return InvalidParameter(message, code="InvalidParameter", http_status=400)
 
 
-def check_name(name: Any) -> None:
+def check_name(name: Any, *, arn: bool = False) -> None:
+    """A secret name; with ``arn=True`` also its ARN (``acs:kms:<region>:<account>:secret/<name>``),
+    which KMS accepts wherever a name is."""
+    if isinstance(name, str) and arn and name.startswith("acs:"):
+        match = _ARN.fullmatch(name)
+        if match and _NAME.fullmatch(match.group(1)):
+            return
+        raise invalid("a secret ARN must be acs:kms:<region>:<account>:secret/<name>")
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise invalid("secret name must be 1-192 characters of letters, digits and _ / + = . @ -")
 

@@ -197,9 +197,7 @@ class AwsSecretsManagerStore:
 
     def _stages_of(self, name: str) -> dict[str, frozenset[str]]:
         """VersionId -> labels, from DescribeSecret (labelled versions only)."""
-        info = self._call("DescribeSecret", name, SecretId=name)
-        self._refuse_deleted(info, name)
-        return {vid: frozenset(labels) for vid, labels in (info.get("VersionIdsToStages") or {}).items()}
+        return self.describe_with_stages(name)[1]
 
     @staticmethod
     def _refuse_deleted(info: Mapping[str, Any], name: str) -> None:
@@ -275,35 +273,49 @@ class AwsSecretsManagerStore:
             raise InvalidParameter("update_stage needs move_to, remove_from or both")
         if move_to is None and label in (self.stage_labels.current, self.stage_labels.previous):
             raise InvalidParameter(f"{label} can only be moved to another version, not removed")
+        if remove_from is not None:
+            # AWS checks RemoveFromVersionId atomically: the compare-and-set needs no look-up.
+            try:
+                self._call(
+                    "UpdateSecretVersionStage", name, SecretId=name, VersionStage=label,
+                    MoveToVersionId=move_to, RemoveFromVersionId=remove_from,
+                )
+            except StoreError as exc:
+                if exc.code == "InvalidParameterException":
+                    self._explain_refusal(name, label, move_to, remove_from)
+                raise
+            return
+        assert move_to is not None
         versions = self._stages_of(name)
         holder = next((vid for vid, labels in versions.items() if label in labels), None)
-        if move_to is not None and move_to not in versions:
-            versions = {v.version_id: v.stages for v in self.list_versions(name, include_deprecated=True)}
-            if move_to not in versions:
-                raise self._not_found(f"secret {name!r} has no version {move_to!r}")
-        if remove_from is not None and holder != remove_from:
-            raise VersionConflict(
-                f"stage {label!r} of secret {name!r} is not on version {remove_from!r}",
-                code="StageNotOnVersion",
-            )
-        if move_to is not None and holder == move_to:
+        if holder == move_to:
             return  # already there: a retried move changes nothing
-        source = remove_from if remove_from is not None else holder
+        if move_to not in versions:
+            self._require_version(name, move_to)
         try:
+            # AWS moves a label that is on another version only when told where from.
             self._call(
                 "UpdateSecretVersionStage", name, SecretId=name, VersionStage=label,
-                MoveToVersionId=move_to, RemoveFromVersionId=source,
+                MoveToVersionId=move_to, RemoveFromVersionId=holder,
             )
         except StoreError as exc:
-            # The label moved between our look-up and the call: AWS's check refused it.
-            if exc.code == "InvalidParameterException" and source is not None:
-                now = self._stages_of(name)
-                if label not in now.get(source, frozenset()):
-                    raise VersionConflict(
-                        f"stage {label!r} of secret {name!r} moved off version {source!r} meanwhile",
-                        code=exc.code, request_id=exc.request_id, http_status=exc.http_status,
-                    ) from None
+            if exc.code == "InvalidParameterException" and holder is not None:
+                self._explain_refusal(name, label, move_to, holder)
             raise
+
+    def _require_version(self, name: str, version_id: str) -> None:
+        if version_id not in {v.version_id for v in self.list_versions(name, include_deprecated=True)}:
+            raise self._not_found(f"secret {name!r} has no version {version_id!r}")
+
+    def _explain_refusal(self, name: str, label: str, move_to: str | None, remove_from: str) -> None:
+        """After AWS refused a stage move: raise the contract's error for the reason."""
+        versions = self._stages_of(name)
+        if move_to is not None and move_to not in versions:
+            self._require_version(name, move_to)
+        if label not in versions.get(remove_from, frozenset()):
+            raise VersionConflict(
+                f"stage {label!r} of secret {name!r} is not on version {remove_from!r}", code="StageNotOnVersion"
+            )
 
     def list_versions(self, name: str, *, include_deprecated: bool = False) -> list[VersionInfo]:
         self._check_name(name)
@@ -327,11 +339,16 @@ class AwsSecretsManagerStore:
         return out
 
     def describe(self, name: str) -> SecretInfo:
+        return self.describe_with_stages(name)[0]
+
+    def describe_with_stages(self, name: str) -> tuple[SecretInfo, dict[str, frozenset[str]]]:
+        """:meth:`describe` and the labels of each labelled version, from one ``DescribeSecret``
+        (what AWS's rotation functions read before every step)."""
         self._check_name(name)
         resp = self._call("DescribeSecret", name, SecretId=name)
         self._refuse_deleted(resp, name)
         days = (resp.get("RotationRules") or {}).get("AutomaticallyAfterDays")
-        return SecretInfo(
+        info = SecretInfo(
             name=resp.get("Name", name),
             description=resp.get("Description") or "",
             created=_aware(resp.get("CreatedDate")),
@@ -342,6 +359,8 @@ class AwsSecretsManagerStore:
             next_rotation=_aware(resp.get("NextRotationDate")),
             arn=resp.get("ARN"),
         )
+        stages = {vid: frozenset(labels) for vid, labels in (resp.get("VersionIdsToStages") or {}).items()}
+        return info, stages
 
     def random_password(self, policy: PasswordPolicy = DEFAULT_PASSWORD_POLICY) -> str:
         resp = self._call(

@@ -25,7 +25,7 @@ from ..model import (
     VersionInfo,
 )
 
-__all__ = ["MAX_STAGES_PER_VERSION", "MAX_STAGE_LENGTH", "MAX_VERSIONS", "SecretStore"]
+__all__ = ["MAX_STAGES_PER_VERSION", "MAX_STAGE_LENGTH", "MAX_VERSIONS", "LifecycleStore", "SecretStore"]
 
 #: Versions kept per secret.
 MAX_VERSIONS = 10
@@ -124,4 +124,18 @@ class SecretStore(Protocol):
         ...
 
     def close(self) -> None:
+        ...
+
+
+@runtime_checkable
+class LifecycleStore(SecretStore, Protocol):
+    """A store that also lists secrets and restores one scheduled for deletion
+    (:class:`~secretclient.stores.EmbeddedStore`)."""
+
+    def restore_secret(self, name: str) -> None:
+        """Cancel the scheduled deletion of ``name`` (nothing to do if none is scheduled)."""
+        ...
+
+    def list_secrets(self) -> list[SecretInfo]:
+        """Every secret's metadata by name, those scheduled for deletion included."""
         ...

@@ -161,7 +161,9 @@ class _Sealer:
         try:
             return self._aead.decrypt(sealed[:12], sealed[12:], aad)
         except InvalidTag:
-            raise EncryptionKeyError("stored data cannot be decrypted with this key (wrong key or tampered file)") from None
+            raise EncryptionKeyError(
+                "stored data cannot be decrypted with this key (wrong key or tampered file)"
+            ) from None
 
 
 class EmbeddedStore:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from secretclient.testing.manual import ManualClock, ManualExecutor
 from secretclient.testing.certs import TestCertificates, make_certificates
+from secretclient.testing.manual import ManualClock, ManualExecutor
 from secretclient.testing.proxy import FaultProxy
 
 __all__ = [

@@ -7,17 +7,28 @@ import random
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator, Mapping
+from typing import ClassVar, Protocol
 
 from secretclient.errors import InvalidParameter
 
-from ._rpc_errors import COMMON_ERRORS, RpcError
+from ._rpc_errors import COMMON_ERRORS
 
-if TYPE_CHECKING:
-    from .rpc_server import RpcEmulator
+__all__ = ["FaultTarget", "Faults"]
 
-__all__ = ["Faults"]
+
+class FaultTarget(Protocol):
+    """What :class:`Faults` needs of an emulator: its codes, its error class (whose ``table``
+    maps codes to documented statuses) and how it builds an error answer."""
+
+    internal_code: ClassVar[str]
+    unavailable_code: ClassVar[str]
+    throttling_code: ClassVar[str]
+
+    @property
+    def error_class(self) -> type[Exception]: ...
+
+    def error(self, code: str, message: str | None = None, status: int | None = None) -> Exception: ...
 
 
 class Faults:
@@ -126,7 +137,7 @@ class Faults:
 
     # -- used by the server ----------------------------------------------------------------
 
-    def _admit(self, action: str, emu: RpcEmulator) -> tuple[str | None, RpcError | None, float]:
+    def _admit(self, action: str, emu: FaultTarget) -> tuple[str | None, Exception | None, float]:
         """Count the request and decide: (outage mode, injected error, delay)."""
         with self._lock:
             self._calls[action] += 1
@@ -147,7 +158,8 @@ class Faults:
                 code, status, message = self._error
                 code = code or emu.internal_code
                 if status is None:  # the documented status; unknown codes are server errors
-                    known = emu.error_class.table.get(code) or COMMON_ERRORS.get(code)
+                    table: Mapping[str, tuple[int, str]] = getattr(emu.error_class, "table", {})
+                    known = table.get(code) or COMMON_ERRORS.get(code)
                     status = known[0] if known else 500
                 return None, emu.error(code, message, status), delay
             return None, None, delay

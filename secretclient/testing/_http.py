@@ -7,6 +7,7 @@ import contextlib
 import json
 import socket
 import ssl
+import sys
 import threading
 import time
 import uuid
@@ -34,6 +35,13 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     service: HttpService
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that left before its answer (reset, broken pipe, TLS cut) is no server
+        # error: no traceback on stderr for it.
+        if isinstance(sys.exc_info()[1], (ConnectionError, ssl.SSLError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -152,7 +160,7 @@ class _Handler(BaseHTTPRequestHandler):
         except RpcError as err:
             self._answer(emu, host, request_id, err)
             return
-        except Exception:  # noqa: BLE001 - a bug or hostile input: a 500 answer, not a dropped connection
+        except Exception:
             self._answer(emu, host, request_id, emu.error(emu.internal_code))
             return
         result["RequestId"] = request_id
@@ -239,7 +247,9 @@ class HttpService:
     def __enter__(self) -> Self:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
     @property

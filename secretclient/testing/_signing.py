@@ -18,7 +18,16 @@ from urllib.parse import quote
 
 from ._rpc_errors import RpcError, missing
 
-__all__ = ["V3_ALGORITHM", "Authenticator", "Incoming", "TIMESTAMP_SKEW", "canonical_request_v3", "sign", "sign_v3", "string_to_sign"]
+__all__ = [
+    "TIMESTAMP_SKEW",
+    "V3_ALGORITHM",
+    "Authenticator",
+    "Incoming",
+    "canonical_request_v3",
+    "sign",
+    "sign_v3",
+    "string_to_sign",
+]
 
 #: How far a request's time may be from the server's.
 TIMESTAMP_SKEW = timedelta(minutes=15)

@@ -71,13 +71,15 @@ class MotoServer:
 
     @property
     def env(self) -> dict[str, str]:
-        """Environment variables pointing boto3 and AWS's rotation functions at this server."""
+        """Environment variables pointing boto3 (``AwsSecretsManagerStore()`` without arguments)
+        and rotation functions at this server."""
         return {
             "AWS_REGION": self.region,
             "AWS_DEFAULT_REGION": self.region,
             "AWS_ACCESS_KEY_ID": _TEST_KEYS["access_key_id"],
             "AWS_SECRET_ACCESS_KEY": _TEST_KEYS["secret_access_key"],
-            "SECRETS_MANAGER_ENDPOINT": self.endpoint_url,
+            "SECRETS_MANAGER_ENDPOINT": self.endpoint_url,  # AWS's rotation functions' variable
+            "AWS_ENDPOINT_URL_SECRETS_MANAGER": self.endpoint_url,  # boto3's own, for any client
         }
 
     def __enter__(self) -> Self:

@@ -24,12 +24,11 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
-import contextlib
 import json
 import signal
 import threading
-from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any, ClassVar, Unpack
 
 from secretclient.errors import (
@@ -46,6 +45,7 @@ from secretclient.testing.rpc_server import (
     COMMON_ERRORS,
     EmulatorOptions,
     Faults,
+    Handler,
     RpcEmulator,
     RpcError,
     sign,
@@ -125,12 +125,11 @@ class KmsEmulator(RpcEmulator):
     def __init__(self, store: EmbeddedStore | None = None, **options: Unpack[EmulatorOptions]) -> None:
         super().__init__(**options)
         self._own_store = store is None
-        # What KMS keeps beside values and the EmbeddedStore does not: tags, descriptions set
-        # by UpdateSecret, and deletion windows (in memory, lost at stop).
+        # What KMS keeps beside values and the EmbeddedStore does not: tags and descriptions
+        # set by UpdateSecret (in memory, lost at stop). Deletion windows are the store's.
         self._meta_lock = threading.Lock()
         self._tags: dict[str, dict[str, str]] = {}
         self._descriptions: dict[str, str] = {}
-        self._deleting: dict[str, datetime] = {}
         self.backing_store: EmbeddedStore = store if store is not None else EmbeddedStore(":memory:")
 
     def stop(self) -> None:
@@ -170,10 +169,10 @@ class KmsEmulator(RpcEmulator):
 
     # -- request handling ----------------------------------------------------------------
 
-    def _actions(self) -> Mapping[str, Callable[[Mapping[str, str]], dict[str, Any]]]:
+    def _actions(self) -> Mapping[str, Handler]:
         return {name: getattr(self, method) for name, method in _ACTIONS.items()}
 
-    def _invoke(self, handler: Callable[[Mapping[str, str]], dict[str, Any]], params: Mapping[str, str]) -> dict[str, Any]:
+    def _invoke(self, handler: Handler, params: Mapping[str, str]) -> dict[str, Any]:
         try:
             return handler(params)
         except SecretClientError as err:
@@ -186,38 +185,19 @@ class KmsEmulator(RpcEmulator):
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._clock(), UTC)
 
-    # -- names, deletion windows ---------------------------------------------------------------
+    # -- names -------------------------------------------------------------------------------
 
-    def _name(self, params: Mapping[str, str], *, pending_ok: bool = False) -> str:
-        """The secret a request names (a name or an ARN of this region), refused while it is
-        scheduled for deletion unless ``pending_ok``; purged once its window has passed."""
+    def _name(self, params: Mapping[str, str]) -> str:
+        """The secret a request names: a name or an ARN of this region."""
         if not params.get("SecretName"):
             raise self.missing("SecretName")
-        name = P.secret_name(params, self.region)
-        with self._meta_lock:
-            planned = self._deleting.get(name)
-        if planned is not None:
-            if planned <= self._now():
-                self._purge(name)
-                raise self.error("Forbidden.ResourceNotFound")
-            if not pending_ok:
-                raise self.error("Rejected.ResourceInDeleteWindow")
-        return name
+        return P.secret_name(params, self.region)
 
-    def _purge(self, name: str) -> None:
+    def _forget(self, name: str) -> None:
+        """Drop what the emulator keeps beside the store for ``name`` (it is gone or new)."""
         with self._meta_lock:
-            self._deleting.pop(name, None)
             self._tags.pop(name, None)
             self._descriptions.pop(name, None)
-        with contextlib.suppress(SecretNotFound):
-            self.backing_store.delete_secret(name, force=True)
-
-    def _purge_expired(self) -> None:
-        now = self._now()
-        with self._meta_lock:
-            gone = [n for n, planned in self._deleting.items() if planned <= now]
-        for name in gone:
-            self._purge(name)
 
     # -- values and their checks -------------------------------------------------------------
 
@@ -302,7 +282,8 @@ class KmsEmulator(RpcEmulator):
         stages = P.parse_stages(raw_stages) if raw_stages else None
         self._check_custom_stages(name, stages or [])
         info = self.backing_store.put_secret(name, version, data, stages=stages)
-        return {"SecretName": name, "VersionId": info.version_id, "VersionStages": {"VersionStage": sorted(info.stages)}}
+        labels = {"VersionStage": sorted(info.stages)}
+        return {"SecretName": name, "VersionId": info.version_id, "VersionStages": labels}
 
     def _update_secret_version_stage(self, params: Mapping[str, str]) -> dict[str, Any]:
         name = self._name(params)
@@ -340,7 +321,7 @@ class KmsEmulator(RpcEmulator):
         }
 
     def _describe_secret(self, params: Mapping[str, str]) -> dict[str, Any]:
-        name = self._name(params, pending_ok=True)
+        name = self._name(params)
         info = self.backing_store.describe(name)
         out: dict[str, Any] = {
             "SecretName": info.name,
@@ -351,10 +332,8 @@ class KmsEmulator(RpcEmulator):
             "UpdateTime": P.iso(info.updated),
         }
         out.update(self._rotation_fields(info))
-        with self._meta_lock:
-            planned = self._deleting.get(name)
-        if planned is not None:
-            out["PlannedDeleteTime"] = P.iso(planned)
+        if info.planned_deletion is not None:
+            out["PlannedDeleteTime"] = P.iso(info.planned_deletion)
         if info.extended_config is not None:
             out["ExtendedConfig"] = json.dumps(dict(info.extended_config))
         if P.flag(params, "FetchTags", False):
@@ -362,13 +341,11 @@ class KmsEmulator(RpcEmulator):
         return out
 
     def _list_secrets(self, params: Mapping[str, str]) -> dict[str, Any]:
-        self._purge_expired()
         page, size = P.page(params, 10)
         filters = P.parse_filters(params.get("Filters"))
         fetch_tags = P.flag(params, "FetchTags", False)
         with self._meta_lock:
             tags = {n: dict(t) for n, t in self._tags.items()}
-            deleting = dict(self._deleting)
         rows = []
         for info in self.backing_store.list_secrets():
             mine = tags.get(info.name, {})
@@ -380,8 +357,8 @@ class KmsEmulator(RpcEmulator):
         for info, mine in rows[(page - 1) * size : page * size]:
             row: dict[str, Any] = {"SecretName": info.name, "SecretType": info.secret_type,
                                    "CreateTime": P.iso(info.created), "UpdateTime": P.iso(info.updated)}
-            if info.name in deleting:
-                row["PlannedDeleteTime"] = P.iso(deleting[info.name])
+            if info.planned_deletion is not None:
+                row["PlannedDeleteTime"] = P.iso(info.planned_deletion)
             if fetch_tags:
                 row["Tags"] = {"Tag": [{"TagKey": k, "TagValue": v} for k, v in sorted(mine.items())]}
             out_rows.append(row)
@@ -404,13 +381,7 @@ class KmsEmulator(RpcEmulator):
         return {"RandomPassword": self.backing_store.random_password(policy)}
 
     def _create_secret(self, params: Mapping[str, str]) -> dict[str, Any]:
-        if not params.get("SecretName"):
-            raise self.missing("SecretName")
-        name = P.secret_name(params, self.region)
-        self._purge_expired()
-        with self._meta_lock:
-            if name in self._deleting:
-                raise self.error("Rejected.ResourceInDeleteWindow")
+        name = self._name(params)
         version = P.version_id(self._require(params, "VersionId")[0])
         data = self._data(params)
         secret_type = params.get("SecretType") or "Generic"
@@ -436,6 +407,7 @@ class KmsEmulator(RpcEmulator):
             name, data, version_id=version, secret_type=secret_type,
             description=params.get("Description") or "", extended_config=extended, rotation_interval=interval,
         )
+        self._forget(name)  # a name used before starts without its old tags
         out: dict[str, Any] = {"Arn": P.arn(self.region, name), "SecretName": name, "VersionId": version,
                                "SecretType": info.secret_type}
         if interval is not None:
@@ -492,28 +464,20 @@ class KmsEmulator(RpcEmulator):
         return {"Arn": P.arn(self.region, name), "SecretName": name, "VersionId": version}
 
     def _delete_secret(self, params: Mapping[str, str]) -> dict[str, Any]:
-        name = self._name(params, pending_ok=True)
-        self.backing_store.describe(name)  # Forbidden.ResourceNotFound for a secret that is not there
+        name = self._name(params)
         force = P.flag(params, "ForceDeleteWithoutRecovery", False)
         raw_days = params.get("RecoveryWindowInDays") or "30"
         if not raw_days.isascii() or not raw_days.isdigit() or not 7 <= int(raw_days) <= 30:
             raise P.invalid("RecoveryWindowInDays", " It must be from 7 to 30.")
-        now = self._now()
+        self.backing_store.delete_secret(name, recovery_window_days=int(raw_days), force=force)
         if force:
-            self._purge(name)
-            return {"SecretName": name, "PlannedDeleteTime": P.iso(now)}
-        planned = now + timedelta(days=int(raw_days))
-        with self._meta_lock:
-            if name in self._deleting:
-                raise self.error("Rejected.ResourceInDeleteWindow")
-            self._deleting[name] = planned
-        return {"SecretName": name, "PlannedDeleteTime": P.iso(planned)}
+            self._forget(name)
+            return {"SecretName": name, "PlannedDeleteTime": P.iso(self._now())}
+        return {"SecretName": name, "PlannedDeleteTime": P.iso(self.backing_store.describe(name).planned_deletion)}
 
     def _restore_secret(self, params: Mapping[str, str]) -> dict[str, Any]:
-        name = self._name(params, pending_ok=True)
-        self.backing_store.describe(name)
-        with self._meta_lock:
-            self._deleting.pop(name, None)
+        name = self._name(params)
+        self.backing_store.restore_secret(name)
         return {"SecretName": name}
 
     def _resource(self, params: Mapping[str, str]) -> str:
@@ -562,7 +526,9 @@ _ACTIONS: dict[str, str] = {
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: run an emulator until Ctrl-C or SIGTERM."""
-    parser = argparse.ArgumentParser(prog="python -m secretclient.testing.kms_emulator", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m secretclient.testing.kms_emulator", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8100, help="0 picks a free port (default 8100)")
     parser.add_argument("--https", action="store_true", help="serve HTTPS with a throwaway CA")

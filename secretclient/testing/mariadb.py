@@ -532,8 +532,10 @@ def _serve_until_interrupted(argv: list[str] | None) -> int:
                         "(`. ./FILE`); deleted with the server")
     args = parser.parse_args(argv)
 
-    # SIGTERM (kill PID, a service manager) cleans up as Ctrl-C does.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # Ctrl-C and SIGTERM (kill PID, a service manager) clean up alike, even when this was started in
+    # the background of a script (which starts it with SIGINT ignored).
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, signal.default_int_handler)
     try:
         db = MariaDB(tls=args.tls).start()
     except MariaDBError as exc:

@@ -608,9 +608,8 @@ class NcpEmulator:
             api, handler, args = self._route(method, url.path)
         except NcpError as err:
             return err.status, err.body()
-        # Faults is the KMS emulator's; it needs only error() and the *_code / error_class
-        # attributes, which this class has.
-        drop, injected, delay = self.faults._admit(api, self)  # type: ignore[arg-type]
+        # Faults is the KMS emulator's; this class is a FaultTarget (error() and the codes).
+        drop, injected, delay = self.faults._admit(api, self)
         if delay:
             time.sleep(delay)
         if drop:

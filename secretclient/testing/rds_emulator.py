@@ -26,7 +26,7 @@ import re
 import secrets as _secrets
 import string
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, ClassVar, Unpack
 
@@ -34,7 +34,7 @@ import pymysql
 
 from secretclient.errors import InvalidParameter
 from secretclient.testing.mariadb import MariaDB
-from secretclient.testing.rpc_server import COMMON_ERRORS, EmulatorOptions, RpcEmulator, RpcError
+from secretclient.testing.rpc_server import COMMON_ERRORS, EmulatorOptions, Handler, RpcEmulator, RpcError
 
 __all__ = ["ACCOUNT_PRIVILEGES", "SUPER_PRIVILEGES", "RdsEmulator", "RdsError"]
 
@@ -171,7 +171,7 @@ class RdsEmulator(RpcEmulator):
     def tls_hostnames(self) -> tuple[str, ...]:
         return ("rds.aliyuncs.com", f"rds.{self.region}.aliyuncs.com", f"rds-vpc.{self.region}.aliyuncs.com")
 
-    def _actions(self) -> Mapping[str, Callable[[Mapping[str, str]], dict[str, Any]]]:
+    def _actions(self) -> Mapping[str, Handler]:
         return {
             "CreateAccount": self._create_account,
             "DeleteAccount": self._delete_account,
@@ -182,7 +182,7 @@ class RdsEmulator(RpcEmulator):
             "DescribeDBInstances": self._describe_db_instances,
         }
 
-    def _invoke(self, handler: Callable[[Mapping[str, str]], dict[str, Any]], params: Mapping[str, str]) -> dict[str, Any]:
+    def _invoke(self, handler: Handler, params: Mapping[str, str]) -> dict[str, Any]:
         try:
             return handler(params)
         except pymysql.MySQLError as exc:
@@ -359,7 +359,8 @@ class RdsEmulator(RpcEmulator):
 
     def _account_entry(self, cur: Any, name: str) -> dict[str, Any]:
         cur.execute(
-            "SELECT JSON_VALUE(Priv, '$.account_locked') FROM mysql.global_priv WHERE User = %s AND Host = %s", (name, "%")
+            "SELECT JSON_VALUE(Priv, '$.account_locked') FROM mysql.global_priv WHERE User = %s AND Host = %s",
+            (name, "%"),
         )
         row = cur.fetchone()
         locked = bool(row and str(row[0]).lower() in ("true", "1"))

@@ -31,6 +31,7 @@ __all__ = [
     "COMMON_ERRORS",
     "EmulatorOptions",
     "Faults",
+    "Handler",
     "ProxyRouter",
     "RpcEmulator",
     "RpcError",
@@ -38,6 +39,10 @@ __all__ = [
     "sign",
     "string_to_sign",
 ]
+
+
+#: An action's handler: the request parameters in, the answer's JSON out.
+Handler = Callable[[Mapping[str, str]], dict[str, Any]]
 
 
 class EmulatorOptions(TypedDict, total=False):
@@ -102,7 +107,7 @@ class RpcEmulator(HttpService):
 
     # -- what subclasses define ----------------------------------------------------------
 
-    def _actions(self) -> Mapping[str, Callable[[Mapping[str, str]], dict[str, Any]]]:
+    def _actions(self) -> Mapping[str, Handler]:
         """Action name -> handler of the request parameters, returning the answer's JSON."""
         raise NotImplementedError
 
@@ -120,7 +125,7 @@ class RpcEmulator(HttpService):
                 return True
         return False
 
-    def _invoke(self, handler: Callable[[Mapping[str, str]], dict[str, Any]], params: Mapping[str, str]) -> dict[str, Any]:
+    def _invoke(self, handler: Handler, params: Mapping[str, str]) -> dict[str, Any]:
         """Run an action's handler (subclasses translate their own exceptions here)."""
         return handler(params)
 

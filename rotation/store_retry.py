@@ -1,0 +1,104 @@
+"""Retrying a rotation's store calls that fail transiently (throttling, 5xx, timeouts).
+
+A rotation is what makes every instance of an application refresh at once, so the store is
+at its busiest exactly when the rotator needs it. Each store call of a step is retried with
+full-jitter backoff within a bounded time; every call the engine makes is idempotent (reads;
+``put_secret`` of the same VersionId and data; stage moves that are no-ops once done), so a
+retry after a call that took effect but whose answer was lost is safe. When the bound is
+reached the error is raised and the interrupted rotation resumes on the next run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from secretclient.backoff import Backoff
+from secretclient.errors import StoreUnavailable, Throttled
+
+from .errors import InvalidRotationSetup
+
+__all__ = ["NO_STORE_RETRY", "RetryingStore", "StoreRetryPolicy"]
+
+# The store operations the engine and strategies call; anything else passes through untouched.
+_RETRIED = frozenset({"get_secret", "put_secret", "update_stage", "list_versions", "describe", "random_password"})
+
+
+@dataclass(frozen=True, slots=True)
+class StoreRetryPolicy:
+    """How a :class:`~rotation.Rotator` retries one store call.
+
+    ``total``: seconds for the call, waits included (no retry starts after it); ``max_attempts``:
+    calls sent at most; ``backoff``: the wait before each retry (full jitter). Retried: the
+    store's :class:`~secretclient.errors.Throttled` and :class:`~secretclient.errors.StoreUnavailable`
+    (timeouts included); every other error is raised at once.
+    """
+
+    total: float = 30.0
+    max_attempts: int = 8
+    backoff: Backoff = Backoff(base=0.2, cap=5.0)  # noqa: RUF009 - a frozen value, safe to share
+
+    def __post_init__(self) -> None:
+        if isinstance(self.total, bool) or not isinstance(self.total, (int, float)) or not 0 <= self.total <= 3600:
+            raise InvalidRotationSetup("StoreRetryPolicy.total must be 0 to 3600 seconds")
+        if isinstance(self.max_attempts, bool) or not isinstance(self.max_attempts, int) or not 1 <= self.max_attempts <= 100:
+            raise InvalidRotationSetup("StoreRetryPolicy.max_attempts must be 1 to 100")
+        if not isinstance(self.backoff, Backoff):
+            raise InvalidRotationSetup("StoreRetryPolicy.backoff must be a secretclient.backoff.Backoff")
+
+
+#: One attempt per call: the behaviour before retries existed.
+NO_STORE_RETRY = StoreRetryPolicy(max_attempts=1)
+
+
+class RetryingStore:
+    """A view of ``store`` whose engine-facing calls are retried under ``policy``.
+
+    ``on_retry(operation, error, delay)`` is called before each wait (for events and metrics).
+    """
+
+    def __init__(
+        self,
+        store: Any,
+        policy: StoreRetryPolicy,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+        on_retry: Callable[[str, Exception, float], None] | None = None,
+    ) -> None:
+        self.inner = store
+        self.policy = policy
+        self._sleep = sleep
+        self._monotonic = monotonic
+        self._on_retry = on_retry
+
+    def __repr__(self) -> str:
+        return f"RetryingStore({self.inner!r})"
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.inner, name)
+        if name not in _RETRIED:
+            return attr
+
+        def retried(*args: Any, **kwargs: Any) -> Any:
+            return self._call(name, attr, args, kwargs)
+
+        return retried
+
+    def _call(self, name: str, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        policy = self.policy
+        deadline = self._monotonic() + policy.total
+        attempt = 0
+        while True:
+            try:
+                return fn(*args, **kwargs)
+            except (Throttled, StoreUnavailable) as exc:
+                attempt += 1
+                delay = policy.backoff.delay(attempt - 1)
+                if attempt >= policy.max_attempts or self._monotonic() + delay > deadline:
+                    raise
+                if self._on_retry is not None:
+                    self._on_retry(name, exc, delay)
+                self._sleep(delay)
