@@ -12,7 +12,8 @@ after a crash, grant copy by difference, TLS kept, redacted logs):
 createSecret      fills Secrets Manager's AWSPENDING version (the token) with new
                   credentials, in the format of AWSCURRENT (``username``/``password``…)
 setSecret         engine step ``set``
-testSecret        engine step ``test``
+testSecret        engine step ``test`` (after ``RotateSecret`` without an immediate
+                  rotation, AWSPENDING is a copy of AWSCURRENT: AWSCURRENT must log in)
 finishSecret      engine step ``end``: AWSCURRENT moves with ``RemoveFromVersionId``
                   (AWSPREVIOUS follows), then AWSPENDING is removed (also when a
                   finish died between the two: no AWSPENDING is left behind)
@@ -49,7 +50,7 @@ from secretclient.stores.aws import AwsSecretsManagerStore
 
 from .dbconn import ConnectOptions
 from .engine import Rotator
-from .errors import InvalidRotationSetup, RotationConflict, RotationInProgress
+from .errors import InvalidRotationSetup, LoginFailed, RotationConflict, RotationInProgress
 from .passwords import MYSQL_PASSWORD_POLICY
 from .strategies import AlternatingUsersStrategy, SingleUserStrategy, Strategy
 from .strategies.base import RotationContext
@@ -150,13 +151,28 @@ def _fill_placeholder(rotator: Rotator, secret_id: str, token: str) -> None:
         except SecretNotFound:
             pass
         current = store.get_secret(secret_id, stage=Stage.CURRENT)
-        ctx = RotationContext(store=store, secret_name=secret_id, now=rotator.clock, checkpoint=lambda _: handle.check())
+        ctx = RotationContext(store=store, secret_name=secret_id, now=rotator.clock,
+                              checkpoint=lambda _: handle.check())
         strategy.preflight(ctx, current)
         pending = strategy.pending_credentials(current.db_credentials(), strategy.new_password(store))
         handle.check()
         store.put_secret(secret_id, token, pending.to_json(), stages=[Stage.PENDING])
     finally:
         handle.release()
+
+
+def _is_configuration_test(rotator: Rotator, secret_id: str, token: str) -> bool:
+    """``RotateSecret`` without an immediate rotation makes an AWSPENDING copy of AWSCURRENT and
+    calls only testSecret: then AWSCURRENT must log in (nothing is rotated). True when that was it."""
+    store = rotator.store
+    pending = store.get_secret(secret_id, version_id=token)
+    current = store.get_secret(secret_id, stage=Stage.CURRENT)
+    if pending.data != current.data:
+        return False
+    ctx = RotationContext(store=store, secret_name=secret_id, now=rotator.clock)
+    if not rotator.strategy.can_login(ctx, current.db_credentials()):
+        raise LoginFailed(f"{stage_labels(store).current} of {secret_id!r} does not log in")
+    return True
 
 
 def make_handler(factory: Callable[[Mapping[str, str], Any], Rotator]) -> Callable[[Any, Any], None]:
@@ -168,6 +184,8 @@ def make_handler(factory: Callable[[Mapping[str, str], Any], Rotator]) -> Callab
         secret_id, token, step = evt["SecretId"], evt["ClientRequestToken"], evt["Step"]
         rotator = factory(evt, context)
         store = rotator.store
+        if not isinstance(store, AwsSecretsManagerStore):
+            raise InvalidRotationSetup("the rotation function needs a Rotator over an AwsSecretsManagerStore")
         labels = stage_labels(store)
         info, versions = store.describe_with_stages(secret_id)  # one DescribeSecret, as AWS's templates
         if not info.automatic_rotation:
@@ -183,6 +201,8 @@ def make_handler(factory: Callable[[Mapping[str, str], Any], Rotator]) -> Callab
             raise RotationConflict(f"version {token!r} of {secret_id!r} is not {labels.pending}")
         if step == "createSecret":
             _fill_placeholder(rotator, secret_id, token)
+        elif step == "testSecret" and _is_configuration_test(rotator, secret_id, token):
+            pass
         else:
             rotator.step(secret_id, STEPS[step], token)
         log.info("%s: done for version %s of %r", step, token, secret_id)

@@ -22,13 +22,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout
 
-import sqlalchemy as sa  # noqa: E402
-from botocore.exceptions import ClientError  # noqa: E402
+import sqlalchemy as sa
+from botocore.exceptions import ClientError
 
-from secretclient import AwsSecretsManagerStore, SecretClient  # noqa: E402
-from secretclient.db.sqlalchemy import create_engine  # noqa: E402
-from secretclient.testing import MariaDB  # noqa: E402
-from secretclient.testing.aws import MotoServer, enable_rotation  # noqa: E402
+from secretclient import AwsSecretsManagerStore, SecretClient
+from secretclient.db.sqlalchemy import create_engine
+from secretclient.testing import MariaDB
+from secretclient.testing.aws import MotoServer, enable_rotation
 
 STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
 LAMBDA_ARN = "arn:aws:lambda:us-east-1:123456789012:function:rotate-mysql"
