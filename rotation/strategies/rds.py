@@ -1,6 +1,6 @@
 """ApsaraDB RDS through the RDS API: alternating users (the seed's Scenario 1), no SQL.
 
-The RDS account API (``aliyun-python-sdk-rds``, extra ``secretclient[rds]``) creates the
+The RDS account API (``aliyun-python-sdk-rds``, extra ``secretclient-rotation[rds]``) creates the
 alternate account, resets its password and copies database privileges; the secret needs only
 ``AccountName`` and ``AccountPassword`` (an ``Endpoint`` lets ``test`` log in for real).
 """

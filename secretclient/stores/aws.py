@@ -58,7 +58,7 @@ def _boto3() -> Any:
         import boto3
         from botocore.config import Config
     except ImportError:
-        raise InvalidParameter("AwsSecretsManagerStore needs boto3: pip install secretclient[aws]") from None
+        raise InvalidParameter("AwsSecretsManagerStore needs boto3: pip install 'secretclient-rotation[aws]'") from None
     return boto3, Config
 
 

@@ -174,7 +174,7 @@ def _import_psycopg() -> Any:
         import psycopg
     except ImportError:
         raise PostgreSQLError(
-            "the throwaway PostgreSQL needs psycopg 3: pip install 'secretclient[postgres]'"
+            "the throwaway PostgreSQL needs psycopg 3: pip install 'secretclient-rotation[postgres]'"
         ) from None
     return psycopg
 
