@@ -16,7 +16,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -25,6 +25,7 @@ from secretclient.errors import SecretClientError, SecretNotFound, VersionConfli
 from secretclient.model import Secret, Stage, StageLabels, stage_labels
 from secretclient.stores.base import SecretStore
 
+from ._dry_run import Plan, make_plan
 from .errors import (
     InvalidRotationSetup,
     LoginFailed,
@@ -33,7 +34,6 @@ from .errors import (
 )
 from .events import Events, Listener, RotationEvent
 from .lock import Lock, LockHandle, MySqlLock
-from ._dry_run import Plan, make_plan
 from .status import Status, make_status, stage_holder
 from .store_retry import RetryingStore, StoreRetryPolicy
 from .strategies.base import RotationContext, Strategy
@@ -342,7 +342,8 @@ class Rotator:
         version = self._store.get_secret(ctx.secret_name, version_id=vid)
         if not version.stages & {self.labels.pending, self.labels.current}:
             raise RotationConflict(
-                f"version {vid!r} of {ctx.secret_name!r} is not {self.labels.pending} (stages: {sorted(version.stages)})"
+                f"version {vid!r} of {ctx.secret_name!r} is not {self.labels.pending} "
+                f"(stages: {sorted(version.stages)})"
             )
         return self._store.get_secret(ctx.secret_name, stage=Stage.CURRENT), version
 
@@ -372,7 +373,8 @@ class Rotator:
                 self._store.update_stage(ctx.secret_name, Stage.CURRENT, move_to=vid, remove_from=current.version_id)
             except VersionConflict:
                 raise RotationConflict(
-                    f"{self.labels.current} of {ctx.secret_name!r} moved away from {current.version_id!r} during the rotation"
+                    f"{self.labels.current} of {ctx.secret_name!r} moved away from {current.version_id!r} "
+                    "during the rotation"
                 ) from None
             ctx.checkpoint("end:mid")
         _, pending_vid = self._stage_holders(ctx.secret_name)
@@ -411,10 +413,9 @@ class Rotator:
         return (current.version_id if current else None, pending.version_id if pending else None)
 
     def _update_stage(self, secret_name: str, stage: str, *, remove_from: str) -> None:
-        try:
+        # VersionConflict: already removed by a retry or another rotator, the goal state holds.
+        with suppress(VersionConflict):
             self._store.update_stage(secret_name, stage, remove_from=remove_from)
-        except VersionConflict:
-            pass  # already removed by a retry or another rotator: the goal state holds
 
     def _timed(self, ctx: RotationContext, step: str, vid: str, action: Callable[[], _T]) -> _T:
         ctx.checkpoint(f"{step}:start")

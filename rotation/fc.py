@@ -7,7 +7,8 @@ for the steps new → set → test → end, passing the returned ``{"VersionId":
 
 Configuration comes from environment variables (FC function settings):
 
-``ROTATION_STORE``           ``kms`` (default) or ``embedded:PATH`` (key of an encrypted file: ``SECRETCLIENT_EMBEDDED_KEY``)
+``ROTATION_STORE``           ``kms`` (default) or ``embedded:PATH`` (key of an encrypted file:
+                             ``SECRETCLIENT_EMBEDDED_KEY``)
 ``ROTATION_KMS_ENDPOINT``    default ``kms-vpc.<RegionId>.aliyuncs.com`` (the seed's VPC endpoint)
 credentials                  ``context.credentials`` (the FC role's STS token), else ``ALIBABA_CLOUD_ACCESS_KEY_ID`` /
                              ``ALIBABA_CLOUD_ACCESS_KEY_SECRET``
@@ -118,7 +119,9 @@ def rotator_from_environment(event: Mapping[str, Any], context: Any, env: Mappin
         )
     except ValueError:
         store.close()
-        raise InvalidRotationSetup("ROTATION_NAME_LIMIT, ROTATION_GRACE_SECONDS and ROTATION_PASSWORD_LENGTH must be numbers") from None
+        raise InvalidRotationSetup(
+            "ROTATION_NAME_LIMIT, ROTATION_GRACE_SECONDS and ROTATION_PASSWORD_LENGTH must be numbers"
+        ) from None
     except InvalidRotationSetup:
         store.close()
         raise

@@ -121,7 +121,7 @@ class Scheduler:
                     # after ``poll`` instead of polling the lock in a tight loop meanwhile.
                     attempts = self._failures.get(name, (0, now))[0]
                     self._failures[name] = (attempts, now + timedelta(seconds=self.poll))
-                except Exception as exc:  # noqa: BLE001 - the thread must survive any failure
+                except Exception as exc:  # the thread must survive any failure
                     attempt = self._failures.get(name, (0, now))[0]
                     delay = timedelta(seconds=self.retry.delay(attempt))
                     self._failures[name] = (attempt + 1, self.rotator.clock() + delay)
@@ -177,6 +177,6 @@ class Scheduler:
             for name in self.secret_names:
                 try:
                     wait = min(wait, (self.due_at(name) - self.rotator.clock()).total_seconds())
-                except Exception:  # noqa: BLE001 - the store is down: try again after poll
+                except Exception:  # the store is down: try again after poll
                     log.warning("cannot read the due time of %s", name, exc_info=False)
             self._stop.wait(max(wait, 0.05))

@@ -45,10 +45,14 @@ class Status:
         for v in self.versions:
             created = v.created.isoformat(timespec="seconds") if v.created else "?"
             out.append(f"  {v.version_id}  {created}  {', '.join(sorted(v.stages)) or '-'}")
-        out.append(f"last rotation: {self.last_rotation.isoformat(timespec='seconds') if self.last_rotation else 'unknown'}")
-        out.append(f"next rotation: {self.next_rotation.isoformat(timespec='seconds') if self.next_rotation else 'not scheduled'}")
+        last = self.last_rotation.isoformat(timespec="seconds") if self.last_rotation else "unknown"
+        out.append(f"last rotation: {last}")
+        next_ = self.next_rotation.isoformat(timespec="seconds") if self.next_rotation else "not scheduled"
+        out.append(f"next rotation: {next_}")
         for stage, account, host, count in self.sessions:
-            out.append(f"sessions: {stage} {account}: {count} from {host}" if count else f"sessions: {stage} {account}: none")
+            out.append(
+                f"sessions: {stage} {account}: {count} from {host}" if count else f"sessions: {stage} {account}: none"
+            )
         if self.sessions_error:
             out.append(f"sessions: unknown ({self.sessions_error})")
         if self.in_progress:

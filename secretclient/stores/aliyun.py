@@ -57,7 +57,9 @@ MANAGED_TYPES = frozenset({"Rds", "Redis", "RAMCredentials", "ECS", "PolarDB"})
 
 
 def _missing_sdk(reason: str) -> InvalidParameter:
-    return InvalidParameter(f"AliyunKmsStore needs the Alibaba Cloud SDK: pip install secretclient[kms] ({reason})")
+    return InvalidParameter(
+        f"AliyunKmsStore needs the Alibaba Cloud SDK: pip install 'secretclient-rotation[kms]' ({reason})"
+    )
 
 
 def _sdk() -> Any:
