@@ -14,9 +14,10 @@ from typing import Any
 
 import click
 
+from secretclient._cli_options import open_store_from, store_options
 from secretclient.errors import SecretClientError
 
-from ._factories import STRATEGIES, lock_for, make_strategy, open_store
+from ._factories import STRATEGIES, lock_for, make_strategy
 from .engine import Rotator
 from .errors import RotationInProgress
 from .passwords import MYSQL_PASSWORD_POLICY
@@ -27,10 +28,7 @@ __all__ = ["main"]
 
 def _rotator(obj: dict[str, Any]) -> Rotator:
     # create=False: a mistyped embedded:PATH is an error, never a new empty store.
-    store = open_store(
-        obj["store"], region=obj["region"], endpoint=obj["endpoint"],
-        access_key_id=obj["access_key_id"], access_key_secret=obj["access_key_secret"], create=False,
-    )
+    store = open_store_from(obj, create=False)
     if obj["store"] == "ncp":  # NCP's chain as the engine needs it (docs/rotation.md)
         from secretclient.stores.ncp import NcpSecretManagerStore
 
@@ -65,18 +63,12 @@ def _run(ctx: click.Context, action: Any) -> None:
         click.echo(f"busy: {exc}", err=True)
         ctx.exit(3)
     except SecretClientError as exc:
-        click.echo(f"error: {type(exc).__name__}: {exc}", err=True)
-        ctx.exit(1)
+        # The secretclient command's format (secretclient._cli_options.typed_errors).
+        raise click.ClickException(f"{type(exc).__name__}: {exc}") from None
 
 
 @click.group()
-@click.option("--store", default="kms", show_default=True, envvar="ROTATION_STORE",
-              help="Where the secret lives: 'embedded:PATH', 'kms' or 'ncp'.")
-@click.option("--region", envvar="ALIBABA_CLOUD_REGION_ID", help="KMS region id (kms store).")
-@click.option("--endpoint", envvar="ROTATION_KMS_ENDPOINT", help="KMS endpoint: host[:port] or http(s)://host[:port].")
-@click.option("--access-key-id", envvar="ALIBABA_CLOUD_ACCESS_KEY_ID", help="KMS AccessKey id (or the env variable).")
-@click.option("--access-key-secret", envvar="ALIBABA_CLOUD_ACCESS_KEY_SECRET",
-              help="KMS AccessKey secret (use the env variable).")
+@store_options
 @click.option("--strategy", type=click.Choice(STRATEGIES), default="alternating", show_default=True,
               help="'rds': alternating users through the ApsaraDB RDS API (needs --instance-id).")
 @click.option("--instance-id", envvar="ROTATION_RDS_INSTANCE_ID", help="ApsaraDB RDS instance id (strategy rds).")
