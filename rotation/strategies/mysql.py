@@ -109,7 +109,8 @@ class _MySqlStrategy:
         name = self._master_name(current)
         if not name:
             raise InvalidRotationSetup(
-                f"secret {ctx.secret_name!r} has no MasterSecret and no master_secret= was given"
+                f"secret {ctx.secret_name!r} has no MasterSecret and none was configured "
+                "(--master-secret, ROTATION_MASTER_SECRET or the strategy's master_secret=)"
             )
         master = ctx.store.get_secret(name).db_credentials()
         if (master.endpoint, master.port) != (current.endpoint, current.port):
@@ -433,7 +434,7 @@ class AlternatingUsersStrategy(_MySqlStrategy):
         if not self._master_name(creds):
             raise InvalidRotationSetup(
                 f"alternating users need a privileged account: put MasterSecret into {ctx.secret_name!r} "
-                "or pass master_secret="
+                "or name one (--master-secret, ROTATION_MASTER_SECRET or the strategy's master_secret=)"
             )
         check_grace(ctx, current, alternate, self.grace)
         with closing(self._admin(ctx, creds)) as conn:
