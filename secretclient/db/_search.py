@@ -482,6 +482,8 @@ class CredentialSearch:
                    f"tried {tried}")
         if self.store_notes:
             message += f"; store errors: {', '.join(self.store_notes)}"
-        log.warning("%s", message)
+        # The exception carries the attempts; the log line only marks the event, so a program that
+        # logs and prints the exception does not show the whole message twice.
+        log.warning("secret %r: %s (%d login(s), listed in the %s)", secret, what, len(self.attempts), cls.__name__)
         return cls(message, errno=errno or (1045 if cls is CredentialsRejected else 2003),
                    secret=secret, attempts=tuple(self.attempts))
