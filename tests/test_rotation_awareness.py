@@ -12,10 +12,16 @@ import json
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
-from rotation_support import child_env, make_app
+import pytest
+from rotation_support import child_env, make_app, start_store
 
+import rotation.fc
+from rotation import InvalidRotationSetup, LocalLock, Rotator, SingleUserStrategy
+from rotation.fc import rotator_from_environment
 from secretclient import CachePolicy, SecretClient
 from secretclient.stores.embedded import EmbeddedStore
 from secretclient.testing.kms_emulator import KmsEmulator
@@ -80,3 +86,59 @@ def test_a_client_in_another_process_follows_a_scheduled_rotation_well_before_it
         emulator.stop()
         backing.close()
 
+
+
+def test_fc_end_step_records_the_next_rotation_from_its_interval(mariadb, tmp_path, cleanup_accounts, monkeypatch):
+    handle = start_store("kms", tmp_path)
+    try:
+        app = make_app(mariadb, handle.store, "alternating")
+        cleanup_accounts.append(app.account)
+        monkeypatch.setenv("ROTATION_STORE", "kms")
+        monkeypatch.setenv("ROTATION_KMS_ENDPOINT", handle.spec["endpoint"])
+        monkeypatch.setenv("ROTATION_STRATEGY", "alternating")
+        monkeypatch.setenv("ROTATION_GRACE_SECONDS", "0")
+        creds = SimpleNamespace(accessKeyId=handle.spec["ak"], accessKeySecret=handle.spec["sk"], securityToken=None)
+        payload = {"SecretName": app.name, "RegionId": "cn-hangzhou"}
+
+        def flow(run: int) -> None:
+            context = SimpleNamespace(requestId=f"req-{run}", credentials=creds)
+            local = rotation.fc.handler({**payload, "Step": "new"}, context)
+            for step in ("set", "test", "end"):
+                rotation.fc.handler({**payload, "Step": step, **local}, context)
+
+        flow(1)  # no interval configured: nothing is recorded
+        assert handle.store.describe(app.name).next_rotation is None
+        monkeypatch.setenv("ROTATION_INTERVAL_SECONDS", "86400")
+        before = datetime.now(UTC).replace(microsecond=0)
+        flow(2)
+        after = datetime.now(UTC)
+        assert handle.store.get_secret(app.name).version_id == "req-2"
+        planned = handle.store.describe(app.name).next_rotation
+        assert planned is not None
+        assert before + timedelta(days=1) <= planned <= after + timedelta(days=1)
+        # `rotation status` shows it too, since KMS gives the Generic secret no interval.
+        rotator = rotator_from_environment(payload, SimpleNamespace(credentials=creds))
+        try:
+            assert rotator.status(app.name, sessions=False).next_rotation == planned
+        finally:
+            rotator.store.close()
+    finally:
+        handle.close()
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "soon", "inf", "nan"])
+def test_fc_interval_must_be_a_positive_number(tmp_path, value):
+    env = {"ROTATION_STORE": f"embedded:{tmp_path / 'missing.db'}", "ROTATION_INTERVAL_SECONDS": value}
+    with pytest.raises(InvalidRotationSetup, match="ROTATION_INTERVAL_SECONDS"):
+        rotator_from_environment({"SecretName": "a", "Step": "new"}, None, env)
+    assert not (tmp_path / "missing.db").exists()
+
+
+@pytest.mark.parametrize("interval", [timedelta(0), timedelta(seconds=-1), 3600])
+def test_rotator_interval_must_be_a_positive_timedelta(tmp_path, interval):
+    store = EmbeddedStore(tmp_path / "s.db")
+    try:
+        with pytest.raises(InvalidRotationSetup, match="rotation_interval"):
+            Rotator(store, strategy=SingleUserStrategy(), lock=LocalLock(), rotation_interval=interval)
+    finally:
+        store.close()
