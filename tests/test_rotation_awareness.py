@@ -27,7 +27,7 @@ from secretclient.stores.embedded import EmbeddedStore
 from secretclient.testing.kms_emulator import KmsEmulator
 
 CHILD = Path(__file__).with_name("awareness_child.py")
-INTERVAL = 8.0  # the next rotation is this far off when the assertions run
+INTERVAL = 8.0  # the schedule, and the client's rotation_delay (longer than a rotation takes)
 
 
 def test_a_client_in_another_process_follows_a_scheduled_rotation_well_before_its_ttl(
@@ -53,7 +53,7 @@ def test_a_client_in_another_process_follows_a_scheduled_rotation_well_before_it
         assert info.next_rotation is not None
 
         emulator.faults.reset_calls()
-        client = SecretClient(store, policy=CachePolicy(ttl=3600.0, rotation_delay=INTERVAL / 2))
+        client = SecretClient(store, policy=CachePolicy(ttl=3600.0, rotation_delay=INTERVAL))
         first = client.get(app.name).version_id
         reads = 1
         deadline = time.monotonic() + 2 * INTERVAL + 30.0  # far below the 1 h TTL
