@@ -26,6 +26,7 @@ from secretclient.model import Secret, Stage, StageLabels, stage_labels
 from secretclient.stores.base import SecretStore
 
 from ._dry_run import Plan, make_plan
+from ._next_rotation import record_next_rotation
 from .errors import (
     InvalidRotationSetup,
     LoginFailed,
@@ -92,6 +93,10 @@ class Rotator:
         are retried within a step (:class:`~rotation.store_retry.StoreRetryPolicy`).
     :param sleep: waits between those retries (injected in tests).
     :param lock_timeout: seconds to wait for the lock before :class:`RotationInProgress`.
+    :param rotation_interval: how often something outside this Rotator (a timer, cron) rotates;
+        with it, each promotion records the next rotation (the store's time + interval) where
+        the store keeps it (``record_next_rotation``), so clients elsewhere refresh then. A
+        :class:`~rotation.scheduler.Scheduler` records its own due times: leave this out there.
     """
 
     def __init__(
@@ -109,9 +114,14 @@ class Rotator:
         monotonic: Callable[[], float] = time.monotonic,
         store_retry: StoreRetryPolicy = StoreRetryPolicy(),  # noqa: B008 - frozen, safe to share
         sleep: Callable[[float], None] = time.sleep,
+        rotation_interval: timedelta | None = None,
     ) -> None:
         if not isinstance(store_retry, StoreRetryPolicy):
             raise InvalidRotationSetup("store_retry must be a rotation.StoreRetryPolicy")
+        if rotation_interval is not None and (not isinstance(rotation_interval, timedelta)
+                                              or rotation_interval <= timedelta(0)):
+            raise InvalidRotationSetup("rotation_interval must be a positive timedelta")
+        self.rotation_interval = rotation_interval
         self.store = store
         # Every store call of a step goes through this view: transient failures are retried.
         self._store = RetryingStore(store, store_retry, sleep=sleep, monotonic=monotonic, on_retry=self._retrying)
@@ -230,6 +240,7 @@ class Rotator:
                 if step == "end":
                     self._emit("promoted", secret_name, version_id)
                     self._publish(secret_name, version_id)
+                    self._record_next(secret_name)
                 return version_id
             except Exception as exc:
                 self._emit("failed", secret_name, version_id, step=step, detail=f"{type(exc).__name__}: {exc}")
@@ -429,7 +440,12 @@ class Rotator:
         duration = time.monotonic() - started
         self._emit("promoted", name, vid, duration=duration)
         self._publish(name, vid)
+        self._record_next(name)
         return RotationResult(name, True, vid, previous, resumed, duration)
+
+    def _record_next(self, name: str) -> None:
+        if self.rotation_interval is not None:
+            record_next_rotation(self.store, name, self.store_now() + self.rotation_interval)
 
     def _publish(self, name: str, vid: str) -> None:
         if self.client is not None:

@@ -66,8 +66,11 @@ def make_status(store: SecretStore, secret_name: str, interval: timedelta | None
     current = stage_holder(versions, labels.current)
     pending = stage_holder(versions, labels.pending)
     previous = stage_holder(versions, labels.previous)
+    planned = None
     if interval is None:
-        interval = store.describe(secret_name).rotation_interval
+        # KMS gives a Generic secret no interval: the engine's recorded next rotation stands in.
+        info = store.describe(secret_name)
+        interval, planned = info.rotation_interval, info.next_rotation
     last = current.created if current else None
     return Status(
         secret_name=secret_name,
@@ -76,7 +79,7 @@ def make_status(store: SecretStore, secret_name: str, interval: timedelta | None
         pending_version_id=pending.version_id if pending else None,
         previous_version_id=previous.version_id if previous else None,
         last_rotation=last,
-        next_rotation=(last + interval) if (last and interval) else None,
+        next_rotation=(last + interval) if (last and interval) else planned,
         rotation_interval=interval,
         labels=labels,
     )
