@@ -24,9 +24,11 @@ def test_eight_threads_query_through_five_rotations_without_a_failure(kind, requ
     lambda_handler rotates the secret 5 times."""
     setup: Setup = request.getfixturevalue(kind)
     moto = request.getfixturevalue("aws_env")
-    # Pooled sessions of the AWSPREVIOUS account end as the engine rolls over; wait for them.
+    # The application learns of a rotation within its TTL (here 1 s: the Lambda runs elsewhere and
+    # tells no client); its engine then rolls pooled sessions of the replaced version over, and the
+    # next rotation's drain check waits for the AWSPREVIOUS account's last sessions to end.
     request.getfixturevalue("monkeypatch").setenv("ROTATION_DRAIN_WAIT", "30")
-    client = SecretClient(moto.store(), close_store=True)
+    client = SecretClient(moto.store(), close_store=True, ttl=1)
     engine = create_engine("mysql+pymysql:///", secret=setup.name, client=client,
                            pool_size=8, max_overflow=8, pool_timeout=20)
     stop = threading.Event()
