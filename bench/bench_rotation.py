@@ -17,9 +17,9 @@ import argparse
 import json
 import os
 import statistics
-import uuid
 import sys
 import time
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -103,7 +103,7 @@ def aws_rows(db: MariaDB) -> list[tuple[str, str, float, float]]:
                                                   "dbname": database, **extra}), version_id=str(uuid.uuid4()))
             enable_rotation(client, name)
 
-            def rotate() -> None:
+            def rotate(name: str = name) -> None:
                 token = str(uuid.uuid4())
                 try:  # moto labels the token AWSPENDING, then cannot invoke a Lambda
                     client.rotate_secret(SecretId=name, ClientRequestToken=token,

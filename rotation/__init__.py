@@ -6,6 +6,7 @@ The new / set / test / end steps of Alibaba's Function Compute + CloudFlow rotat
 handler :func:`rotation.fc.handler`. See docs/rotation.md.
 """
 
+from ._dry_run import Plan
 from .engine import STEPS, AbortResult, RotationResult, Rotator
 from .errors import (
     AccountInUse,
@@ -27,7 +28,6 @@ from .errors import (
 from .events import RotationEvent
 from .lock import LocalLock, Lock, LockHandle, MySqlLock, lock_name
 from .passwords import MYSQL_PASSWORD_POLICY, RDS_PASSWORD_POLICY
-from ._dry_run import Plan
 from .scheduler import RotationWindow, Scheduler
 from .status import Status
 from .store_retry import StoreRetryPolicy

@@ -47,12 +47,15 @@ class Plan:
     def lines(self) -> list[str]:
         out = [f"plan for {self.secret_name} ({self.strategy})",
                f"{self.labels.current}: {self.current_version_id}",
-               f"{self.labels.pending}: {self.pending_version_id or '(new version)'}" + (" — resuming" if self.resumes else ""),
+               f"{self.labels.pending}: {self.pending_version_id or '(new version)'}"
+               + (" — resuming" if self.resumes else ""),
                f"steps: {' -> '.join(self.steps)}"]
         out += [f"account: {a}" for a in self.accounts]
         out += [f"grant change: {g}" for g in self.grant_changes]
         out += [f"sql: {s}" for s in self.statements]
-        out += [f"check: {'ok  ' if c.ok else 'FAIL'} {c.name}{' — ' + c.detail if c.detail else ''}" for c in self.checks]
+        out += [
+            f"check: {'ok  ' if c.ok else 'FAIL'} {c.name}{' — ' + c.detail if c.detail else ''}" for c in self.checks
+        ]
         return out
 
 

@@ -62,7 +62,9 @@ def make_strategy(
         raise InvalidRotationSetup(f"engine must be one of {', '.join(ENGINES)}")
     if kind == "rds":
         if not instance_id:
-            raise InvalidRotationSetup("strategy 'rds' needs the RDS instance id (the event's InstanceId or --instance-id)")
+            raise InvalidRotationSetup(
+                "strategy 'rds' needs the RDS instance id (the event's InstanceId or --instance-id)"
+            )
         if rds_client is None:
             raise InvalidRotationSetup("strategy 'rds' needs an RDS client (rds_client=)")
         # RDS refuses passwords with other specials, whatever else is excluded.
@@ -75,7 +77,9 @@ def make_strategy(
         )
     policy = PasswordPolicy(
         length=password_length,
-        exclude_characters=MYSQL_PASSWORD_POLICY.exclude_characters if exclude_characters is None else exclude_characters,
+        exclude_characters=(
+            MYSQL_PASSWORD_POLICY.exclude_characters if exclude_characters is None else exclude_characters
+        ),
     )
     common: dict[str, Any] = {
         "master_secret": master_secret or None, "password_policy": policy,

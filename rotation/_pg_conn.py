@@ -41,7 +41,7 @@ def _psycopg() -> Any:
         import psycopg
     except ImportError:
         raise InvalidRotationSetup(
-            "PostgreSQL rotation needs psycopg 3: pip install 'secretclient[postgres]'"
+            "PostgreSQL rotation needs psycopg 3: pip install 'secretclient-rotation[postgres]'"
         ) from None
     return psycopg
 

@@ -12,7 +12,8 @@ after a crash, grant copy by difference, TLS kept, redacted logs):
 createSecret      fills Secrets Manager's AWSPENDING version (the token) with new
                   credentials, in the format of AWSCURRENT (``username``/``password``…)
 setSecret         engine step ``set``
-testSecret        engine step ``test``
+testSecret        engine step ``test`` (after ``RotateSecret`` without an immediate
+                  rotation, AWSPENDING is a copy of AWSCURRENT: AWSCURRENT must log in)
 finishSecret      engine step ``end``: AWSCURRENT moves with ``RemoveFromVersionId``
                   (AWSPREVIOUS follows), then AWSPENDING is removed (also when a
                   finish died between the two: no AWSPENDING is left behind)
@@ -30,6 +31,10 @@ Environment (Lambda configuration), AWS's names first:
 ``ROTATION_STRATEGY``         ``single`` or ``alternating`` to override the choice above
 ``ROTATION_NAME_LIMIT``       longest account name, default 32 (MySQL 5.7+; 80 on MariaDB)
 ``ROTATION_GRACE_SECONDS``    alternating users: AWSPREVIOUS grace period, default 0
+``ROTATION_DRAIN_WAIT``       alternating users (MySQL): seconds to wait for sessions of the
+                              AWSPREVIOUS account to end before resetting it, default 0
+``ROTATION_DRAIN``            ``refuse`` (default: stop with AccountInUse while it has sessions)
+                              or ``proceed`` (reset it anyway, as AWS's template does)
 ``ROTATION_CA_FILE``          CA bundle for secrets with ``"ssl": true``
 ``ROTATION_LOCK_TIMEOUT``     seconds to wait for another rotator's lock, default 10
 """
@@ -49,10 +54,10 @@ from secretclient.stores.aws import AwsSecretsManagerStore
 
 from .dbconn import ConnectOptions
 from .engine import Rotator
-from .errors import InvalidRotationSetup, RotationConflict, RotationInProgress
+from .errors import InvalidRotationSetup, LoginFailed, RotationConflict, RotationInProgress
 from .passwords import MYSQL_PASSWORD_POLICY
 from .strategies import AlternatingUsersStrategy, SingleUserStrategy, Strategy
-from .strategies.base import RotationContext
+from .strategies.base import DrainPolicy, RotationContext
 from .strategies.by_engine import engine_of
 from .strategies.postgres import PostgresAlternatingUsersStrategy, PostgresSingleUserStrategy
 
@@ -107,7 +112,13 @@ def _strategy(store: AwsSecretsManagerStore, secret_id: str, env: Mapping[str, s
             return PostgresSingleUserStrategy(**options)
     if kind == "alternating":
         grace = _number(env, "ROTATION_GRACE_SECONDS", 0)
-        return AlternatingUsersStrategy(suffix=CLONE_SUFFIX, grace=timedelta(seconds=grace), **options)
+        drain = env.get("ROTATION_DRAIN", "refuse")
+        if drain not in ("refuse", "proceed"):
+            raise InvalidRotationSetup("ROTATION_DRAIN must be 'refuse' or 'proceed'")
+        return AlternatingUsersStrategy(
+            suffix=CLONE_SUFFIX, grace=timedelta(seconds=grace), **options,
+            drain=DrainPolicy(wait=_number(env, "ROTATION_DRAIN_WAIT", 0), proceed=drain == "proceed"),
+        )
     if kind == "single":
         return SingleUserStrategy(**options)
     raise InvalidRotationSetup("ROTATION_STRATEGY must be 'single' or 'alternating'")
@@ -150,13 +161,28 @@ def _fill_placeholder(rotator: Rotator, secret_id: str, token: str) -> None:
         except SecretNotFound:
             pass
         current = store.get_secret(secret_id, stage=Stage.CURRENT)
-        ctx = RotationContext(store=store, secret_name=secret_id, now=rotator.clock, checkpoint=lambda _: handle.check())
+        ctx = RotationContext(store=store, secret_name=secret_id, now=rotator.clock,
+                              checkpoint=lambda _: handle.check())
         strategy.preflight(ctx, current)
         pending = strategy.pending_credentials(current.db_credentials(), strategy.new_password(store))
         handle.check()
         store.put_secret(secret_id, token, pending.to_json(), stages=[Stage.PENDING])
     finally:
         handle.release()
+
+
+def _is_configuration_test(rotator: Rotator, secret_id: str, token: str) -> bool:
+    """``RotateSecret`` without an immediate rotation makes an AWSPENDING copy of AWSCURRENT and
+    calls only testSecret: then AWSCURRENT must log in (nothing is rotated). True when that was it."""
+    store = rotator.store
+    pending = store.get_secret(secret_id, version_id=token)
+    current = store.get_secret(secret_id, stage=Stage.CURRENT)
+    if pending.data != current.data:
+        return False
+    ctx = RotationContext(store=store, secret_name=secret_id, now=rotator.clock)
+    if not rotator.strategy.can_login(ctx, current.db_credentials()):
+        raise LoginFailed(f"{stage_labels(store).current} of {secret_id!r} does not log in")
+    return True
 
 
 def make_handler(factory: Callable[[Mapping[str, str], Any], Rotator]) -> Callable[[Any, Any], None]:
@@ -168,6 +194,8 @@ def make_handler(factory: Callable[[Mapping[str, str], Any], Rotator]) -> Callab
         secret_id, token, step = evt["SecretId"], evt["ClientRequestToken"], evt["Step"]
         rotator = factory(evt, context)
         store = rotator.store
+        if not isinstance(store, AwsSecretsManagerStore):
+            raise InvalidRotationSetup("the rotation function needs a Rotator over an AwsSecretsManagerStore")
         labels = stage_labels(store)
         info, versions = store.describe_with_stages(secret_id)  # one DescribeSecret, as AWS's templates
         if not info.automatic_rotation:
@@ -183,6 +211,8 @@ def make_handler(factory: Callable[[Mapping[str, str], Any], Rotator]) -> Callab
             raise RotationConflict(f"version {token!r} of {secret_id!r} is not {labels.pending}")
         if step == "createSecret":
             _fill_placeholder(rotator, secret_id, token)
+        elif step == "testSecret" and _is_configuration_test(rotator, secret_id, token):
+            pass
         else:
             rotator.step(secret_id, STEPS[step], token)
         log.info("%s: done for version %s of %r", step, token, secret_id)

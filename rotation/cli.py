@@ -14,23 +14,21 @@ from typing import Any
 
 import click
 
+from secretclient._cli_options import open_store_from, store_options
 from secretclient.errors import SecretClientError
 
-from ._factories import STRATEGIES, lock_for, make_strategy, open_store
+from ._factories import STRATEGIES, lock_for, make_strategy
 from .engine import Rotator
 from .errors import RotationInProgress
-from .strategies.base import DEFAULT_GRACE
 from .passwords import MYSQL_PASSWORD_POLICY
+from .strategies.base import DEFAULT_GRACE
 
 __all__ = ["main"]
 
 
 def _rotator(obj: dict[str, Any]) -> Rotator:
     # create=False: a mistyped embedded:PATH is an error, never a new empty store.
-    store = open_store(
-        obj["store"], region=obj["region"], endpoint=obj["endpoint"],
-        access_key_id=obj["access_key_id"], access_key_secret=obj["access_key_secret"], create=False,
-    )
+    store = open_store_from(obj, create=False)
     if obj["store"] == "ncp":  # NCP's chain as the engine needs it (docs/rotation.md)
         from secretclient.stores.ncp import NcpSecretManagerStore
 
@@ -65,17 +63,12 @@ def _run(ctx: click.Context, action: Any) -> None:
         click.echo(f"busy: {exc}", err=True)
         ctx.exit(3)
     except SecretClientError as exc:
-        click.echo(f"error: {type(exc).__name__}: {exc}", err=True)
-        ctx.exit(1)
+        # The secretclient command's format (secretclient._cli_options.typed_errors).
+        raise click.ClickException(f"{type(exc).__name__}: {exc}") from None
 
 
 @click.group()
-@click.option("--store", default="kms", show_default=True, envvar="ROTATION_STORE",
-              help="Where the secret lives: 'embedded:PATH', 'kms' or 'ncp'.")
-@click.option("--region", envvar="ALIBABA_CLOUD_REGION_ID", help="KMS region id (kms store).")
-@click.option("--endpoint", envvar="ROTATION_KMS_ENDPOINT", help="KMS endpoint: host[:port] or http(s)://host[:port].")
-@click.option("--access-key-id", envvar="ALIBABA_CLOUD_ACCESS_KEY_ID", help="KMS AccessKey id (or the env variable).")
-@click.option("--access-key-secret", envvar="ALIBABA_CLOUD_ACCESS_KEY_SECRET", help="KMS AccessKey secret (use the env variable).")
+@store_options
 @click.option("--strategy", type=click.Choice(STRATEGIES), default="alternating", show_default=True,
               help="'rds': alternating users through the ApsaraDB RDS API (needs --instance-id).")
 @click.option("--instance-id", envvar="ROTATION_RDS_INSTANCE_ID", help="ApsaraDB RDS instance id (strategy rds).")
@@ -92,14 +85,15 @@ def _run(ctx: click.Context, action: Any) -> None:
 @click.option("--allow-account", multiple=True, help="A reserved or administrative account that may be rotated "
               "through the MasterSecret / RDS API anyway (repeatable; refused by default).")
 @click.option("--master-secret", help="Privileged secret (default: the secret's MasterSecret field).")
-@click.option("--ca-file", type=click.Path(exists=True, dir_okay=False), help="CA bundle for secrets with \"SSL\": true.")
+@click.option("--ca-file", type=click.Path(exists=True, dir_okay=False),
+              help="CA bundle for secrets with \"SSL\": true.")
 @click.option("--exclude-characters", default=MYSQL_PASSWORD_POLICY.exclude_characters, show_default=True)
 @click.option("--password-length", type=click.IntRange(8, 128), default=MYSQL_PASSWORD_POLICY.length, show_default=True)
 @click.option("--lock-timeout", type=click.FloatRange(0), default=0.0, help="Seconds to wait for another rotator.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @click.option("-v", "--verbose", is_flag=True, help="Log each step and audit event (never values) to stderr.")
 @click.pass_context
-def main(ctx: click.Context, **options: Any) -> None:
+def main(ctx: click.Context, /, **options: Any) -> None:
     """Rotate MySQL/MariaDB (or ApsaraDB RDS) credentials kept in a secret store (new → set → test → end)."""
     # A command line may set up logging: audit lines with -v; otherwise only our own error line
     # (without a handler, Python's last-resort one would print each failure a second time).
@@ -170,7 +164,8 @@ def abort(ctx: click.Context, name: str) -> None:
     """Remove NAME's PENDING, after proving that CURRENT still logs in."""
     def action(r: Rotator) -> None:
         res = r.abort(name)
-        _out(ctx, asdict(res), [f"{name}: {res.reason}" + (f" ({res.removed_version_id})" if res.removed_version_id else "")])
+        removed = f" ({res.removed_version_id})" if res.removed_version_id else ""
+        _out(ctx, asdict(res), [f"{name}: {res.reason}{removed}"])
     _run(ctx, action)
 
 

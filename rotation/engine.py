@@ -16,7 +16,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -25,6 +25,8 @@ from secretclient.errors import SecretClientError, SecretNotFound, VersionConfli
 from secretclient.model import Secret, Stage, StageLabels, stage_labels
 from secretclient.stores.base import SecretStore
 
+from ._dry_run import Plan, make_plan
+from ._next_rotation import record_next_rotation
 from .errors import (
     InvalidRotationSetup,
     LoginFailed,
@@ -33,7 +35,6 @@ from .errors import (
 )
 from .events import Events, Listener, RotationEvent
 from .lock import Lock, LockHandle, MySqlLock
-from ._dry_run import Plan, make_plan
 from .status import Status, make_status, stage_holder
 from .store_retry import RetryingStore, StoreRetryPolicy
 from .strategies.base import RotationContext, Strategy
@@ -92,6 +93,10 @@ class Rotator:
         are retried within a step (:class:`~rotation.store_retry.StoreRetryPolicy`).
     :param sleep: waits between those retries (injected in tests).
     :param lock_timeout: seconds to wait for the lock before :class:`RotationInProgress`.
+    :param rotation_interval: how often something outside this Rotator (a timer, cron) rotates;
+        with it, each promotion records the next rotation (the store's time + interval) where
+        the store keeps it (``record_next_rotation``), so clients elsewhere refresh then. A
+        :class:`~rotation.scheduler.Scheduler` records its own due times: leave this out there.
     """
 
     def __init__(
@@ -109,9 +114,14 @@ class Rotator:
         monotonic: Callable[[], float] = time.monotonic,
         store_retry: StoreRetryPolicy = StoreRetryPolicy(),  # noqa: B008 - frozen, safe to share
         sleep: Callable[[float], None] = time.sleep,
+        rotation_interval: timedelta | None = None,
     ) -> None:
         if not isinstance(store_retry, StoreRetryPolicy):
             raise InvalidRotationSetup("store_retry must be a rotation.StoreRetryPolicy")
+        if rotation_interval is not None and (not isinstance(rotation_interval, timedelta)
+                                              or rotation_interval <= timedelta(0)):
+            raise InvalidRotationSetup("rotation_interval must be a positive timedelta")
+        self.rotation_interval = rotation_interval
         self.store = store
         # Every store call of a step goes through this view: transient failures are retried.
         self._store = RetryingStore(store, store_retry, sleep=sleep, monotonic=monotonic, on_retry=self._retrying)
@@ -230,6 +240,7 @@ class Rotator:
                 if step == "end":
                     self._emit("promoted", secret_name, version_id)
                     self._publish(secret_name, version_id)
+                    self._record_next(secret_name)
                 return version_id
             except Exception as exc:
                 self._emit("failed", secret_name, version_id, step=step, detail=f"{type(exc).__name__}: {exc}")
@@ -342,7 +353,8 @@ class Rotator:
         version = self._store.get_secret(ctx.secret_name, version_id=vid)
         if not version.stages & {self.labels.pending, self.labels.current}:
             raise RotationConflict(
-                f"version {vid!r} of {ctx.secret_name!r} is not {self.labels.pending} (stages: {sorted(version.stages)})"
+                f"version {vid!r} of {ctx.secret_name!r} is not {self.labels.pending} "
+                f"(stages: {sorted(version.stages)})"
             )
         return self._store.get_secret(ctx.secret_name, stage=Stage.CURRENT), version
 
@@ -372,7 +384,8 @@ class Rotator:
                 self._store.update_stage(ctx.secret_name, Stage.CURRENT, move_to=vid, remove_from=current.version_id)
             except VersionConflict:
                 raise RotationConflict(
-                    f"{self.labels.current} of {ctx.secret_name!r} moved away from {current.version_id!r} during the rotation"
+                    f"{self.labels.current} of {ctx.secret_name!r} moved away from {current.version_id!r} "
+                    "during the rotation"
                 ) from None
             ctx.checkpoint("end:mid")
         _, pending_vid = self._stage_holders(ctx.secret_name)
@@ -411,10 +424,9 @@ class Rotator:
         return (current.version_id if current else None, pending.version_id if pending else None)
 
     def _update_stage(self, secret_name: str, stage: str, *, remove_from: str) -> None:
-        try:
+        # VersionConflict: already removed by a retry or another rotator, the goal state holds.
+        with suppress(VersionConflict):
             self._store.update_stage(secret_name, stage, remove_from=remove_from)
-        except VersionConflict:
-            pass  # already removed by a retry or another rotator: the goal state holds
 
     def _timed(self, ctx: RotationContext, step: str, vid: str, action: Callable[[], _T]) -> _T:
         ctx.checkpoint(f"{step}:start")
@@ -428,7 +440,12 @@ class Rotator:
         duration = time.monotonic() - started
         self._emit("promoted", name, vid, duration=duration)
         self._publish(name, vid)
+        self._record_next(name)
         return RotationResult(name, True, vid, previous, resumed, duration)
+
+    def _record_next(self, name: str) -> None:
+        if self.rotation_interval is not None:
+            record_next_rotation(self.store, name, self.store_now() + self.rotation_interval)
 
     def _publish(self, name: str, vid: str) -> None:
         if self.client is not None:

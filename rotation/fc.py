@@ -7,7 +7,8 @@ for the steps new → set → test → end, passing the returned ``{"VersionId":
 
 Configuration comes from environment variables (FC function settings):
 
-``ROTATION_STORE``           ``kms`` (default) or ``embedded:PATH`` (key of an encrypted file: ``SECRETCLIENT_EMBEDDED_KEY``)
+``ROTATION_STORE``           ``kms`` (default) or ``embedded:PATH`` (key of an encrypted file:
+                             ``SECRETCLIENT_EMBEDDED_KEY``)
 ``ROTATION_KMS_ENDPOINT``    default ``kms-vpc.<RegionId>.aliyuncs.com`` (the seed's VPC endpoint)
 credentials                  ``context.credentials`` (the FC role's STS token), else ``ALIBABA_CLOUD_ACCESS_KEY_ID`` /
                              ``ALIBABA_CLOUD_ACCESS_KEY_SECRET``
@@ -18,6 +19,10 @@ credentials                  ``context.credentials`` (the FC role's STS token), 
 ``ROTATION_RDS_INSTANCE_ID`` strategy ``rds``: instance id when the event has no ``InstanceId``
 ``ROTATION_NAME_LIMIT``      longest account name, default 16 (RDS, as the seed)
 ``ROTATION_GRACE_SECONDS``   PREVIOUS grace period, default 3600 (see docs/rotation.md, "grace")
+``ROTATION_INTERVAL_SECONDS`` how often the flow's timer rotates; step ``end`` then records the next
+                             rotation (now + interval) in the secret's ``secretclient:NextRotation`` tag, so
+                             clients refresh right after it (KMS gives a Generic secret no rotation date);
+                             unset: nothing is recorded
 ``ROTATION_DRAIN_WAIT``      alternating users: seconds to wait for sessions of the account to reset, default 0
 ``ROTATION_DRAIN``           ``refuse`` (default: stop with AccountInUse) or ``proceed``
 ``ROTATION_MASTER_SECRET``   privileged secret, default: the secret's ``MasterSecret`` field
@@ -35,6 +40,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 from typing import Any
 
 from secretclient.model import Stage
@@ -85,6 +91,7 @@ def rotator_from_environment(event: Mapping[str, Any], context: Any, env: Mappin
     env = os.environ if env is None else env
     region = event.get("RegionId") or env.get("ALIBABA_CLOUD_REGION_ID")
     spec = env.get("ROTATION_STORE", "kms")
+    interval = _interval(env.get("ROTATION_INTERVAL_SECONDS"))
     kms: dict[str, Any] = {}
     if spec == "kms":
         if not region:
@@ -118,11 +125,25 @@ def rotator_from_environment(event: Mapping[str, Any], context: Any, env: Mappin
         )
     except ValueError:
         store.close()
-        raise InvalidRotationSetup("ROTATION_NAME_LIMIT, ROTATION_GRACE_SECONDS and ROTATION_PASSWORD_LENGTH must be numbers") from None
+        raise InvalidRotationSetup(
+            "ROTATION_NAME_LIMIT, ROTATION_GRACE_SECONDS and ROTATION_PASSWORD_LENGTH must be numbers"
+        ) from None
     except InvalidRotationSetup:
         store.close()
         raise
-    return Rotator(store, strategy=strategy, lock=lock_for(strategy, store))
+    return Rotator(store, strategy=strategy, lock=lock_for(strategy, store), rotation_interval=interval)
+
+
+def _interval(value: str | None) -> timedelta | None:
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds < float("inf"):
+        raise InvalidRotationSetup("ROTATION_INTERVAL_SECONDS must be a positive number of seconds")
+    return timedelta(seconds=seconds)
 
 
 def _drain_proceed(value: str) -> bool:

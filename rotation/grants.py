@@ -119,7 +119,8 @@ class Grants:
     default_role: str | None = None
 
     def describe(self) -> list[str]:
-        lines = [str(p) for p in sorted(self.privileges, key=_key)] + [f"role {r}" for r in sorted(self.roles, key=_key)]
+        lines = [str(p) for p in sorted(self.privileges, key=_key)]
+        lines += [f"role {r}" for r in sorted(self.roles, key=_key)]
         if self.default_role:
             lines.append(f"default role {self.default_role}")
         return lines

@@ -115,7 +115,10 @@ class MySqlLock:
                 while True:
                     wait = min(self.wait_slice, max(deadline - self._clock(), 0.0))
                     cur.execute("SELECT GET_LOCK(%s, %s), CONNECTION_ID()", (name, wait))
-                    got, connection_id = cur.fetchone()
+                    row = cur.fetchone()
+                    if row is None:  # cannot happen (a SELECT without FROM returns one row); typed as possible
+                        raise pymysql.err.InterfaceError("GET_LOCK returned no row")
+                    got, connection_id = row
                     if got == 1 or deadline - self._clock() <= 0:
                         break
         except pymysql.MySQLError as exc:

@@ -9,14 +9,23 @@ from __future__ import annotations
 import logging
 import string
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeGuard
 
 from secretclient.errors import AccessDenied
 from secretclient.model import PasswordPolicy
 
 from .errors import InvalidRotationSetup
 
-__all__ = ["MYSQL_PASSWORD_POLICY", "POSTGRES_PASSWORD_POLICY", "RDS_PASSWORD_POLICY", "RDS_SPECIAL", "PasswordPolicy", "PasswordSource", "new_password", "rds_accepts"]
+__all__ = [
+    "MYSQL_PASSWORD_POLICY",
+    "POSTGRES_PASSWORD_POLICY",
+    "RDS_PASSWORD_POLICY",
+    "RDS_SPECIAL",
+    "PasswordPolicy",
+    "PasswordSource",
+    "new_password",
+    "rds_accepts",
+]
 
 log = logging.getLogger("rotation")
 
@@ -49,7 +58,7 @@ def rds_accepts(password: str) -> bool:
     return sum(any(c in cls for c in password) for cls in classes) >= 3
 
 
-def _usable(password: Any, policy: PasswordPolicy) -> bool:
+def _usable(password: Any, policy: PasswordPolicy) -> TypeGuard[str]:
     return (
         isinstance(password, str)
         and password.isascii()

@@ -20,6 +20,7 @@ from typing import Self
 from secretclient.backoff import Backoff
 from secretclient.model import Stage
 
+from ._next_rotation import record_next_rotation
 from .engine import RotationResult, Rotator
 from .errors import InvalidRotationSetup, RotationInProgress
 
@@ -114,14 +115,17 @@ class Scheduler:
                 try:
                     if now < self.due_at(name) or (self.window and not self.window.contains(now)):
                         continue
-                    results.append(self.rotator.rotate(name, due_after=self.interval))
+                    result = self.rotator.rotate(name, due_after=self.interval)
+                    results.append(result)
                     self._failures.pop(name, None)
+                    if result.rotated:
+                        self.record_due(name)
                 except RotationInProgress:
                     # Another instance is on it and its result shows up in the store: look again
                     # after ``poll`` instead of polling the lock in a tight loop meanwhile.
                     attempts = self._failures.get(name, (0, now))[0]
                     self._failures[name] = (attempts, now + timedelta(seconds=self.poll))
-                except Exception as exc:  # noqa: BLE001 - the thread must survive any failure
+                except Exception as exc:  # the thread must survive any failure
                     attempt = self._failures.get(name, (0, now))[0]
                     delay = timedelta(seconds=self.retry.delay(attempt))
                     self._failures[name] = (attempt + 1, self.rotator.clock() + delay)
@@ -141,7 +145,18 @@ class Scheduler:
         with self._run_lock:
             result = self.rotator.rotate(secret_name)
             self._failures.pop(secret_name, None)
+            self.record_due(secret_name)
             return result
+
+    def record_due(self, secret_name: str) -> bool:
+        """Record :meth:`due_at` in the store where it keeps a next rotation time (clients
+        refresh then); False if the store cannot or the write failed (logged, never raised)."""
+        try:
+            due = self.due_at(secret_name)
+        except Exception:  # advisory: clients fall back to their TTL
+            log.warning("cannot read the due time of %s", secret_name, exc_info=False)
+            return False
+        return record_next_rotation(self.rotator.store, secret_name, due)
 
     def start(self) -> Self:
         """Start the background thread (a daemon, so it never blocks interpreter exit)."""
@@ -171,12 +186,14 @@ class Scheduler:
         self.stop()
 
     def _loop(self) -> None:
+        for name in self.secret_names:  # the schedule is set up: tell clients when it fires
+            self.record_due(name)
         while not self._stop.is_set():
             self.run_pending()
             wait = self.poll
             for name in self.secret_names:
                 try:
                     wait = min(wait, (self.due_at(name) - self.rotator.clock()).total_seconds())
-                except Exception:  # noqa: BLE001 - the store is down: try again after poll
+                except Exception:  # the store is down: try again after poll
                     log.warning("cannot read the due time of %s", name, exc_info=False)
             self._stop.wait(max(wait, 0.05))

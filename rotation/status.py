@@ -45,10 +45,14 @@ class Status:
         for v in self.versions:
             created = v.created.isoformat(timespec="seconds") if v.created else "?"
             out.append(f"  {v.version_id}  {created}  {', '.join(sorted(v.stages)) or '-'}")
-        out.append(f"last rotation: {self.last_rotation.isoformat(timespec='seconds') if self.last_rotation else 'unknown'}")
-        out.append(f"next rotation: {self.next_rotation.isoformat(timespec='seconds') if self.next_rotation else 'not scheduled'}")
+        last = self.last_rotation.isoformat(timespec="seconds") if self.last_rotation else "unknown"
+        out.append(f"last rotation: {last}")
+        next_ = self.next_rotation.isoformat(timespec="seconds") if self.next_rotation else "not scheduled"
+        out.append(f"next rotation: {next_}")
         for stage, account, host, count in self.sessions:
-            out.append(f"sessions: {stage} {account}: {count} from {host}" if count else f"sessions: {stage} {account}: none")
+            out.append(
+                f"sessions: {stage} {account}: {count} from {host}" if count else f"sessions: {stage} {account}: none"
+            )
         if self.sessions_error:
             out.append(f"sessions: unknown ({self.sessions_error})")
         if self.in_progress:
@@ -62,8 +66,11 @@ def make_status(store: SecretStore, secret_name: str, interval: timedelta | None
     current = stage_holder(versions, labels.current)
     pending = stage_holder(versions, labels.pending)
     previous = stage_holder(versions, labels.previous)
+    planned = None
     if interval is None:
-        interval = store.describe(secret_name).rotation_interval
+        # KMS gives a Generic secret no interval: the engine's recorded next rotation stands in.
+        info = store.describe(secret_name)
+        interval, planned = info.rotation_interval, info.next_rotation
     last = current.created if current else None
     return Status(
         secret_name=secret_name,
@@ -72,7 +79,7 @@ def make_status(store: SecretStore, secret_name: str, interval: timedelta | None
         pending_version_id=pending.version_id if pending else None,
         previous_version_id=previous.version_id if previous else None,
         last_rotation=last,
-        next_rotation=(last + interval) if (last and interval) else None,
+        next_rotation=(last + interval) if (last and interval) else planned,
         rotation_interval=interval,
         labels=labels,
     )

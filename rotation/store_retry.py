@@ -43,7 +43,11 @@ class StoreRetryPolicy:
     def __post_init__(self) -> None:
         if isinstance(self.total, bool) or not isinstance(self.total, (int, float)) or not 0 <= self.total <= 3600:
             raise InvalidRotationSetup("StoreRetryPolicy.total must be 0 to 3600 seconds")
-        if isinstance(self.max_attempts, bool) or not isinstance(self.max_attempts, int) or not 1 <= self.max_attempts <= 100:
+        if (
+            isinstance(self.max_attempts, bool)
+            or not isinstance(self.max_attempts, int)
+            or not 1 <= self.max_attempts <= 100
+        ):
             raise InvalidRotationSetup("StoreRetryPolicy.max_attempts must be 1 to 100")
         if not isinstance(self.backoff, Backoff):
             raise InvalidRotationSetup("StoreRetryPolicy.backoff must be a secretclient.backoff.Backoff")

@@ -26,6 +26,8 @@ from .stores.base import LifecycleStore, SecretStore
 
 __all__ = ["main"]
 
+_DEFAULT_WINDOW = 30  # days, the store contract's default for delete_secret
+
 
 def _read_value(value_file: IO[bytes] | None, binary: bool) -> str | bytes:
     """The value from ``--value-file``, else standard input, else (on a terminal) a prompt
@@ -191,7 +193,7 @@ def stage(ctx: click.Context, name: str, stage: str, move_to: str | None, remove
 @main.command()
 @click.argument("name")
 @click.option("--yes", is_flag=True, help="Confirm the deletion.")
-@click.option("--recovery-window-days", type=int, default=30, show_default=True,
+@click.option("--recovery-window-days", type=int, default=_DEFAULT_WINDOW, show_default=True,
               help="Days (7-30) during which `restore` can bring the secret back.")
 @click.option("--force", is_flag=True, help="Delete the secret and all its versions at once, without recovery.")
 @click.pass_context
@@ -201,7 +203,12 @@ def delete(ctx: click.Context, name: str, yes: bool, recovery_window_days: int, 
         raise click.UsageError("deleting needs --yes")
 
     def action(store: SecretStore) -> None:
-        store.delete_secret(name, recovery_window_days=recovery_window_days, force=force)
+        # Only what the user chose: the default window is every store's default, and a store
+        # that cannot delete at all (NCP) then answers its own typed refusal.
+        if force or recovery_window_days != _DEFAULT_WINDOW:
+            store.delete_secret(name, recovery_window_days=recovery_window_days, force=force)
+        else:
+            store.delete_secret(name)
         if force:
             click.echo(f"deleted {name}")
         else:

@@ -1,5 +1,5 @@
 """Prometheus metrics for clients and rotators, read at scrape time (``pip install
-secretclient[metrics]``)::
+secretclient-rotation[metrics]``)::
 
     from secretclient.metrics import instrument
     instrument(client=client, rotator=rotator)          # the default registry
@@ -50,7 +50,7 @@ def _prometheus() -> Any:
         import prometheus_client.core
     except ImportError:  # pragma: no cover - depends on the environment
         raise InvalidParameter(
-            "metrics need the 'prometheus_client' package: pip install secretclient[metrics]"
+            "metrics need the 'prometheus_client' package: pip install 'secretclient-rotation[metrics]'"
         ) from None
     return prometheus_client.core
 

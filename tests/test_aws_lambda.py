@@ -10,129 +10,16 @@ finishSecret.
 from __future__ import annotations
 
 import json
-import secrets
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
-import pymysql
 import pytest
-from botocore.exceptions import ClientError
+from aws_support import STEPS, Setup, _secret, aws_env, multi, rotate, single, store  # noqa: F401 - fixtures
 
 from rotation.aws_lambda import lambda_handler, make_handler, rotator_from_environment
 from rotation.engine import Rotator
 from rotation.errors import InvalidRotationSetup, RotationConflict
-from secretclient.model import DbCredentials
-from secretclient.stores.aws import AwsSecretsManagerStore
-from secretclient.testing.aws import MotoServer, enable_rotation
-
-STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
-FAKE_LAMBDA = "arn:aws:lambda:us-east-1:123456789012:function:rotate"
-
-
-@dataclass
-class Setup:
-    moto: MotoServer
-    store: AwsSecretsManagerStore
-    name: str
-    db: Any
-    dbname: str
-    user: str
-    master_user: str | None = None
-
-    def labels(self) -> dict[str, set[str]]:
-        return {v.version_id: set(v.stages) for v in self.store.list_versions(self.name, include_deprecated=True)}
-
-    def holder(self, label: str) -> str | None:
-        return next((vid for vid, stages in self.labels().items() if label in stages), None)
-
-    def start_rotation(self) -> str:
-        """RotateSecret as Secrets Manager receives it; returns the ClientRequestToken."""
-        token = str(uuid.uuid4())
-        try:
-            self.moto.client().rotate_secret(SecretId=self.name, ClientRequestToken=token,
-                                             RotationLambdaARN=FAKE_LAMBDA)
-        except ClientError as exc:
-            assert exc.response["Error"]["Code"] == "ResourceNotFoundException"  # moto cannot invoke it
-        assert self.labels()[token] == {"AWSPENDING"}
-        return token
-
-    def event(self, token: str, step: str) -> dict[str, str]:
-        return {"SecretId": self.name, "ClientRequestToken": token, "Step": step}
-
-    def creds(self, **selector: Any) -> DbCredentials:
-        return self.store.get_secret(self.name, **selector).db_credentials()
-
-    def logs_in(self, creds: DbCredentials) -> bool:
-        try:
-            self.db.connect(creds.account_name, creds.account_password, database=creds.db_name).close()
-            return True
-        except pymysql.OperationalError:
-            return False
-
-    def assert_rotated(self, token: str, before: str) -> None:
-        labels = self.labels()
-        assert labels[token] == {"AWSCURRENT"}
-        assert labels[before] == {"AWSPREVIOUS"}
-        assert not any("AWSPENDING" in s for s in labels.values())
-        assert self.logs_in(self.creds())
-
-
-@pytest.fixture
-def aws_env(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> MotoServer:
-    """The Lambda's environment: region, role credentials and SECRETS_MANAGER_ENDPOINT."""
-    for key, value in moto_server.env.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("ROTATION_STRATEGY", raising=False)
-    return moto_server
-
-
-@pytest.fixture
-def store(aws_env: MotoServer) -> Iterator[AwsSecretsManagerStore]:
-    with aws_env.store() as s:
-        yield s
-
-
-def _secret(db: Any, user: str, password: str, dbname: str, **extra: Any) -> str:
-    return json.dumps({"engine": "mariadb", "host": db.host, "port": db.port, "username": user,
-                       "password": password, "dbname": dbname, **extra})
-
-
-@pytest.fixture
-def single(aws_env: MotoServer, store: AwsSecretsManagerStore, mariadb: Any) -> Setup:
-    dbname = mariadb.create_database("aws")
-    user, password = f"app{secrets.token_hex(4)}", secrets.token_urlsafe(16)
-    mariadb.create_user(user, password, grants=[f"ALL ON {mariadb.quote_ident(dbname)}.*"])
-    name = f"db/{user}"
-    store.create_secret(name, _secret(mariadb, user, password, dbname), version_id=str(uuid.uuid4()))
-    enable_rotation(aws_env.client(), name)
-    return Setup(aws_env, store, name, mariadb, dbname, user)
-
-
-@pytest.fixture
-def multi(aws_env: MotoServer, store: AwsSecretsManagerStore, mariadb: Any) -> Setup:
-    dbname = mariadb.create_database("aws")
-    master, master_pw = f"rotator{secrets.token_hex(4)}", secrets.token_urlsafe(16)
-    mariadb.create_user(master, master_pw, grants=["ALL PRIVILEGES ON *.* WITH GRANT OPTION"])
-    info = store.create_secret(f"db/{master}", _secret(mariadb, master, master_pw, ""), version_id=str(uuid.uuid4()))
-    user, password = f"app{secrets.token_hex(4)}", secrets.token_urlsafe(16)
-    mariadb.create_user(user, password, grants=[f"SELECT, INSERT ON {mariadb.quote_ident(dbname)}.*"])
-    name = f"db/{user}"
-    store.create_secret(name, _secret(mariadb, user, password, dbname, masterarn=info.arn),
-                        version_id=str(uuid.uuid4()))
-    enable_rotation(aws_env.client(), name)
-    return Setup(aws_env, store, name, mariadb, dbname, user, master)
-
-
-def rotate(setup: Setup, handler: Callable[[Any, Any], None] = lambda e, c: lambda_handler(e, c)) -> tuple[str, str]:
-    before = setup.holder("AWSCURRENT")
-    assert before is not None
-    token = setup.start_rotation()
-    for step in STEPS:
-        handler(setup.event(token, step), None)
-    return token, before
-
 
 # -- single user and multi user ------------------------------------------------------------
 
@@ -277,3 +164,54 @@ def test_every_step_retried_after_success(kind, request):
     setup.assert_rotated(token, before)
     assert setup.store.get_secret(setup.name, version_id=token).data == stored  # one password per token
 
+
+
+def test_in_process_rotator_on_the_aws_store_alternates_with_the_lambda(multi):
+    """The in-process alternative (Rotator / Scheduler) on the same secret, then the Lambda again."""
+    from rotation import AlternatingUsersStrategy
+
+    before = multi.holder("AWSCURRENT")
+    result = Rotator(multi.store, strategy=AlternatingUsersStrategy(suffix="_clone")).rotate(multi.name)
+    multi.assert_rotated(result.version_id, before)
+    assert multi.creds().account_name == f"{multi.user}_clone"
+    token, before = rotate(multi)
+    multi.assert_rotated(token, before)
+    assert multi.creds().account_name == multi.user
+
+
+@pytest.mark.parametrize("kind", ["single", "multi"])
+def test_rotate_secret_without_immediate_rotation_only_tests_the_configuration(kind, request):
+    """RotateSecret(RotateImmediately=False): Secrets Manager labels a copy of AWSCURRENT
+    AWSPENDING and invokes testSecret alone; nothing may change in the database."""
+    from botocore.exceptions import ClientError
+
+    setup: Setup = request.getfixturevalue(kind)
+    creds = setup.creds()
+    token = str(uuid.uuid4())
+    try:
+        setup.moto.client().rotate_secret(SecretId=setup.name, ClientRequestToken=token, RotateImmediately=False,
+                                          RotationLambdaARN="arn:aws:lambda:us-east-1:123456789012:function:rotate")
+    except ClientError as exc:
+        assert exc.response["Error"]["Code"] == "ResourceNotFoundException"
+    assert setup.store.get_secret(setup.name, version_id=token).data == setup.store.get_secret(setup.name).data
+    lambda_handler(setup.event(token, "testSecret"), None)
+    assert setup.creds() == creds and setup.logs_in(creds)
+    token2, before = rotate(setup)  # the next scheduled rotation runs as usual
+    setup.assert_rotated(token2, before)
+
+
+def test_rotation_cli_with_store_aws(single, aws_env):
+    """`rotation --store aws` reads and rotates Secrets Manager secrets (credentials from AWS_*)."""
+    from click.testing import CliRunner
+
+    from rotation.cli import main
+
+    args = ["--store", "aws", "--endpoint", aws_env.endpoint_url, "--strategy", "single"]
+    res = CliRunner().invoke(main, [*args, "status", single.name])
+    assert res.exit_code == 0, res.output
+    assert "AWSCURRENT" in res.output
+    before = single.holder("AWSCURRENT")
+    res = CliRunner().invoke(main, [*args, "rotate", single.name])
+    assert res.exit_code == 0, res.output
+    after = single.holder("AWSCURRENT")
+    assert after != before and single.labels()[before] == {"AWSPREVIOUS"} and single.logs_in(single.creds())

@@ -239,7 +239,7 @@ class _ErrorServer:
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 outer.requests += 1
                 self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 body = json.dumps({"__type": code, "message": message}).encode()

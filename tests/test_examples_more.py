@@ -105,9 +105,9 @@ def test_demo_single_user_through_the_kms_sdk_without_publish(tmp_path: Path) ->
     logins = re.search(r"logins \d+ \(rejected (\d+), recovered (\d+)\)", out)
     assert logins, out
     rejected, recovered = int(logins.group(1)), int(logins.group(2))
-    # Connects that arrive during the refresh jitter recover without a refusal of their own
-    # (the process sends a rejected password once), so recoveries may outnumber refusals.
-    assert recovered >= 1 and rejected >= 1, out
+    # A stale password is refused once per process, whatever the number of connects waiting on it
+    # (secretclient.db's per-process failed-login limit): one refusal serves every recovery.
+    assert recovered >= 1 and 1 <= rejected <= 2 * rotations, out
     for password in _passwords(store_file):
         assert password not in out and password not in result.stderr
 

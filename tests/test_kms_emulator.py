@@ -529,7 +529,7 @@ def test_import_without_the_sdk():
         "except Exception as e:\n    print(type(e).__name__, e)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60, check=False)
-    assert "InvalidParameter" in out.stdout and "pip install secretclient[kms]" in out.stdout, out.stderr
+    assert "InvalidParameter" in out.stdout and "pip install 'secretclient-rotation[kms]'" in out.stdout, out.stderr
 
 
 @pytest.mark.parametrize(

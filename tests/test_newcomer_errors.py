@@ -1,8 +1,7 @@
 """Errors a newcomer meets in the first hour (issue 11, items 14 and 15) must say what to fix.
 
-Both are fixed in modules other helpers own (secretclient/stores/aliyun.py, secretclient/db), so
-the tests are strict xfails until then: once a fix lands they pass, the strict xfail fails, and
-the marker comes off.
+Item 15 is fixed in secretclient/db, which another helper owns, so its tests are strict xfails
+until then: once the fix lands they pass, the strict xfail fails, and the marker comes off.
 """
 
 from __future__ import annotations
@@ -22,7 +21,6 @@ from secretclient.db import DatabaseUnreachable, RetryPolicy, connect
 from secretclient.testing import FaultProxy, KmsEmulator
 
 PASSWORD = "pw-never-shown-7f3a"
-ITEM_14 = "issue 11 item 14: the hint belongs in secretclient/stores/aliyun.py"
 TIMES = "(x|\u00d7|times)"  # "6 x", "6 \u00d7" or "6 times"
 ITEM_15 = "issue 11 item 15: the message is built in secretclient/db"
 
@@ -40,7 +38,6 @@ def _says_https_and_the_fix(message: str, host_port: str) -> None:
     assert f"http://{host_port}" in message, message  # the endpoint to give instead
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=ITEM_14)
 def test_store_on_host_port_of_an_http_endpoint_says_host_port_means_https(kms_emulator: KmsEmulator) -> None:
     host_port = _host_port(kms_emulator)
     store = kms_emulator.store(endpoint=host_port)
@@ -52,7 +49,6 @@ def test_store_on_host_port_of_an_http_endpoint_says_host_port_means_https(kms_e
     _says_https_and_the_fix(str(info.value), host_port)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=ITEM_14)
 def test_cli_endpoint_host_port_against_http_says_so(kms_emulator: KmsEmulator, tmp_path: Path) -> None:
     host_port = _host_port(kms_emulator)
     env = {k: v for k, v in os.environ.items() if k.lower() not in ("http_proxy", "https_proxy", "all_proxy")}
@@ -64,6 +60,19 @@ def test_cli_endpoint_host_port_against_http_says_so(kms_emulator: KmsEmulator, 
     )
     assert result.returncode != 0
     _says_https_and_the_fix(result.stdout + result.stderr, host_port)
+
+
+def test_an_explicit_scheme_gets_no_hint(kms_emulator: KmsEmulator) -> None:
+    """The hint is for a scheme-less host:port only: whoever wrote https:// meant it."""
+    host_port = _host_port(kms_emulator)
+    store = kms_emulator.store(endpoint=f"https://{host_port}")
+    try:
+        with pytest.raises(StoreUnavailable) as info:
+            store.get_secret("app/db")
+    finally:
+        store.close()
+    assert "no scheme" not in str(info.value)
+    assert f"http://{host_port}" not in str(info.value)
 
 
 # -- item 15: DatabaseUnreachable says each kind of attempt once, with its cause -----------------
@@ -91,7 +100,6 @@ def _one_line_per_kind(error: DatabaseUnreachable, server: str, cause: re.Patter
     assert PASSWORD not in message and PASSWORD not in repr(error)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=ITEM_15)
 def test_refused_connection_is_one_line_with_a_count_and_the_cause() -> None:
     port = _closed_port()
     client = _secret(port)
@@ -103,7 +111,6 @@ def test_refused_connection_is_one_line_with_a_count_and_the_cause() -> None:
     _one_line_per_kind(info.value, f"127.0.0.1:{port}", re.compile(r"refused", re.IGNORECASE))
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=ITEM_15)
 def test_silent_server_is_one_line_with_a_count_and_the_cause() -> None:
     with socket.socket() as target:  # a listener nobody serves: the proxy's blackhole never forwards
         target.bind(("127.0.0.1", 0))

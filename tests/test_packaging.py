@@ -205,6 +205,5 @@ def test_docs_and_scripts_never_install_the_placeholder() -> None:
     assert _placeholder_mentions("README.md", "docs", "examples", "scripts", "bench", "pyproject.toml") == []
 
 
-@pytest.mark.xfail(strict=True, reason="library messages still say secretclient[...]: renamed after the merge")
 def test_library_messages_never_install_the_placeholder() -> None:
     assert _placeholder_mentions("secretclient", "rotation") == []

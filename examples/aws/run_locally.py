@@ -22,13 +22,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout
 
-import sqlalchemy as sa  # noqa: E402
-from botocore.exceptions import ClientError  # noqa: E402
+import sqlalchemy as sa
+from botocore.exceptions import ClientError
 
-from secretclient import AwsSecretsManagerStore, SecretClient  # noqa: E402
-from secretclient.db.sqlalchemy import create_engine  # noqa: E402
-from secretclient.testing import MariaDB  # noqa: E402
-from secretclient.testing.aws import MotoServer, enable_rotation  # noqa: E402
+from secretclient import AwsSecretsManagerStore, SecretClient
+from secretclient.db.sqlalchemy import create_engine
+from secretclient.testing import MariaDB
+from secretclient.testing.aws import MotoServer, enable_rotation
 
 STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
 LAMBDA_ARN = "arn:aws:lambda:us-east-1:123456789012:function:rotate-mysql"
@@ -38,6 +38,9 @@ def main() -> None:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto logs each request at INFO
     with MariaDB() as db, MotoServer() as moto:
         os.environ.update(moto.env)  # what the Lambda and the application would have: region, role, endpoint
+        # The application's sessions as the AWSPREVIOUS account end within moments (the engine rolls
+        # its pool over to AWSCURRENT): the rotation waits for them rather than refusing.
+        os.environ["ROTATION_DRAIN_WAIT"] = "30"
         from lambda_function import lambda_handler  # imported as Lambda does, after its environment is set
 
         database = db.create_database("shop")

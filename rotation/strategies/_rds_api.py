@@ -33,7 +33,7 @@ class RdsAccount:
 
 def _missing(reason: str) -> InvalidRotationSetup:
     return InvalidRotationSetup(
-        f"the RDS strategy needs aliyun-python-sdk-rds: pip install 'secretclient[rds]' ({reason})"
+        f"the RDS strategy needs aliyun-python-sdk-rds: pip install 'secretclient-rotation[rds]' ({reason})"
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from contextlib import closing
+from contextlib import closing, suppress
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -109,7 +109,8 @@ class _MySqlStrategy:
         name = self._master_name(current)
         if not name:
             raise InvalidRotationSetup(
-                f"secret {ctx.secret_name!r} has no MasterSecret and no master_secret= was given"
+                f"secret {ctx.secret_name!r} has no MasterSecret and none was configured "
+                "(--master-secret, ROTATION_MASTER_SECRET or the strategy's master_secret=)"
             )
         master = ctx.store.get_secret(name).db_credentials()
         if (master.endpoint, master.port) != (current.endpoint, current.port):
@@ -176,7 +177,9 @@ class _MySqlStrategy:
     @staticmethod
     def _hosts(conn: pymysql.Connection, user: str) -> list[str]:
         """The host entries of ``user`` (at least one, else :class:`InvalidRotationSetup`)."""
-        rows = query(conn, Statement("SELECT Host FROM mysql.user WHERE User = %s AND Host <> '' ORDER BY Host", (user,)))
+        rows = query(
+            conn, Statement("SELECT Host FROM mysql.user WHERE User = %s AND Host <> '' ORDER BY Host", (user,))
+        )
         if not rows:
             raise InvalidRotationSetup(f"account {user!r} does not exist on the server")
         return [check_host(str(r[0])) for r in rows]
@@ -217,10 +220,8 @@ class _MySqlStrategy:
         if self._master_name(current):
             candidates.append(self._master(_ctx(store, secret_name), current))
         candidates.append(current)
-        try:
+        with suppress(SecretNotFound):
             candidates.append(store.get_secret(secret_name, stage=Stage.PENDING).db_credentials())
-        except SecretNotFound:
-            pass
         return connect_first(candidates, self.connect_options, who="lock account")
 
     def _test_session(self, conn: pymysql.Connection, pending: DbCredentials, needs_tls: bool) -> None:
@@ -348,14 +349,18 @@ class SingleUserStrategy(_MySqlStrategy):
                                                 retain=self.retain_current_password,
                                                 native=self._own_native(conn)).redacted(),)
             return StrategyPlan(accounts, stmts, (), tuple(checks))
-        conn = self._admin_or_check(ctx, current)
-        if isinstance(conn, Check):
-            return StrategyPlan((current.account_name,), (), (), (*checks, conn))
-        with closing(conn):
+        admin = self._admin_or_check(ctx, current)
+        if isinstance(admin, Check):
+            return StrategyPlan((current.account_name,), (), (), (*checks, admin))
+        with closing(admin):
             # fresh=True: a dry run never logs in with a placeholder password.
-            stmts_ = self._statements(ctx, conn, current, pending, fresh=True)
-            return StrategyPlan(tuple(f"{s.params[0]}@{s.params[1]}" for s in stmts_), tuple(s.redacted() for s in stmts_), (),
-                                (*checks, Check("MasterSecret logs in", True)))
+            stmts_ = self._statements(ctx, admin, current, pending, fresh=True)
+            return StrategyPlan(
+                tuple(f"{s.params[0]}@{s.params[1]}" for s in stmts_),
+                tuple(s.redacted() for s in stmts_),
+                (),
+                (*checks, Check("MasterSecret logs in", True)),
+            )
 
 
 class AlternatingUsersStrategy(_MySqlStrategy):
@@ -418,7 +423,9 @@ class AlternatingUsersStrategy(_MySqlStrategy):
     def alternate(self, account: str) -> str:
         """The other account of the pair (``appuser`` ↔ ``appuser_rt``), both names validated."""
         check_account_name(account, self.name_limit)
-        return check_account_name(swap_suffix(account, self.suffix), self.name_limit, what=f"alternate account name of {account!r}")
+        return check_account_name(
+            swap_suffix(account, self.suffix), self.name_limit, what=f"alternate account name of {account!r}"
+        )
 
     def preflight(self, ctx: RotationContext, current: Secret) -> None:
         creds = current.db_credentials()
@@ -427,7 +434,7 @@ class AlternatingUsersStrategy(_MySqlStrategy):
         if not self._master_name(creds):
             raise InvalidRotationSetup(
                 f"alternating users need a privileged account: put MasterSecret into {ctx.secret_name!r} "
-                "or pass master_secret="
+                "or name one (--master-secret, ROTATION_MASTER_SECRET or the strategy's master_secret=)"
             )
         check_grace(ctx, current, alternate, self.grace)
         with closing(self._admin(ctx, creds)) as conn:
@@ -452,7 +459,9 @@ class AlternatingUsersStrategy(_MySqlStrategy):
             raise InvalidRotationSetup("the pending version points at another Endpoint/Port than CURRENT")
         return alternate
 
-    def _work(self, conn: pymysql.Connection, current: DbCredentials, pending: DbCredentials) -> list[tuple[str, list[Statement], Grants, Grants]]:
+    def _work(
+        self, conn: pymysql.Connection, current: DbCredentials, pending: DbCredentials
+    ) -> list[tuple[str, list[Statement], Grants, Grants]]:
         """Per host: the statements, and the alternate's grants before and the grants wanted."""
         dialect = self._dialect(conn)
         user, alt = current.account_name, pending.account_name
@@ -495,7 +504,9 @@ class AlternatingUsersStrategy(_MySqlStrategy):
                 if mine is None:
                     raise VerificationFailed(f"account {alt!r}@{host!r} does not exist")
                 if not mine.tls_equal(template) or mine.plugin != template.plugin or mine.limits != template.limits:
-                    raise VerificationFailed(f"account {alt!r}@{host!r} differs from {current.account_name!r} in TLS, plugin or limits")
+                    raise VerificationFailed(
+                        f"account {alt!r}@{host!r} differs from {current.account_name!r} in TLS, plugin or limits"
+                    )
                 want, have = self._grants(admin, current.account_name, host), self._grants(admin, alt, host)
                 if want != have:
                     diff = [f"+{p}" for p in sorted(map(str, want.privileges - have.privileges))]
@@ -519,7 +530,9 @@ class AlternatingUsersStrategy(_MySqlStrategy):
             try:
                 work = self._work(conn, current, pending)
             except RotationError as exc:
-                return StrategyPlan((pending.account_name,), (), (), (*checks, Check("grants can be copied", False, str(exc))))
+                return StrategyPlan(
+                    (pending.account_name,), (), (), (*checks, Check("grants can be copied", False, str(exc)))
+                )
         accounts, stmts, changes = [], [], []
         for host, host_stmts, have, want in work:
             accounts.append(f"{pending.account_name}@{host}")

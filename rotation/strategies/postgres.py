@@ -87,7 +87,10 @@ class _PostgresStrategy:
     def _master(self, store: Any, secret_name: str, current: DbCredentials) -> DbCredentials:
         name = self._master_name(current)
         if not name:
-            raise InvalidRotationSetup(f"secret {secret_name!r} has no MasterSecret and no master_secret= was given")
+            raise InvalidRotationSetup(
+                f"secret {secret_name!r} has no MasterSecret and none was configured "
+                "(--master-secret, ROTATION_MASTER_SECRET or the strategy's master_secret=)"
+            )
         master: DbCredentials = store.get_secret(name).db_credentials()
         if (master.endpoint, master.port) != (current.endpoint, current.port):
             raise InvalidRotationSetup(
@@ -301,7 +304,7 @@ class PostgresAlternatingUsersStrategy(_PostgresStrategy):
         if not self._master_name(creds):
             raise InvalidRotationSetup(
                 f"alternating users need a privileged account: put MasterSecret into {ctx.secret_name!r} "
-                "or pass master_secret="
+                "or name one (--master-secret, ROTATION_MASTER_SECRET or the strategy's master_secret=)"
             )
         self._protect_names(ctx, creds, (creds.account_name, alternate))
         check_grace(ctx, current, alternate, self.grace)

@@ -1,6 +1,6 @@
 """ApsaraDB RDS through the RDS API: alternating users (the seed's Scenario 1), no SQL.
 
-The RDS account API (``aliyun-python-sdk-rds``, extra ``secretclient[rds]``) creates the
+The RDS account API (``aliyun-python-sdk-rds``, extra ``secretclient-rotation[rds]``) creates the
 alternate account, resets its password and copies database privileges; the secret needs only
 ``AccountName`` and ``AccountPassword`` (an ``Endpoint`` lets ``test`` log in for real).
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from contextlib import closing
+from contextlib import closing, suppress
 from datetime import timedelta
 from typing import Any
 
@@ -139,8 +139,10 @@ class RdsApiStrategy:
     def _check_name(self, name: Any, what: str) -> str:
         check_account_name(name, self.name_limit, what=what)
         if not _RDS_NAME_RE.fullmatch(name):
-            raise UnsafeAccountName(f"{what} {name!r} is not an RDS account name (a letter first, a letter or digit last, "
-                                    "letters, digits and '_' between)")
+            raise UnsafeAccountName(
+                f"{what} {name!r} is not an RDS account name (a letter first, a letter or digit last, "
+                "letters, digits and '_' between)"
+            )
         return str(name)
 
     def alternate(self, account: str) -> str:
@@ -231,13 +233,21 @@ class RdsApiStrategy:
         if account is None:
             raise VerificationFailed(f"account {alternate!r} does not exist on RDS instance {self.instance_id}")
         if account.status != "Available":
-            raise VerificationFailed(f"account {alternate!r} is {account.status or 'in an unknown state'}, not Available")
+            raise VerificationFailed(
+                f"account {alternate!r} is {account.status or 'in an unknown state'}, not Available"
+            )
         if account.account_type != template.account_type or dict(account.privileges) != dict(template.privileges):
-            diff = [f"{a} {db}" + (f" {p}" if p else "") for a, db, p in privilege_changes(template.privileges, account.privileges)]
-            raise VerificationFailed(f"account {alternate!r} differs from {current.account_name!r}: {diff[:10]} "
-                                     f"(type {account.account_type} vs {template.account_type})")
+            diff = [
+                f"{a} {db}" + (f" {p}" if p else "")
+                for a, db, p in privilege_changes(template.privileges, account.privileges)
+            ]
+            raise VerificationFailed(
+                f"account {alternate!r} differs from {current.account_name!r}: {diff[:10]} "
+                f"(type {account.account_type} vs {template.account_type})"
+            )
         if pending.endpoint:
-            with closing(connect(pending, self.connect_options, database=pending.db_name, who="PENDING account")) as conn:
+            pending_conn = connect(pending, self.connect_options, database=pending.db_name, who="PENDING account")
+            with closing(pending_conn) as conn:
                 if pending.db_name and not sees_database(conn, pending.db_name):
                     raise VerificationFailed(f"account {alternate!r} cannot see database {pending.db_name!r}")
 
@@ -255,7 +265,12 @@ class RdsApiStrategy:
         try:
             template = self._current_account(current)
         except RotationError as exc:
-            return StrategyPlan((f"{alternate} on {self.instance_id}",), (), (), (*checks, Check("CURRENT account can be copied", False, str(exc))))
+            return StrategyPlan(
+                (f"{alternate} on {self.instance_id}",),
+                (),
+                (),
+                (*checks, Check("CURRENT account can be copied", False, str(exc))),
+            )
         checks.append(Check("CURRENT account can be copied", True))
         existing = self.api.describe(alternate)
         calls = [
@@ -286,10 +301,8 @@ class RdsApiStrategy:
                 f"secret {secret_name!r} has no Endpoint for a database lock: use lock=strategy.lock(store)"
             )
         candidates = [current]
-        try:
+        with suppress(SecretNotFound):
             candidates.append(store.get_secret(secret_name, stage=Stage.PENDING).db_credentials())
-        except SecretNotFound:
-            pass
         return connect_first(candidates, self.connect_options, who="lock account")
 
     def lock(self, store: Any) -> Lock:

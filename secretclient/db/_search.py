@@ -45,6 +45,8 @@ from .errors import (
     DbConnectError,
     SecretUnavailable,
     ServerBusy,
+    describe_attempts,
+    network_cause,
 )
 from .policy import RetryPolicy
 
@@ -445,8 +447,9 @@ class CredentialSearch:
             kind = verdict.kind
             gate.settle(args.gate_key, _OUTCOME.get(kind, Outcome.UNKNOWN), role, view.clock(),
                         self.policy.remember_rejected, verdict.errno)
+            cause = network_cause(failure) if kind is ErrorKind.NETWORK else None
             self.attempts.append(Attempt(creds.version_id, stage, creds.account_name, kind,
-                                         verdict.errno, args.server))
+                                         verdict.errno, args.server, cause))
             self.last_kind = kind
             log.debug("secret %r version %r (%s) login failed: %s %s", view.secret, creds.version_id,
                       stage, kind.value, verdict.errno)
@@ -516,11 +519,13 @@ class CredentialSearch:
                 "dependency such as cryptography or PyNaCl)"
             )
         errno = next((a.errno for a in reversed(self.attempts) if a.errno is not None), None)
-        tried = "; ".join([a.describe() for a in self.attempts] + self.skipped) or "nothing (no credentials found)"
+        tried = "; ".join(describe_attempts(self.attempts) + self.skipped) or "nothing (no credentials found)"
         message = (f"secret {secret!r}: {what}. {len(self.attempts)} login(s) in {elapsed:.2f} s; "
                    f"tried {tried}")
         if self.store_notes:
             message += f"; store errors: {', '.join(self.store_notes)}"
-        log.warning("%s", message)
+        # The exception carries the attempts; the log line only marks the event, so a program that
+        # logs and prints the exception does not show the whole message twice.
+        log.warning("secret %r: %s (%d login(s), listed in the %s)", secret, what, len(self.attempts), cls.__name__)
         return cls(message, errno=errno or (1045 if cls is CredentialsRejected else 2003),
                    secret=secret, attempts=tuple(self.attempts))

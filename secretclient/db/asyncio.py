@@ -43,7 +43,7 @@ try:
 except ImportError as _missing:  # pragma: no cover - depends on the environment
     raise ImportError(
         "secretclient.db.asyncio needs aiomysql and SQLAlchemy's asyncio support: "
-        "pip install 'secretclient[async]'"
+        "pip install 'secretclient-rotation[async]'"
     ) from _missing
 
 import pymysql

@@ -8,6 +8,8 @@ versions, stages and user names; never a password.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pymysql
@@ -39,11 +41,56 @@ class Attempt:
     kind: ErrorKind | None = None  # None: it succeeded
     errno: int | None = None
     server: str | None = None  # "host:port" (or the socket path) the login went to
+    cause: str | None = None  # for network errors: "connection refused", "timed out", ...
 
     def describe(self) -> str:
         outcome = "ok" if self.kind is None else f"{self.kind.value}" + (f" {self.errno}" if self.errno else "")
+        if self.cause:
+            outcome += f" ({self.cause})"
         where = f" at {self.server}" if self.server else ""
         return f"version {self.version_id!r} ({self.stage}, user {self.user!r}{where}): {outcome}"
+
+
+def describe_attempts(attempts: Sequence[Attempt]) -> list[str]:
+    """One line per run of identical attempts, with a count: a retried login is said once."""
+    lines: list[str] = []
+    previous, count = "", 0
+    for text in (a.describe() for a in attempts):
+        if text == previous:
+            count += 1
+            continue
+        if count:
+            lines.append(previous if count == 1 else f"{previous}, {count} times")
+        previous, count = text, 1
+    if count:
+        lines.append(previous if count == 1 else f"{previous}, {count} times")
+    return lines
+
+
+# What a network failure's text says, for DatabaseUnreachable's message (never secret: the
+# driver's text names only the host and the operating system's reason).
+_CAUSES = (
+    (re.compile(r"refused", re.IGNORECASE), "connection refused"),
+    (re.compile(r"timed? ?out", re.IGNORECASE), "timed out"),
+    (re.compile(r"name or service not known|nodename nor servname|name resolution|getaddrinfo",
+                re.IGNORECASE), "the host name does not resolve"),
+    (re.compile(r"reset by peer", re.IGNORECASE), "connection reset"),
+    (re.compile(r"lost connection", re.IGNORECASE), "connection lost"),
+    (re.compile(r"unreachable", re.IGNORECASE), "network unreachable"),
+)
+
+
+def network_cause(exc: BaseException) -> str | None:
+    """A short, fixed description of why a connection failed, or None when it is not known."""
+    texts = [str(exc)]
+    original = getattr(exc, "original_exception", None) or exc.__cause__ or exc.__context__
+    if original is not None:
+        texts.insert(0, str(original))
+    for text in texts:
+        for pattern, cause in _CAUSES:
+            if pattern.search(text):
+                return cause
+    return None
 
 
 class DbConnectError(pymysql.err.OperationalError, SecretClientError):

@@ -28,7 +28,7 @@ try:
     from sqlalchemy.pool import NullPool
 except ImportError as _missing:  # pragma: no cover - depends on the environment
     raise ImportError(
-        "secretclient.db.sqlalchemy needs SQLAlchemy: pip install 'secretclient[sqlalchemy]'"
+        "secretclient.db.sqlalchemy needs SQLAlchemy: pip install 'secretclient-rotation[sqlalchemy]'"
     ) from _missing
 
 from ..errors import InvalidParameter

@@ -19,7 +19,7 @@ from ..errors import (
     VersionConflict,
 )
 
-__all__ = ["map_aws_error", "DATA_OPERATIONS"]
+__all__ = ["DATA_OPERATIONS", "map_aws_error"]
 
 #: Operations whose request or response carries secret data: their server text is never copied.
 DATA_OPERATIONS = frozenset({"PutSecretValue", "CreateSecret", "GetSecretValue", "GetRandomPassword"})

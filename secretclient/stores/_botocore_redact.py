@@ -15,7 +15,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["install", "REDACTED"]
+__all__ = ["REDACTED", "install"]
 
 REDACTED = b"<secret data redacted by secretclient>"
 _MARKERS = (b'"SecretString"', b'"SecretBinary"', b'"RandomPassword"', b'"SecretValues"')

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Self
 
-from ..errors import InvalidParameter, StoreError
+from ..errors import InvalidParameter, StoreError, StoreUnavailable
 from ..model import (
     ACS_STAGES,
     CURRENT,
@@ -57,7 +57,9 @@ MANAGED_TYPES = frozenset({"Rds", "Redis", "RAMCredentials", "ECS", "PolarDB"})
 
 
 def _missing_sdk(reason: str) -> InvalidParameter:
-    return InvalidParameter(f"AliyunKmsStore needs the Alibaba Cloud SDK: pip install secretclient[kms] ({reason})")
+    return InvalidParameter(
+        f"AliyunKmsStore needs the Alibaba Cloud SDK: pip install 'secretclient-rotation[kms]' ({reason})"
+    )
 
 
 def _sdk() -> Any:
@@ -201,6 +203,14 @@ class AliyunKmsStore:
                 raise InvalidParameter(f"{label} must be a positive number of seconds")
         self.region = region
         self.protocol, self.host = _split_endpoint(endpoint or kms_endpoint(region, vpc=vpc), protocol)
+        # KMS endpoints have no port: a scheme-less host:port is usually a local emulator over
+        # HTTP, which an HTTPS request cannot reach; connection errors say so.
+        self._https_hint = (
+            f"; endpoint {self.host!r} has no scheme and is reached over HTTPS: for a plain-HTTP "
+            f"endpoint write http://{self.host}"
+            if endpoint and protocol is None and "://" not in endpoint and _host_of(self.host) != self.host
+            else ""
+        )
         credential = _rpc.credential(
             access_key_id, access_key_secret, security_token, credential,
             missing=lambda reason: InvalidParameter(f"AliyunKmsStore: {reason}"),
@@ -253,7 +263,13 @@ class AliyunKmsStore:
         # the URL in its connection errors.
         for key, value in (body or {}).items():
             request.add_body_params(key, value)
-        return _rpc.call(self._client, request, lambda exc: map_sdk_error(exc, action, name))
+        return _rpc.call(self._client, request, lambda exc: self._error(exc, action, name))
+
+    def _error(self, exc: BaseException, action: str, name: str | None) -> StoreError:
+        error = map_sdk_error(exc, action, name)
+        if self._https_hint and type(error) is StoreUnavailable and error.code == "SDK.HttpError":
+            return StoreUnavailable(error.message + self._https_hint, code=error.code)
+        return error
 
     @staticmethod
     def _check_name(name: Any) -> None:

@@ -27,6 +27,7 @@ secret data out of botocore's DEBUG logs (:mod:`secretclient.stores._botocore_re
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Self
@@ -44,7 +45,7 @@ from ..model import (
 from . import _botocore_redact
 from ._aws_errors import map_aws_error
 
-__all__ = ["AwsSecretsManagerStore", "MIN_TOKEN_LENGTH", "MAX_TOKEN_LENGTH"]
+__all__ = ["MAX_TOKEN_LENGTH", "MIN_TOKEN_LENGTH", "AwsSecretsManagerStore"]
 
 #: Bounds of a ClientRequestToken (our VersionId) on AWS.
 MIN_TOKEN_LENGTH = 32
@@ -57,7 +58,7 @@ def _boto3() -> Any:
         import boto3
         from botocore.config import Config
     except ImportError:
-        raise InvalidParameter("AwsSecretsManagerStore needs boto3: pip install secretclient[aws]") from None
+        raise InvalidParameter("AwsSecretsManagerStore needs boto3: pip install 'secretclient-rotation[aws]'") from None
     return boto3, Config
 
 
@@ -139,7 +140,7 @@ class AwsSecretsManagerStore:
                 aws_secret_access_key=secret_access_key,
                 aws_session_token=session_token,
             )
-        except Exception as exc:
+        except Exception as exc:  # botocore's configuration errors have no common base
             raise self._config_error(exc) from None
         self._owns_client = True
 
@@ -169,7 +170,7 @@ class AwsSecretsManagerStore:
         error: StoreError | None = None
         try:
             return method(**{k: v for k, v in params.items() if v is not None})
-        except Exception as exc:
+        except Exception as exc:  # every SDK error becomes one of ours, none escapes
             error = map_aws_error(exc, operation, name)
         # Raised outside the except clause: botocore's exception stays out of __context__.
         raise error
@@ -384,13 +385,14 @@ class AwsSecretsManagerStore:
         name: str,
         data: str | bytes,
         *,
-        version_id: str,
+        version_id: str | None = None,
         secret_type: str = "Generic",
         description: str = "",
         extended_config: Mapping[str, Any] | None = None,
         rotation_interval: timedelta | None = None,
     ) -> SecretInfo:
         self._check_name(name)
+        version_id = uuid.uuid4().hex if version_id is None else version_id
         self._check_token(version_id)
         if secret_type != "Generic":
             raise InvalidParameter("AWS Secrets Manager has no secret types: leave secret_type as 'Generic'")

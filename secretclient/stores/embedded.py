@@ -147,7 +147,7 @@ class _Sealer:
             from cryptography.hazmat.primitives.ciphers.aead import AESGCM
         except ImportError:  # pragma: no cover - depends on the environment
             raise EncryptionKeyError(
-                "encryption at rest needs the 'cryptography' package: pip install secretclient[crypto]"
+                "encryption at rest needs the 'cryptography' package: pip install 'secretclient-rotation[crypto]'"
             ) from None
         self._aead = AESGCM(bytes(key))
 

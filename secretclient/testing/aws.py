@@ -16,7 +16,7 @@ from typing import Any, Self
 
 from secretclient.stores.aws import AwsSecretsManagerStore
 
-__all__ = ["MotoServer", "TEST_REGION", "enable_rotation"]
+__all__ = ["TEST_REGION", "MotoServer", "enable_rotation"]
 
 TEST_REGION = "us-east-1"
 _TEST_KEYS = {"access_key_id": "testing", "secret_access_key": "testing"}
@@ -56,7 +56,9 @@ class MotoServer:
 
     def store(self, **options: Any) -> AwsSecretsManagerStore:
         """An AwsSecretsManagerStore on this server (test credentials)."""
-        return AwsSecretsManagerStore(region=self.region, endpoint_url=self.endpoint_url, **_TEST_KEYS, **options)
+        return AwsSecretsManagerStore(region=self.region, endpoint_url=self.endpoint_url,
+                                      access_key_id=_TEST_KEYS["access_key_id"],
+                                      secret_access_key=_TEST_KEYS["secret_access_key"], **options)
 
     def client(self) -> Any:
         """A plain boto3 ``secretsmanager`` client on this server."""

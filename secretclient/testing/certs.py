@@ -38,7 +38,7 @@ def make_certificates(
         from secretclient.errors import InvalidParameter
 
         raise InvalidParameter(
-            "test certificates need the 'cryptography' package: pip install 'secretclient[testing]'"
+            "test certificates need the 'cryptography' package: pip install 'secretclient-rotation[testing]'"
         ) from None
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec

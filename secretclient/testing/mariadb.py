@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
 import itertools
 import os
 import re
@@ -80,10 +81,7 @@ def find_mariadbd() -> tuple[str, str] | None:
     ``SECRETCLIENT_MARIADBD`` overrides the server binary.
     """
     override = os.environ.get("SECRETCLIENT_MARIADBD")
-    if override:
-        server = override if os.access(override, os.X_OK) else None
-    else:
-        server = _which("mariadbd", "mysqld")
+    server = (override if os.access(override, os.X_OK) else None) if override else _which("mariadbd", "mysqld")
     install = _which("mariadb-install-db", "mysql_install_db")
     return (server, install) if server and install else None
 
@@ -361,14 +359,10 @@ class MariaDB:
         if proc is None:
             return
         if proc.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):  # a zombie we cannot reap
             proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:  # pragma: no cover - a zombie we cannot reap
-            pass
 
     def stop(self) -> None:
         """Kill the server (no graceful shutdown: the data is thrown away) and delete its directory.

@@ -63,11 +63,16 @@ host all all 127.0.0.1/32 scram-sha-256
 """
 
 # Runs beside each server: when its stdin pipe from us closes without stop() having killed it
-# first (our process died, even by SIGKILL), it kills the server's process group ($1: the
-# postmaster and its backends) and deletes its directory ($2).
+# first (our process died, even by SIGKILL), it kills the server ($1) and deletes its directory
+# ($2). Every child of the postmaster runs setsid(), so the children are found by parent pid:
+# the postmaster is stopped first (it forks no more), its children killed, then itself.
 _WATCHDOG = """
 read -r _
-kill -9 -- "-$1" 2>/dev/null
+kill -STOP "$1" 2>/dev/null
+for f in /proc/[0-9]*/stat; do
+    read -r pid _ _ ppid _ < "$f" 2>/dev/null && [ "$ppid" = "$1" ] && kill -9 "$pid" 2>/dev/null
+done
+kill -9 "$1" 2>/dev/null
 rm -rf "$2"
 """
 
@@ -115,6 +120,21 @@ def _major(name: str) -> int:
     return int(name) if name.isdigit() else -1
 
 
+def _children(pid: int) -> list[int]:
+    """Process ids whose parent is ``pid`` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue  # exited meanwhile
+        # "pid (comm) state ppid …": comm may hold spaces, so split after its closing parenthesis.
+        fields = text[text.rfind(")") + 2:].split()
+        if len(fields) > 1 and fields[1] == str(pid):
+            found.append(int(text.split(" ", 1)[0]))
+    return found
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -154,7 +174,7 @@ def _import_psycopg() -> Any:
         import psycopg
     except ImportError:
         raise PostgreSQLError(
-            "the throwaway PostgreSQL needs psycopg 3: pip install 'secretclient[postgres]'"
+            "the throwaway PostgreSQL needs psycopg 3: pip install 'secretclient-rotation[postgres]'"
         ) from None
     return psycopg
 
@@ -409,8 +429,14 @@ class PostgreSQL:
         proc, self._proc = self._proc, None
         if proc is None:
             return
+        # Each child of the postmaster is its own session leader (setsid), so killing the
+        # postmaster's group would leave them: stop it (no more forks), kill them, then it.
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)  # backends too: they are in the postmaster's group
+            os.kill(proc.pid, signal.SIGSTOP)
+            for child in _children(proc.pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child, signal.SIGKILL)
+            os.killpg(proc.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):  # a zombie we cannot reap
             proc.wait(timeout=10)
 

@@ -12,6 +12,7 @@ Runs in daemon threads on 127.0.0.1; every wait is bounded and the proxy stops i
 from __future__ import annotations
 
 import atexit
+import contextlib
 import selectors
 import socket
 import struct
@@ -32,10 +33,8 @@ _TICK = 0.05  # how often idle threads look at the mode and the stop flag
 
 def _abort(sock: socket.socket) -> None:
     """Close with an RST rather than a FIN, like a crashed peer or a middlebox dropping state."""
-    try:
+    with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    except OSError:
-        pass
     sock.close()
 
 
