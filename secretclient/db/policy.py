@@ -52,7 +52,9 @@ class RetryPolicy:
       ``0..refresh_jitter`` seconds before reading the store (once per connect; only logins
       wait, pooled connections keep serving). A rotation rejects every instance of a fleet at
       once: the jitter spreads their store reads, and a rotation that is finishing meanwhile
-      is then found in one read (its new CURRENT) rather than two. 0: read at once.
+      is then found in one read (its new CURRENT) rather than two. 0: read at once. The
+      default, 0.1 s, keeps a single application's recovery well under 100 ms (p50) and
+      spreads a small fleet; a large fleet sets about instances / store quota (docs/connections.md).
     - ``store_backoff``: the wait before reading the store again after it answered with
       throttling or unavailability (full jitter), within ``total``: the credentials cached (and
       pooled connections) keep working meanwhile, and retrying at once only deepens the
@@ -72,7 +74,7 @@ class RetryPolicy:
     retry_network: bool = True
     retry_busy: bool = True
     handshake_timeout: float | None = 30.0
-    refresh_jitter: float = 1.0
+    refresh_jitter: float = 0.1
     store_backoff: Backoff = Backoff(base=1.0, cap=8.0)  # noqa: RUF009 - a frozen value, safe to share
     remember_rejected: float = 300.0
     concurrent_logins: int = 1
