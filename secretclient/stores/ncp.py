@@ -237,6 +237,11 @@ class NcpSecretManagerStore:
     def close(self) -> None:
         """Nothing to release: every request uses its own connection."""
 
+    def server_time(self) -> datetime | None:
+        """NCP's time: the ``Date`` of its last answer plus the monotonic time since (one-second
+        resolution); None before any answer."""
+        return self._transport.server_clock.now()
+
     # -- helpers ----------------------------------------------------------------------------
 
     def list_secrets(self) -> list[SecretInfo]:
