@@ -56,6 +56,18 @@ def test_aliyun_store_knows_kms_time_from_its_answers(kms_emulator):
     assert abs(store.server_time() - store.get_secret("app/db").created) < CLOSE
 
 
+def test_kms_emulator_dates_its_answers_with_the_clock_that_stamps_its_versions(tmp_path):
+    from secretclient.testing.kms_emulator import KmsEmulator
+
+    ahead = timedelta(hours=3)
+    with EmbeddedStore(tmp_path / "s.db", clock=lambda: datetime.now(UTC) + ahead) as backing, \
+            KmsEmulator(store=backing) as emulator:
+        store = emulator.store()
+        store.create_secret("app/db", "v1")
+        assert abs(store.server_time() - (datetime.now(UTC) + ahead)) < CLOSE
+        assert abs(store.server_time() - store.get_secret("app/db").created) < CLOSE
+
+
 def test_aws_store_knows_the_servers_time_from_its_answers(moto_server):
     store = moto_server.store()
     _answers_with_date(store, "no-such-secret")
