@@ -75,8 +75,13 @@ def test_aws_store_knows_the_servers_time_from_its_answers(moto_server):
 
 
 def test_ncp_store_knows_the_servers_time_from_its_answers(ncp_emulator):
+    from rotation.ncp import for_engine
+
     store = ncp_emulator.store()
+    view = for_engine(store)  # what an in-process Rotator sees
+    assert view.server_time() is None
     _answers_with_date(store, "no-such-secret")
+    assert abs(view.server_time() - store.server_time()) < CLOSE
 
 
 def test_embedded_store_time_is_its_own_clock(tmp_path):

@@ -191,6 +191,7 @@ class NcpSecretManagerStore:
     :param verify: True (system CAs), False, or a CA file.
     :param proxy: ``"host:port"`` of an HTTP proxy, False for none; default: ``HTTPS_PROXY``
         unless ``NO_PROXY`` or a loopback host says otherwise.
+    :param clock: seconds since the epoch for the signed requests' timestamps (injected in tests).
     """
 
     stage_labels: StageLabels = NCP_STAGES
@@ -219,7 +220,7 @@ class NcpSecretManagerStore:
             raise InvalidParameter("timeout must be a positive number of seconds")
         endpoint = endpoint or env.get(ENV_ENDPOINT) or ncp_endpoint(region)
         self._transport = NcpTransport(endpoint, access_key, secret_key, timeout=float(timeout), verify=verify,
-                                       proxy=_proxy_for(endpoint, proxy))
+                                       proxy=_proxy_for(endpoint, proxy), clock=clock)
         self._id_key = hashlib.sha256(b"secretclient-ncp-version\0" + secret_key.encode()).digest()
         self._ids: dict[str, str] = {}
         self._ids_lock = threading.Lock()
