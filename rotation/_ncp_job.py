@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from secretclient.errors import InvalidParameter, SecretNotFound, VersionConflict
@@ -177,6 +178,10 @@ class JobView:
     def close(self) -> None:
         pass
 
+    def server_time(self) -> datetime | None:
+        """NCP's time (see :meth:`NcpSecretManagerStore.server_time`): ages are measured with it."""
+        return self.store.server_time()
+
 
 class StoreView:
     """An :class:`NcpSecretManagerStore` presented to the engine outside a job (in-process
@@ -198,6 +203,10 @@ class StoreView:
 
     def __repr__(self) -> str:
         return f"StoreView({self.store!r})"
+
+    def server_time(self) -> datetime | None:
+        """NCP's time (see :meth:`NcpSecretManagerStore.server_time`): ages are measured with it."""
+        return self.store.server_time()
 
     def _to_store(self, name: str, vid: str | None) -> str | None:
         return None if vid is None else self._alias.get((name, vid), vid)

@@ -85,8 +85,8 @@ class Rotator:
     :param client: a :class:`secretclient.SecretClient`; after a promotion it gets the new
         CURRENT through ``publish()``, so this process switches without waiting for its TTL.
     :param listeners: callables receiving every :class:`~rotation.events.RotationEvent`.
-    :param clock: returns the current UTC time (events; grace periods and due times until the
-        store's time is known, see :meth:`store_now`).
+    :param clock: returns the current UTC time (events; grace periods and due times only when
+        the store cannot tell its own time, see :meth:`store_now`).
     :param monotonic: monotonic seconds (carries the store's time forward between its writes).
     :param checkpoint: called at named points inside steps (tests pause or kill there).
     :param store_retry: how store calls failing transiently (throttled, unavailable, timed out)
@@ -159,12 +159,15 @@ class Rotator:
         """The store's time, against which ages of versions (grace periods, due times) are measured.
 
         Versions carry the store's timestamps, so a rotator clock ahead of the store would make
-        them look old and skip a grace period. Once the store timestamped one of this rotator's
-        writes, its time is carried forward with the monotonic clock (immune to clock steps);
-        before that, the rotator's clock is all there is.
+        them look old and skip a grace period. In order of preference: the store's timestamp of
+        this rotator's last write carried forward with the monotonic clock (immune to clock
+        steps); else the store's own ``server_time()`` (stores over HTTP know it from their last
+        answer, so from a rotation's first read on); else the rotator's clock.
         """
         if self._store_anchor is None:
-            return self.clock()
+            server_time = getattr(self.store, "server_time", None)
+            now = server_time() if server_time is not None else None
+            return now if now is not None else self.clock()
         at, mono = self._store_anchor
         return at + timedelta(seconds=max(self._monotonic() - mono, 0.0))
 

@@ -4,6 +4,7 @@ chain without the service's job, resumable from a pending value left behind."""
 from __future__ import annotations
 
 import json
+import time
 
 from ncp_harness import CdbAccount
 
@@ -33,22 +34,22 @@ def test_in_process_rotations_on_the_chain(ncp_emulator, mariadb):
     assert emu.calls["StartRotationJob"] == 0  # no job: the REST API only
 
 
-def test_scheduler_rotates_when_due(ncp_emulator, mariadb):
+def test_scheduler_rotates_when_due(mariadb):
     from datetime import UTC, datetime, timedelta
 
     from rotation import Scheduler
+    from secretclient.testing.ncp_emulator import NcpEmulator
 
-    emu = ncp_emulator
-    account = CdbAccount(mariadb, emu).create(privileged=False)
-    before = account.active()
-    now = [datetime.now(UTC)]
-    with emu.store() as store:
+    now = [time.time()]  # one clock for the service, its client and the rotator: 31 days pass for all
+    with NcpEmulator(clock=lambda: now[0]) as emu, emu.store(clock=lambda: now[0]) as store:
+        account = CdbAccount(mariadb, emu).create(privileged=False)
+        before = account.active()
         rotator = Rotator(for_engine(store), strategy=SingleUserStrategy(password_policy=PasswordPolicy(length=24)),
-                          clock=lambda: now[0])
+                          clock=lambda: datetime.fromtimestamp(now[0], UTC))
         scheduler = Scheduler(rotator, account.secret_id, interval=timedelta(days=30))
         assert scheduler.run_pending() == []  # the active value was set just now
         assert account.active() == before
-        now[0] += timedelta(days=31)
+        now[0] += timedelta(days=31).total_seconds()
         [result] = scheduler.run_pending()
         assert result.rotated and account.active()["cdbPassword"] != before["cdbPassword"]
         assert account.can_login(account.active())

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import secrets
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from rotation_support import make_app, make_strategy
 
-from rotation import ProtectedAccount, Rotator
+from rotation import ProtectedAccount, RotationTooSoon, Rotator
 from secretclient.stores.embedded import EmbeddedStore
 
 
@@ -207,10 +208,6 @@ def test_general_log_holds_hashes_not_passwords(mariadb, store, cleanup_accounts
 
 
 def test_a_rotator_clock_ahead_of_the_store_does_not_skip_the_grace_check(mariadb, store, cleanup_accounts):
-    from datetime import UTC, datetime, timedelta
-
-    from rotation import RotationTooSoon
-
     app = make_app(mariadb, store, "alternating", rich=False)
     cleanup_accounts.append(app.account)
     ahead = Rotator(store, strategy=make_strategy("alternating", grace=timedelta(hours=1)),
@@ -222,3 +219,43 @@ def test_a_rotator_clock_ahead_of_the_store_does_not_skip_the_grace_check(mariad
         ahead.rotate(app.name)
     assert store.list_versions(app.name) == versions and app.can_login(previous)
     assert abs(ahead.store_now() - datetime.now(UTC)) < timedelta(minutes=5)
+
+
+# The first rotation of a process (every CLI run, FC or Lambda invocation) has written nothing yet:
+# the store's own time (server_time(): the HTTP Date of its last answer, or its clock) must count.
+@pytest.mark.parametrize("skew", [timedelta(hours=2), -timedelta(hours=2)], ids=["ahead", "behind"])
+def test_a_fresh_rotator_with_a_skewed_clock_keeps_the_grace_period(mariadb, store_handle, cleanup_accounts, skew):
+    store = store_handle.store
+    app = make_app(mariadb, store, "alternating", rich=False)
+    cleanup_accounts.append(app.account)
+    Rotator(store, strategy=make_strategy("alternating", grace=timedelta(hours=1))).rotate(app.name)
+    previous = store.get_secret(app.name, stage="ACSPrevious").db_credentials()
+    versions = store.list_versions(app.name)
+    fresh = Rotator(store_handle.open_again(), strategy=make_strategy("alternating", grace=timedelta(hours=1)),
+                    clock=lambda: datetime.now(UTC) + skew)
+    try:
+        with pytest.raises(RotationTooSoon):
+            fresh.rotate(app.name)
+        assert fresh.rotate(app.name, due_after=timedelta(hours=1)).rotated is False
+    finally:
+        fresh.store.close()
+    assert store.list_versions(app.name) == versions and app.can_login(previous)
+
+
+@pytest.mark.parametrize("skew", [timedelta(hours=2), -timedelta(hours=2)], ids=["ahead", "behind"])
+def test_a_fresh_rotator_with_a_skewed_clock_rotates_once_the_grace_period_is_over(
+    mariadb, store_handle, cleanup_accounts, skew
+):
+    store = store_handle.store
+    app = make_app(mariadb, store, "alternating", rich=False)
+    cleanup_accounts.append(app.account)
+    store_handle.clock.offset = -timedelta(minutes=90)  # the store stamps this rotation 90 minutes ago
+    Rotator(store, strategy=make_strategy("alternating", grace=timedelta(hours=1))).rotate(app.name)
+    store_handle.clock.offset = timedelta(0)
+    fresh = Rotator(store_handle.open_again(), strategy=make_strategy("alternating", grace=timedelta(hours=1)),
+                    clock=lambda: datetime.now(UTC) + skew)
+    try:
+        assert fresh.rotate(app.name, due_after=timedelta(hours=1)).rotated is True
+    finally:
+        fresh.store.close()
+    assert app.can_login(app.current())

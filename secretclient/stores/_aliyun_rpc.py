@@ -118,8 +118,16 @@ def _do_action(client: Any, request: Any, signer: Any) -> tuple[Any, Any, Any, A
     return status, headers, body, exc
 
 
-def call(client: Any, request: Any, fail: Callable[[BaseException], Exception]) -> dict[str, Any]:
+def call(
+    client: Any,
+    request: Any,
+    fail: Callable[[BaseException], Exception],
+    *,
+    on_date: Callable[[object], None] | None = None,
+) -> dict[str, Any]:
     """Send ``request`` once and return the answer's JSON object.
+
+    ``on_date`` gets the ``Date`` header of every answer, errors included (the server's clock).
 
     ``fail(exc)`` turns an SDK ``ServerException`` / ``ClientException``, any other exception
     the SDK let through, or a :class:`BadResponse` into the caller's error, which is raised
@@ -132,7 +140,9 @@ def call(client: Any, request: Any, fail: Callable[[BaseException], Exception]) 
     error: Exception | None = None
     raw: Any = None
     try:
-        _, _, raw, sdk_error = _do_action(client, request, signer)
+        _, headers, raw, sdk_error = _do_action(client, request, signer)
+        if on_date is not None and headers is not None:
+            on_date(headers.get("Date"))
         if sdk_error is not None:
             raise sdk_error
     except Exception as exc:

@@ -30,6 +30,7 @@ from ..errors import (
     Throttled,
     VersionConflict,
 )
+from ._server_clock import ServerClock
 
 __all__ = ["NcpTransport", "map_error", "sign_v2", "string_to_sign"]
 
@@ -130,6 +131,8 @@ class NcpTransport:
         self.timeout = timeout
         self._proxy = proxy
         self._clock = clock
+        #: The server's time from the ``Date`` of its last answer (see ``server_time()`` of the stores).
+        self.server_clock = ServerClock()
         self._ssl: ssl.SSLContext | None = None
         if self.scheme == "https":
             if verify is False:
@@ -180,6 +183,7 @@ class NcpTransport:
         try:
             conn.request(method, path, body=data, headers=headers)
             resp = conn.getresponse()
+            self.server_clock.observe(resp.getheader("Date"))
             raw = resp.read()
             status = resp.status
         except TimeoutError:

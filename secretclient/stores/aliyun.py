@@ -42,6 +42,7 @@ from ._checks import (
     check_version_id,
     invalid,
 )
+from ._server_clock import ServerClock
 
 __all__ = ["MANAGED_TYPES", "NEXT_ROTATION_TAG", "AliyunKmsStore", "kms_endpoint", "map_sdk_error"]
 
@@ -228,6 +229,7 @@ class AliyunKmsStore:
             verify=verify,
             proxy=_proxies(self.protocol, self.host, proxy),
         )
+        self._server_clock = ServerClock()
 
     def __repr__(self) -> str:
         return f"AliyunKmsStore(region={self.region!r}, endpoint='{self.protocol}://{self.host}')"
@@ -263,13 +265,20 @@ class AliyunKmsStore:
         # the URL in its connection errors.
         for key, value in (body or {}).items():
             request.add_body_params(key, value)
-        return _rpc.call(self._client, request, lambda exc: self._error(exc, action, name))
+        return _rpc.call(
+            self._client, request, lambda exc: self._error(exc, action, name), on_date=self._server_clock.observe
+        )
 
     def _error(self, exc: BaseException, action: str, name: str | None) -> StoreError:
         error = map_sdk_error(exc, action, name)
         if self._https_hint and type(error) is StoreUnavailable and error.code == "SDK.HttpError":
             return StoreUnavailable(error.message + self._https_hint, code=error.code)
         return error
+
+    def server_time(self) -> datetime | None:
+        """KMS's time: the ``Date`` of its last answer plus the monotonic time since (one-second
+        resolution); None before any answer."""
+        return self._server_clock.now()
 
     @staticmethod
     def _check_name(name: Any) -> None:

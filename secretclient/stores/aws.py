@@ -44,6 +44,7 @@ from ..model import (
 )
 from . import _botocore_redact
 from ._aws_errors import map_aws_error
+from ._server_clock import ServerClock
 
 __all__ = ["MAX_TOKEN_LENGTH", "MIN_TOKEN_LENGTH", "AwsSecretsManagerStore"]
 
@@ -110,6 +111,7 @@ class AwsSecretsManagerStore:
         if (access_key_id is None) != (secret_access_key is None):
             raise InvalidParameter("give access_key_id= and secret_access_key= together")
         self.rotation_lambda_arn = rotation_lambda_arn
+        self._server_clock = ServerClock()
         _botocore_redact.install()
         if client is not None:
             if any(v is not None for v in (region, endpoint_url, profile, access_key_id, verify)):
@@ -169,11 +171,26 @@ class AwsSecretsManagerStore:
         method: Callable[..., dict[str, Any]] = getattr(self._client, _SNAKE[operation])
         error: StoreError | None = None
         try:
-            return method(**{k: v for k, v in params.items() if v is not None})
+            resp = method(**{k: v for k, v in params.items() if v is not None})
+            self._observe_date(resp)
+            return resp
         except Exception as exc:  # every SDK error becomes one of ours, none escapes
+            self._observe_date(getattr(exc, "response", None))
             error = map_aws_error(exc, operation, name)
         # Raised outside the except clause: botocore's exception stays out of __context__.
         raise error
+
+    def _observe_date(self, resp: Any) -> None:
+        if isinstance(resp, Mapping):
+            meta = resp.get("ResponseMetadata")
+            headers = meta.get("HTTPHeaders") if isinstance(meta, Mapping) else None
+            if isinstance(headers, Mapping):
+                self._server_clock.observe(headers.get("date"))
+
+    def server_time(self) -> datetime | None:
+        """Secrets Manager's time: the ``Date`` of its last answer plus the monotonic time since
+        (one-second resolution); None before any answer."""
+        return self._server_clock.now()
 
     @staticmethod
     def _check_name(name: Any) -> None:

@@ -8,6 +8,11 @@
   :class:`~secretclient.errors.VersionConflict`.
 - At most :data:`MAX_VERSIONS` versions are kept; the oldest unlabelled one goes first.
 - Errors are the typed ones of :mod:`secretclient.errors`.
+- Optional: ``server_time() -> datetime | None``, the store's own time now (the clock that
+  timestamps its versions), or None when it is not known yet. Stores reached over HTTP give the
+  ``Date`` of their last answer carried forward by the monotonic clock (one-second resolution);
+  the rotation engine measures the age of versions with it, so that a rotator's clock that is
+  off does not shorten a grace period. All the project's stores have it.
 """
 
 from __future__ import annotations

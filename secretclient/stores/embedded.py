@@ -314,6 +314,10 @@ class EmbeddedStore:
             raw = self._sealer.open(raw, self._aad(name, version_id))
         return bytes(raw) if binary else bytes(raw).decode("utf-8")
 
+    def server_time(self) -> datetime:
+        """This store's time (it is the server): its clock, which timestamps its versions."""
+        return self._clock()
+
     def _now(self) -> float:
         return self._clock().timestamp()
 

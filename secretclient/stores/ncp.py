@@ -191,6 +191,7 @@ class NcpSecretManagerStore:
     :param verify: True (system CAs), False, or a CA file.
     :param proxy: ``"host:port"`` of an HTTP proxy, False for none; default: ``HTTPS_PROXY``
         unless ``NO_PROXY`` or a loopback host says otherwise.
+    :param clock: seconds since the epoch for the signed requests' timestamps (injected in tests).
     """
 
     stage_labels: StageLabels = NCP_STAGES
@@ -219,7 +220,7 @@ class NcpSecretManagerStore:
             raise InvalidParameter("timeout must be a positive number of seconds")
         endpoint = endpoint or env.get(ENV_ENDPOINT) or ncp_endpoint(region)
         self._transport = NcpTransport(endpoint, access_key, secret_key, timeout=float(timeout), verify=verify,
-                                       proxy=_proxy_for(endpoint, proxy))
+                                       proxy=_proxy_for(endpoint, proxy), clock=clock)
         self._id_key = hashlib.sha256(b"secretclient-ncp-version\0" + secret_key.encode()).digest()
         self._ids: dict[str, str] = {}
         self._ids_lock = threading.Lock()
@@ -236,6 +237,11 @@ class NcpSecretManagerStore:
 
     def close(self) -> None:
         """Nothing to release: every request uses its own connection."""
+
+    def server_time(self) -> datetime | None:
+        """NCP's time: the ``Date`` of its last answer plus the monotonic time since (one-second
+        resolution); None before any answer."""
+        return self._transport.server_clock.now()
 
     # -- helpers ----------------------------------------------------------------------------
 

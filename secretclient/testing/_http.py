@@ -164,7 +164,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(emu, host, request_id, emu.error(emu.internal_code))
             return
         result["RequestId"] = request_id
-        self._send(200, result, request_id)
+        self._send(200, result, request_id, emu)
 
     def _answer(self, emu: RpcEmulator, host: str, request_id: str, err: RpcError) -> None:
         """An error in the gateway's JSON shape."""
@@ -178,11 +178,17 @@ class _Handler(BaseHTTPRequestHandler):
                 "Recommend": f"https://api.aliyun.com/troubleshoot?q={err.code}&product={emu.product}&requestId={request_id}",
             },
             request_id,
+            emu,
         )
 
-    def _send(self, status: int, payload: Mapping[str, Any], request_id: str) -> None:
+    def _send(self, status: int, payload: Mapping[str, Any], request_id: str, emu: RpcEmulator) -> None:
         data = json.dumps(payload).encode()
-        self.send_response(status)
+        # send_response() without its Date (this process's clock): the emulator's time instead,
+        # the clock that stamps its versions, as a real service's Date does.
+        self.log_request(status)
+        self.send_response_only(status)
+        self.send_header("Server", self.version_string())
+        self.send_header("Date", self.date_time_string(emu.server_timestamp()))
         self.send_header("Content-Type", "application/json;charset=utf-8")
         self.send_header("Content-Length", str(len(data)))
         self.send_header("x-acs-request-id", request_id)

@@ -117,7 +117,11 @@ class _Handler(BaseHTTPRequestHandler):
                 self.connection.shutdown(socket.SHUT_RDWR)
             return
         data = json.dumps(payload).encode()
-        self.send_response(status)
+        # send_response() without its Date (this process's clock): the emulator's, which dates its values.
+        self.log_request(status)
+        self.send_response_only(status)
+        self.send_header("Server", self.version_string())
+        self.send_header("Date", self.date_time_string(self.server.emulator.server_timestamp()))
         self.send_header("Content-Type", "application/json;charset=UTF-8")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()

@@ -185,6 +185,10 @@ class KmsEmulator(RpcEmulator):
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._clock(), UTC)
 
+    def server_timestamp(self) -> float:
+        """The backing store's time: the clock that stamps the versions (their ``CreateTime``)."""
+        return self.backing_store.server_time().timestamp()
+
     # -- names -------------------------------------------------------------------------------
 
     def _name(self, params: Mapping[str, str]) -> str:

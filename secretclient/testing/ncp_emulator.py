@@ -273,6 +273,10 @@ class NcpEmulator:
                 self._ca, self._ssl = Path(certs.ca_file), ctx
             return self._ssl
 
+    def server_timestamp(self) -> float:
+        """The service's time (POSIX seconds): every answer's ``Date``, and the dates it records."""
+        return float(self._clock())
+
     def store(self, **kw: Any) -> Any:
         """An :class:`~secretclient.stores.ncp.NcpSecretManagerStore` pointed at this emulator."""
         from secretclient.stores.ncp import NcpSecretManagerStore

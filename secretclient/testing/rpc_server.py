@@ -107,6 +107,10 @@ class RpcEmulator(HttpService):
 
     # -- what subclasses define ----------------------------------------------------------
 
+    def server_timestamp(self) -> float:
+        """The service's time (POSIX seconds) sent in every answer's ``Date`` header."""
+        return float(self._clock())
+
     def _actions(self) -> Mapping[str, Handler]:
         """Action name -> handler of the request parameters, returning the answer's JSON."""
         raise NotImplementedError
