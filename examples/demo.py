@@ -7,7 +7,8 @@ What happens:
 
 1. a throwaway MariaDB starts on a free loopback port (secretclient.testing.MariaDB);
 2. a store is opened: the EmbeddedStore (default) or, with ``--store kms``, a local KMS emulator
-   reached through the real aliyun-python-sdk-kms (AliyunKmsStore), exactly as in production;
+   reached through the real aliyun-python-sdk-kms (AliyunKmsStore), exactly as in production
+   (``--store aws``: moto's Secrets Manager server through boto3, AwsSecretsManagerStore);
 3. two accounts and their secrets are created: ``appuser`` (the application's, rotated) and
    ``rotator`` (the MasterSecret account, with least privileges);
 4. N worker threads query through a SQLAlchemy engine from ``secretclient.db.create_engine``,
@@ -47,7 +48,7 @@ from rotation import (
     SingleUserStrategy,
 )
 from rotation.passwords import MYSQL_PASSWORD_POLICY
-from secretclient import EmbeddedStore, SecretClient, SecretNotFound
+from secretclient import EmbeddedStore, SecretClient, SecretNotFound, stage_labels
 from secretclient.db import Connector, create_engine
 from secretclient.testing import MariaDB, MariaDBNotInstalled
 
@@ -177,6 +178,13 @@ def store_version(store: Any, name: str, value: dict[str, Any]) -> None:
 def open_stores(kind: str, store_file: str, stack: ExitStack, say: Callable[[str], None]) -> tuple[Any, Any]:
     """(the application's store, the rotator's store): the same EmbeddedStore, or two SDK
     clients of one KMS emulator (as two processes would have)."""
+    if kind == "aws":
+        from secretclient.testing.aws import MotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's server logs every request
+        moto = stack.enter_context(MotoServer())
+        say(f"store: AWS Secrets Manager API at {moto.endpoint_url} (moto's server) through boto3")
+        return stack.enter_context(moto.store()), stack.enter_context(moto.store())
     backing = stack.enter_context(EmbeddedStore(store_file))
     if kind == "embedded":
         say(f"store: EmbeddedStore ({'in memory' if store_file == ':memory:' else store_file})")
@@ -248,7 +256,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
             return rotator_store.get_secret(APP_SECRET, version_id=version_id).db_credentials().account_name
 
         rotator = Rotator(rotator_store, strategy=strategy, client=client if args.publish else None,
-                          listeners=[_on_event(rotations, say, account_of)])
+                          listeners=[_on_event(rotations, say, account_of, stage_labels(rotator_store).current)])
         scheduler = Scheduler(rotator, APP_SECRET, interval=timedelta(seconds=args.interval),
                               poll=max(0.1, args.interval / 2))
 
@@ -257,7 +265,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
             f"for {args.duration:g} s (expecting at least {expected} rotations)")
         if not args.publish:
             say("the rotator does not tell the application's SecretClient (as from another process): "
-                "refused logins make the engine re-read the secret and try ACSPending / ACSPrevious")
+                f"refused logins make the engine re-read the secret and try {rotator.labels.pending} / {rotator.labels.previous}")
 
         stop = threading.Event()
         stats = [WorkerStats() for _ in range(args.workers)]
@@ -311,7 +319,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         say(f"  slowest query: {max(s.slowest for s in stats) * 1000:.0f} ms; logins {cs.logins} "
             f"(rejected {cs.rejected}, recovered {cs.recovered}); pooled connections rolled over {cs.rollovers}")
         current = rotator_store.get_secret(APP_SECRET)
-        say(f"  database accounts: {', '.join(sorted(accounts))}; ACSCurrent is "
+        say(f"  database accounts: {', '.join(sorted(accounts))}; {rotator.labels.current} is "
             f"{current.db_credentials().account_name} version {current.version_id}")
         for line in sorted({e for s in stats for e in s.errors})[:5]:
             say(f"  error: {line}")
@@ -334,7 +342,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
 
 
 def _on_event(
-    rotations: Rotations, say: Callable[[str], None], account_of: Callable[[str], str]
+    rotations: Rotations, say: Callable[[str], None], account_of: Callable[[str], str], current: str
 ) -> Callable[[RotationEvent], None]:
     """A Rotator listener counting rotations and printing one line per promotion."""
 
@@ -345,7 +353,7 @@ def _on_event(
                 rotations.durations.append(event.duration)
             account = account_of(event.version_id) if event.version_id else "?"
             took = f" in {event.duration * 1000:.0f} ms" if event.duration is not None else ""
-            say(f"  rotation {rotations.done}: ACSCurrent -> version {event.version_id} ({account}){took}")
+            say(f"  rotation {rotations.done}: {current} -> version {event.version_id} ({account}){took}")
         elif event.kind == "failed":
             rotations.failed += 1
             say(f"  rotation failed: {event.detail}")
@@ -361,8 +369,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--interval", type=float, default=3.0, help="seconds between rotations (default 3)")
     parser.add_argument("--strategy", choices=("alternating", "single"), default="alternating",
                         help="alternating users appuser/appuser_rt (default) or one user changed in place")
-    parser.add_argument("--store", choices=("embedded", "kms"), default="embedded",
-                        help="EmbeddedStore (default) or the KMS emulator through the Alibaba SDK")
+    parser.add_argument("--store", choices=("embedded", "kms", "aws"), default="embedded",
+                        help="EmbeddedStore (default), the KMS emulator through the Alibaba SDK, or "
+                             "moto's AWS Secrets Manager server through boto3")
     parser.add_argument("--store-file", default=":memory:",
                         help="EmbeddedStore file holding the secrets (behind the emulator with --store kms); "
                              "default in memory")

@@ -4,6 +4,7 @@
 # examples/demo.py: worker threads query a throwaway MariaDB through our SQLAlchemy engine while
 # the password rotates every few seconds. Arguments go to the demo:
 #   bash scripts/demo.sh --duration 60 --workers 16 --interval 2 --strategy single --store kms
+#   bash scripts/demo.sh --store aws      # moto's Secrets Manager server through boto3
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup-env.sh"
 

@@ -112,6 +112,18 @@ def test_demo_single_user_through_the_kms_sdk_without_publish(tmp_path: Path) ->
         assert password not in out and password not in result.stderr
 
 
+@pytest.mark.parametrize("strategy", ["alternating", "single"])
+def test_demo_on_aws_secrets_manager(tmp_path: Path, strategy: str) -> None:
+    """scripts/demo.sh --store aws: moto's server through boto3, AWS's own stage labels."""
+    result = _run([str(EXAMPLES / "demo.py"), "--store", "aws", "--strategy", strategy, "--no-publish",
+                   "--duration", "5", "--interval", "1", "--workers", "4", "--min-rotations", "2"], tmp_path)
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert "through boto3" in out and "AWSCURRENT -> version" in out and "ACSCurrent" not in out
+    rotations, _, failed = _summary(out)
+    assert rotations >= 2 and failed == 0
+
+
 def test_demo_fails_when_too_few_rotations_happen(tmp_path: Path) -> None:
     result = _run([str(EXAMPLES / "demo.py"), "--duration", "1.5", "--interval", "60", "--workers", "2"], tmp_path)
     assert result.returncode == 1
