@@ -1,20 +1,22 @@
 """PostgreSQL connections for rotation (psycopg 3) and the ``pg_advisory_lock`` rotation lock.
 
-:func:`pg_connect` is the one place rotation logs in to PostgreSQL. TLS follows the secret's
-``SSL`` field: ``true`` means ``sslmode=verify-full`` with ``ca_file`` (``verify-ca`` when
-identity checks are off), ``false`` means ``disable``, absent leaves libpq's ``prefer``.
-psycopg gives no SQLSTATE for a failed login, so refused credentials are recognised by libpq's
-message.
+:func:`pg_connect` is the one place rotation logs in to PostgreSQL, through the PostgreSQL
+family of :mod:`secretclient.db` (one login layer for both packages, as :mod:`rotation.dbconn`
+is for MySQL): login arguments and TLS from the secret's ``SSL`` field — ``true`` means
+``sslmode=verify-full`` against ``ca_file`` or the system CAs (``verify-ca`` when identity
+checks are off), never a weaker mode; ``false`` means ``disable``; absent leaves libpq's
+``prefer`` — the login bound, and the family's classifier to tell refused credentials from the
+rest (psycopg gives no SQLSTATE for a failed login; the family reads libpq's message).
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from secretclient.db import POSTGRES, DbConnectError, ErrorKind
 from secretclient.model import DbCredentials
 
 from ._pg_sql import PgStatement
@@ -24,16 +26,9 @@ from .lock import LockHandle, lock_name
 
 __all__ = ["PgAdvisoryLock", "pg_connect", "pg_connect_first", "pg_query", "pg_try_login"]
 
-#: libpq / server messages meaning "these credentials do not log in here".
-_REFUSED = (
-    "password authentication failed",
-    "pg_hba.conf rejects connection",
-    "no pg_hba.conf entry",
-    "does not exist",  # role or database
-    "permission denied for database",
-    "is not permitted to log in",
-)
-_REFUSED_SQLSTATES = frozenset({"28P01", "28000", "3D000", "42501"})
+#: What makes :func:`pg_connect` raise :class:`LoginFailed` (these credentials do not log in:
+#: wrong password or role, NOLOGIN) rather than :class:`DatabaseError`.
+_REFUSED = (ErrorKind.BAD_CREDENTIALS, ErrorKind.ACCOUNT_UNAVAILABLE)
 
 
 def _psycopg() -> Any:
@@ -44,14 +39,6 @@ def _psycopg() -> Any:
             "PostgreSQL rotation needs psycopg 3: pip install 'secretclient-rotation[postgres]'"
         ) from None
     return psycopg
-
-
-def _tls(creds: DbCredentials, opts: ConnectOptions) -> dict[str, Any]:
-    if creds.ssl is None:
-        return {}
-    if not creds.ssl:
-        return {"sslmode": "disable"}
-    return {"sslmode": "verify-full" if opts.verify_identity else "verify-ca", "sslrootcert": opts.ca_file or "system"}
 
 
 def _message(exc: BaseException) -> str:
@@ -67,25 +54,28 @@ def pg_connect(creds: DbCredentials, opts: ConnectOptions, *, database: str | No
     if not creds.endpoint:
         raise InvalidRotationSetup(f"{who} {creds.account_name!r}: the secret has no Endpoint")
     psycopg = _psycopg()
+    options: dict[str, Any] = {
+        "dbname": database or creds.db_name or "postgres",
+        "connect_timeout": opts.connect_timeout,
+        # A statement that waits longer than read_timeout (a lock, a dead peer's lock) fails.
+        "options": f"-c statement_timeout={int(opts.read_timeout * 1000)}",
+        "autocommit": True,
+    }
+    if creds.ssl:
+        options["sslmode"] = "verify-full" if opts.verify_identity else "verify-ca"
+        if opts.ca_file:
+            options["sslrootcert"] = opts.ca_file
     try:
-        return psycopg.connect(
-            host=creds.endpoint,
-            port=creds.port,
-            user=creds.account_name,
-            password=creds.account_password,
-            dbname=database or creds.db_name or "postgres",
-            connect_timeout=max(1, math.ceil(opts.connect_timeout)),
-            # A statement that waits longer than read_timeout (a lock, a dead peer's lock) fails.
-            options=f"-c statement_timeout={int(opts.read_timeout * 1000)}",
-            autocommit=True,
-            **_tls(creds, opts),
-        )
+        kwargs = POSTGRES.login_kwargs(creds, options, secret=f"{who} {creds.account_name}", tag=False)
+        return POSTGRES.login(kwargs, None)
+    except DbConnectError as exc:  # TLS asked for in a weaker mode
+        raise InvalidRotationSetup(f"{who} {creds.account_name!r}: {exc.message}") from None
     except psycopg.Error as exc:
-        message = _message(exc)
-        refused = exc.sqlstate in _REFUSED_SQLSTATES or any(s in message for s in _REFUSED)
-        cls = LoginFailed if refused else DatabaseError
+        verdict = POSTGRES.classify(exc)
+        cls = LoginFailed if verdict.kind in _REFUSED else DatabaseError
         # libpq's messages name the user, host and database, never the password.
-        raise cls(f"{who} {creds.account_name!r} cannot log in: {message}", code=str(exc.sqlstate)) from None
+        raise cls(f"{who} {creds.account_name!r} cannot log in: {_message(exc)}",
+                  code=str(verdict.sqlstate)) from None
 
 
 def pg_connect_first(candidates: Iterable[DbCredentials], opts: ConnectOptions, *, database: str | None = None,
