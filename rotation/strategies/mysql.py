@@ -7,20 +7,16 @@ its Endpoint and Port must match the rotated secret's.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterable
-from contextlib import closing, suppress
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterable
+from contextlib import closing
 from typing import Any
 
 import pymysql
 
-from secretclient.errors import SecretNotFound
-from secretclient.model import DbCredentials, PasswordPolicy, Secret, Stage
+from secretclient.model import DbCredentials, Secret
 
-from ..dbconn import ConnectOptions, connect, connect_first, query, run, sees_database, session_cipher, try_login
+from ..dbconn import connect, connect_first, query, run, sees_database, session_cipher, try_login
 from ..errors import (
-    AccountInUse,
     InvalidRotationSetup,
     LoginFailed,
     ProtectedAccount,
@@ -28,7 +24,7 @@ from ..errors import (
     VerificationFailed,
 )
 from ..grants import Grants, grant_statements, parse_grants
-from ..passwords import MYSQL_PASSWORD_POLICY, PasswordSource, new_password
+from ..passwords import MYSQL_PASSWORD_POLICY
 from ..sql import (
     NAME_LIMIT_MYSQL,
     AccountOptions,
@@ -39,13 +35,12 @@ from ..sql import (
     check_host,
 )
 from .base import (
-    DEFAULT_GRACE,
-    REFUSE_IF_IN_USE,
+    AlternatingUsersBase,
     Check,
-    DrainPolicy,
     RotationContext,
+    SingleUserBase,
+    SqlStrategy,
     StrategyPlan,
-    allow_list,
     check_grace,
     check_not_reserved,
     swap_suffix,
@@ -53,7 +48,6 @@ from .base import (
 
 __all__ = ["AlternatingUsersStrategy", "SingleUserStrategy"]
 
-_CONNECT = ConnectOptions()
 # Live sessions of an account, this session excluded; HOST is "client:port" (or "localhost").
 _SESSIONS = "SELECT HOST FROM information_schema.PROCESSLIST WHERE USER = %s AND ID <> CONNECTION_ID()"
 # Without PROCESS a session sees only its own account's sessions: a drain check would be blind.
@@ -68,27 +62,14 @@ _ADMIN_ENTRIES = Statement(
 )
 
 
-class _MySqlStrategy:
+class _MySqlStrategy(SqlStrategy):
     name = "mysql"
+    default_password_policy = MYSQL_PASSWORD_POLICY
 
-    def __init__(
-        self,
-        *,
-        master_secret: str | None = None,
-        password_policy: PasswordPolicy = MYSQL_PASSWORD_POLICY,
-        password_source: PasswordSource | None = None,
-        connect_options: ConnectOptions = _CONNECT,
-        name_limit: int = NAME_LIMIT_MYSQL,
-        allow_accounts: Iterable[str] = (),
-    ) -> None:
+    def __init__(self, *, name_limit: int = NAME_LIMIT_MYSQL, **options: Any) -> None:
         if not isinstance(name_limit, int) or not 1 <= name_limit <= 80:
             raise InvalidRotationSetup("name_limit must be from 1 to 80 (16 RDS, 32 MySQL, 80 MariaDB)")
-        #: Reserved or administrative accounts the operator allows to be rotated through the MasterSecret.
-        self.allow_accounts = allow_list(allow_accounts)
-        self.master_secret = master_secret
-        self.password_policy = password_policy
-        self.password_source = password_source
-        self.connect_options = connect_options
+        super().__init__(**options)
         self.name_limit = name_limit
 
     def __repr__(self) -> str:
@@ -96,29 +77,8 @@ class _MySqlStrategy:
 
     # -- shared helpers -----------------------------------------------------------------------
 
-    def new_password(self, store: Any) -> str:
-        return new_password(store, self.password_policy, self.password_source)
-
     def can_login(self, ctx: RotationContext, creds: DbCredentials) -> bool:
         return try_login(creds, self.connect_options, database=creds.db_name)
-
-    def _master_name(self, current: DbCredentials) -> str | None:
-        return self.master_secret or current.master_secret
-
-    def _master(self, ctx: RotationContext, current: DbCredentials) -> DbCredentials:
-        name = self._master_name(current)
-        if not name:
-            raise InvalidRotationSetup(
-                f"secret {ctx.secret_name!r} has no MasterSecret and none was configured "
-                "(--master-secret, ROTATION_MASTER_SECRET or the strategy's master_secret=)"
-            )
-        master = ctx.store.get_secret(name).db_credentials()
-        if (master.endpoint, master.port) != (current.endpoint, current.port):
-            raise InvalidRotationSetup(
-                f"MasterSecret {name!r} points at {master.endpoint}:{master.port}, "
-                f"not at the rotated account's {current.endpoint}:{current.port}"
-            )
-        return master
 
     @staticmethod
     def _sessions(conn: pymysql.Connection, account: str) -> dict[str, int]:
@@ -147,7 +107,7 @@ class _MySqlStrategy:
         """Refuse, before any change, to touch ``accounts`` through the MasterSecret when one is the
         MasterSecret's own, reserved, or holds global administrative privileges (unless allowed):
         whoever can write the rotated secret must not gain control of such an account."""
-        master = self._master(ctx, current)
+        master = self._master(ctx.store, ctx.secret_name, current)
         for account in accounts:
             check_not_reserved(account, self.allow_accounts, master_account=master.account_name)
         todo = [a for a in accounts if a not in self.allow_accounts]
@@ -162,7 +122,7 @@ class _MySqlStrategy:
                     )
 
     def _admin(self, ctx: RotationContext, current: DbCredentials) -> pymysql.Connection:
-        master = self._master(ctx, current)
+        master = self._master(ctx.store, ctx.secret_name, current)
         if current.ssl and not master.ssl:
             # This session carries the account's new password: it must be at least as protected
             # as the account, so an "SSL": true account makes it verified TLS whatever the master says.
@@ -185,20 +145,6 @@ class _MySqlStrategy:
         return [check_host(str(r[0])) for r in rows]
 
     @staticmethod
-    def _apply(ctx: RotationContext, conn: pymysql.Connection, statements: list[Statement]) -> None:
-        for i, stmt in enumerate(statements):
-            run(conn, stmt)
-            if i == 0:
-                ctx.checkpoint("set:mid")
-
-    def _admin_or_check(self, ctx: RotationContext, current: DbCredentials) -> pymysql.Connection | Check:
-        """For dry runs: the MasterSecret connection, or the failed check saying why there is none."""
-        try:
-            return self._admin(ctx, current)
-        except RotationError as exc:
-            return Check("MasterSecret logs in", False, str(exc))
-
-    @staticmethod
     def _options(conn: pymysql.Connection, user: str, host: str) -> AccountOptions | None:
         rows = query(conn, Statement(AccountOptions.QUERY, (user, host)))
         return AccountOptions.from_row(rows[0]) if rows else None
@@ -208,21 +154,14 @@ class _MySqlStrategy:
         rows = query(conn, Statement("SHOW GRANTS FOR %s@%s", (user, host)))
         return parse_grants((str(r[0]) for r in rows), user, host)
 
-    def _check_endpoint(self, current: DbCredentials) -> None:
-        if not current.endpoint:
-            raise InvalidRotationSetup("the secret has no Endpoint: rotation must know which server to change")
-
     def lock_connection(self, store: Any, secret_name: str) -> pymysql.Connection:
         """A connection for the rotation lock: the MasterSecret account, else the secret's own
         CURRENT, else its PENDING (after a crash in self-rotation only that one logs in)."""
-        current = store.get_secret(secret_name).db_credentials()
-        candidates = []
-        if self._master_name(current):
-            candidates.append(self._master(_ctx(store, secret_name), current))
-        candidates.append(current)
-        with suppress(SecretNotFound):
-            candidates.append(store.get_secret(secret_name, stage=Stage.PENDING).db_credentials())
+        _, candidates = self._lock_candidates(store, secret_name)
         return connect_first(candidates, self.connect_options, who="lock account")
+
+    def _execute(self, conn: pymysql.Connection, stmt: Statement) -> None:
+        run(conn, stmt)
 
     def _test_session(self, conn: pymysql.Connection, pending: DbCredentials, needs_tls: bool) -> None:
         """Exercise a real privilege and the TLS mode on a session of the pending account."""
@@ -248,12 +187,7 @@ class _borrowed:
         return None
 
 
-def _ctx(store: Any, secret_name: str) -> RotationContext:
-    """A context for reads outside a step (the lock connection needs the MasterSecret)."""
-    return RotationContext(store=store, secret_name=secret_name, now=lambda: datetime.now(UTC))
-
-
-class SingleUserStrategy(_MySqlStrategy):
+class SingleUserStrategy(SingleUserBase, _MySqlStrategy):
     """One account whose password changes in place.
 
     With a MasterSecret (in the secret or ``master_secret=``) the privileged account runs
@@ -263,27 +197,15 @@ class SingleUserStrategy(_MySqlStrategy):
     next rotation, closing the gap during which only the new one works.
     """
 
-    name = "single-user"
-
-    def __init__(self, *, use_master: bool | None = None, retain_current_password: bool = True, **options: Any) -> None:
+    def __init__(self, *, retain_current_password: bool = True, **options: Any) -> None:
         super().__init__(**options)
-        self.use_master = use_master
         self.retain_current_password = retain_current_password
-
-    def _uses_master(self, current: DbCredentials) -> bool:
-        return self.use_master if self.use_master is not None else bool(self._master_name(current))
 
     def preflight(self, ctx: RotationContext, current: Secret) -> None:
         creds = current.db_credentials()
         check_account_name(creds.account_name, self.name_limit)
-        self._check_endpoint(creds)
-        if self._uses_master(creds) and not self._master_name(creds):
-            raise InvalidRotationSetup("use_master=True but the secret has no MasterSecret")
-        if self._uses_master(creds):
+        if self._preflight_master(creds):
             self._protect(ctx, creds, (creds.account_name,))
-
-    def pending_credentials(self, current: DbCredentials, password: str) -> DbCredentials:
-        return current.with_changes(account_password=password, version_id=None, stages=frozenset())
 
     def _statements(self, ctx: RotationContext, conn: pymysql.Connection, current: DbCredentials,
                     pending: DbCredentials, *, fresh: bool) -> list[Statement]:
@@ -301,10 +223,7 @@ class SingleUserStrategy(_MySqlStrategy):
         return out
 
     def set(self, ctx: RotationContext, current: DbCredentials, pending: DbCredentials, *, fresh: bool) -> None:
-        if pending.account_name != current.account_name:
-            raise InvalidRotationSetup(
-                f"single-user rotation of {current.account_name!r} found a pending version for {pending.account_name!r}"
-            )
+        self._check_same_account(current, pending)
         if self._uses_master(current):
             with closing(self._admin(ctx, current)) as conn:
                 self._apply(ctx, conn, self._statements(ctx, conn, current, pending, fresh=fresh))
@@ -363,7 +282,7 @@ class SingleUserStrategy(_MySqlStrategy):
             )
 
 
-class AlternatingUsersStrategy(_MySqlStrategy):
+class AlternatingUsersStrategy(AlternatingUsersBase, _MySqlStrategy):
     """Two accounts, ``appuser`` and ``appuser_rt``; each rotation prepares the one not in use.
 
     ``set`` creates the alternate account when missing, gives it the auth plugin, TLS
@@ -376,21 +295,7 @@ class AlternatingUsersStrategy(_MySqlStrategy):
 
     name = "alternating-users"
 
-    def __init__(self, *, suffix: str = "_rt", grace: timedelta = DEFAULT_GRACE,
-                 drain: DrainPolicy = REFUSE_IF_IN_USE, sleep: Callable[[float], None] = time.sleep,
-                 monotonic: Callable[[], float] = time.monotonic, **options: Any) -> None:
-        super().__init__(**options)
-        if not isinstance(drain, DrainPolicy):
-            raise InvalidRotationSetup("drain must be a rotation.DrainPolicy")
-        self.drain = drain
-        self._sleep = sleep
-        self._monotonic = monotonic
-        if not suffix or not all(c.isalnum() or c in "_.-" for c in suffix) or not suffix.isascii():
-            raise InvalidRotationSetup("suffix must be letters, digits, '_', '.' or '-'")
-        if grace < timedelta(0):
-            raise InvalidRotationSetup("grace must not be negative")
-        self.suffix = suffix
-        self.grace = grace
+    suffix_punctuation = "_.-"
 
     def _drain(self, ctx: RotationContext, conn: pymysql.Connection, account: str) -> None:
         """Stop with :class:`AccountInUse` while ``account`` has sessions, after waiting up to the
@@ -403,22 +308,7 @@ class AlternatingUsersStrategy(_MySqlStrategy):
                 "the MasterSecret account needs the PROCESS privilege to see who still uses the account to be "
                 "reset (or give the strategy drain=DrainPolicy(proceed=True))"
             )
-        deadline = self._monotonic() + (0.0 if ctx.dry_run else policy.wait)
-        while True:
-            sessions = self._sessions(conn, account)
-            if not sessions:
-                return
-            left = deadline - self._monotonic()
-            if left <= 0:
-                where = ", ".join(f"{n} from {h}" for h, n in sessions.items())
-                raise AccountInUse(
-                    f"account {account!r} ({ctx.labels.previous}) still has {sum(sessions.values())} live "
-                    f"session(s) ({where}); nothing was changed. Rotate when they have ended, wait for them "
-                    "(DrainPolicy(wait=…)) or proceed explicitly (DrainPolicy(proceed=True))",
-                    sessions=sessions,
-                )
-            ctx.checkpoint("drain:wait")
-            self._sleep(min(policy.poll, left))
+        self._wait_for_drain(ctx, account, lambda: self._sessions(conn, account))
 
     def alternate(self, account: str) -> str:
         """The other account of the pair (``appuser`` ↔ ``appuser_rt``), both names validated."""
@@ -430,23 +320,12 @@ class AlternatingUsersStrategy(_MySqlStrategy):
     def preflight(self, ctx: RotationContext, current: Secret) -> None:
         creds = current.db_credentials()
         alternate = self.alternate(creds.account_name)
-        self._check_endpoint(creds)
-        if not self._master_name(creds):
-            raise InvalidRotationSetup(
-                f"alternating users need a privileged account: put MasterSecret into {ctx.secret_name!r} "
-                "or name one (--master-secret, ROTATION_MASTER_SECRET or the strategy's master_secret=)"
-            )
+        self._require_master(ctx, creds)
         check_grace(ctx, current, alternate, self.grace)
         with closing(self._admin(ctx, creds)) as conn:
             # The alternate gets the CURRENT account's grants: both must be ordinary accounts.
             self._protect(ctx, creds, (creds.account_name, alternate), conn)
             self._drain(ctx, conn, alternate)
-
-    def pending_credentials(self, current: DbCredentials, password: str) -> DbCredentials:
-        return current.with_changes(
-            account_name=self.alternate(current.account_name), account_password=password,
-            version_id=None, stages=frozenset(),
-        )
 
     def _guard(self, current: DbCredentials, pending: DbCredentials) -> str:
         alternate = self.alternate(current.account_name)

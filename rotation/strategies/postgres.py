@@ -18,13 +18,11 @@ only be copied by a superuser).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from contextlib import closing, suppress
+from contextlib import closing
 from datetime import timedelta
 from typing import Any
 
-from secretclient.errors import SecretNotFound
-from secretclient.model import DbCredentials, PasswordPolicy, Secret, Stage
+from secretclient.model import DbCredentials, Secret
 
 from .._pg_conn import PgAdvisoryLock, pg_connect, pg_connect_first, pg_query, pg_try_login
 from .._pg_sql import (
@@ -39,81 +37,40 @@ from .._pg_sql import (
     scram_sha256_verifier,
     set_password,
 )
-from ..dbconn import ConnectOptions
 from ..errors import InvalidRotationSetup, LoginFailed, ProtectedAccount, RotationError, VerificationFailed
-from ..passwords import POSTGRES_PASSWORD_POLICY, PasswordSource, new_password
-from .base import Check, RotationContext, StrategyPlan, allow_list, check_grace, check_not_reserved, swap_suffix
+from ..passwords import POSTGRES_PASSWORD_POLICY
+from .base import (
+    AlternatingUsersBase,
+    Check,
+    RotationContext,
+    SingleUserBase,
+    SqlStrategy,
+    StrategyPlan,
+    check_grace,
+    check_not_reserved,
+    swap_suffix,
+)
 
 __all__ = ["PostgresAlternatingUsersStrategy", "PostgresSingleUserStrategy"]
 
-_CONNECT = ConnectOptions()
 _SESSION = "SELECT current_user, session_user"
 #: PostgreSQL's own administrator (``pg_`` names are reserved by the server and cannot be made).
 _PG_RESERVED = frozenset({"postgres", "azure_pg_admin", "rds_superuser", "cloudsqladmin"})
 
 
-class _PostgresStrategy:
+class _PostgresStrategy(SqlStrategy):
     name = "postgres"
-
-    def __init__(
-        self,
-        *,
-        master_secret: str | None = None,
-        password_policy: PasswordPolicy = POSTGRES_PASSWORD_POLICY,
-        password_source: PasswordSource | None = None,
-        connect_options: ConnectOptions = _CONNECT,
-        allow_accounts: Iterable[str] = (),
-    ) -> None:
-        self.master_secret = master_secret
-        # Accounts an operator allows to be changed through the MasterSecret despite looking
-        # administrative (see rotation.strategies.base.check_not_reserved).
-        self.allow_accounts = allow_list(allow_accounts)
-        self.password_policy = password_policy
-        self.password_source = password_source
-        self.connect_options = connect_options
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(master_secret={self.master_secret!r})"
-
-    def new_password(self, store: Any) -> str:
-        return new_password(store, self.password_policy, self.password_source)
+    default_password_policy = POSTGRES_PASSWORD_POLICY
 
     def can_login(self, ctx: RotationContext, creds: DbCredentials) -> bool:
         return pg_try_login(creds, self.connect_options)
-
-    def _master_name(self, current: DbCredentials) -> str | None:
-        return self.master_secret or current.master_secret
-
-    def _master(self, store: Any, secret_name: str, current: DbCredentials) -> DbCredentials:
-        name = self._master_name(current)
-        if not name:
-            raise InvalidRotationSetup(
-                f"secret {secret_name!r} has no MasterSecret and none was configured "
-                "(--master-secret, ROTATION_MASTER_SECRET or the strategy's master_secret=)"
-            )
-        master: DbCredentials = store.get_secret(name).db_credentials()
-        if (master.endpoint, master.port) != (current.endpoint, current.port):
-            raise InvalidRotationSetup(
-                f"MasterSecret {name!r} points at {master.endpoint}:{master.port}, "
-                f"not at the rotated account's {current.endpoint}:{current.port}"
-            )
-        return master
 
     def _admin(self, ctx: RotationContext, current: DbCredentials) -> Any:
         master = self._master(ctx.store, ctx.secret_name, current)
         return pg_connect(master, self.connect_options, database=current.db_name, who="MasterSecret account")
 
-    def _admin_or_check(self, ctx: RotationContext, current: DbCredentials) -> Any:
-        """For dry runs: the MasterSecret connection, or the failed check saying why there is none."""
-        try:
-            return self._admin(ctx, current)
-        except RotationError as exc:
-            return Check("MasterSecret logs in", False, str(exc))
-
-    @staticmethod
-    def _check_endpoint(current: DbCredentials) -> None:
-        if not current.endpoint:
-            raise InvalidRotationSetup("the secret has no Endpoint: rotation must know which server to change")
+    def _execute(self, conn: Any, stmt: PgStatement) -> None:
+        pg_query(conn, stmt)
 
     def _protect_names(self, ctx: RotationContext, current: DbCredentials, accounts: tuple[str, ...]) -> None:
         """Refuse, before any change, to touch through the MasterSecret its own role or a reserved
@@ -144,23 +101,10 @@ class _PostgresStrategy:
         rows = pg_query(conn, RoleAttributes.QUERY, (role,))
         return RoleAttributes.from_row(rows[0]) if rows else None
 
-    @staticmethod
-    def _apply(ctx: RotationContext, conn: Any, statements: list[PgStatement]) -> None:
-        for i, stmt in enumerate(statements):
-            pg_query(conn, stmt)
-            if i == 0:
-                ctx.checkpoint("set:mid")
-
     def lock_connection(self, store: Any, secret_name: str) -> Any:
         """A connection to the rotated database for the lock: the MasterSecret account, else the
         secret's own CURRENT, else its PENDING (after a crash in self-rotation only that one logs in)."""
-        current = store.get_secret(secret_name).db_credentials()
-        candidates = []
-        if self._master_name(current):
-            candidates.append(self._master(store, secret_name, current))
-        candidates.append(current)
-        with suppress(SecretNotFound):
-            candidates.append(store.get_secret(secret_name, stage=Stage.PENDING).db_credentials())
+        current, candidates = self._lock_candidates(store, secret_name)
         return pg_connect_first(candidates, self.connect_options, database=current.db_name, who="lock account")
 
     def lock(self, store: Any) -> PgAdvisoryLock:
@@ -181,37 +125,19 @@ class _PostgresStrategy:
             raise VerificationFailed(f"account {pending.account_name!r} logged in without TLS although TLS is required")
 
 
-class PostgresSingleUserStrategy(_PostgresStrategy):
+class PostgresSingleUserStrategy(SingleUserBase, _PostgresStrategy):
     """One role whose password changes in place: ``ALTER ROLE … PASSWORD '<SCRAM verifier>'``,
     run by the MasterSecret account (CREATEROLE) when there is one (or ``use_master=True``),
     else by the role itself (any role may change its own password)."""
 
-    name = "single-user"
-
-    def __init__(self, *, use_master: bool | None = None, **options: Any) -> None:
-        super().__init__(**options)
-        self.use_master = use_master
-
-    def _uses_master(self, current: DbCredentials) -> bool:
-        return self.use_master if self.use_master is not None else bool(self._master_name(current))
-
     def preflight(self, ctx: RotationContext, current: Secret) -> None:
         creds = current.db_credentials()
         check_role_name(creds.account_name, what="account name")
-        self._check_endpoint(creds)
-        if self._uses_master(creds) and not self._master_name(creds):
-            raise InvalidRotationSetup("use_master=True but the secret has no MasterSecret")
-        if self._uses_master(creds):
+        if self._preflight_master(creds):
             self._protect_names(ctx, creds, (creds.account_name,))
 
-    def pending_credentials(self, current: DbCredentials, password: str) -> DbCredentials:
-        return current.with_changes(account_password=password, version_id=None, stages=frozenset())
-
     def set(self, ctx: RotationContext, current: DbCredentials, pending: DbCredentials, *, fresh: bool) -> None:
-        if pending.account_name != current.account_name:
-            raise InvalidRotationSetup(
-                f"single-user rotation of {current.account_name!r} found a pending version for {pending.account_name!r}"
-            )
+        self._check_same_account(current, pending)
         statement = set_password(current.account_name, pending.account_password)
         if self._uses_master(current):
             with closing(self._admin(ctx, current)) as conn:
@@ -264,7 +190,7 @@ class PostgresSingleUserStrategy(_PostgresStrategy):
         return StrategyPlan((current.account_name,), (statement,), (), tuple(checks))
 
 
-class PostgresAlternatingUsersStrategy(_PostgresStrategy):
+class PostgresAlternatingUsersStrategy(AlternatingUsersBase, _PostgresStrategy):
     """Two logins, ``app`` and ``app_rt``, acting as the one role ``app``; each rotation
     prepares the login not in use (see the module's docstring for the design).
 
@@ -275,16 +201,8 @@ class PostgresAlternatingUsersStrategy(_PostgresStrategy):
     PREVIOUS role within ``grace`` of the current version's creation.
     """
 
-    name = "alternating-users"
-
-    def __init__(self, *, suffix: str = "_rt", grace: timedelta = timedelta(0), **options: Any) -> None:
-        super().__init__(**options)
-        if not suffix or not suffix.isascii() or not all(c.isalnum() or c == "_" for c in suffix):
-            raise InvalidRotationSetup("suffix must be letters, digits or '_'")
-        if grace < timedelta(0):
-            raise InvalidRotationSetup("grace must not be negative")
-        self.suffix = suffix
-        self.grace = grace
+    def __init__(self, *, grace: timedelta = timedelta(0), **options: Any) -> None:
+        super().__init__(grace=grace, **options)
 
     def alternate(self, account: str) -> str:
         """The other login of the pair (``app`` ↔ ``app_rt``), both names validated."""
@@ -300,20 +218,9 @@ class PostgresAlternatingUsersStrategy(_PostgresStrategy):
     def preflight(self, ctx: RotationContext, current: Secret) -> None:
         creds = current.db_credentials()
         alternate = self.alternate(creds.account_name)
-        self._check_endpoint(creds)
-        if not self._master_name(creds):
-            raise InvalidRotationSetup(
-                f"alternating users need a privileged account: put MasterSecret into {ctx.secret_name!r} "
-                "or name one (--master-secret, ROTATION_MASTER_SECRET or the strategy's master_secret=)"
-            )
+        self._require_master(ctx, creds)
         self._protect_names(ctx, creds, (creds.account_name, alternate))
         check_grace(ctx, current, alternate, self.grace)
-
-    def pending_credentials(self, current: DbCredentials, password: str) -> DbCredentials:
-        return current.with_changes(
-            account_name=self.alternate(current.account_name), account_password=password,
-            version_id=None, stages=frozenset(),
-        )
 
     def _guard(self, current: DbCredentials, pending: DbCredentials) -> str:
         alt = self.alternate(current.account_name)
