@@ -284,7 +284,9 @@ class DbCredentials:
     Accepts the Alibaba seed's keys (``AccountName``, ``AccountPassword``, ``Endpoint``,
     ``Port``, ``DBName``, ``SSL``, ``MasterSecret``) and the AWS / NCP spellings
     (``username``, ``password``, ``host``, ``port``, ``dbname``, ``masterarn``).
-    ``ssl`` is ``True``/``False`` when the secret says so, ``None`` when it does not.
+    ``ssl`` is ``True``/``False`` when the secret says so, ``None`` when it does not; likewise
+    ``port`` is ``None`` when the secret has none, and the database family decides (3306 for
+    MySQL/MariaDB, 5432 for PostgreSQL: :meth:`port_or`).
     Validation errors name the field, never its value. ``extra`` keeps unknown keys and
     ``spellings`` the keys the fields were read from, so :meth:`to_json_dict` writes a secret
     back in its own format (NCP's ``cdbUser``/``cdbPassword`` stay so).
@@ -293,7 +295,7 @@ class DbCredentials:
     account_name: str
     account_password: str = field(repr=False)
     endpoint: str | None = None
-    port: int = 3306
+    port: int | None = None
     db_name: str | None = None
     ssl: bool | None = None
     master_secret: str | None = None
@@ -341,7 +343,7 @@ class DbCredentials:
             raise InvalidSecretContent(f"{source}: field {ep_key!r} must be a non-empty string")
 
         port_key, port_raw = get("port")
-        port = 3306
+        port: int | None = None
         if port_raw is not None:
             parsed = _as_port(port_raw)
             if parsed is None:
@@ -386,6 +388,10 @@ class DbCredentials:
             spellings=spellings,
         )
 
+    def port_or(self, default: int) -> int:
+        """The secret's port, or ``default`` (the database family's) when it names none."""
+        return default if self.port is None else self.port
+
     @classmethod
     def from_secret(cls, secret: Secret) -> DbCredentials:
         """Parse a secret's JSON value, keeping its VersionId and stages."""
@@ -408,7 +414,8 @@ class DbCredentials:
         put("account_password", self.account_password)
         if self.endpoint is not None:  # a port means nothing without a host
             put("endpoint", self.endpoint)
-            put("port", str(self.port) if self.spellings.get("port_format") == "text" else self.port)
+            if self.port is not None:
+                put("port", str(self.port) if self.spellings.get("port_format") == "text" else self.port)
         if self.db_name is not None:
             put("db_name", self.db_name)
         if self.ssl is not None:

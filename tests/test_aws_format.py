@@ -35,7 +35,8 @@ def test_a_new_version_keeps_the_aws_keys_and_extra_keys():
 def test_missing_fields_are_written_in_the_format_read():
     creds = DbCredentials.from_mapping({"username": "app", "password": "x", "engine": "mariadb"})
     out = creds.with_changes(endpoint="h", db_name="d", master_secret="m").to_json_dict()
-    assert out == {"engine": "mariadb", "username": "app", "password": "x", "host": "h", "port": 3306,
+    # No port is invented: the database family decides it (3306 here, 5432 for PostgreSQL).
+    assert out == {"engine": "mariadb", "username": "app", "password": "x", "host": "h",
                    "dbname": "d", "masterarn": "m"}
 
 

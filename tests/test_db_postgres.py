@@ -202,3 +202,32 @@ def test_asyncio_engine_on_postgresql_psycopg(pg_account):
     assert user == pg_account.user
     assert versions == ["v2"] * 3
     assert pg_account.failed_logins() == 0
+
+
+def test_a_secret_without_a_port_takes_the_family_default():
+    from secretclient.db import MYSQL
+    from secretclient.model import DbCredentials
+
+    creds = DbCredentials.from_mapping({"engine": "postgres", "username": "app", "password": "pw", "host": "db"})
+    assert creds.port is None
+    assert POSTGRES.login_kwargs(creds, {}, secret="s", tag=False)["port"] == 5432
+    assert MYSQL.login_kwargs(creds, {}, secret="s", tag=False)["port"] == 3306
+    assert POSTGRES.login_kwargs(creds.with_changes(port=6432), {}, secret="s", tag=False)["port"] == 6432
+    assert "port" not in creds.to_json_dict()  # a rotation writes back no port the secret did not have
+
+
+def test_a_portless_postgresql_secret_and_its_master_on_5432_are_one_server():
+    from rotation import InvalidRotationSetup
+    from rotation.strategies.mysql import SingleUserStrategy
+    from rotation.strategies.postgres import PostgresSingleUserStrategy
+
+    store = EmbeddedStore()
+    store.create_secret("master", json.dumps({"username": "admin", "password": "pw", "host": "db", "port": 5432}))
+    creds = json.dumps({"engine": "postgres", "username": "app", "password": "pw", "host": "db",
+                        "masterarn": "master"})
+    store.create_secret("app", creds)
+    app = store.get_secret("app").db_credentials()
+    master = PostgresSingleUserStrategy()._master(store, "app", app)
+    assert (master.account_name, master.port) == ("admin", 5432)
+    with pytest.raises(InvalidRotationSetup, match="db:5432, not at the rotated account's db:3306"):
+        SingleUserStrategy()._master(store, "app", app)

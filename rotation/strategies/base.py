@@ -231,13 +231,15 @@ class SqlStrategy:
     password policy and source, how they connect, and the accounts an operator allows to be
     changed through the MasterSecret despite looking administrative (:func:`check_not_reserved`).
 
-    A subclass sets :attr:`default_password_policy` and implements :meth:`_admin` (a session of
+    A subclass sets :attr:`default_password_policy`, :attr:`default_port` and implements :meth:`_admin` (a session of
     the MasterSecret account) and :meth:`_execute` (run one statement).
     """
 
     name = "sql"
     #: The password policy when ``password_policy=`` is not given.
     default_password_policy: PasswordPolicy
+    #: The port of a secret that names none (the database family's).
+    default_port: int
 
     def __init__(
         self,
@@ -272,10 +274,11 @@ class SqlStrategy:
                 "(--master-secret, ROTATION_MASTER_SECRET or the strategy's master_secret=)"
             )
         master: DbCredentials = store.get_secret(name).db_credentials()
-        if (master.endpoint, master.port) != (current.endpoint, current.port):
+        here, there = master.port_or(self.default_port), current.port_or(self.default_port)
+        if (master.endpoint, here) != (current.endpoint, there):
             raise InvalidRotationSetup(
-                f"MasterSecret {name!r} points at {master.endpoint}:{master.port}, "
-                f"not at the rotated account's {current.endpoint}:{current.port}"
+                f"MasterSecret {name!r} points at {master.endpoint}:{here}, "
+                f"not at the rotated account's {current.endpoint}:{there}"
             )
         return master
 

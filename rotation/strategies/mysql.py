@@ -13,6 +13,7 @@ from typing import Any
 
 import pymysql
 
+from secretclient.db import MYSQL
 from secretclient.model import DbCredentials, Secret
 
 from ..dbconn import connect, connect_first, query, run, sees_database, session_cipher, try_login
@@ -65,6 +66,7 @@ _ADMIN_ENTRIES = Statement(
 class _MySqlStrategy(SqlStrategy):
     name = "mysql"
     default_password_policy = MYSQL_PASSWORD_POLICY
+    default_port = MYSQL.default_port
 
     def __init__(self, *, name_limit: int = NAME_LIMIT_MYSQL, **options: Any) -> None:
         if not isinstance(name_limit, int) or not 1 <= name_limit <= 80:

@@ -22,6 +22,7 @@ from contextlib import closing
 from datetime import timedelta
 from typing import Any
 
+from secretclient.db import POSTGRES
 from secretclient.model import DbCredentials, Secret
 
 from .._pg_conn import PgAdvisoryLock, pg_connect, pg_connect_first, pg_query, pg_try_login
@@ -61,6 +62,7 @@ _PG_RESERVED = frozenset({"postgres", "azure_pg_admin", "rds_superuser", "clouds
 class _PostgresStrategy(SqlStrategy):
     name = "postgres"
     default_password_policy = POSTGRES_PASSWORD_POLICY
+    default_port = POSTGRES.default_port
 
     def can_login(self, ctx: RotationContext, creds: DbCredentials) -> bool:
         return pg_try_login(creds, self.connect_options)

@@ -100,7 +100,7 @@ class MySqlFamily:
         if "host" not in kw and "unix_socket" not in kw and creds.endpoint:
             kw["host"] = creds.endpoint
         if "port" not in kw:
-            kw["port"] = creds.port
+            kw["port"] = creds.port_or(self.default_port)
         if "database" not in kw and "db" not in kw and creds.db_name:
             kw["database"] = creds.db_name
         if creds.ssl:

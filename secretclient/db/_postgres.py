@@ -140,7 +140,7 @@ class PostgresFamily:
         if "host" not in kw and "hostaddr" not in kw and creds.endpoint:
             kw["host"] = creds.endpoint
         if "port" not in kw:
-            kw["port"] = creds.port
+            kw["port"] = creds.port_or(self.default_port)
         if "dbname" not in kw and creds.db_name:
             kw["dbname"] = creds.db_name
         if creds.ssl:
