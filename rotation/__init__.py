@@ -1,4 +1,4 @@
-"""rotation: in-process rotation of MySQL/MariaDB (and ApsaraDB RDS) credentials held in a secret store.
+"""rotation: in-process rotation of MySQL/MariaDB, PostgreSQL (and ApsaraDB RDS) credentials held in a secret store.
 
 The new / set / test / end steps of Alibaba's Function Compute + CloudFlow rotation, run by
 :class:`Rotator` — resumable, locked across instances, fenced in the store — on a schedule
@@ -7,6 +7,7 @@ handler :func:`rotation.fc.handler`. See docs/rotation.md.
 """
 
 from ._dry_run import Plan
+from ._pg_conn import PgAdvisoryLock
 from .engine import STEPS, AbortResult, RotationResult, Rotator
 from .errors import (
     AccountInUse,
@@ -27,15 +28,23 @@ from .errors import (
 )
 from .events import RotationEvent
 from .lock import LocalLock, Lock, LockHandle, MySqlLock, lock_name
-from .passwords import MYSQL_PASSWORD_POLICY, RDS_PASSWORD_POLICY
+from .passwords import MYSQL_PASSWORD_POLICY, POSTGRES_PASSWORD_POLICY, RDS_PASSWORD_POLICY
 from .scheduler import RotationWindow, Scheduler
 from .status import Status
 from .store_retry import StoreRetryPolicy
-from .strategies import AlternatingUsersStrategy, RdsApiStrategy, SingleUserStrategy, Strategy
+from .strategies import (
+    AlternatingUsersStrategy,
+    PostgresAlternatingUsersStrategy,
+    PostgresSingleUserStrategy,
+    RdsApiStrategy,
+    SingleUserStrategy,
+    Strategy,
+)
 from .strategies.base import DrainPolicy
 
 __all__ = [
     "MYSQL_PASSWORD_POLICY",
+    "POSTGRES_PASSWORD_POLICY",
     "RDS_PASSWORD_POLICY",
     "STEPS",
     "AbortResult",
@@ -50,7 +59,10 @@ __all__ = [
     "LockLost",
     "LoginFailed",
     "MySqlLock",
+    "PgAdvisoryLock",
     "Plan",
+    "PostgresAlternatingUsersStrategy",
+    "PostgresSingleUserStrategy",
     "ProtectedAccount",
     "RdsApiError",
     "RdsApiStrategy",

@@ -75,7 +75,7 @@ def _run(ctx: click.Context, action: Any) -> None:
 @click.option("--rds-endpoint", envvar="ROTATION_RDS_ENDPOINT",
               help="RDS endpoint: host or http(s)://host[:port] (strategy rds; default: the SDK's for --region).")
 @click.option("--name-limit", type=click.IntRange(1, 80), default=32, show_default=True,
-              help="Longest account name: 16 RDS, 32 MySQL, 80 MariaDB.")
+              help="Longest account name: 16 RDS, 32 MySQL, 80 MariaDB (PostgreSQL: 63 bytes, always).")
 @click.option("--grace", type=click.FloatRange(0), default=DEFAULT_GRACE.total_seconds(), show_default=True,
               help="Seconds during which the PREVIOUS account is not reset (consumers' cache TTL).")
 @click.option("--drain-wait", type=click.FloatRange(0, 86400), default=0.0, show_default=True,
@@ -94,7 +94,9 @@ def _run(ctx: click.Context, action: Any) -> None:
 @click.option("-v", "--verbose", is_flag=True, help="Log each step and audit event (never values) to stderr.")
 @click.pass_context
 def main(ctx: click.Context, /, **options: Any) -> None:
-    """Rotate MySQL/MariaDB (or ApsaraDB RDS) credentials kept in a secret store (new → set → test → end)."""
+    """Rotate MySQL/MariaDB or PostgreSQL (or ApsaraDB RDS) credentials kept in a secret store
+    (new → set → test → end). The database comes from each secret's "engine" field
+    ("postgres"/"postgresql" for PostgreSQL; MySQL/MariaDB when absent)."""
     # A command line may set up logging: audit lines with -v; otherwise only our own error line
     # (without a handler, Python's last-resort one would print each failure a second time).
     verbose = options.pop("verbose")
