@@ -4,7 +4,8 @@
 family of :mod:`secretclient.db` (one login layer for both packages, as :mod:`rotation.dbconn`
 is for MySQL): login arguments and TLS from the secret's ``SSL`` field — ``true`` means
 ``sslmode=verify-full`` against ``ca_file`` or the system CAs (``verify-ca`` when identity
-checks are off), never a weaker mode; ``false`` means ``disable``; absent leaves libpq's
+checks are off and there is a ``ca_file``: libpq trusts the system CAs for verify-full only),
+never a weaker mode; ``false`` means ``disable``; absent leaves libpq's
 ``prefer`` — the login bound, and the family's classifier to tell refused credentials from the
 rest (psycopg gives no SQLSTATE for a failed login; the family reads libpq's message).
 """
@@ -61,10 +62,9 @@ def pg_connect(creds: DbCredentials, opts: ConnectOptions, *, database: str | No
         "options": f"-c statement_timeout={int(opts.read_timeout * 1000)}",
         "autocommit": True,
     }
-    if creds.ssl:
-        options["sslmode"] = "verify-full" if opts.verify_identity else "verify-ca"
-        if opts.ca_file:
-            options["sslrootcert"] = opts.ca_file
+    if creds.ssl and opts.ca_file:
+        options.update(sslmode="verify-full" if opts.verify_identity else "verify-ca", sslrootcert=opts.ca_file)
+    # Without ca_file: the system CAs, with which libpq allows verify-full only (the family's default).
     try:
         kwargs = POSTGRES.login_kwargs(creds, options, secret=f"{who} {creds.account_name}", tag=False)
         return POSTGRES.login(kwargs, None)
@@ -75,7 +75,7 @@ def pg_connect(creds: DbCredentials, opts: ConnectOptions, *, database: str | No
         cls = LoginFailed if verdict.kind in _REFUSED else DatabaseError
         # libpq's messages name the user, host and database, never the password.
         raise cls(f"{who} {creds.account_name!r} cannot log in: {_message(exc)}",
-                  code=str(verdict.sqlstate)) from None
+                  code=verdict.sqlstate) from None
 
 
 def pg_connect_first(candidates: Iterable[DbCredentials], opts: ConnectOptions, *, database: str | None = None,
