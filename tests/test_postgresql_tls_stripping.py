@@ -20,16 +20,14 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("psycopg")
-
-from rotation import DatabaseError, LoginFailed  # noqa: E402
-from rotation._pg_conn import pg_connect  # noqa: E402
-from rotation.dbconn import ConnectOptions  # noqa: E402
-from secretclient.client import SecretClient  # noqa: E402
-from secretclient.db import ClientMisconfigured, ErrorKind  # noqa: E402
-from secretclient.db.psycopg import connect  # noqa: E402
-from secretclient.model import DbCredentials  # noqa: E402
-from secretclient.stores.embedded import EmbeddedStore  # noqa: E402
+from rotation import DatabaseError, LoginFailed
+from rotation._pg_conn import pg_connect
+from rotation.dbconn import ConnectOptions
+from secretclient.client import SecretClient
+from secretclient.db import ClientMisconfigured, ErrorKind
+from secretclient.db.psycopg import connect
+from secretclient.model import DbCredentials
+from secretclient.stores.embedded import EmbeddedStore
 
 _SSL_REQUEST = 80877103
 _GSSENC_REQUEST = 80877104
@@ -144,7 +142,7 @@ def test_the_proxy_really_lets_a_plain_text_login_through(stripped) -> None:
     """The control: without SSL: true, libpq's 'prefer' takes the 'N' and logs in in clear."""
     import psycopg
 
-    pg, proxy, user, password = stripped
+    _pg, proxy, user, password = stripped
     with psycopg.connect(host=proxy.host, port=proxy.port, user=user, password=password, dbname="postgres",
                          sslmode="prefer") as conn:
         assert conn.execute("SELECT current_user").fetchone() == (user,)
