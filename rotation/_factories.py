@@ -87,10 +87,9 @@ def make_strategy(
     }
     if kind == "alternating":
         grace = timedelta(seconds=grace_seconds)
-        mysql: Strategy = AlternatingUsersStrategy(
-            grace=grace, name_limit=name_limit, drain=DrainPolicy(wait=drain_wait, proceed=drain_proceed), **common
-        )
-        postgres: Strategy = PostgresAlternatingUsersStrategy(grace=grace, **common)
+        drain = DrainPolicy(wait=drain_wait, proceed=drain_proceed)
+        mysql: Strategy = AlternatingUsersStrategy(grace=grace, name_limit=name_limit, drain=drain, **common)
+        postgres: Strategy = PostgresAlternatingUsersStrategy(grace=grace, drain=drain, **common)
     elif kind == "single":
         mysql, postgres = SingleUserStrategy(name_limit=name_limit, **common), PostgresSingleUserStrategy(**common)
     else:

@@ -103,22 +103,20 @@ def _strategy(store: AwsSecretsManagerStore, secret_id: str, env: Mapping[str, s
     }
     current = store.get_secret(secret_id, stage=Stage.CURRENT).db_credentials()
     kind = env.get("ROTATION_STRATEGY") or ("alternating" if current.master_secret else "single")
-    if engine_of(current) == "postgres":  # "engine": "postgres", as AWS writes RDS PostgreSQL secrets
-        options.pop("name_limit")
-        if kind == "alternating":
-            grace = _number(env, "ROTATION_GRACE_SECONDS", 0)
-            return PostgresAlternatingUsersStrategy(suffix=CLONE_SUFFIX, grace=timedelta(seconds=grace), **options)
-        if kind == "single":
-            return PostgresSingleUserStrategy(**options)
     if kind == "alternating":
-        grace = _number(env, "ROTATION_GRACE_SECONDS", 0)
+        options["grace"] = timedelta(seconds=_number(env, "ROTATION_GRACE_SECONDS", 0))
         drain = env.get("ROTATION_DRAIN", "refuse")
         if drain not in ("refuse", "proceed"):
             raise InvalidRotationSetup("ROTATION_DRAIN must be 'refuse' or 'proceed'")
-        return AlternatingUsersStrategy(
-            suffix=CLONE_SUFFIX, grace=timedelta(seconds=grace), **options,
-            drain=DrainPolicy(wait=_number(env, "ROTATION_DRAIN_WAIT", 0), proceed=drain == "proceed"),
-        )
+        options["drain"] = DrainPolicy(wait=_number(env, "ROTATION_DRAIN_WAIT", 0), proceed=drain == "proceed")
+    if engine_of(current) == "postgres":  # "engine": "postgres", as AWS writes RDS PostgreSQL secrets
+        options.pop("name_limit")
+        if kind == "alternating":
+            return PostgresAlternatingUsersStrategy(suffix=CLONE_SUFFIX, **options)
+        if kind == "single":
+            return PostgresSingleUserStrategy(**options)
+    if kind == "alternating":
+        return AlternatingUsersStrategy(suffix=CLONE_SUFFIX, **options)
     if kind == "single":
         return SingleUserStrategy(**options)
     raise InvalidRotationSetup("ROTATION_STRATEGY must be 'single' or 'alternating'")

@@ -26,7 +26,7 @@ if HERE not in sys.path:
 
 from rotation_child import child_env, open_store  # noqa: E402
 
-from rotation import Rotator  # noqa: E402
+from rotation import DrainPolicy, Rotator  # noqa: E402
 from rotation.strategies.postgres import PostgresAlternatingUsersStrategy, PostgresSingleUserStrategy  # noqa: E402
 from secretclient.model import CURRENT  # noqa: E402
 
@@ -117,7 +117,9 @@ def _child(spec: dict[str, Any]) -> int:
             print(f"PAUSED {point}", flush=True)
             time.sleep(600)  # the parent SIGKILLs us here
 
-    rotator = Rotator(store, strategy=make_strategy(spec["strategy"]), checkpoint=checkpoint)
+    proceed = spec.get("drain") == "proceed" and spec["strategy"] == "alternating"
+    options = {"drain": DrainPolicy(proceed=True)} if proceed else {}
+    rotator = Rotator(store, strategy=make_strategy(spec["strategy"], **options), checkpoint=checkpoint)
     if spec["mode"] == "rotate":
         result = rotator.rotate(spec["secret"])
         print(f"DONE {result.version_id}", flush=True)

@@ -23,7 +23,7 @@ pytest.importorskip("psycopg")
 from postgresql_rotation_support import child_env, drop_app, make_app, make_strategy, open_store  # noqa: E402
 from rotation_support import PENDING, ShiftedClock, stages_snapshot, start_store  # noqa: E402
 
-from rotation import Rotator  # noqa: E402
+from rotation import DrainPolicy, Rotator  # noqa: E402
 
 CHILD = Path(__file__).with_name("postgresql_rotation_support.py")
 KILL_POINTS = ("new:start", "new:done", "set:mid", "set:done", "test:done", "end:mid", "end:done")
@@ -94,12 +94,15 @@ def test_sigkill_at_every_point_then_the_next_run_completes(postgresql, tmp_path
         base_state = _role_state(postgresql, app.account)
         watcher = Watcher(handle.spec, app)
         watcher.start()
-        recover = Rotator(handle.store, strategy=make_strategy(kind), lock_timeout=10)
+        # The watcher keeps logging in with every stage, PREVIOUS included: the drain check would
+        # (rightly) refuse; this test is about crashes, so both rotators proceed explicitly.
+        drain = {"drain": DrainPolicy(proceed=True)} if kind == "alternating" else {}
+        recover = Rotator(handle.store, strategy=make_strategy(kind, **drain), lock_timeout=10)
         try:
             for point in KILL_POINTS:
                 before = handle.store.get_secret(app.name).version_id
                 _run_child_until({"store": handle.spec, "secret": app.name, "strategy": kind,
-                                  "mode": "rotate", "pause_at": point}, point)
+                                  "mode": "rotate", "pause_at": point, "drain": "proceed"}, point)
                 pending_left = PENDING in stages_snapshot(handle.store, app.name)
                 result = recover.rotate(app.name)
                 assert result.resumed == pending_left, point

@@ -17,7 +17,7 @@ psycopg = pytest.importorskip("psycopg")
 
 from postgresql_rotation_support import PgApp, drop_app, make_app, make_strategy  # noqa: E402
 
-from rotation import Rotator  # noqa: E402
+from rotation import DrainPolicy, Rotator  # noqa: E402
 from secretclient.errors import SecretNotFound  # noqa: E402
 from secretclient.model import CURRENT, PENDING  # noqa: E402
 from secretclient.stores.embedded import EmbeddedStore  # noqa: E402
@@ -69,7 +69,10 @@ def _drive(pg: Any, store: Any, app: PgApp, worker_round: Callable[[int, threadi
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(THREADS)]
     for t in threads:
         t.start()
-    alternating = Rotator(store, strategy=make_strategy("alternating"), client=client)
+    # Pooled sessions of the PREVIOUS login roll over at their next checkout (and a closed session
+    # may linger in pg_stat_activity for a moment): the drain check waits for them, bounded.
+    drain = DrainPolicy(wait=20, poll=0.05)
+    alternating = Rotator(store, strategy=make_strategy("alternating", drain=drain), client=client)
     single = Rotator(store, strategy=make_strategy("single-master"), client=client)
     accounts, tables = [], []
     try:

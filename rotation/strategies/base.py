@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import suppress
+from contextlib import closing, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
@@ -297,6 +297,25 @@ class SqlStrategy:
     def _admin(self, ctx: RotationContext, current: DbCredentials) -> Any:
         """A session of the MasterSecret account on the rotated server."""
         raise NotImplementedError
+
+    def _login(self, creds: DbCredentials, who: str) -> Any:
+        """A session of ``creds`` (``who`` names them in errors)."""
+        raise NotImplementedError
+
+    def _sessions(self, conn: Any, account: str) -> dict[str, int]:
+        """Live sessions of ``account`` per client host, ``conn``'s own excluded."""
+        raise NotImplementedError
+
+    def account_sessions(self, ctx: RotationContext, current: DbCredentials,
+                         accounts: Iterable[str]) -> dict[str, dict[str, int]]:
+        """Live sessions per client host of each of ``accounts``, seen by the MasterSecret
+        account, else by the secret's own account (on MySQL it then sees its own sessions only)."""
+        if self._master_name(current):
+            conn = self._admin(ctx, current)
+        else:
+            conn = self._login(current, f"{ctx.labels.current} account")
+        with closing(conn):
+            return {a: self._sessions(conn, a) for a in dict.fromkeys(accounts)}
 
     def _execute(self, conn: Any, stmt: Any) -> None:
         """Run one statement on ``conn``, errors without secrets."""

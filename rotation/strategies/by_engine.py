@@ -8,6 +8,7 @@ CLI or Function Compute handler rotates both kinds.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from secretclient.model import DbCredentials, Secret
@@ -76,6 +77,16 @@ class ByEngineStrategy:
 
     def plan(self, ctx: RotationContext, current: DbCredentials, pending: DbCredentials) -> StrategyPlan:
         return self.for_credentials(current).plan(ctx, current, pending)
+
+    def account_sessions(self, ctx: RotationContext, current: DbCredentials,
+                         accounts: Iterable[str]) -> dict[str, dict[str, int]]:
+        """Live sessions per client host of each of ``accounts`` (see ``rotation status``), where
+        the chosen strategy can count them (empty otherwise)."""
+        counter = getattr(self.for_credentials(current), "account_sessions", None)
+        if counter is None:
+            return {a: {} for a in accounts}
+        sessions: dict[str, dict[str, int]] = counter(ctx, current, accounts)
+        return sessions
 
     def lock(self, store: Any) -> _ByEngineLock:
         """The Rotator's lock: the chosen engine's own (``GET_LOCK`` or ``pg_advisory_lock``)."""

@@ -7,7 +7,6 @@ its Endpoint and Port must match the rotated secret's.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from contextlib import closing
 from typing import Any
 
@@ -93,16 +92,8 @@ class _MySqlStrategy(SqlStrategy):
             out[name] = out.get(name, 0) + 1
         return dict(sorted(out.items()))
 
-    def account_sessions(self, ctx: RotationContext, current: DbCredentials,
-                         accounts: Iterable[str]) -> dict[str, dict[str, int]]:
-        """Live sessions per client host of each of ``accounts``, seen by the MasterSecret
-        account (needs ``PROCESS``), else by the secret's own account (its own sessions only)."""
-        if self._master_name(current):
-            conn = self._admin(ctx, current)
-        else:
-            conn = connect(current, self.connect_options, who="CURRENT account")
-        with closing(conn):
-            return {a: self._sessions(conn, a) for a in dict.fromkeys(accounts)}
+    def _login(self, creds: DbCredentials, who: str) -> pymysql.Connection:
+        return connect(creds, self.connect_options, who=who)
 
     def _protect(self, ctx: RotationContext, current: DbCredentials, accounts: tuple[str, ...],
                  conn: pymysql.Connection | None = None) -> None:

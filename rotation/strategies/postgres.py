@@ -11,9 +11,11 @@ as the base role: it is a member of ``app`` and its sessions start with ``SET RO
 ``app`` and usable through both, and no object privilege ever needs copying. Each rotation gives
 the alternate login the CURRENT login's role attributes (LOGIN, INHERIT, CREATEDB, CREATEROLE,
 REPLICATION, BYPASSRLS, SUPERUSER, CONNECTION LIMIT, VALID UNTIL) by difference, and makes the
-twin's direct memberships exactly ``{app}``. The MasterSecret account needs CREATEROLE (on
-PostgreSQL 16+ also ADMIN OPTION on ``app``; SUPERUSER, REPLICATION or BYPASSRLS attributes can
-only be copied by a superuser).
+twin's direct memberships exactly ``{app}``. Before resetting the PREVIOUS login it counts that
+login's sessions in ``pg_stat_activity`` and follows the :class:`~rotation.DrainPolicy` (stop
+with ``AccountInUse`` by default, wait, or proceed), as the MySQL strategy does.
+The MasterSecret account needs CREATEROLE (on PostgreSQL 16+ also ADMIN OPTION on ``app``;
+SUPERUSER, REPLICATION or BYPASSRLS attributes can only be copied by a superuser).
 """
 
 from __future__ import annotations
@@ -55,6 +57,11 @@ from .base import (
 __all__ = ["PostgresAlternatingUsersStrategy", "PostgresSingleUserStrategy"]
 
 _SESSION = "SELECT current_user, session_user"
+_SESSIONS_OF = (
+    "SELECT CASE WHEN client_addr IS NOT NULL THEN host(client_addr) WHEN client_port = -1 THEN 'local' "
+    "ELSE 'unknown host' END AS h, count(*) FROM pg_catalog.pg_stat_activity "
+    "WHERE usename = %s AND pid <> pg_backend_pid() GROUP BY h ORDER BY h"
+)
 #: PostgreSQL's own administrator (``pg_`` names are reserved by the server and cannot be made).
 _PG_RESERVED = frozenset({"postgres", "azure_pg_admin", "rds_superuser", "cloudsqladmin"})
 
@@ -73,6 +80,15 @@ class _PostgresStrategy(SqlStrategy):
 
     def _execute(self, conn: Any, stmt: PgStatement) -> None:
         pg_query(conn, stmt)
+
+    def _login(self, creds: DbCredentials, who: str) -> Any:
+        return pg_connect(creds, self.connect_options, who=who)
+
+    def _sessions(self, conn: Any, account: str) -> dict[str, int]:
+        """Live sessions of login ``account`` per client address (``local``: the unix socket),
+        this session excluded. Every role sees every session's login in ``pg_stat_activity``;
+        the client address only with the privileges of that role or ``pg_read_all_stats``."""
+        return {str(host): int(n) for host, n in pg_query(conn, _SESSIONS_OF, (account,))}
 
     def _protect_names(self, ctx: RotationContext, current: DbCredentials, accounts: tuple[str, ...]) -> None:
         """Refuse, before any change, to touch through the MasterSecret its own role or a reserved
@@ -223,6 +239,16 @@ class PostgresAlternatingUsersStrategy(AlternatingUsersBase, _PostgresStrategy):
         self._require_master(ctx, creds)
         self._protect_names(ctx, creds, (creds.account_name, alternate))
         check_grace(ctx, current, alternate, self.grace)
+        if not self.drain.proceed:
+            with closing(self._admin(ctx, creds)) as conn:
+                self._drain(ctx, conn, alternate)
+
+    def _drain(self, ctx: RotationContext, conn: Any, account: str) -> None:
+        """Stop with :class:`~rotation.errors.AccountInUse` while login ``account`` has sessions,
+        after waiting up to the drain policy's bound (no wait in a dry run)."""
+        if self._attributes(conn, account) is None:
+            return  # nothing to drain: the alternate does not exist yet
+        self._wait_for_drain(ctx, account, lambda: self._sessions(conn, account))
 
     def _guard(self, current: DbCredentials, pending: DbCredentials) -> str:
         alt = self.alternate(current.account_name)
@@ -328,6 +354,9 @@ class PostgresAlternatingUsersStrategy(AlternatingUsersBase, _PostgresStrategy):
             return StrategyPlan((pending.account_name,), (), (), (*checks, conn))
         with closing(conn):
             checks.append(Check("MasterSecret logs in", True))
+            sessions = self._sessions(conn, pending.account_name)
+            checks.append(Check(f"{pending.account_name} has no live sessions", not sessions or self.drain.proceed,
+                                ", ".join(f"{n} from {h}" for h, n in sessions.items())))
             try:
                 stmts, changes = self._work(conn, current, pending)
             except RotationError as exc:
