@@ -2,15 +2,17 @@
 
     bash scripts/demo.sh                       # installs what it needs, then runs this file
     python examples/demo.py --duration 60 --workers 16 --interval 2 --strategy single --store kms
+    python examples/demo.py --db postgres      # the same on PostgreSQL (psycopg 3)
 
 What happens:
 
-1. a throwaway MariaDB starts on a free loopback port (secretclient.testing.MariaDB);
+1. a throwaway MariaDB starts on a free loopback port (secretclient.testing.MariaDB), or with
+   ``--db postgres`` a throwaway PostgreSQL (secretclient.testing.PostgreSQL);
 2. a store is opened: the EmbeddedStore (default) or, with ``--store kms``, a local KMS emulator
    reached through the real aliyun-python-sdk-kms (AliyunKmsStore), exactly as in production
    (``--store aws``: moto's Secrets Manager server through boto3, AwsSecretsManagerStore);
 3. two accounts and their secrets are created: ``appuser`` (the application's, rotated) and
-   ``rotator`` (the MasterSecret account, with least privileges);
+   ``rotator`` (the MasterSecret account, with least privileges: on PostgreSQL, CREATEROLE);
 4. N worker threads query through a SQLAlchemy engine from ``secretclient.db.create_engine``,
    whose credentials come from a ``SecretClient``;
 5. a ``rotation.Scheduler`` rotates the application's password every few seconds in the same
@@ -42,6 +44,8 @@ from sqlalchemy import text
 from rotation import (
     AlternatingUsersStrategy,
     DrainPolicy,
+    PostgresAlternatingUsersStrategy,
+    PostgresSingleUserStrategy,
     RotationEvent,
     Rotator,
     Scheduler,
@@ -49,8 +53,9 @@ from rotation import (
 )
 from rotation.passwords import MYSQL_PASSWORD_POLICY
 from secretclient import EmbeddedStore, SecretClient, SecretNotFound, stage_labels
-from secretclient.db import Connector, create_engine
+from secretclient.db import MYSQL, POSTGRES, Connector, create_engine
 from secretclient.testing import MariaDB, MariaDBNotInstalled
+from secretclient.testing.postgresql import PostgreSQL, PostgreSQLNotInstalled
 
 APP_SECRET = "demo/app-db"
 MASTER_SECRET = "demo/rotator-db"
@@ -142,8 +147,10 @@ def worker(engine: Any, stats: WorkerStats, seed: int, stop: threading.Event) ->
 # -- set-up ----------------------------------------------------------------------------------
 
 
-def provision(db: MariaDB, store: Any) -> str:
+def provision(db: Any, store: Any, kind: str) -> str:
     """Create the database, the two accounts and their secrets; return the database name."""
+    if kind == "postgres":
+        return provision_postgres(db, store)
     database = db.create_database("shop")
     q = db.quote_ident(database)
     db.execute(f"CREATE TABLE {q}.items (id INT PRIMARY KEY, name VARCHAR(40), stock INT NOT NULL)")
@@ -162,6 +169,53 @@ def provision(db: MariaDB, store: Any) -> str:
     store_version(store, APP_SECRET, {**common, "AccountName": APP_ACCOUNT, "AccountPassword": app_password,
                                       "DBName": database, "MasterSecret": MASTER_SECRET})
     return database
+
+
+def provision_postgres(pg: PostgreSQL, store: Any) -> str:
+    """PostgreSQL: the application's role owns what it creates; its twin ``appuser_rt`` (made by
+    the first rotation) acts as ``appuser``, so both reach the same tables (docs/rotation.md)."""
+    database = pg.create_database("shop")
+    app_password = store.random_password(MYSQL_PASSWORD_POLICY)
+    pg.create_user(APP_ACCOUNT, app_password, grants=(f"CONNECT ON DATABASE {pg.quote_ident(database)}",))
+    pg.execute("CREATE TABLE items (id INT PRIMARY KEY, name VARCHAR(40), stock INT NOT NULL)", dbname=database)
+    pg.execute("INSERT INTO items SELECT i, 'item ' || i, 100 FROM generate_series(1, %s) AS i", (ITEMS,),
+               dbname=database)
+    pg.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON items TO {APP_ACCOUNT}", dbname=database)
+    # The MasterSecret role: CREATEROLE (on PostgreSQL 16+ also ADMIN OPTION on the role it manages).
+    master_password = store.random_password(MYSQL_PASSWORD_POLICY)
+    pg.create_user(MASTER_ACCOUNT, master_password, attributes="CREATEROLE")
+    if int(pg.version.split(".")[0]) >= 16:
+        pg.execute(f"GRANT {APP_ACCOUNT} TO {MASTER_ACCOUNT} WITH ADMIN OPTION, INHERIT FALSE, SET FALSE")
+    common = {"engine": "postgres", "Endpoint": pg.host, "Port": pg.port, "SSL": False}
+    store_version(store, MASTER_SECRET, {**common, "AccountName": MASTER_ACCOUNT, "AccountPassword": master_password})
+    store_version(store, APP_SECRET, {**common, "AccountName": APP_ACCOUNT, "AccountPassword": app_password,
+                                      "DBName": database, "MasterSecret": MASTER_SECRET})
+    return database
+
+
+def start_database(kind: str, stack: ExitStack, say: Callable[[str], None]) -> Any:
+    """The throwaway server, or None (with a message) when it is not installed."""
+    try:
+        if kind == "postgres":
+            pg = stack.enter_context(PostgreSQL())
+            say(f"PostgreSQL {pg.version.split()[0]} running on {pg.host}:{pg.port} (throwaway, in {pg.directory})")
+            return pg
+        db = stack.enter_context(MariaDB(audit=False))
+    except (MariaDBNotInstalled, PostgreSQLNotInstalled) as exc:
+        print(f"demo: {exc} (bash scripts/demo.sh installs it)", file=sys.stderr)
+        return None
+    say(f"MariaDB {db.version.split('-')[0]} running on {db.host}:{db.port} (throwaway, in {db.datadir})")
+    return db
+
+
+def database_accounts(db: Any, kind: str) -> set[str]:
+    """Which of the two application accounts exist on the server."""
+    names = (APP_ACCOUNT, APP_ACCOUNT + "_rt")
+    if kind == "postgres":
+        rows = db.execute("SELECT rolname FROM pg_roles WHERE rolname IN (%s, %s)", names)
+    else:
+        rows = db.execute("SELECT User FROM mysql.user WHERE User IN (%s, %s)", names)
+    return {str(row[0]) for row in rows}
 
 
 def store_version(store: Any, name: str, value: dict[str, Any]) -> None:
@@ -218,25 +272,25 @@ def expected_rotations(duration: float, interval: float) -> int:
 def run(args: argparse.Namespace, console: Console) -> int:
     say = console.say
     with ExitStack() as stack:
-        try:
-            db = stack.enter_context(MariaDB(audit=False))
-        except MariaDBNotInstalled as exc:
-            print(f"demo: {exc} (bash scripts/demo.sh installs it)", file=sys.stderr)
+        db = start_database(args.db, stack, say)
+        if db is None:
             return 1
-        say(f"MariaDB {db.version.split('-')[0]} running on {db.host}:{db.port} (throwaway, in {db.datadir})")
+        postgres = args.db == "postgres"
         app_store, rotator_store = open_stores(args.store, args.store_file, stack, say)
-        database = provision(db, app_store)
+        database = provision(db, app_store, args.db)
         say(f"created database {database}, account {APP_ACCOUNT} (secret {APP_SECRET}) and "
             f"MasterSecret account {MASTER_ACCOUNT} (secret {MASTER_SECRET}); passwords from the store")
 
         client = stack.enter_context(SecretClient(app_store))
-        connector = Connector(APP_SECRET, client)
+        connector = Connector(APP_SECRET, client, family=POSTGRES if postgres else MYSQL)
         engine = create_engine(
-            "mysql+pymysql:///",  # host, port, database, user and password: all from the secret
+            # host, port, database, user and password: all from the secret
+            "postgresql+psycopg:///" if postgres else "mysql+pymysql:///",
             connector=connector,
             pool_size=args.workers,
             max_overflow=args.workers,
-            connect_args={"connect_timeout": 5, "read_timeout": 30, "write_timeout": 30},
+            connect_args={"connect_timeout": 5} if postgres else
+            {"connect_timeout": 5, "read_timeout": 30, "write_timeout": 30},
             # Without publish, new logins are what discover a rotation: make some.
             pool_recycle=-1 if args.publish else args.interval,
         )
@@ -246,10 +300,11 @@ def run(args: argparse.Namespace, console: Console) -> int:
         if args.strategy == "alternating":
             # A demo rotates every few seconds and its own pool still holds PREVIOUS sessions: both
             # protections are turned off explicitly here (production keeps the defaults, docs/rotation.md).
-            strategy: Any = AlternatingUsersStrategy(grace=timedelta(0), drain=DrainPolicy(proceed=True))
+            alternating = PostgresAlternatingUsersStrategy if postgres else AlternatingUsersStrategy
+            strategy: Any = alternating(grace=timedelta(0), drain=DrainPolicy(proceed=True))
             described = f"alternating users ({APP_ACCOUNT} <-> {APP_ACCOUNT}_rt)"
         else:
-            strategy = SingleUserStrategy()
+            strategy = PostgresSingleUserStrategy() if postgres else SingleUserStrategy()
             described = f"single user ({APP_ACCOUNT}, changed by {MASTER_ACCOUNT})"
         rotations = Rotations()
         def account_of(version_id: str) -> str:
@@ -304,10 +359,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
 
         queries = sum(s.queries for s in stats)
         failed = sum(s.failed for s in stats)
-        accounts = {
-            str(row[0]) for row in db.execute(
-                "SELECT User FROM mysql.user WHERE User IN (%s, %s)", (APP_ACCOUNT, APP_ACCOUNT + "_rt"))
-        }
+        accounts = database_accounts(db, args.db)
         cs = connector.stats()
         say("")
         say(f"{rotations.done} rotations, {queries:,} queries, {failed:,} failed"
@@ -363,7 +415,9 @@ def _on_event(
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description="Live demo: worker threads query MariaDB while the password rotates in-process.")
+        description="Live demo: worker threads query MariaDB (or PostgreSQL) while the password rotates in-process.")
+    parser.add_argument("--db", choices=("mariadb", "postgres"), default="mariadb",
+                        help="the throwaway database: MariaDB (default) or PostgreSQL (psycopg 3)")
     parser.add_argument("--duration", type=float, default=30.0, help="seconds to run (default 30)")
     parser.add_argument("--workers", type=int, default=8, help="querying threads (default 8)")
     parser.add_argument("--interval", type=float, default=3.0, help="seconds between rotations (default 3)")

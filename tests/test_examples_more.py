@@ -124,6 +124,35 @@ def test_demo_on_aws_secrets_manager(tmp_path: Path, strategy: str) -> None:
     assert rotations >= 2 and failed == 0
 
 
+@pytest.mark.parametrize(("strategy", "store"), [("alternating", "embedded"), ("single", "kms")])
+def test_demo_on_postgresql(tmp_path: Path, strategy: str, store: str) -> None:
+    """scripts/demo.sh --db postgres: the same demo through psycopg 3 and the PostgreSQL strategies."""
+    from secretclient.testing.postgresql import find_postgres
+
+    if find_postgres() is None:
+        pytest.skip("postgres is not installed")
+    store_file = tmp_path / "secrets.db"
+    result = _run([str(EXAMPLES / "demo.py"), "--db", "postgres", "--strategy", strategy, "--store", store,
+                   "--duration", "6", "--interval", "1", "--workers", "4", "--store-file", str(store_file),
+                   "--min-rotations", "2"] + (["--no-publish"] if store == "kms" else []), tmp_path)
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert re.search(r"^PostgreSQL \d+", out, re.MULTILINE), out
+    rotations, queries, failed = _summary(out)
+    assert rotations >= 2 and queries > 0 and failed == 0
+    if strategy == "alternating":  # the workers really moved between the two logins
+        assert "(appuser_rt)" in out and "(appuser)" in out
+        assert "database accounts: appuser, appuser_rt" in out
+    else:
+        assert "database accounts: appuser;" in out
+    with EmbeddedStore(store_file) as backing:
+        assert backing.get_secret("demo/app-db").db_credentials().extra["engine"] == "postgres"
+    passwords = _passwords(store_file)
+    assert len(passwords) >= 2 + rotations
+    for password in passwords:
+        assert password not in out and password not in result.stderr
+
+
 def test_demo_fails_when_too_few_rotations_happen(tmp_path: Path) -> None:
     result = _run([str(EXAMPLES / "demo.py"), "--duration", "1.5", "--interval", "60", "--workers", "2"], tmp_path)
     assert result.returncode == 1
