@@ -418,6 +418,12 @@ class AlternatingUsersBase(SqlStrategy):
             version_id=None, stages=frozenset(),
         )
 
+    def _drain_check(self, conn: Any, account: str) -> Check:
+        """For dry runs: whether ``account`` could be reset now (no live sessions, or told to proceed)."""
+        sessions = self._sessions(conn, account)
+        return Check(f"{account} has no live sessions", not sessions or self.drain.proceed,
+                     ", ".join(f"{n} from {h}" for h, n in sessions.items()))
+
     def _wait_for_drain(self, ctx: RotationContext, account: str,
                         sessions: Callable[[], Mapping[str, int]]) -> None:
         wait_for_drain(ctx, self.drain, account, sessions, sleep=self._sleep, monotonic=self._monotonic)

@@ -354,9 +354,7 @@ class PostgresAlternatingUsersStrategy(AlternatingUsersBase, _PostgresStrategy):
             return StrategyPlan((pending.account_name,), (), (), (*checks, conn))
         with closing(conn):
             checks.append(Check("MasterSecret logs in", True))
-            sessions = self._sessions(conn, pending.account_name)
-            checks.append(Check(f"{pending.account_name} has no live sessions", not sessions or self.drain.proceed,
-                                ", ".join(f"{n} from {h}" for h, n in sessions.items())))
+            checks.append(self._drain_check(conn, pending.account_name))
             try:
                 stmts, changes = self._work(conn, current, pending)
             except RotationError as exc:
