@@ -132,10 +132,8 @@ def _strategy(kind: str) -> Any:
 
 
 def fleet_policy(instances: int, quota: float | None) -> RetryPolicy:
-    """The RetryPolicy docs/connections.md recommends for a fleet: the reads after a rotation
-    spread over about ``instances / quota`` seconds, and a connect budget that allows it."""
-    spread = instances / quota if quota else 1.0
-    return RetryPolicy(refresh_jitter=spread, total=max(10.0, 4 * spread))
+    """The RetryPolicy docs/connections.md recommends for a fleet (``RetryPolicy.for_fleet``)."""
+    return RetryPolicy.for_fleet(instances, quota) if quota else RetryPolicy(refresh_jitter=1.0)
 
 
 def run_fleet(db: MariaDB, kms: KmsEmulator, *, instances: int = 40, quota: float | None = 10.0,
@@ -147,7 +145,7 @@ def run_fleet(db: MariaDB, kms: KmsEmulator, *, instances: int = 40, quota: floa
     if policy is None:
         policy = fleet_policy(instances, quota)
     if settle is None:  # the fleet's reads after one rotation are over before the next one
-        settle = max(3.0, 2 * policy.refresh_jitter)
+        settle = max(3.0, policy.refresh_jitter + 2.0)
     name = _setup(db, kms, kind)
     result = FleetResult(kind, instances, quota)
     stop = threading.Event()

@@ -120,6 +120,26 @@ class RetryPolicy:
         return dataclasses.replace(self, **changes)
 
     @classmethod
+    def for_fleet(cls, instances: int, store_quota: float, **changes: Any) -> RetryPolicy:
+        """The policy for one of ``instances`` processes sharing a store quota of ``store_quota``
+        requests per second (docs/connections.md, "A fleet and a store quota").
+
+        A rotation rejects every instance at once and costs each one or two reads (its new
+        CURRENT, or CURRENT then PENDING while the rotation is between its "set" and "end"
+        steps): ``refresh_jitter`` spreads them over ``2 * instances / store_quota`` seconds, so
+        the fleet takes at most about half the quota and the rotator's own requests still get
+        through; ``total`` allows a connect to wait out the jitter and a throttled read.
+        Other fields may be given as in the constructor.
+        """
+        if not isinstance(instances, int) or isinstance(instances, bool) or instances < 1:
+            raise InvalidParameter("RetryPolicy.for_fleet: instances must be an int >= 1")
+        if (not isinstance(store_quota, (int, float)) or isinstance(store_quota, bool)
+                or not store_quota > 0):
+            raise InvalidParameter("RetryPolicy.for_fleet: store_quota must be requests per second > 0")
+        spread = 2.0 * instances / store_quota
+        return cls(**{"refresh_jitter": spread, "total": max(30.0, 4.0 * spread), **changes})
+
+    @classmethod
     def no_retry(cls) -> RetryPolicy:
         """One login with the cached CURRENT credentials, nothing else."""
         return cls(max_attempts=1, stages=(Stage.CURRENT,), rounds=1, retry_network=False, retry_busy=False,
