@@ -54,7 +54,7 @@ class RetryPolicy:
       once: the jitter spreads their store reads, and a rotation that is finishing meanwhile
       is then found in one read (its new CURRENT) rather than two. 0: read at once. The
       default, 0.1 s, keeps a single application's recovery well under 100 ms (p50) and
-      spreads a small fleet; a large fleet sets about instances / store quota (docs/connections.md).
+      spreads a small fleet; a large fleet uses :meth:`for_fleet` (docs/connections.md).
     - ``store_backoff``: the wait before reading the store again after it answered with
       throttling or unavailability (full jitter), within ``total``: the credentials cached (and
       pooled connections) keep working meanwhile, and retrying at once only deepens the
