@@ -16,7 +16,7 @@ import random
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -106,6 +106,8 @@ class SecretClient:
         self._policy = (policy or CachePolicy()).with_overrides(policy_fields)
         self._store = store
         self._labels = stage_labels(store)
+        get_stages = getattr(store, "get_stages", None)
+        self._get_stages: Callable[[str], Mapping[str, Secret]] | None = get_stages if callable(get_stages) else None
         self._observer = observer
         self._clock = clock
         self._wall_clock = wall_clock
@@ -337,6 +339,40 @@ class SecretClient:
         logger.debug("read secret %r stage %r: version %r", name, _stage_of(key), secret.version_id)
         return secret
 
+    @property
+    def reads_every_stage(self) -> bool:
+        """Whether the store answers every stage of a secret in one request (its optional
+        ``get_stages``, e.g. NCP's chain): then :meth:`refresh` caches them all from one read."""
+        return self._get_stages is not None
+
+    def _refresh_stages(self, key: Key, started: float, ticket: int) -> None:
+        """:meth:`refresh` on a store that reads every stage at once: cache each stage (CURRENT
+        first: a new CURRENT drops the other stages cached), remember the absent ones."""
+        name = key[0]
+        t0 = time.perf_counter()
+        try:
+            staged = self._get_stages(name)  # type: ignore[misc]
+        except BaseException as exc:
+            self._counters.add("store_calls")
+            self._counters.add("store_not_found" if isinstance(exc, SecretNotFound) else "store_errors")
+            code = exc.code if isinstance(exc, StoreError) and exc.code else type(exc).__name__
+            self._emit("store_call", key, duration=time.perf_counter() - t0, error_code=code)
+            raise
+        self._counters.add("store_calls")
+        current = staged.get(self._labels.current)
+        self._emit("store_call", key, version_id=current.version_id if current else None,
+                   duration=time.perf_counter() - t0)
+        labels = self._labels
+        for label in (labels.current, labels.pending, labels.previous):
+            secret = staged.get(label)
+            if secret is not None:
+                self._install((name, label), secret, started, ticket)
+            elif label != key[1]:
+                self._remember_not_found((name, label), SecretNotFound(
+                    f"secret {name!r} has no {label} version", code="NOT_FOUND"))
+        if key[1] not in staged:
+            raise SecretNotFound(f"secret {name!r} has no {key[1]} version", code="NOT_FOUND")
+
     def _remember_not_found(self, key: Key, exc: SecretNotFound) -> None:
         with self._lock:
             if self._negative is not None:
@@ -552,14 +588,16 @@ class SecretClient:
         old = self._view.get(key)
         started, ticket = self._clock(), next(self._tickets)
         try:
-            secret = self._read_store(key)
+            if self.reads_every_stage:
+                self._refresh_stages(key, started, ticket)
+            else:
+                self._install(key, self._read_store(key), started, ticket)
         except SecretClientError as exc:
             if isinstance(exc, SecretNotFound):
                 self._remember_not_found(key, exc)
             self._counters.add("caller_errors")
             self._emit("caller_error", key, error_code=exc.code or type(exc).__name__)
             raise
-        self._install(key, secret, started, ticket)
         now_cached = self._view.get(key)  # ours, or a later read's
         return now_cached is not None and (old is None or now_cached.secret.version_id != old.secret.version_id)
 

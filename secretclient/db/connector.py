@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..cache import copy_error
-from ..errors import InvalidParameter, StoreError, StoreUnavailable, Throttled
+from ..errors import InvalidParameter, SecretNotFound, StoreError, StoreUnavailable, Throttled
 from ..model import DbCredentials, Secret, stage_labels
 from ._family import DbFamily
 from ._gate import GATE
@@ -269,6 +269,13 @@ class Connector:
                 transient = isinstance(error, (Throttled, StoreUnavailable))
                 self._store_failures = self._store_failures + 1 if transient else 0
                 self._refresh_started[stage] = (started, error)
+                if self.client.reads_every_stage and (error is None or isinstance(error, SecretNotFound)):
+                    # That one request read every stage (NCP's chain): a search that wants PENDING
+                    # next finds it cached, read after its failure.
+                    labels = self._view.labels
+                    for other in (labels.current, labels.pending, labels.previous):
+                        if other != stage:
+                            self._refresh_started[other] = (started, None)
             if error is not None:  # the shared read failed: so does ours, without another call
                 raise copy_error(error)
             return self.credentials(stage)
