@@ -215,11 +215,11 @@ def test_a_refresh_on_ncp_caches_every_stage_of_the_chain_from_one_request(ncp_e
         client.close()
 
 
-def test_thirty_instances_on_ncp_survive_rotations_through_a_throttled_secret_manager(mariadb, ncp_emulator):
+def test_forty_instances_on_ncp_survive_rotations_through_a_throttled_secret_manager(mariadb, ncp_emulator):
     # NCP's errors map throttling to Throttled, so the same search (jitter, backoff, one read per
     # instance) applies; and one chain read answers CURRENT and PENDING together.
-    result = run_fleet(mariadb, ncp_emulator, instances=30, quota=10.0, kind="single", rotations=2)
+    result = run_fleet(mariadb, ncp_emulator, instances=40, quota=10.0, kind="single", rotations=2)
     print(f"\nncp fleet: {result}")
     assert result.failures == []
     assert result.rotation_errors == [] and result.rotations == 2
-    assert result.get_secret_value / result.rotations <= 2 * 30
+    assert result.get_secret_value / result.rotations <= 2 * 40
