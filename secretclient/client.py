@@ -433,12 +433,14 @@ class SecretClient:
         if len(key) == 3:
             return Entry(secret, ticket, INFINITY, INFINITY, text=text)
         refresh_at, expires_at = deadlines(started, self._policy.ttl_of(key[0]), self._policy.refresh_ahead)
-        rotation_at = described = None
+        rotation_at = described = describe_at = None
         if old is not None and old.secret.version_id == secret.version_id:
-            rotation_at, described = old.rotation_at, old.described_version
+            rotation_at, described, describe_at = old.rotation_at, old.described_version, old.describe_at
             if rotation_at is not None and rotation_at > started:
                 refresh_at = min(refresh_at, rotation_at)
-        return Entry(secret, ticket, refresh_at, expires_at, rotation_at, described, text)
+            if describe_at is not None:
+                refresh_at = min(refresh_at, describe_at)
+        return Entry(secret, ticket, refresh_at, expires_at, rotation_at, described, text, describe_at)
 
     def _current_news(self, key: Key, secret: Secret, old: Entry | None) -> _News:
         """Under the lock, for a CURRENT value just cached: drop the other stages if the
@@ -454,13 +456,21 @@ class SecretClient:
             if self._negative is not None:
                 for other in [k for k in list(self._negative) if k[0] == name and len(k) == 2]:
                     self._negative.pop(other, None)
+        entry = self._view[key]
         describe = (
             self._policy.rotation_aware
-            and self._view[key].described_version != secret.version_id
+            and entry.described_version != secret.version_id
             and name not in self._describing
         )
         if describe:
             self._describing.add(name)
+            if changed_from is not None and self._policy.rotation_delay > 0:
+                # A rotation: every instance of a fleet sees it at about the same moment, and the
+                # next rotation time is not needed at once. Describe on the first read after a
+                # random point within rotation_delay (see _refresh_ahead).
+                at = self._clock() + (self._rng or random).uniform(0.0, self._policy.rotation_delay)
+                self._cache.put(key, replace(entry, describe_at=at, refresh_at=min(entry.refresh_at, at)))
+                describe = False
         return changed_from, self._subscriptions.due(secret), describe
 
     # -- background work -----------------------------------------------------------------
@@ -491,10 +501,24 @@ class SecretClient:
         future.add_done_callback(done)
 
     def _refresh_ahead(self, key: Key, now: float) -> None:
-        """Start a background refresh of ``key`` unless one runs or the store is backing off."""
+        """Start a background refresh of ``key`` unless one runs or the store is backing off
+        (or, when only a spread DescribeSecret is due, send that instead)."""
         with self._lock:
             self._cache.touch(key)  # an entry in use stays in the LRU
             failure = self._failures.get(key)
+            entry = self._view.get(key)
+            describe: str | None = None  # the VersionId to describe now
+            if entry is not None and entry.describe_at is not None and now >= entry.describe_at:
+                refresh_at = self._refresh_time(key[0], entry)
+                self._cache.put(key, replace(entry, describe_at=None, refresh_at=refresh_at))
+                if now < refresh_at:
+                    describe = entry.secret.version_id
+                else:  # a refresh is due too: its news sends the DescribeSecret
+                    self._describing.discard(key[0])
+        if describe is not None:
+            name = key[0]
+            self._submit(self._describe, name, describe, on_cancel=lambda: self._describing.discard(name))
+            return
         if failure is not None and now < failure.retry_at:
             return
         flight, leader = self._flights.begin(key)
@@ -506,6 +530,13 @@ class SecretClient:
                 self._flights.finish(key, flight, error=ClientClosed("this SecretClient is closed"))
 
         self._submit(self._background_fetch, key, flight, on_cancel=cancelled)
+
+    def _refresh_time(self, name: str, entry: Entry) -> float:
+        """When ``entry`` is due for a refresh by its TTL (the time :func:`deadlines` gave it)
+        or its rotation time, whichever comes first."""
+        ttl = self._policy.ttl_of(name)
+        refresh_at = INFINITY if ttl == INFINITY else entry.expires_at - ttl * self._policy.refresh_ahead
+        return refresh_at if entry.rotation_at is None else min(refresh_at, entry.rotation_at)
 
     def _background_fetch(self, key: Key, flight: Flight) -> None:
         if not flight.claim():
@@ -566,7 +597,10 @@ class SecretClient:
             return None
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
-        delay = (when - self._wall_clock()).total_seconds() + self._policy.rotation_delay
+        # Spread over [rotation_delay, 2 x rotation_delay] after the rotation time: a fleet's
+        # instances all learnt the same time, and would otherwise read the store together.
+        spread = self._policy.rotation_delay * (1.0 + (self._rng or random).random())
+        delay = (when - self._wall_clock()).total_seconds() + spread
         return self._clock() + delay if delay > 0 else None
 
     def _evicted(self, key: Key, entry: Entry) -> None:
