@@ -709,6 +709,12 @@ class SecretClient:
         if self._owns_executor:
             self._executor = None  # a new pool on first use; the parent's threads did not fork
 
+    def cached_version_id(self, name: str, stage: str = Stage.CURRENT) -> str | None:
+        """The VersionId cached for ``stage`` of ``name`` right now, or None (no store call,
+        no lock): which of two versions a caller read is the newer one."""
+        entry = self._view.get((name, self._labels.label(stage)))
+        return None if entry is None else entry.secret.version_id
+
     def cached_versions(self) -> list[CachedVersion]:
         """The version held for each secret's stage (no values, no store call): what a
         dashboard shows. Versions read by VersionId are not listed."""
