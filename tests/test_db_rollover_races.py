@@ -1,13 +1,18 @@
-"""A connect that read CURRENT just before a refresh cached a newer version must not take the
-connector back to the older one (which retired the newer version and made every engine drop its
-new connections at checkout: "Reconnection attempts exhausted", seen under load)."""
+"""Races between logins and version changes, seen under rotation load as
+"InvalidRequestError: This connection is closed" (SQLAlchemy's "reconnection attempts exhausted
+on checkout"): a new connection whose version is replaced while it logs in, and a connect that
+notes an older CURRENT version after a refresh noted a newer one."""
 
 from __future__ import annotations
 
 import json
 
+import sqlalchemy as sa
+from sqlalchemy import event
+
 from secretclient.client import SecretClient
 from secretclient.db import Connector
+from secretclient.db.sqlalchemy import VERSION_KEY, create_engine
 from secretclient.stores.embedded import EmbeddedStore
 
 
@@ -53,3 +58,28 @@ def test_a_rollback_in_the_store_makes_the_older_version_current_again():
     assert connector.current_version == "v1"
     assert connector.is_retired("v2") and not connector.is_retired("v1")
     client.close()
+
+
+def test_a_connection_whose_version_is_replaced_while_it_logs_in_still_serves_its_checkout(account):
+    # Two rotations in quick succession (the client learns each from its refresh): the version a
+    # new connection logged in with is replaced before the pool hands it out. Multi-user
+    # rotation keeps that account working, so it serves this checkout and closes at checkin.
+    engine = create_engine("mysql+pymysql:///", secret=account.secret, client=account.client, pool_size=2)
+    rotations_left = 2
+
+    @event.listens_for(engine, "connect")
+    def rotate_meanwhile(dbapi_conn, conn_rec):
+        nonlocal rotations_left
+        if rotations_left:
+            rotations_left -= 1
+            account.put(account.user, account.passwords[-1], None)  # a new CURRENT, same login
+            account.client.refresh(account.secret)
+
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT 1")).scalar_one() == 1
+        assert conn.connection.info[VERSION_KEY] == "v1"
+        raw = conn.connection.dbapi_connection
+    assert not raw.open  # its version was replaced: closed at checkin
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT 1")).scalar_one() == 1
+    engine.dispose()
