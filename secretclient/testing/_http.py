@@ -1,5 +1,6 @@
-"""The threaded HTTP(S) server under the local emulators: plain requests, CONNECT tunnels
-(proxy mode), fault admission, JSON answers in the gateway's error shape, and lifecycle."""
+"""The threaded HTTP(S) server under every local emulator (KMS, RDS, NCP, the proxy router):
+lifecycle, TLS, connection tracking, CONNECT tunnels (proxy mode); and the Alibaba Cloud RPC
+handler: fault admission, JSON answers in the gateway's error shape."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import uuid
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self, cast
 from urllib.parse import parse_qsl, urlsplit
 
 from secretclient.errors import InvalidParameter
@@ -25,10 +26,16 @@ from ._signing import Incoming
 if TYPE_CHECKING:
     from .rpc_server import RpcEmulator
 
-__all__ = ["MAX_BODY", "HttpService"]
+__all__ = ["MAX_BODY", "HttpService", "RpcHandler", "ServiceHandler", "TlsEndpoint"]
 
 #: Largest request body read (a 30,720-byte secret, base64-encoded, fits many times over).
 MAX_BODY = 1 << 20
+
+
+class TlsEndpoint(Protocol):
+    """What a CONNECT tunnel is opened to: something with a server-side TLS context."""
+
+    def _ssl_context(self) -> ssl.SSLContext: ...
 
 
 class _Server(ThreadingHTTPServer):
@@ -39,18 +46,22 @@ class _Server(ThreadingHTTPServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that left before its answer (reset, broken pipe, TLS cut) is no server
         # error: no traceback on stderr for it.
-        if isinstance(sys.exc_info()[1], (ConnectionError, ssl.SSLError, TimeoutError)):
+        if isinstance(sys.exc_info()[1], OSError):
             return
         super().handle_error(request, client_address)
 
 
-class _Handler(BaseHTTPRequestHandler):
+class ServiceHandler(BaseHTTPRequestHandler):
+    """What every emulator's request handler does: TCP_NODELAY, TLS when the service serves
+    HTTPS, connection tracking (so stop() can cut them), nothing logged, and proxy mode's
+    ``CONNECT`` answered here, over the TLS of the endpoint :meth:`HttpService.route` names."""
+
     protocol_version = "HTTP/1.1"
     sys_version = ""
     timeout = 30  # idle keep-alive connections end on their own
     server: _Server
-    #: The emulator a CONNECT tunnel was opened to: it serves every request inside the tunnel.
-    _tunnel: RpcEmulator | None = None
+    #: The endpoint a CONNECT tunnel was opened to: it serves every request inside the tunnel.
+    _tunnel: TlsEndpoint | None = None
 
     def version_string(self) -> str:
         return self.server.service.server_name
@@ -77,7 +88,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.service._track(self.connection, False)
 
     def log_message(self, format: str, *args: Any) -> None:
-        pass  # request lines carry secret data in their query string: never log them
+        pass  # request lines and bodies carry secret data: never log them
 
     def _refuse(self) -> None:
         """502 for a host no emulator here stands in for: nothing is ever forwarded."""
@@ -90,8 +101,8 @@ class _Handler(BaseHTTPRequestHandler):
     def do_CONNECT(self) -> None:
         """Proxy mode: pretend to open a tunnel to the host, then serve its API over TLS ourselves."""
         service = self.server.service
-        emu = service.route(self.path.rsplit(":", 1)[0])
-        if emu is None:
+        endpoint = service.route(self.path.rsplit(":", 1)[0])
+        if endpoint is None:
             self._refuse()
             return
         self.send_response(200, "Connection Established")
@@ -99,7 +110,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.flush()
         try:
-            tls = emu._ssl_context().wrap_socket(self.connection, server_side=True)
+            tls = endpoint._ssl_context().wrap_socket(self.connection, server_side=True)
         except (OSError, ssl.SSLError):
             self.close_connection = True
             return
@@ -109,7 +120,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.rfile = tls.makefile("rb")
         self.wfile = tls.makefile("wb")  # buffered: the handler flushes after each response
         self.close_connection = False
-        self._tunnel = emu
+        self._tunnel = endpoint
+
+
+class RpcHandler(ServiceHandler):
+    """Alibaba Cloud RPC requests (query or form parameters) answered by the routed :class:`RpcEmulator`."""
 
     def do_POST(self) -> None:
         self._serve()
@@ -121,7 +136,7 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         # A plain-HTTP proxy request names its host in the URL ("POST http://rds.aliyuncs.com/?…").
         host = url.hostname or (self.headers.get("Host") or "").rsplit(":", 1)[0]
-        emu = self._tunnel or self.server.service.route(host)
+        emu = cast("RpcEmulator | None", self._tunnel or self.server.service.route(host))
         if emu is None:
             self._refuse()
             return
@@ -199,9 +214,13 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class HttpService:
-    """A threaded HTTP server on ``host:port`` (``port=0`` picks a free one) and its lifecycle."""
+    """A threaded HTTP server on ``host:port`` (``port=0`` picks a free one) and its lifecycle.
+
+    Subclasses set :attr:`handler_class` and implement :meth:`route` and :meth:`_ssl_context`.
+    """
 
     https = False
+    handler_class: ClassVar[type[ServiceHandler]]
 
     def __init__(self, host: str, port: int) -> None:
         self._bind = (host, port)
@@ -214,8 +233,8 @@ class HttpService:
     def server_name(self) -> str:
         return type(self).__name__
 
-    def route(self, hostname: str) -> RpcEmulator | None:
-        """The emulator that serves a request for ``hostname`` (None: answer 502)."""
+    def route(self, hostname: str) -> TlsEndpoint | None:
+        """The endpoint that serves a request for ``hostname`` (None: answer 502)."""
         raise NotImplementedError
 
     def _ssl_context(self) -> ssl.SSLContext:
@@ -227,7 +246,7 @@ class HttpService:
             return self
         if self.https:
             self._ssl_context()
-        server = _Server(self._bind, _Handler)
+        server = _Server(self._bind, self.handler_class)
         server.service = self
         self._server = server
         self._thread = threading.Thread(

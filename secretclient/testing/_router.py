@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from secretclient.errors import InvalidParameter
 
-from ._http import HttpService
+from ._http import HttpService, RpcHandler
 
 if TYPE_CHECKING:
     from .rpc_server import RpcEmulator
@@ -27,6 +27,8 @@ class ProxyRouter(HttpService):
     KMS emulator; ``rds.aliyuncs.com``: the RDS one), in this process, over the emulator's own
     TLS certificate. Other hosts get ``502``: nothing ever leaves the machine.
     """
+
+    handler_class = RpcHandler
 
     def __init__(self, *emulators: RpcEmulator, host: str = "127.0.0.1", port: int = 0) -> None:
         if not emulators:

@@ -22,7 +22,7 @@ from typing import Any, ClassVar, TypedDict, Unpack
 from secretclient.errors import InvalidParameter
 
 from ._faults import Faults
-from ._http import HttpService
+from ._http import HttpService, RpcHandler
 from ._router import ProxyRouter
 from ._rpc_errors import COMMON_ERRORS, RpcError, missing
 from ._signing import Authenticator, Incoming, sign, string_to_sign
@@ -75,6 +75,7 @@ class RpcEmulator(HttpService):
     documented statuses and messages), and implement :meth:`_actions` and :meth:`tls_hostnames`.
     """
 
+    handler_class = RpcHandler
     product: ClassVar[str] = ""
     endpoint_product: ClassVar[str] = ""
     api_version: ClassVar[str] = ""
