@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import socket
 import ssl
 import sys
+import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self, cast
 from urllib.parse import parse_qsl, urlsplit
@@ -24,6 +27,7 @@ from ._rpc_errors import RpcError
 from ._signing import Incoming
 
 if TYPE_CHECKING:
+    from .certs import TestCertificates
     from .rpc_server import RpcEmulator
 
 __all__ = ["MAX_BODY", "HttpService", "RpcHandler", "ServiceHandler", "TlsEndpoint"]
@@ -216,7 +220,9 @@ class RpcHandler(ServiceHandler):
 class HttpService:
     """A threaded HTTP server on ``host:port`` (``port=0`` picks a free one) and its lifecycle.
 
-    Subclasses set :attr:`handler_class` and implement :meth:`route` and :meth:`_ssl_context`.
+    Subclasses set :attr:`handler_class` and implement :meth:`route`; with ``https`` (or as a
+    proxy-mode tunnel's end) it serves a throwaway certificate for ``localhost``, 127.0.0.1 and
+    :meth:`tls_hostnames`, made on first use and deleted by :meth:`stop`.
     """
 
     https = False
@@ -228,6 +234,9 @@ class HttpService:
         self._conns: set[Any] = set()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self._tmpdir: str | None = None
+        self._certs: TestCertificates | None = None
+        self._ctx: ssl.SSLContext | None = None
 
     @property
     def server_name(self) -> str:
@@ -237,8 +246,30 @@ class HttpService:
         """The endpoint that serves a request for ``hostname`` (None: answer 502)."""
         raise NotImplementedError
 
+    def tls_hostnames(self) -> tuple[str, ...]:
+        """Host names the TLS certificate names (beside ``localhost`` and ``127.0.0.1``)."""
+        return ()
+
+    @property
+    def ca_file(self) -> Path:
+        """The CA certificate that signed the TLS certificate (made on first use)."""
+        self._ssl_context()
+        assert self._certs is not None
+        return Path(self._certs.ca_file)
+
     def _ssl_context(self) -> ssl.SSLContext:
-        raise NotImplementedError
+        with self._lock:
+            if self._ctx is None or self._certs is None:
+                from secretclient.testing.certs import make_certificates
+
+                self._tmpdir = tempfile.mkdtemp(prefix=f"{self.server_name.lower()}-")
+                names = ("localhost", *self.tls_hostnames())
+                ips = ("127.0.0.1",) if self.host in ("127.0.0.1", "0.0.0.0", "localhost") else ("127.0.0.1", self.host)
+                self._certs = make_certificates(self._tmpdir, hostnames=names, ips=ips)
+                ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+                ctx.load_cert_chain(self._certs.cert_file, self._certs.key_file)
+                self._ctx = ctx
+            return self._ctx
 
     def start(self) -> Self:
         """Start serving (in a daemon thread); a no-op when already started."""
@@ -256,7 +287,7 @@ class HttpService:
         return self
 
     def stop(self) -> None:
-        """Stop serving, drop open connections, and free the port."""
+        """Stop serving, drop open connections, free the port and delete the certificates."""
         server, self._server = self._server, None
         if server is not None:
             server.shutdown()
@@ -268,6 +299,9 @@ class HttpService:
                     conn.shutdown(socket.SHUT_RDWR)
             if self._thread is not None:
                 self._thread.join(5)
+        if self._tmpdir:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            self._tmpdir, self._certs, self._ctx = None, None, None
 
     def __enter__(self) -> Self:
         return self.start()
@@ -286,6 +320,11 @@ class HttpService:
     @property
     def host(self) -> str:
         return self._bind[0]
+
+    @property
+    def endpoint(self) -> str:
+        """``http(s)://host:port``."""
+        return f"{'https' if self.https else 'http'}://{self.host_port}"
 
     @property
     def host_port(self) -> str:

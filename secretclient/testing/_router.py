@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,7 +34,6 @@ class ProxyRouter(HttpService):
             raise InvalidParameter("ProxyRouter needs at least one emulator")
         super().__init__(host, port)
         self.emulators = emulators
-        self._tmpdir: str | None = None
 
     def __repr__(self) -> str:
         state = self.proxy_url if self._server is not None else "stopped"
@@ -54,9 +52,3 @@ class ProxyRouter(HttpService):
     def route(self, hostname: str) -> RpcEmulator | None:
         """The emulator that answers ``hostname``, if any."""
         return next((e for e in self.emulators if e.answers_host(hostname)), None)
-
-    def stop(self) -> None:
-        super().stop()
-        if self._tmpdir:
-            shutil.rmtree(self._tmpdir, ignore_errors=True)
-            self._tmpdir = None

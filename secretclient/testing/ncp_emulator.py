@@ -29,16 +29,12 @@ import hmac
 import json
 import re
 import secrets as _secrets
-import shutil
-import ssl
 import string
-import tempfile
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit
 
@@ -160,9 +156,6 @@ class NcpEmulator(HttpService):
         self._clock = clock
         self.faults = faults if faults is not None else Faults(seed=seed)
         self._secrets: dict[str, _Secret] = {}
-        self._tmpdir: str | None = None
-        self._ca: Path | None = None
-        self._ssl: ssl.SSLContext | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -170,22 +163,13 @@ class NcpEmulator(HttpService):
         """Proxy mode serves NCP's hosts only."""
         return self if hostname.lower() in NCP_HOSTS else None
 
-    def stop(self) -> None:
-        """Stop serving, drop open connections, free the port and the certificates."""
-        super().stop()
-        if self._tmpdir:
-            shutil.rmtree(self._tmpdir, ignore_errors=True)
-            self._tmpdir, self._ca, self._ssl = None, None, None
+    def tls_hostnames(self) -> tuple[str, ...]:
+        return NCP_HOSTS
 
     def __repr__(self) -> str:
         return f"NcpEmulator({self.endpoint if self._server else 'stopped'})"
 
     # -- addresses and credentials ----------------------------------------------------------
-
-    @property
-    def endpoint(self) -> str:
-        """``http(s)://127.0.0.1:PORT``."""
-        return f"{'https' if self.https else 'http'}://{self.host}:{self.port}"
 
     @property
     def access_key(self) -> str:
@@ -204,25 +188,6 @@ class NcpEmulator(HttpService):
     def calls(self) -> Counter[str]:
         """Requests received per API (``ncp.calls["CompleteRotationJob"]``)."""
         return self.faults.calls
-
-    @property
-    def ca_file(self) -> Path:
-        """The CA that signed the TLS certificate (made on first use)."""
-        self._ssl_context()
-        assert self._ca is not None
-        return self._ca
-
-    def _ssl_context(self) -> ssl.SSLContext:
-        with self._lock:
-            if self._ssl is None:
-                from secretclient.testing.certs import make_certificates
-
-                self._tmpdir = tempfile.mkdtemp(prefix="ncp-emulator-")
-                certs = make_certificates(self._tmpdir, hostnames=("localhost", *NCP_HOSTS))
-                ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-                ctx.load_cert_chain(certs.cert_file, certs.key_file)
-                self._ca, self._ssl = Path(certs.ca_file), ctx
-            return self._ssl
 
     def server_timestamp(self) -> float:
         """The service's time (POSIX seconds): every answer's ``Date``, and the dates it records."""
