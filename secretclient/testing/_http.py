@@ -17,12 +17,12 @@ import uuid
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self, cast
 from urllib.parse import parse_qsl, urlsplit
 
 from secretclient.errors import InvalidParameter
 
+from ._lifecycle import StartStop
 from ._rpc_errors import RpcError
 from ._signing import Incoming
 
@@ -217,7 +217,7 @@ class RpcHandler(ServiceHandler):
         self.wfile.write(data)
 
 
-class HttpService:
+class HttpService(StartStop):
     """A threaded HTTP server on ``host:port`` (``port=0`` picks a free one) and its lifecycle.
 
     Subclasses set :attr:`handler_class` and implement :meth:`route`; with ``https`` (or as a
@@ -303,13 +303,9 @@ class HttpService:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
             self._tmpdir, self._certs, self._ctx = None, None, None
 
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+    @property
+    def _has_started(self) -> bool:
+        return self._server is not None
 
     @property
     def port(self) -> int:

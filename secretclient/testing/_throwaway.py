@@ -23,10 +23,10 @@ import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any, ClassVar, Self
 
 from secretclient.errors import InvalidParameter, SecretClientError
+from secretclient.testing._lifecycle import StartStop
 from secretclient.testing.certs import TestCertificates, make_certificates
 
 _NAME_RE = re.compile(r"[A-Za-z0-9_]{1,40}")
@@ -53,7 +53,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class ThrowawayServer:
+class ThrowawayServer(StartStop):
     """A database server on a free 127.0.0.1 port with its data in a temp dir; see the module doc.
 
     Subclasses set the class attributes below and implement the hooks marked "family".
@@ -121,23 +121,14 @@ class ThrowawayServer:
         return self._proc is not None and self._proc.poll() is None
 
     @property
+    def _has_started(self) -> bool:
+        return self._proc is not None
+
+    @property
     def _log_file(self) -> Path:  # family
         raise NotImplementedError
 
     # -- lifecycle ------------------------------------------------------------------------
-
-    def __enter__(self) -> Self:
-        if self._proc is None:  # ``with Server().start() as s`` is fine too
-            self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self) -> Self:
         """Create the data directory, start the server and wait until the administrator can log in."""
