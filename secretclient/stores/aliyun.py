@@ -35,9 +35,10 @@ from . import _aliyun_rpc as _rpc
 from ._aliyun_errors import map_sdk_error
 from ._checks import (
     check_name,
+    check_read,
     check_recovery_window,
     check_rotation_interval,
-    check_stage,
+    check_stage_move,
     check_stages,
     check_version_id,
     invalid,
@@ -297,12 +298,8 @@ class AliyunKmsStore:
     # -- SecretStore ---------------------------------------------------------------------
 
     def get_secret(self, name: str, *, stage: str | None = None, version_id: str | None = None) -> Secret:
-        stage = self.stage_labels.label(stage) if stage is not None else None
         self._check_name(name)
-        if version_id is not None:
-            check_version_id(version_id)
-        if stage is not None:
-            check_stage(stage)
+        stage = check_read(self.stage_labels, stage, version_id)
         resp = self._call(
             "GetSecretValue",
             {"SecretName": name, "VersionId": version_id, "VersionStage": stage, "FetchExtendedConfig": "true"},
@@ -346,14 +343,8 @@ class AliyunKmsStore:
     def update_stage(
         self, name: str, stage: str, *, move_to: str | None = None, remove_from: str | None = None
     ) -> None:
-        stage = self.stage_labels.label(stage)
         self._check_name(name)
-        check_stage(stage)
-        for version in (move_to, remove_from):
-            if version is not None:
-                check_version_id(version)
-        if move_to is None and remove_from is None:
-            raise InvalidParameter("update_stage needs move_to, remove_from or both")
+        stage = check_stage_move(self.stage_labels, stage, move_to, remove_from)
         self._call(
             "UpdateSecretVersionStage",
             {"SecretName": name, "VersionStage": stage, "MoveToVersion": move_to, "RemoveFromVersion": remove_from},

@@ -46,9 +46,10 @@ from ..model import (
 from ._checks import (
     check_data,
     check_name,
+    check_read,
     check_recovery_window,
     check_rotation_interval,
-    check_stage,
+    check_stage_move,
     check_stages,
     check_version_id,
     invalid,
@@ -399,12 +400,8 @@ class EmbeddedStore:
     def get_secret(
         self, name: str, *, stage: str | None = None, version_id: str | None = None
     ) -> Secret:
-        stage = self.stage_labels.label(stage) if stage is not None else None
         check_name(name)
-        if version_id is not None:
-            check_version_id(version_id)
-        if stage is not None:
-            check_stage(stage)
+        stage = check_read(self.stage_labels, stage, version_id)
         with self._read() as db:
             meta = self._require_secret(db, name)
             if version_id is None:
@@ -593,14 +590,8 @@ class EmbeddedStore:
         move_to: str | None = None,
         remove_from: str | None = None,
     ) -> None:
-        stage = self.stage_labels.label(stage)
         check_name(name)
-        check_stage(stage)
-        if move_to is None and remove_from is None:
-            raise invalid("update_stage needs move_to, remove_from or both")
-        for v in (move_to, remove_from):
-            if v is not None:
-                check_version_id(v)
+        stage = check_stage_move(self.stage_labels, stage, move_to, remove_from)
         if stage in (CURRENT, PREVIOUS) and move_to is None:
             # KMS requires MoveToVersion for both: they are only ever moved, never dropped.
             raise invalid(f"{stage} cannot be removed, only moved to another version (give move_to)")
