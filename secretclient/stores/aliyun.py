@@ -15,10 +15,9 @@ import json
 import os
 import re
 import urllib.request
-import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Self
+from typing import Any
 
 from ..errors import InvalidParameter, StoreError, StoreUnavailable
 from ..model import (
@@ -44,6 +43,7 @@ from ._checks import (
     invalid,
 )
 from ._server_clock import ServerClock
+from ._store_base import NewSecret, StoreBase
 
 __all__ = ["MANAGED_TYPES", "NEXT_ROTATION_TAG", "AliyunKmsStore", "kms_endpoint", "map_sdk_error"]
 
@@ -153,7 +153,7 @@ def _extended(value: Any) -> Mapping[str, Any] | None:
     return None
 
 
-class AliyunKmsStore:
+class AliyunKmsStore(StoreBase):
     """A :class:`~secretclient.stores.SecretStore` on Alibaba Cloud KMS Secrets Manager.
 
     :param region: the region id (default: ``$ALIBABA_CLOUD_REGION_ID``).
@@ -465,26 +465,13 @@ class AliyunKmsStore:
             raise StoreError("KMS GetRandomPassword returned no password", code="SDK.InvalidResponse")
         return password
 
-    def create_secret(
-        self,
-        name: str,
-        data: str | bytes,
-        *,
-        version_id: str | None = None,
-        secret_type: str = "Generic",
-        description: str = "",
-        extended_config: Mapping[str, Any] | None = None,
-        rotation_interval: timedelta | None = None,
-    ) -> SecretInfo:
-        """Create ``name`` with a first version (``version_id`` generated when not given).
-
-        ``rotation_interval`` turns on KMS's own rotation, which exists for managed types
+    def _create(self, new: NewSecret) -> SecretInfo:
+        """``rotation_interval`` turns on KMS's own rotation, which exists for managed types
         only (:data:`MANAGED_TYPES`, with their ``extended_config``); KMS ignores it for a
         Generic secret, so it is refused here: rotate those with the rotation engine.
         """
+        name, data, version_id, secret_type, description, extended_config, rotation_interval = new
         self._check_name(name)
-        if version_id is None:
-            version_id = uuid.uuid4().hex
         check_version_id(version_id)
         check_rotation_interval(rotation_interval)
         if rotation_interval is not None and secret_type not in MANAGED_TYPES:
@@ -530,9 +517,3 @@ class AliyunKmsStore:
         session = getattr(self._client, "session", None)
         if session is not None:
             session.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

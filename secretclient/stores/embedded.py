@@ -16,13 +16,12 @@ import json
 import os
 import sqlite3
 import threading
-import uuid
 import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 from ..errors import (
     EncryptionKeyError,
@@ -54,6 +53,7 @@ from ._checks import (
     check_version_id,
     invalid,
 )
+from ._store_base import NewSecret, StoreBase
 from .base import MAX_STAGES_PER_VERSION, MAX_VERSIONS
 
 __all__ = ["EmbeddedStore", "EncryptionKeyError"]
@@ -167,7 +167,7 @@ class _Sealer:
             ) from None
 
 
-class EmbeddedStore:
+class EmbeddedStore(StoreBase):
     """A :class:`~secretclient.stores.SecretStore` in a SQLite database.
 
     :param path: a file path, or ``":memory:"`` (the default) for a private in-memory store.
@@ -490,20 +490,9 @@ class EmbeddedStore:
 
     # -- writes --------------------------------------------------------------------------
 
-    def create_secret(
-        self,
-        name: str,
-        data: str | bytes,
-        *,
-        version_id: str | None = None,
-        secret_type: str = "Generic",
-        description: str = "",
-        extended_config: Mapping[str, Any] | None = None,
-        rotation_interval: timedelta | None = None,
-    ) -> SecretInfo:
-        """Create ``name``; its first version (``version_id``, default a random one) is CURRENT."""
-        if version_id is None:
-            version_id = uuid.uuid4().hex
+    def _create(self, new: NewSecret) -> SecretInfo:
+        """Refused while a secret of that name exists or waits out its recovery window."""
+        name, data, version_id, secret_type, description, extended_config, rotation_interval = new
         check_name(name)
         check_version_id(version_id)
         check_data(data)
@@ -655,12 +644,6 @@ class EmbeddedStore:
             self._closed = True
             if self._db is not None:
                 self._db.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def _after_fork_in_child() -> None:
