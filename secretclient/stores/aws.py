@@ -32,15 +32,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..errors import InvalidParameter, SecretNotFound, StoreError, VersionConflict
-from ..model import (
-    AWS_STAGES,
-    DEFAULT_PASSWORD_POLICY,
-    PasswordPolicy,
-    Secret,
-    SecretInfo,
-    StageLabels,
-    VersionInfo,
-)
+from ..model import AWS_STAGES, DEFAULT_PASSWORD_POLICY, PasswordPolicy, Secret, SecretInfo, StageLabels, VersionInfo
 from . import _botocore_redact
 from ._aws_errors import map_aws_error
 from ._server_clock import ServerClock
@@ -134,12 +126,8 @@ class AwsSecretsManagerStore(StoreBase):
         try:
             session = boto3.session.Session(profile_name=profile, region_name=region)
             self._client = session.client(
-                "secretsmanager",
-                endpoint_url=endpoint_url,
-                verify=verify,
-                config=config,
-                aws_access_key_id=access_key_id,
-                aws_secret_access_key=secret_access_key,
+                "secretsmanager", endpoint_url=endpoint_url, verify=verify, config=config,
+                aws_access_key_id=access_key_id, aws_secret_access_key=secret_access_key,
                 aws_session_token=session_token,
             )
         except Exception as exc:  # botocore's configuration errors have no common base

@@ -21,14 +21,7 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any, Protocol, runtime_checkable
 
-from ..model import (
-    DEFAULT_PASSWORD_POLICY,
-    PasswordPolicy,
-    Secret,
-    SecretInfo,
-    StageLabels,
-    VersionInfo,
-)
+from ..model import DEFAULT_PASSWORD_POLICY, PasswordPolicy, Secret, SecretInfo, StageLabels, VersionInfo
 
 __all__ = ["MAX_STAGES_PER_VERSION", "MAX_STAGE_LENGTH", "MAX_VERSIONS", "LifecycleStore", "SecretStore"]
 

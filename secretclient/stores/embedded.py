@@ -23,14 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ..errors import (
-    EncryptionKeyError,
-    LimitExceeded,
-    SecretNotFound,
-    StoreError,
-    StoreUnavailable,
-    VersionConflict,
-)
+from ..errors import EncryptionKeyError, LimitExceeded, SecretNotFound, StoreError, StoreUnavailable, VersionConflict
 from ..model import (
     ACS_STAGES,
     CURRENT,

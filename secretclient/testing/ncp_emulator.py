@@ -460,11 +460,16 @@ class NcpEmulator(HttpService):
             raise NcpError("INVALID_STATUS", f"The rotation job is {job.state}.")
         return s
 
+    def _move_job(self, sid: str, token: str, header: str | None, states: tuple[str, ...], to: str) -> _Secret:
+        """(Lock held.) The secret whose job ``token`` is in one of ``states``, that job moved to ``to``."""
+        s = self._job(sid, token, header, states=states)
+        assert s.job is not None
+        s.job.state = to
+        return s
+
     def _job_start(self, query: Mapping[str, str], body: Any, sid: str, token: str, header: str | None) -> Any:
         with self._lock:
-            s = self._job(sid, token, header, states=("CREATED", "STARTED"))
-            assert s.job is not None
-            s.job.state = "STARTED"
+            s = self._move_job(sid, token, header, ("CREATED", "STARTED"), "STARTED")
             s.status = "ROTATING"
             return self._chain_answer(s)
 
@@ -514,9 +519,7 @@ class NcpEmulator(HttpService):
 
     def _job_fail(self, query: Mapping[str, str], body: Any, sid: str, token: str, header: str | None) -> Any:
         with self._lock:
-            s = self._job(sid, token, header, states=("CREATED", "STARTED"))
-            assert s.job is not None
-            s.job.state = "FAILED"
+            s = self._move_job(sid, token, header, ("CREATED", "STARTED"), "FAILED")
             s.status = "ENABLE"
             s.last_rotation = _now_ms(self._clock)
             s.last_result = "FAIL"
