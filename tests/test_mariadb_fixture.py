@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import pymysql
 import pytest
+from server_support import alive, port_refuses
 
 from secretclient.errors import InvalidParameter
 from secretclient.testing import (
@@ -130,21 +130,6 @@ def test_plain_server_offers_no_tls(mariadb: MariaDB) -> None:
     assert mariadb.execute("SELECT @@have_ssl")[0][0] == "DISABLED"
 
 
-def _alive(pid: int) -> bool:
-    """Running (a zombie waiting for its new parent to reap it counts as gone)."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return False
-    return "\nState:\tZ" not in status
-
-
-def _port_refuses(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(2)
-        return s.connect_ex(("127.0.0.1", port)) != 0
-
-
 @needs_mariadbd
 def test_own_instance_with_options_is_cleaned_up_when_the_test_fails() -> None:
     with pytest.raises(RuntimeError, match="test failed"):
@@ -164,8 +149,8 @@ def test_own_instance_with_options_is_cleaned_up_when_the_test_fails() -> None:
             pid = int((directory / "mariadbd.pid").read_text())
             raise RuntimeError("test failed")
     assert not directory.exists()
-    assert _port_refuses(port)
-    assert not _alive(pid) and not db.running
+    assert port_refuses(port)
+    assert not alive(pid) and not db.running
     db.stop()  # idempotent
 
 
@@ -184,14 +169,14 @@ def test_server_and_directory_go_when_the_test_process_is_killed(tmp_path) -> No
     proc = subprocess.Popen([sys.executable, "-c", ORPHAN], stdout=subprocess.PIPE, text=True)
     try:
         directory, pid = proc.stdout.readline().split()
-        assert Path(directory).is_dir() and _alive(int(pid))
+        assert Path(directory).is_dir() and alive(int(pid))
     finally:
         proc.kill()
         proc.wait(10)
     deadline = time.monotonic() + 10
-    while (_alive(int(pid)) or Path(directory).exists()) and time.monotonic() < deadline:
+    while (alive(int(pid)) or Path(directory).exists()) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not _alive(int(pid))
+    assert not alive(int(pid))
     assert not Path(directory).exists()
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -13,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from server_support import alive, port_refuses
 
 psycopg = pytest.importorskip("psycopg")
 
@@ -160,21 +160,6 @@ def test_plain_server_offers_no_tls(postgresql: PostgreSQL) -> None:
         postgresql.connect(sslmode="require")
 
 
-def _alive(pid: int) -> bool:
-    """Running (a zombie waiting for its new parent to reap it counts as gone)."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return False
-    return "\nState:\tZ" not in status
-
-
-def _port_refuses(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(2)
-        return s.connect_ex(("127.0.0.1", port)) != 0
-
-
 def _backend_pids(pg: PostgreSQL) -> list[int]:
     return [row[0] for row in pg.execute("SELECT pid FROM pg_stat_activity WHERE backend_type <> 'client backend'")]
 
@@ -191,8 +176,8 @@ def test_own_instance_with_options_is_cleaned_up_when_the_test_fails() -> None:
             assert helpers  # checkpointer, walwriter…: they must go too
             raise RuntimeError("test failed")
     assert not directory.exists()
-    assert _port_refuses(port)
-    assert not _alive(pid) and not any(_alive(p) for p in helpers) and not pg.running
+    assert port_refuses(port)
+    assert not alive(pid) and not any(alive(p) for p in helpers) and not pg.running
     pg.stop()  # idempotent
 
 
@@ -213,14 +198,14 @@ def test_server_and_directory_go_when_the_test_process_is_killed() -> None:
     try:
         directory, *pid_texts = proc.stdout.readline().split()
         pids = [int(p) for p in pid_texts]
-        assert Path(directory).is_dir() and all(_alive(p) for p in pids)
+        assert Path(directory).is_dir() and all(alive(p) for p in pids)
     finally:
         proc.kill()
         proc.wait(10)
     deadline = time.monotonic() + 10
-    while (any(_alive(p) for p in pids) or Path(directory).exists()) and time.monotonic() < deadline:
+    while (any(alive(p) for p in pids) or Path(directory).exists()) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not any(_alive(p) for p in pids)
+    assert not any(alive(p) for p in pids)
     assert not Path(directory).exists()
 
 
