@@ -67,11 +67,6 @@ def test_tcp_logins_use_scram(postgresql: PostgreSQL) -> None:
     assert rules == [("host", "scram-sha-256")]
 
 
-def test_repr_does_not_show_the_admin_password(postgresql: PostgreSQL) -> None:
-    assert postgresql.admin_password not in repr(postgresql)
-    assert str(postgresql.port) in repr(postgresql)
-
-
 def test_hostile_role_names_and_passwords_are_sent_safely(postgresql: PostgreSQL) -> None:
     name = "o'neil \"x\" %_ y"
     password = "p'a\"s`s%w\\o;rd -- x $$"
@@ -95,44 +90,12 @@ def test_attributes_and_role_memberships(postgresql: PostgreSQL) -> None:
     postgresql.drop_user("fixture_attr")
 
 
-def test_databases_get_fresh_names(postgresql: PostgreSQL) -> None:
-    a, b = postgresql.create_database("fresh"), postgresql.create_database("fresh")
-    assert a != b and a.startswith("fresh_")
-    names = {row[0] for row in postgresql.execute("SELECT datname FROM pg_database")}
-    assert {a, b} <= names
-
-
-@pytest.mark.parametrize("prefix", ["", "a-b", "x; DROP", "p" * 41])
-def test_bad_database_prefix_is_refused(postgresql: PostgreSQL, prefix: str) -> None:
-    before = postgresql.execute("SELECT datname FROM pg_database ORDER BY 1")
-    with pytest.raises(InvalidParameter, match="prefix"):
-        postgresql.create_database(prefix)
-    assert postgresql.execute("SELECT datname FROM pg_database ORDER BY 1") == before
-
-
 @pytest.mark.parametrize("name", ["", "u" * 64, "nul\x00"])
 def test_bad_role_names_are_refused(postgresql: PostgreSQL, name: str) -> None:
     before = postgresql.execute("SELECT rolname FROM pg_roles ORDER BY 1")
     with pytest.raises(InvalidParameter, match="role name"):
         postgresql.create_user(name, "pw")
     assert postgresql.execute("SELECT rolname FROM pg_roles ORDER BY 1") == before
-
-
-def test_failed_logins_are_counted_per_user(postgresql: PostgreSQL) -> None:
-    user = 'fixture_counted, o"x'
-    postgresql.create_user(user, "right")
-    for attempt in range(3):
-        with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
-            postgresql.connect(user, f"wrong-{attempt}")
-    with pytest.raises(psycopg.OperationalError):
-        postgresql.connect("fixture_nobody", "x")
-    postgresql.connect(user, "right").close()
-    assert postgresql.failed_logins(user) == 3
-    assert postgresql.failed_logins(user, host="127.0.0.1") == 3
-    assert postgresql.failed_logins(user, host="10.0.0.1") == 0
-    assert postgresql.failed_logins("fixture_counted") == 0
-    assert postgresql.failed_logins("fixture_nobody") == 1
-    assert postgresql.failed_logins("fixture_never_seen") == 0
 
 
 def test_tls_required_role_is_refused_without_tls_and_accepted_with_verified_tls(
