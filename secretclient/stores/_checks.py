@@ -20,6 +20,7 @@ from .base import MAX_STAGE_LENGTH, MAX_STAGES_PER_VERSION
 __all__ = [
     "check_data",
     "check_name",
+    "check_put_stages",
     "check_read",
     "check_recovery_window",
     "check_rotation_interval",
@@ -74,6 +75,16 @@ def check_read(labels: StageLabels, stage: str | None, version_id: str | None) -
     if label is not None:
         check_stage(label)
     return label
+
+
+def check_put_stages(labels: StageLabels, stages: Any) -> list[str] | None:
+    """The ``stages`` of a put (roles or the store's own labels) as distinct, valid labels; None
+    (no stages given) stays None."""
+    if stages is None:
+        return None
+    if not isinstance(stages, (str, bytes)):
+        stages = [labels.label(s) for s in stages]
+    return check_stages(stages)
 
 
 def check_stage_move(labels: StageLabels, stage: str, move_to: str | None, remove_from: str | None) -> str:

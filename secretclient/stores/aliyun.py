@@ -34,11 +34,11 @@ from . import _aliyun_rpc as _rpc
 from ._aliyun_errors import map_sdk_error
 from ._checks import (
     check_name,
+    check_put_stages,
     check_read,
     check_recovery_window,
     check_rotation_interval,
     check_stage_move,
-    check_stages,
     check_version_id,
     invalid,
 )
@@ -326,12 +326,9 @@ class AliyunKmsStore(StoreBase):
     def put_secret(
         self, name: str, version_id: str, data: str | bytes, *, stages: Sequence[str] | None = None
     ) -> VersionInfo:
-        if stages is not None and not isinstance(stages, (str, bytes)):
-            stages = [self.stage_labels.label(s) for s in stages]
         self._check_name(name)
         check_version_id(version_id)
-        if stages is not None:
-            stages = check_stages(stages)
+        stages = check_put_stages(self.stage_labels, stages)
         payload, data_type = self._encode(data)
         params: dict[str, Any] = {"SecretName": name, "VersionId": version_id, "SecretDataType": data_type}
         if stages is not None:

@@ -53,23 +53,13 @@ class SecretStore(Protocol):
         ...
 
     def put_secret(
-        self,
-        name: str,
-        version_id: str,
-        data: str | bytes,
-        *,
-        stages: Sequence[str] | None = None,
+        self, name: str, version_id: str, data: str | bytes, *, stages: Sequence[str] | None = None
     ) -> VersionInfo:
         """Store a new version. Without ``stages`` it becomes ``ACSCurrent``."""
         ...
 
     def update_stage(
-        self,
-        name: str,
-        stage: str,
-        *,
-        move_to: str | None = None,
-        remove_from: str | None = None,
+        self, name: str, stage: str, *, move_to: str | None = None, remove_from: str | None = None
     ) -> None:
         """Move ``stage`` to version ``move_to`` and/or remove it from ``remove_from``.
 

@@ -38,11 +38,11 @@ from ..model import (
 from ._checks import (
     check_data,
     check_name,
+    check_put_stages,
     check_read,
     check_recovery_window,
     check_rotation_interval,
     check_stage_move,
-    check_stages,
     check_version_id,
     invalid,
 )
@@ -523,19 +523,13 @@ class EmbeddedStore(StoreBase):
         return self.describe(name)
 
     def put_secret(
-        self,
-        name: str,
-        version_id: str,
-        data: str | bytes,
-        *,
-        stages: Sequence[str] | None = None,
+        self, name: str, version_id: str, data: str | bytes, *, stages: Sequence[str] | None = None
     ) -> VersionInfo:
-        if stages is not None and not isinstance(stages, (str, bytes)):
-            stages = [self.stage_labels.label(s) for s in stages]
         check_name(name)
         check_version_id(version_id)
         check_data(data)
-        wanted = check_stages(stages) if stages is not None else [CURRENT]
+        checked = check_put_stages(self.stage_labels, stages)
+        wanted = [CURRENT] if checked is None else checked
         now = self._now()
         with self._write() as db:
             self._require_secret(db, name)
@@ -565,12 +559,7 @@ class EmbeddedStore(StoreBase):
             return VersionInfo(version_id, self._stages_of(db, name, version_id), _ts(now))
 
     def update_stage(
-        self,
-        name: str,
-        stage: str,
-        *,
-        move_to: str | None = None,
-        remove_from: str | None = None,
+        self, name: str, stage: str, *, move_to: str | None = None, remove_from: str | None = None
     ) -> None:
         check_name(name)
         stage = check_stage_move(self.stage_labels, stage, move_to, remove_from)
