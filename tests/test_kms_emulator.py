@@ -24,6 +24,7 @@ from aliyunsdkcore.auth.credentials import AccessKeyCredential, StsTokenCredenti
 from aliyunsdkcore.client import AcsClient
 from aliyunsdkkms.request.v20160120.GetSecretValueRequest import GetSecretValueRequest
 from aliyunsdkkms.request.v20160120.PutSecretValueRequest import PutSecretValueRequest
+from server_support import post_json
 
 from secretclient import SecretClient
 from secretclient.errors import (
@@ -66,13 +67,7 @@ def raw_call(emu: KmsEmulator, params: dict[str, str], secret: str | None = None
         **params,
     }
     full["Signature"] = sign("POST", full, secret or emu.access_key_secret)
-    req = urllib.request.Request(f"{emu.endpoint}/?{urlencode(full)}", data=b"", method="POST")
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(req, timeout=5) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read())
+    return post_json(f"{emu.endpoint}/?{urlencode(full)}")
 
 
 @pytest.fixture
@@ -617,14 +612,7 @@ def v3_call(emu, action: str, query: dict[str, str], *, nonce: str | None = None
     headers["Authorization"] = (f"ACS3-HMAC-SHA256 Credential={emu.access_key_id},"
                                 f"SignedHeaders={';'.join(signed)},Signature={signature}")
     headers["Content-Type"] = "application/x-www-form-urlencoded"
-    data = body if send is None else send
-    req = urllib.request.Request(f"{emu.endpoint}/?{urlencode(query)}", data=data, method="POST", headers=headers)
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(req, timeout=5) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read())
+    return post_json(f"{emu.endpoint}/?{urlencode(query)}", body if send is None else send, headers)
 
 
 def test_tea_sdk_default_configuration_is_answered(emu):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import pymysql
 import pytest
+from server_support import alive, port_refuses
 
 from secretclient.errors import InvalidParameter
 from secretclient.testing import (
@@ -51,11 +51,6 @@ def test_admin_is_root_over_tcp_with_autocommit(mariadb: MariaDB) -> None:
     assert mariadb.datadir.is_dir() and mariadb.socket.exists()
 
 
-def test_repr_does_not_show_the_admin_password(mariadb: MariaDB) -> None:
-    assert mariadb.admin_password not in repr(mariadb)
-    assert str(mariadb.port) in repr(mariadb)
-
-
 def test_hostile_user_names_and_passwords_are_sent_safely(mariadb: MariaDB) -> None:
     name = "o'neil `x` %_ y"
     password = "p'a\"s`s%w\\o;rd -- x"
@@ -67,43 +62,10 @@ def test_hostile_user_names_and_passwords_are_sent_safely(mariadb: MariaDB) -> N
     assert mariadb.execute("SELECT COUNT(*) FROM mysql.user WHERE User = %s", (name,)) == [(0,)]
 
 
-def test_databases_get_fresh_names(mariadb: MariaDB) -> None:
-    a, b = mariadb.create_database("fresh"), mariadb.create_database("fresh")
-    assert a != b and a.startswith("fresh_")
-    names = {row[0] for row in mariadb.execute("SHOW DATABASES")}
-    assert {a, b} <= names
-
-
-@pytest.mark.parametrize("prefix", ["", "a-b", "x; DROP", "p" * 41])
-def test_bad_database_prefix_is_refused(mariadb: MariaDB, prefix: str) -> None:
-    before = mariadb.execute("SHOW DATABASES")
-    with pytest.raises(InvalidParameter, match="prefix"):
-        mariadb.create_database(prefix)
-    assert mariadb.execute("SHOW DATABASES") == before
-
-
 @pytest.mark.parametrize(("name", "host"), [("", "%"), ("u" * 81, "%"), ("ok", ""), ("nul\x00", "%")])
 def test_bad_accounts_are_refused(mariadb: MariaDB, name: str, host: str) -> None:
     with pytest.raises(InvalidParameter):
         mariadb.create_user(name, "pw", host=host)
-
-
-def test_failed_logins_are_counted_per_user(mariadb: MariaDB) -> None:
-    user = "fixture_counted, o'x"  # the audit log does not escape commas in user names
-    mariadb.create_user(user, "right")
-    for attempt in range(3):
-        with pytest.raises(pymysql.err.OperationalError) as err:
-            mariadb.connect(user, f"wrong-{attempt}")
-        assert err.value.args[0] == 1045
-    with pytest.raises(pymysql.err.OperationalError):
-        mariadb.connect("fixture_nobody", "x")
-    mariadb.connect(user, "right").close()
-    assert mariadb.failed_logins(user) == 3
-    assert mariadb.failed_logins(user, host="127.0.0.1") == 3
-    assert mariadb.failed_logins(user, host="10.0.0.1") == 0
-    assert mariadb.failed_logins("fixture_counted") == 0
-    assert mariadb.failed_logins("fixture_nobody") == 1
-    assert mariadb.failed_logins("fixture_never_seen") == 0
 
 
 def test_tls_required_user_is_refused_without_tls_and_accepted_with_verified_tls(
@@ -130,21 +92,6 @@ def test_plain_server_offers_no_tls(mariadb: MariaDB) -> None:
     assert mariadb.execute("SELECT @@have_ssl")[0][0] == "DISABLED"
 
 
-def _alive(pid: int) -> bool:
-    """Running (a zombie waiting for its new parent to reap it counts as gone)."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return False
-    return "\nState:\tZ" not in status
-
-
-def _port_refuses(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(2)
-        return s.connect_ex(("127.0.0.1", port)) != 0
-
-
 @needs_mariadbd
 def test_own_instance_with_options_is_cleaned_up_when_the_test_fails() -> None:
     with pytest.raises(RuntimeError, match="test failed"):
@@ -164,8 +111,8 @@ def test_own_instance_with_options_is_cleaned_up_when_the_test_fails() -> None:
             pid = int((directory / "mariadbd.pid").read_text())
             raise RuntimeError("test failed")
     assert not directory.exists()
-    assert _port_refuses(port)
-    assert not _alive(pid) and not db.running
+    assert port_refuses(port)
+    assert not alive(pid) and not db.running
     db.stop()  # idempotent
 
 
@@ -184,14 +131,14 @@ def test_server_and_directory_go_when_the_test_process_is_killed(tmp_path) -> No
     proc = subprocess.Popen([sys.executable, "-c", ORPHAN], stdout=subprocess.PIPE, text=True)
     try:
         directory, pid = proc.stdout.readline().split()
-        assert Path(directory).is_dir() and _alive(int(pid))
+        assert Path(directory).is_dir() and alive(int(pid))
     finally:
         proc.kill()
         proc.wait(10)
     deadline = time.monotonic() + 10
-    while (_alive(int(pid)) or Path(directory).exists()) and time.monotonic() < deadline:
+    while (alive(int(pid)) or Path(directory).exists()) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not _alive(int(pid))
+    assert not alive(int(pid))
     assert not Path(directory).exists()
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -13,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from server_support import alive, port_refuses
 
 psycopg = pytest.importorskip("psycopg")
 
@@ -67,11 +67,6 @@ def test_tcp_logins_use_scram(postgresql: PostgreSQL) -> None:
     assert rules == [("host", "scram-sha-256")]
 
 
-def test_repr_does_not_show_the_admin_password(postgresql: PostgreSQL) -> None:
-    assert postgresql.admin_password not in repr(postgresql)
-    assert str(postgresql.port) in repr(postgresql)
-
-
 def test_hostile_role_names_and_passwords_are_sent_safely(postgresql: PostgreSQL) -> None:
     name = "o'neil \"x\" %_ y"
     password = "p'a\"s`s%w\\o;rd -- x $$"
@@ -95,44 +90,12 @@ def test_attributes_and_role_memberships(postgresql: PostgreSQL) -> None:
     postgresql.drop_user("fixture_attr")
 
 
-def test_databases_get_fresh_names(postgresql: PostgreSQL) -> None:
-    a, b = postgresql.create_database("fresh"), postgresql.create_database("fresh")
-    assert a != b and a.startswith("fresh_")
-    names = {row[0] for row in postgresql.execute("SELECT datname FROM pg_database")}
-    assert {a, b} <= names
-
-
-@pytest.mark.parametrize("prefix", ["", "a-b", "x; DROP", "p" * 41])
-def test_bad_database_prefix_is_refused(postgresql: PostgreSQL, prefix: str) -> None:
-    before = postgresql.execute("SELECT datname FROM pg_database ORDER BY 1")
-    with pytest.raises(InvalidParameter, match="prefix"):
-        postgresql.create_database(prefix)
-    assert postgresql.execute("SELECT datname FROM pg_database ORDER BY 1") == before
-
-
 @pytest.mark.parametrize("name", ["", "u" * 64, "nul\x00"])
 def test_bad_role_names_are_refused(postgresql: PostgreSQL, name: str) -> None:
     before = postgresql.execute("SELECT rolname FROM pg_roles ORDER BY 1")
     with pytest.raises(InvalidParameter, match="role name"):
         postgresql.create_user(name, "pw")
     assert postgresql.execute("SELECT rolname FROM pg_roles ORDER BY 1") == before
-
-
-def test_failed_logins_are_counted_per_user(postgresql: PostgreSQL) -> None:
-    user = 'fixture_counted, o"x'
-    postgresql.create_user(user, "right")
-    for attempt in range(3):
-        with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
-            postgresql.connect(user, f"wrong-{attempt}")
-    with pytest.raises(psycopg.OperationalError):
-        postgresql.connect("fixture_nobody", "x")
-    postgresql.connect(user, "right").close()
-    assert postgresql.failed_logins(user) == 3
-    assert postgresql.failed_logins(user, host="127.0.0.1") == 3
-    assert postgresql.failed_logins(user, host="10.0.0.1") == 0
-    assert postgresql.failed_logins("fixture_counted") == 0
-    assert postgresql.failed_logins("fixture_nobody") == 1
-    assert postgresql.failed_logins("fixture_never_seen") == 0
 
 
 def test_tls_required_role_is_refused_without_tls_and_accepted_with_verified_tls(
@@ -160,21 +123,6 @@ def test_plain_server_offers_no_tls(postgresql: PostgreSQL) -> None:
         postgresql.connect(sslmode="require")
 
 
-def _alive(pid: int) -> bool:
-    """Running (a zombie waiting for its new parent to reap it counts as gone)."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return False
-    return "\nState:\tZ" not in status
-
-
-def _port_refuses(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(2)
-        return s.connect_ex(("127.0.0.1", port)) != 0
-
-
 def _backend_pids(pg: PostgreSQL) -> list[int]:
     return [row[0] for row in pg.execute("SELECT pid FROM pg_stat_activity WHERE backend_type <> 'client backend'")]
 
@@ -191,8 +139,8 @@ def test_own_instance_with_options_is_cleaned_up_when_the_test_fails() -> None:
             assert helpers  # checkpointer, walwriter…: they must go too
             raise RuntimeError("test failed")
     assert not directory.exists()
-    assert _port_refuses(port)
-    assert not _alive(pid) and not any(_alive(p) for p in helpers) and not pg.running
+    assert port_refuses(port)
+    assert not alive(pid) and not any(alive(p) for p in helpers) and not pg.running
     pg.stop()  # idempotent
 
 
@@ -213,14 +161,14 @@ def test_server_and_directory_go_when_the_test_process_is_killed() -> None:
     try:
         directory, *pid_texts = proc.stdout.readline().split()
         pids = [int(p) for p in pid_texts]
-        assert Path(directory).is_dir() and all(_alive(p) for p in pids)
+        assert Path(directory).is_dir() and all(alive(p) for p in pids)
     finally:
         proc.kill()
         proc.wait(10)
     deadline = time.monotonic() + 10
-    while (any(_alive(p) for p in pids) or Path(directory).exists()) and time.monotonic() < deadline:
+    while (any(alive(p) for p in pids) or Path(directory).exists()) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not any(_alive(p) for p in pids)
+    assert not any(alive(p) for p in pids)
     assert not Path(directory).exists()
 
 

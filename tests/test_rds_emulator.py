@@ -7,8 +7,6 @@ import importlib
 import json
 import secrets
 import socket
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from urllib.parse import urlencode
@@ -16,6 +14,7 @@ from urllib.parse import urlencode
 import pymysql
 import pytest
 from aliyunsdkcore.acs_exception.exceptions import ServerException
+from server_support import post_json
 
 from secretclient.testing import MariaDB, RdsEmulator
 from secretclient.testing.rds_emulator import ACCOUNT_PRIVILEGES, SUPER_PRIVILEGES
@@ -259,13 +258,7 @@ def _raw(rds: RdsEmulator, **overrides: str) -> tuple[int, dict]:
     }
     params.update(overrides)
     params["Signature"] = sign("POST", params, rds.access_key_secret)
-    request = urllib.request.Request(f"{rds.endpoint}/?{urlencode(params)}", method="POST", data=b"")
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(request, timeout=5) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
+    return post_json(f"{rds.endpoint}/?{urlencode(params)}")
 
 
 def test_raw_protocol_nonce_version_and_timestamp(rds):

@@ -8,17 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..errors import (
-    AccessDenied,
-    InvalidParameter,
-    LimitExceeded,
-    SecretNotFound,
-    StoreError,
-    StoreTimeout,
-    StoreUnavailable,
-    Throttled,
-    VersionConflict,
-)
+from .. import errors
 from ._aliyun_rpc import BadResponse, sdk, server_text
 
 __all__ = ["DATA_ACTIONS", "classify", "map_sdk_error"]
@@ -55,7 +45,7 @@ def _matches(code: str, prefixes: Sequence[str]) -> bool:
     return code.startswith(tuple(prefixes))
 
 
-def _explain(cls: type[StoreError], code: str) -> str:
+def _explain(cls: type[errors.StoreError], code: str) -> str:
     if code == "SignatureDoesNotMatch":
         return "the request signature does not match: check the AccessKey secret"
     if code.startswith("InvalidAccessKeyId"):
@@ -67,43 +57,43 @@ def _explain(cls: type[StoreError], code: str) -> str:
     if code == _IN_DELETE_WINDOW:
         return "the secret is scheduled for deletion: restore it (restore_secret) or wait for the window to end"
     return {
-        SecretNotFound: "the secret, version or stage does not exist",
-        AccessDenied: "access denied: check the credentials and their RAM permissions",
-        Throttled: "KMS is throttling requests",
-        InvalidParameter: "KMS refused a parameter",
-        VersionConflict: "the resource already exists with other content",
-        LimitExceeded: "a KMS quota or limit would be exceeded",
-        StoreUnavailable: "KMS failed or is unavailable",
+        errors.SecretNotFound: "the secret, version or stage does not exist",
+        errors.AccessDenied: "access denied: check the credentials and their RAM permissions",
+        errors.Throttled: "KMS is throttling requests",
+        errors.InvalidParameter: "KMS refused a parameter",
+        errors.VersionConflict: "the resource already exists with other content",
+        errors.LimitExceeded: "a KMS quota or limit would be exceeded",
+        errors.StoreUnavailable: "KMS failed or is unavailable",
     }.get(cls, "KMS refused the request")
 
 
-def classify(code: str, status: int | None, action: str = "") -> type[StoreError]:
+def classify(code: str, status: int | None, action: str = "") -> type[errors.StoreError]:
     """Our error class for a KMS ``code`` (and HTTP status when the code is unknown)."""
     if code == _IN_DELETE_WINDOW:  # the name is taken for CreateSecret, gone for the rest
-        return VersionConflict if action == "CreateSecret" else SecretNotFound
+        return errors.VersionConflict if action == "CreateSecret" else errors.SecretNotFound
     if code == "Forbidden.ResourceNotFound" or (
         code.endswith("NotFound") and not _matches(code, ("InvalidAccessKeyId", "Forbidden.KeyNotFound"))
     ):
-        return SecretNotFound
+        return errors.SecretNotFound
     if _matches(code, _THROTTLE_CODES) or code.endswith("Throttling"):
-        return Throttled
+        return errors.Throttled
     if _matches(code, _ACCESS_CODES):
-        return AccessDenied
+        return errors.AccessDenied
     if code in _CONFLICT_CODES or code.endswith(("AlreadyExists", "ResourceExist")):
-        return VersionConflict
+        return errors.VersionConflict
     if "LimitExceed" in code or "QuotaExceed" in code:
-        return LimitExceeded
+        return errors.LimitExceeded
     if _matches(code, _INVALID_CODES):
-        return InvalidParameter
+        return errors.InvalidParameter
     if _matches(code, _UNAVAILABLE_CODES) or (status is not None and status >= 500):
-        return StoreUnavailable
+        return errors.StoreUnavailable
     if status == 404:
-        return SecretNotFound
+        return errors.SecretNotFound
     if status in (401, 403):
-        return AccessDenied
+        return errors.AccessDenied
     if status == 429:
-        return Throttled
-    return StoreError
+        return errors.Throttled
+    return errors.StoreError
 
 
 def target(action: str, name: str | None) -> str:
@@ -111,7 +101,7 @@ def target(action: str, name: str | None) -> str:
     return f"KMS {action}" + (f" for secret {name!r}" if name else "")
 
 
-def map_sdk_error(exc: BaseException, action: str, name: str | None = None) -> StoreError:
+def map_sdk_error(exc: BaseException, action: str, name: str | None = None) -> errors.StoreError:
     """Translate an ``aliyunsdkcore`` exception (or a :class:`BadResponse`) into our hierarchy.
 
     Never copies the SDK's text for connection errors (it holds the request URL) nor for
@@ -120,8 +110,8 @@ def map_sdk_error(exc: BaseException, action: str, name: str | None = None) -> S
     """
     where = target(action, name)
     if isinstance(exc, BadResponse):
-        return StoreUnavailable(f"{where} failed: KMS {exc}", code="SDK.InvalidResponse")
-    acs_exceptions = sdk(InvalidParameter).exceptions
+        return errors.StoreUnavailable(f"{where} failed: KMS {exc}", code="SDK.InvalidResponse")
+    acs_exceptions = sdk(errors.InvalidParameter).exceptions
     if isinstance(exc, acs_exceptions.ServerException):
         code = str(exc.get_error_code() or "SDK.UnknownServerError")
         status = exc.get_http_status()
@@ -132,7 +122,7 @@ def map_sdk_error(exc: BaseException, action: str, name: str | None = None) -> S
         cls = classify(code, status, action)
         message = f"{where} failed: {_explain(cls, code)}"
         text = server_text(exc)
-        if text and action not in DATA_ACTIONS and cls is not AccessDenied and code != "SDK.UnknownServerError":
+        if text and action not in DATA_ACTIONS and cls is not errors.AccessDenied and code != "SDK.UnknownServerError":
             message += f" ({text})"
         return cls(message, code=code, request_id=exc.get_request_id(), http_status=status)
     if isinstance(exc, acs_exceptions.ClientException):
@@ -140,8 +130,8 @@ def map_sdk_error(exc: BaseException, action: str, name: str | None = None) -> S
         text = str(exc.get_error_msg() or "").lower()
         if code == "SDK.HttpError":
             if "timed out" in text or "timeout" in text:
-                return StoreTimeout(f"{where} timed out", code=code)
-            return StoreUnavailable(f"{where} failed: KMS could not be reached", code=code)
+                return errors.StoreTimeout(f"{where} timed out", code=code)
+            return errors.StoreUnavailable(f"{where} failed: KMS could not be reached", code=code)
         cls = classify(code, None)
         return cls(f"{where} failed in the SDK: {_explain(cls, code)}", code=code)
-    return StoreUnavailable(f"{where} failed: {type(exc).__name__}", code="SDK.HttpError")
+    return errors.StoreUnavailable(f"{where} failed: {type(exc).__name__}", code="SDK.HttpError")

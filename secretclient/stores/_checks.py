@@ -14,14 +14,18 @@ from datetime import timedelta
 from typing import Any
 
 from ..errors import InvalidParameter
+from ..model import StageLabels
 from .base import MAX_STAGE_LENGTH, MAX_STAGES_PER_VERSION
 
 __all__ = [
     "check_data",
     "check_name",
+    "check_put_stages",
+    "check_read",
     "check_recovery_window",
     "check_rotation_interval",
     "check_stage",
+    "check_stage_move",
     "check_stages",
     "check_version_id",
     "invalid",
@@ -60,6 +64,40 @@ def check_version_id(version_id: Any) -> None:
 def check_stage(stage: Any) -> None:
     if not isinstance(stage, str) or not _STAGE.fullmatch(stage):
         raise invalid(f"a version stage must be 1-{MAX_STAGE_LENGTH} characters of letters, digits and _ . -")
+
+
+def check_read(labels: StageLabels, stage: str | None, version_id: str | None) -> str | None:
+    """The label a read asks for (``stage`` as a role or the store's own label; None for any),
+    after checking it and ``version_id``."""
+    label = labels.label(stage) if stage is not None else None
+    if version_id is not None:
+        check_version_id(version_id)
+    if label is not None:
+        check_stage(label)
+    return label
+
+
+def check_put_stages(labels: StageLabels, stages: Any) -> list[str] | None:
+    """The ``stages`` of a put (roles or the store's own labels) as distinct, valid labels; None
+    (no stages given) stays None."""
+    if stages is None:
+        return None
+    if not isinstance(stages, (str, bytes)):
+        stages = [labels.label(s) for s in stages]
+    return check_stages(stages)
+
+
+def check_stage_move(labels: StageLabels, stage: str, move_to: str | None, remove_from: str | None) -> str:
+    """The label ``update_stage`` moves (``stage`` as a role or the store's own label), after
+    checking it and both versions, at least one of which must be given."""
+    label = labels.label(stage)
+    check_stage(label)
+    for version in (move_to, remove_from):
+        if version is not None:
+            check_version_id(version)
+    if move_to is None and remove_from is None:
+        raise invalid("update_stage needs move_to, remove_from or both")
+    return label
 
 
 def check_stages(stages: Any) -> list[str]:

@@ -20,16 +20,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..errors import (
-    AccessDenied,
-    InvalidParameter,
-    SecretNotFound,
-    StoreError,
-    StoreTimeout,
-    StoreUnavailable,
-    Throttled,
-    VersionConflict,
-)
+from .. import errors
 from ._server_clock import ServerClock
 
 __all__ = ["NcpTransport", "map_error", "sign_v2", "string_to_sign"]
@@ -56,36 +47,36 @@ def sign_v2(method: str, path: str, timestamp: str, access_key: str, secret_key:
 # -- errors ---------------------------------------------------------------------------------
 
 # Secret Manager's own codes, then the API Gateway's numeric ones (authentication, quota).
-_BY_CODE: dict[str, type[StoreError]] = {
-    "NOT_FOUND": SecretNotFound,
-    "FORBIDDEN": AccessDenied,
-    "UNAUTHORIZED": AccessDenied,
-    "INVALID_REQUEST": InvalidParameter,
-    "UNPROCESSABLE_ENTITY": VersionConflict,
-    "INVALID_STATUS": VersionConflict,
-    "INTERNAL_SERVER_ERROR": StoreUnavailable,
-    "100": InvalidParameter,
-    "200": AccessDenied,
-    "210": AccessDenied,
-    "230": AccessDenied,
-    "300": SecretNotFound,
-    "400": Throttled,
+_BY_CODE: dict[str, type[errors.StoreError]] = {
+    "NOT_FOUND": errors.SecretNotFound,
+    "FORBIDDEN": errors.AccessDenied,
+    "UNAUTHORIZED": errors.AccessDenied,
+    "INVALID_REQUEST": errors.InvalidParameter,
+    "UNPROCESSABLE_ENTITY": errors.VersionConflict,
+    "INVALID_STATUS": errors.VersionConflict,
+    "INTERNAL_SERVER_ERROR": errors.StoreUnavailable,
+    "100": errors.InvalidParameter,
+    "200": errors.AccessDenied,
+    "210": errors.AccessDenied,
+    "230": errors.AccessDenied,
+    "300": errors.SecretNotFound,
+    "400": errors.Throttled,
 }
-_BY_STATUS: dict[int, type[StoreError]] = {
-    400: InvalidParameter, 401: AccessDenied, 403: AccessDenied, 404: SecretNotFound,
-    409: VersionConflict, 422: VersionConflict, 429: Throttled,
+_BY_STATUS: dict[int, type[errors.StoreError]] = {
+    400: errors.InvalidParameter, 401: errors.AccessDenied, 403: errors.AccessDenied, 404: errors.SecretNotFound,
+    409: errors.VersionConflict, 422: errors.VersionConflict, 429: errors.Throttled,
 }
-_WHAT: dict[type[StoreError], str] = {
-    SecretNotFound: "the secret or the rotation job does not exist",
-    AccessDenied: "access denied: check the access key, the secret key, the clock and the job token",
-    InvalidParameter: "NCP refused a parameter",
-    VersionConflict: "the secret's state does not allow this (rotation status, job already ended, name taken)",
-    Throttled: "NCP is throttling requests",
-    StoreUnavailable: "NCP Secret Manager failed or is unavailable",
+_WHAT: dict[type[errors.StoreError], str] = {
+    errors.SecretNotFound: "the secret or the rotation job does not exist",
+    errors.AccessDenied: "access denied: check the access key, the secret key, the clock and the job token",
+    errors.InvalidParameter: "NCP refused a parameter",
+    errors.VersionConflict: "the secret's state does not allow this (rotation status, job already ended, name taken)",
+    errors.Throttled: "NCP is throttling requests",
+    errors.StoreUnavailable: "NCP Secret Manager failed or is unavailable",
 }
 
 
-def map_error(status: int, body: Any, what: str) -> StoreError:
+def map_error(status: int, body: Any, what: str) -> errors.StoreError:
     """The typed error for an NCP error answer (``{"error": {"errorCode", "message", "details"}}``).
 
     Only the code and the status are kept from the answer: NCP's texts are not ours to vouch for.
@@ -94,7 +85,8 @@ def map_error(status: int, body: Any, what: str) -> StoreError:
     if isinstance(body, Mapping) and isinstance(body.get("error"), Mapping):
         raw = body["error"].get("errorCode")
         code = str(raw) if raw is not None else None
-    cls = _BY_CODE.get(code or "") or _BY_STATUS.get(status) or (StoreUnavailable if status >= 500 else StoreError)
+    fallback = errors.StoreUnavailable if status >= 500 else errors.StoreError
+    cls = _BY_CODE.get(code or "") or _BY_STATUS.get(status) or fallback
     reason = _WHAT.get(cls, "NCP refused the request")
     return cls(f"NCP {what}: {reason} (HTTP {status})", code=code or f"HTTP{status}", http_status=status)
 
@@ -122,7 +114,7 @@ class NcpTransport:
     ) -> None:
         url = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
         if url.scheme not in ("http", "https") or not url.hostname or url.path not in ("", "/") or url.query:
-            raise InvalidParameter("endpoint must be http(s)://host[:port] without a path")
+            raise errors.InvalidParameter("endpoint must be http(s)://host[:port] without a path")
         self.scheme = url.scheme
         self.host = url.hostname
         self.port = url.port
@@ -187,10 +179,10 @@ class NcpTransport:
             raw = resp.read()
             status = resp.status
         except TimeoutError:
-            raise StoreTimeout(f"NCP {what}: no answer within {self.timeout:g} s", code="Timeout") from None
+            raise errors.StoreTimeout(f"NCP {what}: no answer within {self.timeout:g} s", code="Timeout") from None
         except (OSError, http.client.HTTPException) as exc:
             # The exception text may name the proxy or host, never a value; keep only its type.
-            raise StoreUnavailable(
+            raise errors.StoreUnavailable(
                 f"NCP {what}: connection failed ({type(exc).__name__})", code="NetworkError"
             ) from None
         finally:
@@ -202,6 +194,7 @@ class NcpTransport:
         if status >= 300:
             raise map_error(status, parsed, what)
         if not isinstance(parsed, Mapping):
-            raise StoreUnavailable(f"NCP {what}: the answer is not a JSON object (HTTP {status})", code="BadAnswer",
-                                   http_status=status)
+            raise errors.StoreUnavailable(
+                f"NCP {what}: the answer is not a JSON object (HTTP {status})", code="BadAnswer", http_status=status
+            )
         return parsed

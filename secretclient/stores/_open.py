@@ -66,23 +66,16 @@ def open_store(
         from .aliyun import AliyunKmsStore
 
         return AliyunKmsStore(
-            region=region,
-            endpoint=endpoint,
-            access_key_id=access_key_id,
-            access_key_secret=access_key_secret,
-            security_token=security_token,
-            verify=verify,
+            region=region, endpoint=endpoint, access_key_id=access_key_id, access_key_secret=access_key_secret,
+            security_token=security_token, verify=verify,
         )
     if spec == "aws":
         from .aws import AwsSecretsManagerStore
 
+        # AWS's names: endpoint_url, secret_access_key, session_token.
         return AwsSecretsManagerStore(
-            region=region,
-            endpoint_url=endpoint,
-            access_key_id=access_key_id,
-            secret_access_key=access_key_secret,
-            session_token=security_token,
-            verify=verify,
+            region=region, endpoint_url=endpoint, access_key_id=access_key_id, secret_access_key=access_key_secret,
+            session_token=security_token, verify=verify,
         )
     if spec == "ncp":
         from .ncp import NcpSecretManagerStore

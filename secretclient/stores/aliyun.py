@@ -15,10 +15,9 @@ import json
 import os
 import re
 import urllib.request
-import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Self
+from typing import Any
 
 from ..errors import InvalidParameter, StoreError, StoreUnavailable
 from ..model import (
@@ -35,14 +34,16 @@ from . import _aliyun_rpc as _rpc
 from ._aliyun_errors import map_sdk_error
 from ._checks import (
     check_name,
+    check_put_stages,
+    check_read,
     check_recovery_window,
     check_rotation_interval,
-    check_stage,
-    check_stages,
+    check_stage_move,
     check_version_id,
     invalid,
 )
 from ._server_clock import ServerClock
+from ._store_base import NewSecret, StoreBase
 
 __all__ = ["MANAGED_TYPES", "NEXT_ROTATION_TAG", "AliyunKmsStore", "kms_endpoint", "map_sdk_error"]
 
@@ -152,7 +153,7 @@ def _extended(value: Any) -> Mapping[str, Any] | None:
     return None
 
 
-class AliyunKmsStore:
+class AliyunKmsStore(StoreBase):
     """A :class:`~secretclient.stores.SecretStore` on Alibaba Cloud KMS Secrets Manager.
 
     :param region: the region id (default: ``$ALIBABA_CLOUD_REGION_ID``).
@@ -297,12 +298,8 @@ class AliyunKmsStore:
     # -- SecretStore ---------------------------------------------------------------------
 
     def get_secret(self, name: str, *, stage: str | None = None, version_id: str | None = None) -> Secret:
-        stage = self.stage_labels.label(stage) if stage is not None else None
         self._check_name(name)
-        if version_id is not None:
-            check_version_id(version_id)
-        if stage is not None:
-            check_stage(stage)
+        stage = check_read(self.stage_labels, stage, version_id)
         resp = self._call(
             "GetSecretValue",
             {"SecretName": name, "VersionId": version_id, "VersionStage": stage, "FetchExtendedConfig": "true"},
@@ -329,12 +326,9 @@ class AliyunKmsStore:
     def put_secret(
         self, name: str, version_id: str, data: str | bytes, *, stages: Sequence[str] | None = None
     ) -> VersionInfo:
-        if stages is not None and not isinstance(stages, (str, bytes)):
-            stages = [self.stage_labels.label(s) for s in stages]
         self._check_name(name)
         check_version_id(version_id)
-        if stages is not None:
-            stages = check_stages(stages)
+        stages = check_put_stages(self.stage_labels, stages)
         payload, data_type = self._encode(data)
         params: dict[str, Any] = {"SecretName": name, "VersionId": version_id, "SecretDataType": data_type}
         if stages is not None:
@@ -346,14 +340,8 @@ class AliyunKmsStore:
     def update_stage(
         self, name: str, stage: str, *, move_to: str | None = None, remove_from: str | None = None
     ) -> None:
-        stage = self.stage_labels.label(stage)
         self._check_name(name)
-        check_stage(stage)
-        for version in (move_to, remove_from):
-            if version is not None:
-                check_version_id(version)
-        if move_to is None and remove_from is None:
-            raise InvalidParameter("update_stage needs move_to, remove_from or both")
+        stage = check_stage_move(self.stage_labels, stage, move_to, remove_from)
         self._call(
             "UpdateSecretVersionStage",
             {"SecretName": name, "VersionStage": stage, "MoveToVersion": move_to, "RemoveFromVersion": remove_from},
@@ -474,26 +462,13 @@ class AliyunKmsStore:
             raise StoreError("KMS GetRandomPassword returned no password", code="SDK.InvalidResponse")
         return password
 
-    def create_secret(
-        self,
-        name: str,
-        data: str | bytes,
-        *,
-        version_id: str | None = None,
-        secret_type: str = "Generic",
-        description: str = "",
-        extended_config: Mapping[str, Any] | None = None,
-        rotation_interval: timedelta | None = None,
-    ) -> SecretInfo:
-        """Create ``name`` with a first version (``version_id`` generated when not given).
-
-        ``rotation_interval`` turns on KMS's own rotation, which exists for managed types
+    def _create(self, new: NewSecret) -> SecretInfo:
+        """``rotation_interval`` turns on KMS's own rotation, which exists for managed types
         only (:data:`MANAGED_TYPES`, with their ``extended_config``); KMS ignores it for a
         Generic secret, so it is refused here: rotate those with the rotation engine.
         """
+        name, data, version_id, secret_type, description, extended_config, rotation_interval = new
         self._check_name(name)
-        if version_id is None:
-            version_id = uuid.uuid4().hex
         check_version_id(version_id)
         check_rotation_interval(rotation_interval)
         if rotation_interval is not None and secret_type not in MANAGED_TYPES:
@@ -539,9 +514,3 @@ class AliyunKmsStore:
         session = getattr(self._client, "session", None)
         if session is not None:
             session.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

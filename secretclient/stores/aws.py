@@ -27,24 +27,16 @@ secret data out of botocore's DEBUG logs (:mod:`secretclient.stores._botocore_re
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Self
+from typing import Any
 
 from ..errors import InvalidParameter, SecretNotFound, StoreError, VersionConflict
-from ..model import (
-    AWS_STAGES,
-    DEFAULT_PASSWORD_POLICY,
-    PasswordPolicy,
-    Secret,
-    SecretInfo,
-    StageLabels,
-    VersionInfo,
-)
+from ..model import AWS_STAGES, DEFAULT_PASSWORD_POLICY, PasswordPolicy, Secret, SecretInfo, StageLabels, VersionInfo
 from . import _botocore_redact
 from ._aws_errors import map_aws_error
 from ._server_clock import ServerClock
+from ._store_base import NewSecret, StoreBase
 
 __all__ = ["MAX_TOKEN_LENGTH", "MIN_TOKEN_LENGTH", "AwsSecretsManagerStore"]
 
@@ -69,7 +61,7 @@ def _aware(value: Any) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-class AwsSecretsManagerStore:
+class AwsSecretsManagerStore(StoreBase):
     """A :class:`~secretclient.stores.SecretStore` on AWS Secrets Manager.
 
     :param client: a boto3 ``secretsmanager`` client to use as it is (its retry and timeout
@@ -134,12 +126,8 @@ class AwsSecretsManagerStore:
         try:
             session = boto3.session.Session(profile_name=profile, region_name=region)
             self._client = session.client(
-                "secretsmanager",
-                endpoint_url=endpoint_url,
-                verify=verify,
-                config=config,
-                aws_access_key_id=access_key_id,
-                aws_secret_access_key=secret_access_key,
+                "secretsmanager", endpoint_url=endpoint_url, verify=verify, config=config,
+                aws_access_key_id=access_key_id, aws_secret_access_key=secret_access_key,
                 aws_session_token=session_token,
             )
         except Exception as exc:  # botocore's configuration errors have no common base
@@ -397,19 +385,11 @@ class AwsSecretsManagerStore:
             raise StoreError("Secrets Manager GetRandomPassword returned no password", code="InvalidResponse")
         return password
 
-    def create_secret(
-        self,
-        name: str,
-        data: str | bytes,
-        *,
-        version_id: str | None = None,
-        secret_type: str = "Generic",
-        description: str = "",
-        extended_config: Mapping[str, Any] | None = None,
-        rotation_interval: timedelta | None = None,
-    ) -> SecretInfo:
+    def _create(self, new: NewSecret) -> SecretInfo:
+        """AWS has no secret types and no extended config; automatic rotation needs
+        ``rotation_lambda_arn`` and whole days from 1 to 1000."""
+        name, data, version_id, secret_type, description, extended_config, rotation_interval = new
         self._check_name(name)
-        version_id = uuid.uuid4().hex if version_id is None else version_id
         self._check_token(version_id)
         if secret_type != "Generic":
             raise InvalidParameter("AWS Secrets Manager has no secret types: leave secret_type as 'Generic'")
@@ -461,12 +441,6 @@ class AwsSecretsManagerStore:
     def close(self) -> None:
         if self._owns_client:
             self._client.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 _SNAKE = {

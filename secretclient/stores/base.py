@@ -26,14 +26,7 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any, Protocol, runtime_checkable
 
-from ..model import (
-    DEFAULT_PASSWORD_POLICY,
-    PasswordPolicy,
-    Secret,
-    SecretInfo,
-    StageLabels,
-    VersionInfo,
-)
+from ..model import DEFAULT_PASSWORD_POLICY, PasswordPolicy, Secret, SecretInfo, StageLabels, VersionInfo
 
 __all__ = ["MAX_STAGES_PER_VERSION", "MAX_STAGE_LENGTH", "MAX_VERSIONS", "LifecycleStore", "SecretStore"]
 
@@ -65,23 +58,13 @@ class SecretStore(Protocol):
         ...
 
     def put_secret(
-        self,
-        name: str,
-        version_id: str,
-        data: str | bytes,
-        *,
-        stages: Sequence[str] | None = None,
+        self, name: str, version_id: str, data: str | bytes, *, stages: Sequence[str] | None = None
     ) -> VersionInfo:
         """Store a new version. Without ``stages`` it becomes ``ACSCurrent``."""
         ...
 
     def update_stage(
-        self,
-        name: str,
-        stage: str,
-        *,
-        move_to: str | None = None,
-        remove_from: str | None = None,
+        self, name: str, stage: str, *, move_to: str | None = None, remove_from: str | None = None
     ) -> None:
         """Move ``stage`` to version ``move_to`` and/or remove it from ``remove_from``.
 

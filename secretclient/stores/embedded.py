@@ -16,22 +16,14 @@ import json
 import os
 import sqlite3
 import threading
-import uuid
 import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
-from ..errors import (
-    EncryptionKeyError,
-    LimitExceeded,
-    SecretNotFound,
-    StoreError,
-    StoreUnavailable,
-    VersionConflict,
-)
+from ..errors import EncryptionKeyError, LimitExceeded, SecretNotFound, StoreError, StoreUnavailable, VersionConflict
 from ..model import (
     ACS_STAGES,
     CURRENT,
@@ -46,13 +38,15 @@ from ..model import (
 from ._checks import (
     check_data,
     check_name,
+    check_put_stages,
+    check_read,
     check_recovery_window,
     check_rotation_interval,
-    check_stage,
-    check_stages,
+    check_stage_move,
     check_version_id,
     invalid,
 )
+from ._store_base import NewSecret, StoreBase
 from .base import MAX_STAGES_PER_VERSION, MAX_VERSIONS
 
 __all__ = ["EmbeddedStore", "EncryptionKeyError"]
@@ -166,7 +160,7 @@ class _Sealer:
             ) from None
 
 
-class EmbeddedStore:
+class EmbeddedStore(StoreBase):
     """A :class:`~secretclient.stores.SecretStore` in a SQLite database.
 
     :param path: a file path, or ``":memory:"`` (the default) for a private in-memory store.
@@ -399,12 +393,8 @@ class EmbeddedStore:
     def get_secret(
         self, name: str, *, stage: str | None = None, version_id: str | None = None
     ) -> Secret:
-        stage = self.stage_labels.label(stage) if stage is not None else None
         check_name(name)
-        if version_id is not None:
-            check_version_id(version_id)
-        if stage is not None:
-            check_stage(stage)
+        stage = check_read(self.stage_labels, stage, version_id)
         with self._read() as db:
             meta = self._require_secret(db, name)
             if version_id is None:
@@ -493,20 +483,9 @@ class EmbeddedStore:
 
     # -- writes --------------------------------------------------------------------------
 
-    def create_secret(
-        self,
-        name: str,
-        data: str | bytes,
-        *,
-        version_id: str | None = None,
-        secret_type: str = "Generic",
-        description: str = "",
-        extended_config: Mapping[str, Any] | None = None,
-        rotation_interval: timedelta | None = None,
-    ) -> SecretInfo:
-        """Create ``name``; its first version (``version_id``, default a random one) is CURRENT."""
-        if version_id is None:
-            version_id = uuid.uuid4().hex
+    def _create(self, new: NewSecret) -> SecretInfo:
+        """Refused while a secret of that name exists or waits out its recovery window."""
+        name, data, version_id, secret_type, description, extended_config, rotation_interval = new
         check_name(name)
         check_version_id(version_id)
         check_data(data)
@@ -544,19 +523,13 @@ class EmbeddedStore:
         return self.describe(name)
 
     def put_secret(
-        self,
-        name: str,
-        version_id: str,
-        data: str | bytes,
-        *,
-        stages: Sequence[str] | None = None,
+        self, name: str, version_id: str, data: str | bytes, *, stages: Sequence[str] | None = None
     ) -> VersionInfo:
-        if stages is not None and not isinstance(stages, (str, bytes)):
-            stages = [self.stage_labels.label(s) for s in stages]
         check_name(name)
         check_version_id(version_id)
         check_data(data)
-        wanted = check_stages(stages) if stages is not None else [CURRENT]
+        checked = check_put_stages(self.stage_labels, stages)
+        wanted = [CURRENT] if checked is None else checked
         now = self._now()
         with self._write() as db:
             self._require_secret(db, name)
@@ -586,21 +559,10 @@ class EmbeddedStore:
             return VersionInfo(version_id, self._stages_of(db, name, version_id), _ts(now))
 
     def update_stage(
-        self,
-        name: str,
-        stage: str,
-        *,
-        move_to: str | None = None,
-        remove_from: str | None = None,
+        self, name: str, stage: str, *, move_to: str | None = None, remove_from: str | None = None
     ) -> None:
-        stage = self.stage_labels.label(stage)
         check_name(name)
-        check_stage(stage)
-        if move_to is None and remove_from is None:
-            raise invalid("update_stage needs move_to, remove_from or both")
-        for v in (move_to, remove_from):
-            if v is not None:
-                check_version_id(v)
+        stage = check_stage_move(self.stage_labels, stage, move_to, remove_from)
         if stage in (CURRENT, PREVIOUS) and move_to is None:
             # KMS requires MoveToVersion for both: they are only ever moved, never dropped.
             raise invalid(f"{stage} cannot be removed, only moved to another version (give move_to)")
@@ -664,12 +626,6 @@ class EmbeddedStore:
             self._closed = True
             if self._db is not None:
                 self._db.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def _after_fork_in_child() -> None:

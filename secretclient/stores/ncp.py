@@ -30,7 +30,7 @@ import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Self
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 from ..errors import InvalidParameter, SecretNotFound, VersionConflict
@@ -45,6 +45,7 @@ from ..model import (
     VersionInfo,
 )
 from ._ncp_http import NcpTransport, sign_v2, string_to_sign
+from ._store_base import StoreBase
 
 __all__ = [
     "NCP_ENDPOINTS",
@@ -181,7 +182,7 @@ def _pending(data: Any) -> str:
     return str(data["pending"])
 
 
-class NcpSecretManagerStore:
+class NcpSecretManagerStore(StoreBase):
     """NAVER Cloud Secret Manager as a :class:`~secretclient.stores.base.SecretStore`.
 
     :param endpoint: ``https://host[:port]``; default ``$NCLOUD_SECRET_MANAGER_ENDPOINT``, else
@@ -228,12 +229,6 @@ class NcpSecretManagerStore:
     def __repr__(self) -> str:
         t = self._transport
         return f"NcpSecretManagerStore({t.scheme}://{t.host}{':' + str(t.port) if t.port else ''})"
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def close(self) -> None:
         """Nothing to release: every request uses its own connection."""

@@ -1,34 +1,45 @@
-"""The threaded HTTP(S) server under the local emulators: plain requests, CONNECT tunnels
-(proxy mode), fault admission, JSON answers in the gateway's error shape, and lifecycle."""
+"""The threaded HTTP(S) server under every local emulator (KMS, RDS, NCP, the proxy router):
+lifecycle, TLS, connection tracking, CONNECT tunnels (proxy mode); and the Alibaba Cloud RPC
+handler: fault admission, JSON answers in the gateway's error shape."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import socket
 import ssl
 import sys
+import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self, cast
 from urllib.parse import parse_qsl, urlsplit
 
 from secretclient.errors import InvalidParameter
 
+from ._lifecycle import StartStop
 from ._rpc_errors import RpcError
 from ._signing import Incoming
 
 if TYPE_CHECKING:
+    from .certs import TestCertificates
     from .rpc_server import RpcEmulator
 
-__all__ = ["MAX_BODY", "HttpService"]
+__all__ = ["MAX_BODY", "HttpService", "RpcHandler", "ServiceHandler", "TlsEndpoint"]
 
 #: Largest request body read (a 30,720-byte secret, base64-encoded, fits many times over).
 MAX_BODY = 1 << 20
+
+
+class TlsEndpoint(Protocol):
+    """What a CONNECT tunnel is opened to: something with a server-side TLS context."""
+
+    def _ssl_context(self) -> ssl.SSLContext: ...
 
 
 class _Server(ThreadingHTTPServer):
@@ -39,18 +50,22 @@ class _Server(ThreadingHTTPServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that left before its answer (reset, broken pipe, TLS cut) is no server
         # error: no traceback on stderr for it.
-        if isinstance(sys.exc_info()[1], (ConnectionError, ssl.SSLError, TimeoutError)):
+        if isinstance(sys.exc_info()[1], OSError):
             return
         super().handle_error(request, client_address)
 
 
-class _Handler(BaseHTTPRequestHandler):
+class ServiceHandler(BaseHTTPRequestHandler):
+    """What every emulator's request handler does: TCP_NODELAY, TLS when the service serves
+    HTTPS, connection tracking (so stop() can cut them), nothing logged, and proxy mode's
+    ``CONNECT`` answered here, over the TLS of the endpoint :meth:`HttpService.route` names."""
+
     protocol_version = "HTTP/1.1"
     sys_version = ""
     timeout = 30  # idle keep-alive connections end on their own
     server: _Server
-    #: The emulator a CONNECT tunnel was opened to: it serves every request inside the tunnel.
-    _tunnel: RpcEmulator | None = None
+    #: The endpoint a CONNECT tunnel was opened to: it serves every request inside the tunnel.
+    _tunnel: TlsEndpoint | None = None
 
     def version_string(self) -> str:
         return self.server.service.server_name
@@ -77,7 +92,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.service._track(self.connection, False)
 
     def log_message(self, format: str, *args: Any) -> None:
-        pass  # request lines carry secret data in their query string: never log them
+        pass  # request lines and bodies carry secret data: never log them
 
     def _refuse(self) -> None:
         """502 for a host no emulator here stands in for: nothing is ever forwarded."""
@@ -90,8 +105,8 @@ class _Handler(BaseHTTPRequestHandler):
     def do_CONNECT(self) -> None:
         """Proxy mode: pretend to open a tunnel to the host, then serve its API over TLS ourselves."""
         service = self.server.service
-        emu = service.route(self.path.rsplit(":", 1)[0])
-        if emu is None:
+        endpoint = service.route(self.path.rsplit(":", 1)[0])
+        if endpoint is None:
             self._refuse()
             return
         self.send_response(200, "Connection Established")
@@ -99,7 +114,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.flush()
         try:
-            tls = emu._ssl_context().wrap_socket(self.connection, server_side=True)
+            tls = endpoint._ssl_context().wrap_socket(self.connection, server_side=True)
         except (OSError, ssl.SSLError):
             self.close_connection = True
             return
@@ -109,7 +124,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.rfile = tls.makefile("rb")
         self.wfile = tls.makefile("wb")  # buffered: the handler flushes after each response
         self.close_connection = False
-        self._tunnel = emu
+        self._tunnel = endpoint
+
+
+class RpcHandler(ServiceHandler):
+    """Alibaba Cloud RPC requests (query or form parameters) answered by the routed :class:`RpcEmulator`."""
 
     def do_POST(self) -> None:
         self._serve()
@@ -121,7 +140,7 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         # A plain-HTTP proxy request names its host in the URL ("POST http://rds.aliyuncs.com/?…").
         host = url.hostname or (self.headers.get("Host") or "").rsplit(":", 1)[0]
-        emu = self._tunnel or self.server.service.route(host)
+        emu = cast("RpcEmulator | None", self._tunnel or self.server.service.route(host))
         if emu is None:
             self._refuse()
             return
@@ -198,10 +217,16 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
-class HttpService:
-    """A threaded HTTP server on ``host:port`` (``port=0`` picks a free one) and its lifecycle."""
+class HttpService(StartStop):
+    """A threaded HTTP server on ``host:port`` (``port=0`` picks a free one) and its lifecycle.
+
+    Subclasses set :attr:`handler_class` and implement :meth:`route`; with ``https`` (or as a
+    proxy-mode tunnel's end) it serves a throwaway certificate for ``localhost``, 127.0.0.1 and
+    :meth:`tls_hostnames`, made on first use and deleted by :meth:`stop`.
+    """
 
     https = False
+    handler_class: ClassVar[type[ServiceHandler]]
 
     def __init__(self, host: str, port: int) -> None:
         self._bind = (host, port)
@@ -209,17 +234,42 @@ class HttpService:
         self._conns: set[Any] = set()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self._tmpdir: str | None = None
+        self._certs: TestCertificates | None = None
+        self._ctx: ssl.SSLContext | None = None
 
     @property
     def server_name(self) -> str:
         return type(self).__name__
 
-    def route(self, hostname: str) -> RpcEmulator | None:
-        """The emulator that serves a request for ``hostname`` (None: answer 502)."""
+    def route(self, hostname: str) -> TlsEndpoint | None:
+        """The endpoint that serves a request for ``hostname`` (None: answer 502)."""
         raise NotImplementedError
 
+    def tls_hostnames(self) -> tuple[str, ...]:
+        """Host names the TLS certificate names (beside ``localhost`` and ``127.0.0.1``)."""
+        return ()
+
+    @property
+    def ca_file(self) -> Path:
+        """The CA certificate that signed the TLS certificate (made on first use)."""
+        self._ssl_context()
+        assert self._certs is not None
+        return Path(self._certs.ca_file)
+
     def _ssl_context(self) -> ssl.SSLContext:
-        raise NotImplementedError
+        with self._lock:
+            if self._ctx is None or self._certs is None:
+                from secretclient.testing.certs import make_certificates
+
+                self._tmpdir = tempfile.mkdtemp(prefix=f"{self.server_name.lower()}-")
+                names = ("localhost", *self.tls_hostnames())
+                ips = ("127.0.0.1",) if self.host in ("127.0.0.1", "0.0.0.0", "localhost") else ("127.0.0.1", self.host)
+                self._certs = make_certificates(self._tmpdir, hostnames=names, ips=ips)
+                ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+                ctx.load_cert_chain(self._certs.cert_file, self._certs.key_file)
+                self._ctx = ctx
+            return self._ctx
 
     def start(self) -> Self:
         """Start serving (in a daemon thread); a no-op when already started."""
@@ -227,7 +277,7 @@ class HttpService:
             return self
         if self.https:
             self._ssl_context()
-        server = _Server(self._bind, _Handler)
+        server = _Server(self._bind, self.handler_class)
         server.service = self
         self._server = server
         self._thread = threading.Thread(
@@ -237,7 +287,7 @@ class HttpService:
         return self
 
     def stop(self) -> None:
-        """Stop serving, drop open connections, and free the port."""
+        """Stop serving, drop open connections, free the port and delete the certificates."""
         server, self._server = self._server, None
         if server is not None:
             server.shutdown()
@@ -249,14 +299,13 @@ class HttpService:
                     conn.shutdown(socket.SHUT_RDWR)
             if self._thread is not None:
                 self._thread.join(5)
+        if self._tmpdir:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            self._tmpdir, self._certs, self._ctx = None, None, None
 
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+    @property
+    def _has_started(self) -> bool:
+        return self._server is not None
 
     @property
     def port(self) -> int:
@@ -267,6 +316,11 @@ class HttpService:
     @property
     def host(self) -> str:
         return self._bind[0]
+
+    @property
+    def endpoint(self) -> str:
+        """``http(s)://host:port``."""
+        return f"{'https' if self.https else 'http'}://{self.host_port}"
 
     @property
     def host_port(self) -> str:

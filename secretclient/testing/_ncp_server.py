@@ -1,98 +1,33 @@
-"""The HTTP(S) server under :class:`~secretclient.testing.NcpEmulator`: one thread per
-connection, TLS when asked, proxy mode (``CONNECT`` to NCP's hosts answered here, never
-forwarded), and nothing logged (bodies carry secret values)."""
+"""The request handler of :class:`~secretclient.testing.NcpEmulator` (NCP's REST API); the server
+under it, TLS and proxy mode (``CONNECT`` to NCP's hosts answered here, never forwarded) are
+:mod:`._http`'s."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import socket
-import ssl
-import sys
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, cast
 from urllib.parse import urlsplit
 
 from secretclient.stores._ncp_http import ACCESS_KEY_HEADER, JOB_TOKEN_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
+from secretclient.testing._http import ServiceHandler
 
 if TYPE_CHECKING:
     from secretclient.testing.ncp_emulator import NcpEmulator
 
-__all__ = ["NCP_HOSTS", "Server"]
+__all__ = ["NCP_HOSTS", "NcpHandler"]
 
 #: The hosts proxy mode answers for (and the TLS certificate names).
 NCP_HOSTS = ("secretmanager.apigw.ntruss.com", "ocapi-kr.ncloud.com", "ocapi-jp.ncloud.com")
 
 
-class Server(ThreadingHTTPServer):
-    """Serves ``emulator``'s API on ``address``."""
+class NcpHandler(ServiceHandler):
+    """NCP's REST requests, answered by the :class:`NcpEmulator` that serves them."""
 
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, address: tuple[str, int], emulator: NcpEmulator) -> None:
-        self.emulator = emulator
-        super().__init__(address, _Handler)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if not isinstance(sys.exc_info()[1], OSError):  # a client that went away is no news
-            super().handle_error(request, client_address)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    sys_version = ""
-    server_version = "NcpEmulator"
-    timeout = 30
-    server: Server
-
-    def setup(self) -> None:
-        emu = self.server.emulator
-        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if emu.https:
-            self.request.settimeout(10)
-            try:
-                self.request = emu._ssl_context().wrap_socket(self.request, server_side=True)
-            except (OSError, ssl.SSLError):
-                self.request.close()
-                raise
-        super().setup()
-        emu._track(self.connection, True)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.server.emulator._track(self.connection, False)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # bodies carry secret values; request lines are not worth the risk either
-
-    def do_CONNECT(self) -> None:
-        """Proxy mode: answer the tunnel to an NCP host ourselves, over TLS."""
-        emu = self.server.emulator
-        if self.path.rsplit(":", 1)[0].lower() not in NCP_HOSTS:
-            self.send_response(502, "Bad Gateway")
-            self.send_header("Content-Length", "0")
-            self.send_header("Connection", "close")
-            self.end_headers()
-            self.close_connection = True
-            return
-        self.send_response(200, "Connection Established")
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-        self.wfile.flush()
-        try:
-            tls = emu._ssl_context().wrap_socket(self.connection, server_side=True)
-        except (OSError, ssl.SSLError):
-            self.close_connection = True
-            return
-        emu._track(self.connection, False)
-        self.request = self.connection = tls
-        emu._track(tls, True)
-        self.rfile = tls.makefile("rb")
-        self.wfile = tls.makefile("wb")
-        self.close_connection = False
+    @property
+    def _emulator(self) -> NcpEmulator:
+        return cast("NcpEmulator", self.server.service)
 
     def _serve(self) -> None:
         try:
@@ -110,7 +45,7 @@ class _Handler(BaseHTTPRequestHandler):
             wanted[JOB_TOKEN_HEADER] = headers[JOB_TOKEN_HEADER.lower()]
         headers = wanted
         try:
-            status, payload = self.server.emulator._handle(self.command, target, headers, raw)
+            status, payload = self._emulator._handle(self.command, target, headers, raw)
         except ConnectionAbortedError:
             self.close_connection = True
             with contextlib.suppress(OSError):
@@ -121,7 +56,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.log_request(status)
         self.send_response_only(status)
         self.send_header("Server", self.version_string())
-        self.send_header("Date", self.date_time_string(self.server.emulator.server_timestamp()))
+        self.send_header("Date", self.date_time_string(self._emulator.server_timestamp()))
         self.send_header("Content-Type", "application/json;charset=UTF-8")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from secretclient.errors import InvalidParameter
 
-from ._http import HttpService
+from ._http import HttpService, RpcHandler
 
 if TYPE_CHECKING:
     from .rpc_server import RpcEmulator
@@ -28,12 +27,13 @@ class ProxyRouter(HttpService):
     TLS certificate. Other hosts get ``502``: nothing ever leaves the machine.
     """
 
+    handler_class = RpcHandler
+
     def __init__(self, *emulators: RpcEmulator, host: str = "127.0.0.1", port: int = 0) -> None:
         if not emulators:
             raise InvalidParameter("ProxyRouter needs at least one emulator")
         super().__init__(host, port)
         self.emulators = emulators
-        self._tmpdir: str | None = None
 
     def __repr__(self) -> str:
         state = self.proxy_url if self._server is not None else "stopped"
@@ -52,9 +52,3 @@ class ProxyRouter(HttpService):
     def route(self, hostname: str) -> RpcEmulator | None:
         """The emulator that answers ``hostname``, if any."""
         return next((e for e in self.emulators if e.answers_host(hostname)), None)
-
-    def stop(self) -> None:
-        super().stop()
-        if self._tmpdir:
-            shutil.rmtree(self._tmpdir, ignore_errors=True)
-            self._tmpdir = None

@@ -15,6 +15,7 @@ import urllib.request
 from typing import Any, Self
 
 from secretclient.stores.aws import AwsSecretsManagerStore
+from secretclient.testing._lifecycle import StartStop
 
 __all__ = ["TEST_REGION", "MotoServer", "enable_rotation"]
 
@@ -22,7 +23,7 @@ TEST_REGION = "us-east-1"
 _TEST_KEYS = {"access_key_id": "testing", "secret_access_key": "testing"}
 
 
-class MotoServer:
+class MotoServer(StartStop):
     """``with MotoServer() as moto: store = moto.store()``."""
 
     def __init__(self, *, region: str = TEST_REGION) -> None:
@@ -41,6 +42,10 @@ class MotoServer:
         self.endpoint_url = f"http://{host}:{port}"
         self.reset()
         return self
+
+    @property
+    def _has_started(self) -> bool:
+        return self._server is not None
 
     def stop(self) -> None:
         if self._server is not None:
@@ -83,12 +88,6 @@ class MotoServer:
             "SECRETS_MANAGER_ENDPOINT": self.endpoint_url,  # AWS's rotation functions' variable
             "AWS_ENDPOINT_URL_SECRETS_MANAGER": self.endpoint_url,  # boto3's own, for any client
         }
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def enable_rotation(client: Any, secret_id: str, *, days: int = 30,

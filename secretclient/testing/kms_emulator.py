@@ -21,11 +21,9 @@ From a shell: ``python -m secretclient.testing.kms_emulator --port 8100 [--https
 
 from __future__ import annotations
 
-import argparse
 import base64
 import binascii
 import json
-import signal
 import threading
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -41,6 +39,7 @@ from secretclient.errors import (
 )
 from secretclient.model import CURRENT, PREVIOUS, PasswordPolicy, SecretInfo
 from secretclient.stores.embedded import EmbeddedStore
+from secretclient.testing._cli import emulator_parser, serve_until_signalled
 from secretclient.testing.rpc_server import (
     COMMON_ERRORS,
     EmulatorOptions,
@@ -530,25 +529,14 @@ _ACTIONS: dict[str, str] = {
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: run an emulator until Ctrl-C or SIGTERM."""
-    parser = argparse.ArgumentParser(
-        prog="python -m secretclient.testing.kms_emulator", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8100, help="0 picks a free port (default 8100)")
-    parser.add_argument("--https", action="store_true", help="serve HTTPS with a throwaway CA")
+    parser = emulator_parser("secretclient.testing.kms_emulator", __doc__, port=8100,
+                             error_code="InternalFailure", throttled="Rejected.Throttling")
     parser.add_argument("--db", help="EmbeddedStore file to keep secrets in (default: memory)")
     parser.add_argument("--region", default="cn-hangzhou")
     parser.add_argument(
         "--access-key", action="append", default=[], metavar="ID:SECRET[:TOKEN]",
         help="an accepted AccessKey pair (repeatable); with :TOKEN an STS key",
     )
-    faults = parser.add_argument_group("fault injection")
-    faults.add_argument("--latency", type=float, default=0.0, metavar="SECONDS", help="delay every answer")
-    faults.add_argument("--error-rate", type=float, default=0.0, metavar="RATE",
-                        help="answer this fraction (0..1) of requests with --error-code")
-    faults.add_argument("--error-code", default="InternalFailure", help="KMS code of injected errors")
-    faults.add_argument("--throttle", type=float, default=None, metavar="RPS",
-                        help="answer Rejected.Throttling above this many requests per second")
     args = parser.parse_args(argv)
     keys: dict[str, str] = {}
     tokens: dict[str, str] = {}
@@ -560,29 +548,20 @@ def main(argv: list[str] | None = None) -> int:
         if len(parts) == 3:
             tokens[parts[0]] = parts[2]
     store = EmbeddedStore(args.db) if args.db else None
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    emu = KmsEmulator(
+
+    def describe(emu: KmsEmulator) -> list[str]:
+        lines = [f"KMS emulator listening on {emu.endpoint} (region {emu.region})",
+                 f"access key id: {emu.access_key_id}"]
+        if not keys:  # a generated throwaway key: the user cannot know it otherwise
+            lines.append(f"access key secret: {emu.access_key_secret}")
+        if args.https:
+            lines.append(f"CA file: {emu.ca_file}")
+        return lines
+
+    serve_until_signalled(parser, args, lambda: KmsEmulator(
         store, access_keys=keys or None, https=args.https, host=args.host, port=args.port, region=args.region,
         security_tokens=tokens,
-    )
-    try:
-        emu.faults.set_latency(args.latency)
-        emu.faults.set_error_rate(args.error_rate, code=args.error_code)
-        emu.faults.throttle(args.throttle)
-    except InvalidParameter as exc:
-        parser.error(str(exc))
-    with emu:
-        print(f"KMS emulator listening on {emu.endpoint} (region {emu.region})", flush=True)
-        print(f"access key id: {emu.access_key_id}", flush=True)
-        if not keys:  # a generated throwaway key: the user cannot know it otherwise
-            print(f"access key secret: {emu.access_key_secret}", flush=True)
-        if args.https:
-            print(f"CA file: {emu.ca_file}", flush=True)
-        print(f"proxy mode: HTTPS_PROXY={emu.proxy_url}", flush=True)
-        while not stop.wait(0.5):
-            pass
+    ), describe)
     if store is not None:
         store.close()
     print("KMS emulator stopped", flush=True)

@@ -11,44 +11,26 @@ and logs connection events with the ``server_audit`` plugin so tests can count f
 from __future__ import annotations
 
 import argparse
-import atexit
-import contextlib
-import itertools
 import os
-import re
-import secrets
 import shlex
 import shutil
 import signal
 import socket
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import pymysql
 
 from secretclient.errors import InvalidParameter, SecretClientError
-from secretclient.testing.certs import TestCertificates, make_certificates
+from secretclient.testing._throwaway import ThrowawayServer
 
 __all__ = ["MariaDB", "MariaDBError", "MariaDBNotInstalled", "find_mariadbd"]
 
 _SBIN_DIRS = ("/usr/sbin", "/usr/local/sbin", "/usr/libexec", "/usr/local/mysql/bin")
-_NAME_RE = re.compile(r"[A-Za-z0-9_]{1,40}")
 _PORT_IN_USE = ("Bind on TCP/IP port", "Address already in use")
-
-
-# Runs beside each server: when its stdin pipe from us closes without stop() having killed it
-# first (our process died, even by SIGKILL), it kills the server ($1) and deletes its directory ($2).
-_WATCHDOG = """
-read -r _
-kill -9 "$1" 2>/dev/null
-rm -rf "$2"
-"""
 
 
 def _split_grant_option(grant: str) -> tuple[str, str]:
@@ -86,12 +68,6 @@ def find_mariadbd() -> tuple[str, str] | None:
     return (server, install) if server and install else None
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _quote_ident(name: str) -> str:
     if not name or "\x00" in name or len(name) > 64:
         raise InvalidParameter("a database or table name must be 1-64 characters without NUL")
@@ -106,7 +82,7 @@ def _account(name: str, host: str) -> None:
         raise InvalidParameter("a host must be 1-255 characters without NUL")
 
 
-class MariaDB:
+class MariaDB(ThrowawayServer):
     """A ``mariadbd`` on a free 127.0.0.1 port with its data in a temp dir.
 
     Use it as a context manager, or call :meth:`start` and :meth:`stop`. ``stop`` kills the
@@ -120,8 +96,12 @@ class MariaDB:
     ``audit=False`` leaves out the audit plugin (then :meth:`failed_logins` is unavailable).
     """
 
-    host = "127.0.0.1"
     admin_user = "root"
+    _error = MariaDBError
+    _family = "mariadb"
+    _server_name = "mariadbd"
+    _log_label = "error log"
+    _port_in_use = ("Bind on TCP/IP port", "Address already in use")
 
     def __init__(
         self,
@@ -132,36 +112,11 @@ class MariaDB:
         base_dir: str | Path | None = None,
         startup_timeout: float = 30.0,
     ) -> None:
-        self.tls = tls
-        self.options = dict(options or {})
+        super().__init__(tls, options, base_dir=base_dir, startup_timeout=startup_timeout)
         self.audit = audit
-        self.base_dir = base_dir
-        self.startup_timeout = startup_timeout
-        self.admin_password = secrets.token_urlsafe(18)
-        self.port = 0
-        self.directory: Path | None = None
-        self.ca_file: Path | None = None
-        self.version = ""
-        self._certs: TestCertificates | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._watchdog: subprocess.Popen[bytes] | None = None
-        self._names = itertools.count(1)
-
-    def __repr__(self) -> str:
-        state = "running" if self.running else "stopped"
-        return f"MariaDB({self.host}:{self.port}, tls={self.tls}, {state})"
+        self._binaries = ("", "")
 
     # -- paths ----------------------------------------------------------------------------
-
-    def _dir(self) -> Path:
-        if self.directory is None:
-            raise MariaDBError("the server is not started; call start() first")
-        return self.directory
-
-    @property
-    def datadir(self) -> Path:
-        """The server's data directory."""
-        return self._dir() / "data"
 
     @property
     def socket(self) -> Path:
@@ -177,56 +132,26 @@ class MariaDB:
         return self._dir() / "audit.log"
 
     @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
+    def _log_file(self) -> Path:
+        return self.error_log
 
     # -- lifecycle ------------------------------------------------------------------------
 
-    def __enter__(self) -> Self:
-        if self._proc is None:  # ``with MariaDB().start() as db`` is fine too
-            self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def start(self) -> Self:
-        """Create the data directory, start the server and wait until root can log in."""
-        if self._proc is not None:
-            raise MariaDBError("the server is already started")
+    def _find_binaries(self) -> None:
         binaries = find_mariadbd()
         if binaries is None:
             raise MariaDBNotInstalled(
                 "mariadbd or mariadb-install-db not found; install the Debian package mariadb-server "
                 "(or set SECRETCLIENT_MARIADBD)"
             )
-        server, install = binaries
-        self.directory = Path(tempfile.mkdtemp(prefix="secretclient-mariadb-", dir=self.base_dir))
-        atexit.register(self.stop)
-        try:
-            self._install(install)
-            if self.tls:
-                self._certs = make_certificates(self._dir() / "tls")
-                self.ca_file = self._certs.ca_file
-            # Another process may grab the port between our probe and the server's bind.
-            for attempt in range(3):
-                self.port = _free_port()
-                try:
-                    self._launch(server)
-                    break
-                except MariaDBError:
-                    if attempt == 2 or not any(s in self._log_tail() for s in _PORT_IN_USE):
-                        raise
-            self._set_up_admin()
-        except BaseException:
-            self.stop()
-            raise
-        return self
+        self._binaries = binaries
+
+    def _create(self) -> None:
+        cmd = [self._binaries[1], *self._common_flags(), "--auth-root-authentication-method=normal",
+               "--skip-test-db"]
+        self._run_setup(cmd, "mariadb-install-db")
+        if self.tls:
+            self._make_certificates()
 
     def _as_root_flag(self) -> list[str]:
         return ["--user=root"] if os.geteuid() == 0 else []
@@ -242,16 +167,10 @@ class MariaDB:
             "--innodb-buffer-pool-size=64M",
         ]
 
-    def _install(self, install: str) -> None:
-        cmd = [install, *self._common_flags(), "--auth-root-authentication-method=normal", "--skip-test-db"]
-        result = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120, check=False)
-        if result.returncode != 0:
-            tail = result.stdout.decode(errors="replace")[-2000:]
-            raise MariaDBError(f"mariadb-install-db failed (exit {result.returncode}):\n{tail}")
-
-    def _server_flags(self) -> list[str]:
+    def _command(self) -> list[str]:
         d = self._dir()
         flags = [
+            self._binaries[0],
             *self._common_flags(),
             f"--socket={self.socket}",
             f"--port={self.port}",
@@ -283,38 +202,7 @@ class MariaDB:
             flags.append(flag if value is None or value is True else f"{flag}={value}")
         return flags
 
-    def _launch(self, server: str) -> None:
-        self.error_log.unlink(missing_ok=True)
-        # Own session, so stop() can kill the server and anything it spawned at once.
-        self._proc = subprocess.Popen(
-            [server, *self._server_flags()],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        self._watchdog = subprocess.Popen(
-            ["/bin/sh", "-c", _WATCHDOG, "mariadb-watchdog", str(self._proc.pid), str(self._dir())],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + self.startup_timeout
-        while time.monotonic() < deadline:
-            code = self._proc.poll()
-            if code is not None:
-                self._kill()
-                raise MariaDBError(f"mariadbd exited with {code} during start-up; error log:\n{self._log_tail()}")
-            if self._socket_accepts():
-                return
-            time.sleep(0.02)
-        self._kill()
-        raise MariaDBError(
-            f"mariadbd not ready after {self.startup_timeout:.0f} s; error log:\n{self._log_tail()}"
-        )
-
-    def _socket_accepts(self) -> bool:
+    def _ready(self) -> bool:
         if not self.socket.exists():
             return False
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
@@ -324,13 +212,6 @@ class MariaDB:
             except OSError:
                 return False
         return True
-
-    def _log_tail(self, lines: int = 25) -> str:
-        try:
-            text = self.error_log.read_text(errors="replace")
-        except OSError:
-            return "(no error log)"
-        return "\n".join(text.splitlines()[-lines:])
 
     def _set_up_admin(self) -> None:
         # install-db leaves root without a password and reachable only from localhost.
@@ -347,34 +228,6 @@ class MariaDB:
             row = cur.fetchone()
             self.version = str(row[0]) if row else ""
 
-    def _kill(self) -> None:
-        # The watchdog first, so it never acts on a pid we have already reaped.
-        watchdog, self._watchdog = self._watchdog, None
-        if watchdog is not None:
-            watchdog.kill()
-            watchdog.wait(timeout=10)
-            if watchdog.stdin is not None:
-                watchdog.stdin.close()
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):  # a zombie we cannot reap
-            proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        """Kill the server (no graceful shutdown: the data is thrown away) and delete its directory.
-
-        Safe to call more than once.
-        """
-        self._kill()
-        directory, self.directory = self.directory, None
-        if directory is not None:
-            shutil.rmtree(directory, ignore_errors=True)
-        atexit.unregister(self.stop)
-
     # -- connections ----------------------------------------------------------------------
 
     def connect(
@@ -390,8 +243,7 @@ class MariaDB:
         default (used, unverified, when the server offers it): pass
         ``ssl_ca=db.ca_file, ssl_verify_identity=True`` to verify, ``ssl_disabled=True`` for none.
         """
-        if self.port == 0 or self.directory is None:
-            raise MariaDBError("the server is not started; call start() first")
+        self._require_started()
         kwargs: dict[str, Any] = {
             "host": self.host,
             "port": self.port,
@@ -418,9 +270,7 @@ class MariaDB:
 
     def create_database(self, prefix: str = "t") -> str:
         """Create a database with a fresh name starting with ``prefix`` and return the name."""
-        if not _NAME_RE.fullmatch(prefix):
-            raise InvalidParameter("a database prefix must be 1-40 letters, digits or underscores")
-        name = f"{prefix}_{next(self._names)}_{secrets.token_hex(3)}"
+        name = self._fresh_name(prefix)
         self.execute(f"CREATE DATABASE {_quote_ident(name)}")
         return name
 

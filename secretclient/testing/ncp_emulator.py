@@ -25,27 +25,17 @@ From a shell: ``python -m secretclient.testing.ncp_emulator --port 8200 [--https
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import hmac
 import json
 import re
 import secrets as _secrets
-import shutil
-import signal
-import socket
-import ssl
 import string
-import tempfile
-import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from types import TracebackType
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit
 
 from secretclient.errors import InvalidParameter
@@ -56,7 +46,9 @@ from secretclient.stores._ncp_http import (
     TIMESTAMP_HEADER,
     sign_v2,
 )
-from secretclient.testing._ncp_server import NCP_HOSTS, Server
+from secretclient.testing._cli import emulator_parser, serve_until_signalled
+from secretclient.testing._http import HttpService
+from secretclient.testing._ncp_server import NCP_HOSTS, NcpHandler
 from secretclient.testing.rpc_server import Faults
 
 __all__ = ["NCP_HOSTS", "NcpEmulator", "NcpError", "main"]
@@ -126,7 +118,7 @@ def _now_ms(clock: Callable[[], float]) -> int:
     return int(clock() * 1000)
 
 
-class NcpEmulator:
+class NcpEmulator(HttpService):
     """A local Secret Manager endpoint on ``host:port`` (``port=0`` picks a free one).
 
     :param access_keys: ``{access_key: secret_key}`` accepted; default one random pair.
@@ -139,6 +131,7 @@ class NcpEmulator:
     unavailable_code: ClassVar[str] = "SERVICE_UNAVAILABLE"
     throttling_code: ClassVar[str] = "400"
     error_class: ClassVar[type[NcpError]] = NcpError
+    handler_class = NcpHandler
 
     def __init__(
         self,
@@ -156,85 +149,27 @@ class NcpEmulator:
             access_keys = {"ncp_iam_" + _secrets.token_hex(8).upper(): _secrets.token_urlsafe(30)}
         if not access_keys:
             raise InvalidParameter("NcpEmulator needs at least one access key")
+        super().__init__(host, port)
         self._keys = dict(access_keys)
         self.https = https
         self.region = region
-        self._bind = (host, port)
         self._clock = clock
         self.faults = faults if faults is not None else Faults(seed=seed)
-        self._lock = threading.Lock()
         self._secrets: dict[str, _Secret] = {}
-        self._server: Server | None = None
-        self._thread: threading.Thread | None = None
-        self._conns: set[Any] = set()
-        self._tmpdir: str | None = None
-        self._ca: Path | None = None
-        self._ssl: ssl.SSLContext | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
-    def start(self) -> Self:
-        """Start serving in a daemon thread (a no-op when started)."""
-        if self._server is None:
-            if self.https:
-                self._ssl_context()
-            server = Server(self._bind, self)
-            self._server = server
-            self._thread = threading.Thread(
-                target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="NcpEmulator", daemon=True
-            )
-            self._thread.start()
-        return self
+    def route(self, hostname: str) -> NcpEmulator | None:
+        """Proxy mode serves NCP's hosts only."""
+        return self if hostname.lower() in NCP_HOSTS else None
 
-    def stop(self) -> None:
-        """Stop serving, drop open connections, free the port and the certificates."""
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-            with self._lock:
-                conns = list(self._conns)
-            for conn in conns:
-                with contextlib.suppress(OSError):
-                    conn.shutdown(socket.SHUT_RDWR)
-            if self._thread is not None:
-                self._thread.join(5)
-        if self._tmpdir:
-            shutil.rmtree(self._tmpdir, ignore_errors=True)
-            self._tmpdir, self._ca, self._ssl = None, None, None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+    def tls_hostnames(self) -> tuple[str, ...]:
+        return NCP_HOSTS
 
     def __repr__(self) -> str:
         return f"NcpEmulator({self.endpoint if self._server else 'stopped'})"
 
     # -- addresses and credentials ----------------------------------------------------------
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise InvalidParameter("NcpEmulator is not started")
-        return int(self._server.server_address[1])
-
-    @property
-    def host(self) -> str:
-        return self._bind[0]
-
-    @property
-    def endpoint(self) -> str:
-        """``http(s)://127.0.0.1:PORT``."""
-        return f"{'https' if self.https else 'http'}://{self.host}:{self.port}"
-
-    @property
-    def proxy_url(self) -> str:
-        """Set as ``HTTPS_PROXY`` to be reached under NCP's own host names."""
-        return f"http://{self.host}:{self.port}"
 
     @property
     def access_key(self) -> str:
@@ -253,25 +188,6 @@ class NcpEmulator:
     def calls(self) -> Counter[str]:
         """Requests received per API (``ncp.calls["CompleteRotationJob"]``)."""
         return self.faults.calls
-
-    @property
-    def ca_file(self) -> Path:
-        """The CA that signed the TLS certificate (made on first use)."""
-        self._ssl_context()
-        assert self._ca is not None
-        return self._ca
-
-    def _ssl_context(self) -> ssl.SSLContext:
-        with self._lock:
-            if self._ssl is None:
-                from secretclient.testing.certs import make_certificates
-
-                self._tmpdir = tempfile.mkdtemp(prefix="ncp-emulator-")
-                certs = make_certificates(self._tmpdir, hostnames=("localhost", *NCP_HOSTS))
-                ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-                ctx.load_cert_chain(certs.cert_file, certs.key_file)
-                self._ca, self._ssl = Path(certs.ca_file), ctx
-            return self._ssl
 
     def server_timestamp(self) -> float:
         """The service's time (POSIX seconds): every answer's ``Date``, and the dates it records."""
@@ -544,11 +460,16 @@ class NcpEmulator:
             raise NcpError("INVALID_STATUS", f"The rotation job is {job.state}.")
         return s
 
+    def _move_job(self, sid: str, token: str, header: str | None, states: tuple[str, ...], to: str) -> _Secret:
+        """(Lock held.) The secret whose job ``token`` is in one of ``states``, that job moved to ``to``."""
+        s = self._job(sid, token, header, states=states)
+        assert s.job is not None
+        s.job.state = to
+        return s
+
     def _job_start(self, query: Mapping[str, str], body: Any, sid: str, token: str, header: str | None) -> Any:
         with self._lock:
-            s = self._job(sid, token, header, states=("CREATED", "STARTED"))
-            assert s.job is not None
-            s.job.state = "STARTED"
+            s = self._move_job(sid, token, header, ("CREATED", "STARTED"), "STARTED")
             s.status = "ROTATING"
             return self._chain_answer(s)
 
@@ -598,9 +519,7 @@ class NcpEmulator:
 
     def _job_fail(self, query: Mapping[str, str], body: Any, sid: str, token: str, header: str | None) -> Any:
         with self._lock:
-            s = self._job(sid, token, header, states=("CREATED", "STARTED"))
-            assert s.job is not None
-            s.job.state = "FAILED"
+            s = self._move_job(sid, token, header, ("CREATED", "STARTED"), "FAILED")
             s.status = "ENABLE"
             s.last_rotation = _now_ms(self._clock)
             s.last_result = "FAIL"
@@ -673,20 +592,10 @@ def _random_string(body: Any) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: run an emulator until Ctrl-C or SIGTERM."""
-    parser = argparse.ArgumentParser(prog="python -m secretclient.testing.ncp_emulator",
-                                     description=(__doc__ or "").split("\n")[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8200, help="0 picks a free port (default 8200)")
-    parser.add_argument("--https", action="store_true", help="serve HTTPS with a throwaway CA")
+    parser = emulator_parser("secretclient.testing.ncp_emulator", __doc__, port=8200,
+                             error_code="INTERNAL_SERVER_ERROR", throttled="429 (errorCode 400)")
     parser.add_argument("--access-key", action="append", default=[], metavar="ACCESS:SECRET",
                         help="an accepted key pair (repeatable)")
-    faults = parser.add_argument_group("fault injection")
-    faults.add_argument("--latency", type=float, default=0.0, metavar="SECONDS", help="delay every answer")
-    faults.add_argument("--error-rate", type=float, default=0.0, metavar="RATE",
-                        help="answer this fraction (0..1) of requests with --error-code")
-    faults.add_argument("--error-code", default="INTERNAL_SERVER_ERROR", help="errorCode of injected errors")
-    faults.add_argument("--throttle", type=float, default=None, metavar="RPS",
-                        help="answer 429 (errorCode 400) above this many requests per second")
     args = parser.parse_args(argv)
     keys: dict[str, str] = {}
     for item in args.access_key:
@@ -694,26 +603,18 @@ def main(argv: list[str] | None = None) -> int:
         if not access or not secret:
             parser.error("--access-key must be ACCESS:SECRET")
         keys[access] = secret
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    emu = NcpEmulator(keys or None, https=args.https, host=args.host, port=args.port)
-    try:
-        emu.faults.set_latency(args.latency)
-        emu.faults.set_error_rate(args.error_rate, code=args.error_code)
-        emu.faults.throttle(args.throttle)
-    except InvalidParameter as exc:
-        parser.error(str(exc))
-    with emu:
-        print(f"NCP Secret Manager emulator listening on {emu.endpoint}", flush=True)
-        print(f"access key: {emu.access_key}", flush=True)
+
+    def describe(emu: NcpEmulator) -> list[str]:
+        lines = [f"NCP Secret Manager emulator listening on {emu.endpoint}", f"access key: {emu.access_key}"]
         if not keys:  # a generated throwaway key: the user cannot know it otherwise
-            print(f"secret key: {emu.secret_key}", flush=True)
+            lines.append(f"secret key: {emu.secret_key}")
         if args.https:
-            print(f"CA file: {emu.ca_file}", flush=True)
-        print(f"proxy mode: HTTPS_PROXY={emu.proxy_url}", flush=True)
-        while not stop.wait(0.5):
-            pass
+            lines.append(f"CA file: {emu.ca_file}")
+        return lines
+
+    serve_until_signalled(
+        parser, args, lambda: NcpEmulator(keys or None, https=args.https, host=args.host, port=args.port), describe
+    )
     print("NCP emulator stopped", flush=True)
     return 0
 

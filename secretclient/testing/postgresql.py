@@ -17,28 +17,20 @@ Connections are logged (``log_connections``) so tests can count failed logins.
 from __future__ import annotations
 
 import argparse
-import atexit
 import contextlib
 import glob
-import itertools
 import os
 import pwd
 import re
-import secrets
 import shutil
 import signal
-import socket
-import subprocess
-import tempfile
 import threading
-import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from secretclient.errors import InvalidParameter, SecretClientError
-from secretclient.testing.certs import TestCertificates, make_certificates
+from secretclient.testing._throwaway import ThrowawayServer
 
 __all__ = [
     "REQUIRE_SSL_ROLE",
@@ -49,8 +41,6 @@ __all__ = [
 ]
 
 _OS_USER = "postgres"
-_NAME_RE = re.compile(r"[A-Za-z0-9_]{1,40}")
-_PORT_IN_USE = ("could not bind", "Address already in use")
 
 #: Members of this NOLOGIN role may log in over TLS only (a ``hostnossl … reject`` line of
 #: pg_hba.conf names it); ``create_user(..., require_ssl=True)`` grants it.
@@ -60,20 +50,6 @@ _HBA = f"""# written by secretclient.testing.postgresql
 local all all trust
 hostnossl all +{REQUIRE_SSL_ROLE} 127.0.0.1/32 reject
 host all all 127.0.0.1/32 scram-sha-256
-"""
-
-# Runs beside each server: when its stdin pipe from us closes without stop() having killed it
-# first (our process died, even by SIGKILL), it kills the server ($1) and deletes its directory
-# ($2). Every child of the postmaster runs setsid(), so the children are found by parent pid:
-# the postmaster is stopped first (it forks no more), its children killed, then itself.
-_WATCHDOG = """
-read -r _
-kill -STOP "$1" 2>/dev/null
-for f in /proc/[0-9]*/stat; do
-    read -r pid _ _ ppid _ < "$f" 2>/dev/null && [ "$ppid" = "$1" ] && kill -9 "$pid" 2>/dev/null
-done
-kill -9 "$1" 2>/dev/null
-rm -rf "$2"
 """
 
 # log_line_prefix "%m [%p] %h: " then the message; the user name in the message is not escaped.
@@ -135,12 +111,6 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _role(name: str) -> None:
     # PostgreSQL truncates identifiers to 63 bytes: refuse rather than act on another name.
     if not name or "\x00" in name or len(name.encode()) > 63:
@@ -179,7 +149,7 @@ def _import_psycopg() -> Any:
     return psycopg
 
 
-class PostgreSQL:
+class PostgreSQL(ThrowawayServer):
     """A ``postgres`` on a free 127.0.0.1 port with its data in a temp dir.
 
     Use it as a context manager, or call :meth:`start` and :meth:`stop`. ``stop`` kills the
@@ -192,46 +162,18 @@ class PostgreSQL:
     ``base_dir`` must be traversable by the ``postgres`` OS user when running as root.
     """
 
-    host = "127.0.0.1"
     admin_user = "postgres"
+    _error = PostgreSQLError
+    _family = "postgresql"
+    _server_name = "postgres"
+    _log_label = "server log"
+    _port_in_use = ("could not bind", "Address already in use")
+    _output_to_log = True
 
-    def __init__(
-        self,
-        tls: bool = False,
-        options: Mapping[str, Any] | None = None,
-        *,
-        base_dir: str | Path | None = None,
-        startup_timeout: float = 30.0,
-    ) -> None:
-        self.tls = tls
-        self.options = dict(options or {})
-        self.base_dir = base_dir
-        self.startup_timeout = startup_timeout
-        self.admin_password = secrets.token_urlsafe(18)
-        self.port = 0
-        self.directory: Path | None = None
-        self.ca_file: Path | None = None
-        self.version = ""
-        self._certs: TestCertificates | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._watchdog: subprocess.Popen[bytes] | None = None
-        self._names = itertools.count(1)
-
-    def __repr__(self) -> str:
-        state = "running" if self.running else "stopped"
-        return f"PostgreSQL({self.host}:{self.port}, tls={self.tls}, {state})"
+    _bindir = Path()
+    _run_as_user: pwd.struct_passwd | None = None
 
     # -- paths ----------------------------------------------------------------------------
-
-    def _dir(self) -> Path:
-        if self.directory is None:
-            raise PostgreSQLError("the server is not started; call start() first")
-        return self.directory
-
-    @property
-    def datadir(self) -> Path:
-        """The server's data directory."""
-        return self._dir() / "data"
 
     @property
     def socket_dir(self) -> Path:
@@ -244,28 +186,12 @@ class PostgreSQL:
         return self._dir() / "server.log"
 
     @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
+    def _log_file(self) -> Path:
+        return self.server_log
 
     # -- lifecycle ------------------------------------------------------------------------
 
-    def __enter__(self) -> Self:
-        if self._proc is None:  # ``with PostgreSQL().start() as pg`` is fine too
-            self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def start(self) -> Self:
-        """Create the cluster, start the server and wait until the administrator can log in."""
-        if self._proc is not None:
-            raise PostgreSQLError("the server is already started")
+    def _find_binaries(self) -> None:
         bindir = find_postgres()
         if bindir is None:
             raise PostgreSQLNotInstalled(
@@ -273,34 +199,20 @@ class PostgreSQL:
                 "(or set SECRETCLIENT_POSTGRES_BIN to the directory holding them)"
             )
         _import_psycopg()
-        run_as = self._run_as()
-        self.directory = Path(tempfile.mkdtemp(prefix="secretclient-postgresql-", dir=self.base_dir))
-        atexit.register(self.stop)
-        try:
-            if run_as is not None:
-                _check_reachable(self.directory.parent, run_as)
-                os.chown(self.directory, run_as.pw_uid, run_as.pw_gid)
-            self._initdb(bindir / "initdb", run_as)
-            if self.tls:
-                self._certs = make_certificates(self._dir() / "tls")
-                self.ca_file = self._certs.ca_file
-                if run_as is not None:  # the server refuses a key it does not own
-                    for path in (self._certs.cert_file.parent, self._certs.cert_file, self._certs.key_file):
-                        os.chown(path, run_as.pw_uid, run_as.pw_gid)
-            # Another process may grab the port between our probe and the server's bind.
-            for attempt in range(3):
-                self.port = _free_port()
-                try:
-                    self._launch(bindir / "postgres", run_as)
-                    break
-                except PostgreSQLError:
-                    if attempt == 2 or not any(s in self._log_tail() for s in _PORT_IN_USE):
-                        raise
-            self._set_up_admin()
-        except BaseException:
-            self.stop()
-            raise
-        return self
+        self._bindir = bindir
+        self._run_as_user = self._run_as()
+
+    def _create(self) -> None:
+        run_as = self._run_as_user
+        if run_as is not None:
+            _check_reachable(self._dir().parent, run_as)
+            os.chown(self._dir(), run_as.pw_uid, run_as.pw_gid)
+        self._initdb()
+        if self.tls:
+            certs = self._make_certificates()
+            if run_as is not None:  # the server refuses a key it does not own
+                for path in (certs.cert_file.parent, certs.cert_file, certs.key_file):
+                    os.chown(path, run_as.pw_uid, run_as.pw_gid)
 
     @staticmethod
     def _run_as() -> pwd.struct_passwd | None:
@@ -314,28 +226,22 @@ class PostgreSQL:
                 "(the Debian package postgresql creates it)"
             ) from None
 
-    @staticmethod
-    def _as_user(cmd: list[str], run_as: pwd.struct_passwd | None) -> list[str]:
+    def _as_user(self, cmd: list[str]) -> list[str]:
+        run_as = self._run_as_user
         if run_as is None:
             return cmd
         # setpriv execs the command itself: the pid we hold is the server's.
         return ["setpriv", f"--reuid={run_as.pw_uid}", f"--regid={run_as.pw_gid}", "--init-groups", "--", *cmd]
 
-    def _initdb(self, initdb: Path, run_as: pwd.struct_passwd | None) -> None:
+    def _initdb(self) -> None:
         cmd = [
-            str(initdb), "-D", str(self.datadir), "-U", self.admin_user, "--auth-local=trust",
+            str(self._bindir / "initdb"), "-D", str(self.datadir), "-U", self.admin_user, "--auth-local=trust",
             "--auth-host=scram-sha-256", "--no-sync", "--encoding=UTF8", "--locale=C", "--no-instructions",
         ]
-        result = subprocess.run(
-            self._as_user(cmd, run_as), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            cwd=self._dir(), timeout=120, check=False,
-        )
-        if result.returncode != 0:
-            tail = result.stdout.decode(errors="replace")[-2000:]
-            raise PostgreSQLError(f"initdb failed (exit {result.returncode}):\n{tail}")
+        self._run_setup(self._as_user(cmd), "initdb")
         (self.datadir / "pg_hba.conf").write_text(_HBA)
 
-    def _server_flags(self) -> list[str]:
+    def _command(self) -> list[str]:
         settings: dict[str, Any] = {
             "listen_addresses": self.host,
             "port": self.port,
@@ -356,50 +262,19 @@ class PostgreSQL:
                 ssl_ca_file=str(self._certs.ca_file),
             )
         settings.update(self.options)
-        flags = ["-D", str(self.datadir)]
+        flags = [str(self._bindir / "postgres"), "-D", str(self.datadir)]
         for key, value in settings.items():
             flags += ["-c", f"{key}={value}"]
-        return flags
+        return self._as_user(flags)
 
-    def _launch(self, server: Path, run_as: pwd.struct_passwd | None) -> None:
-        log = open(self.server_log, "wb")  # noqa: SIM115 - the child keeps its own copy
+    def _ready(self) -> bool:
+        if not (self.socket_dir / f".s.PGSQL.{self.port}").exists():
+            return False
         try:
-            # Own session, so stop() can kill the postmaster and its backends at once.
-            self._proc = subprocess.Popen(
-                self._as_user([str(server), *self._server_flags()], run_as),
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=self._dir(), start_new_session=True,
-            )
-        finally:
-            log.close()
-        self._watchdog = subprocess.Popen(
-            ["/bin/sh", "-c", _WATCHDOG, "postgresql-watchdog", str(self._proc.pid), str(self._dir())],
-            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        )
-        psycopg = _import_psycopg()
-        deadline = time.monotonic() + self.startup_timeout
-        while time.monotonic() < deadline:
-            code = self._proc.poll()
-            if code is not None:
-                self._kill()
-                raise PostgreSQLError(f"postgres exited with {code} during start-up; server log:\n{self._log_tail()}")
-            if (self.socket_dir / f".s.PGSQL.{self.port}").exists():
-                try:
-                    self._socket_connect(connect_timeout=2).close()
-                    return
-                except psycopg.OperationalError:
-                    pass  # "the database system is starting up"
-            time.sleep(0.02)
-        self._kill()
-        raise PostgreSQLError(
-            f"postgres not ready after {self.startup_timeout:.0f} s; server log:\n{self._log_tail()}"
-        )
-
-    def _log_tail(self, lines: int = 25) -> str:
-        try:
-            text = self.server_log.read_text(errors="replace")
-        except (OSError, PostgreSQLError):
-            return "(no server log)"
-        return "\n".join(text.splitlines()[-lines:])
+            self._socket_connect(connect_timeout=2).close()
+        except _import_psycopg().OperationalError:
+            return False  # "the database system is starting up"
+        return True
 
     def _socket_connect(self, dbname: str = "postgres", **kwargs: Any) -> Any:
         psycopg = _import_psycopg()
@@ -418,38 +293,14 @@ class PostgreSQL:
             row = conn.execute("SHOW server_version").fetchone()
             self.version = str(row[0]) if row else ""
 
-    def _kill(self) -> None:
-        # The watchdog first, so it never acts on a pid we have already reaped.
-        watchdog, self._watchdog = self._watchdog, None
-        if watchdog is not None:
-            watchdog.kill()
-            watchdog.wait(timeout=10)
-            if watchdog.stdin is not None:
-                watchdog.stdin.close()
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
+    def _kill_server(self, pid: int) -> None:
         # Each child of the postmaster is its own session leader (setsid), so killing the
         # postmaster's group would leave them: stop it (no more forks), kill them, then it.
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, signal.SIGSTOP)
-            for child in _children(proc.pid):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(child, signal.SIGKILL)
-            os.killpg(proc.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):  # a zombie we cannot reap
-            proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        """Kill the server (no clean shutdown: the data is thrown away) and delete its directory.
-
-        Safe to call more than once.
-        """
-        self._kill()
-        directory, self.directory = self.directory, None
-        if directory is not None:
-            shutil.rmtree(directory, ignore_errors=True)
-        atexit.unregister(self.stop)
+        os.kill(pid, signal.SIGSTOP)
+        for child in _children(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGKILL)
+        os.killpg(pid, signal.SIGKILL)
 
     # -- connections ----------------------------------------------------------------------
 
@@ -466,8 +317,7 @@ class PostgreSQL:
         unverified, when offered): pass ``sslmode="verify-full", sslrootcert=str(pg.ca_file)``
         to verify, ``sslmode="disable"`` for none.
         """
-        if self.port == 0 or self.directory is None:
-            raise PostgreSQLError("the server is not started; call start() first")
+        self._require_started()
         psycopg = _import_psycopg()
         kwargs: dict[str, Any] = {
             "host": self.host,
@@ -482,8 +332,7 @@ class PostgreSQL:
 
     def admin(self, dbname: str = "postgres", **psycopg_kwargs: Any) -> Any:
         """An administrator connection in autocommit mode, over the Unix socket (no password)."""
-        if self.port == 0 or self.directory is None:
-            raise PostgreSQLError("the server is not started; call start() first")
+        self._require_started()
         return self._socket_connect(dbname, **psycopg_kwargs)
 
     def execute(self, query: Any, params: Any = None, *, dbname: str = "postgres") -> list[tuple[Any, ...]]:
@@ -494,9 +343,7 @@ class PostgreSQL:
 
     def create_database(self, prefix: str = "t", owner: str | None = None) -> str:
         """Create a database with a fresh name starting with ``prefix`` and return the name."""
-        if not _NAME_RE.fullmatch(prefix):
-            raise InvalidParameter("a database prefix must be 1-40 letters, digits or underscores")
-        name = f"{prefix}_{next(self._names)}_{secrets.token_hex(3)}"
+        name = self._fresh_name(prefix)
         owner_sql = f" OWNER {_quote_ident(owner)}" if owner else ""
         self.execute(f"CREATE DATABASE {_quote_ident(name)}{owner_sql}")
         return name

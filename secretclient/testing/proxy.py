@@ -19,10 +19,10 @@ import struct
 import threading
 import time
 from collections.abc import Callable
-from types import TracebackType
 from typing import Literal, Self
 
 from secretclient.errors import InvalidParameter, SecretClientError
+from secretclient.testing._lifecycle import StartStop
 
 __all__ = ["FaultProxy", "ProxyMode"]
 
@@ -38,7 +38,7 @@ def _abort(sock: socket.socket) -> None:
     sock.close()
 
 
-class FaultProxy:
+class FaultProxy(StartStop):
     """Forwards 127.0.0.1:``port`` to ``target_host:target_port``; faults switch at runtime.
 
     Modes:
@@ -128,16 +128,9 @@ class FaultProxy:
 
     # -- lifecycle ------------------------------------------------------------------------
 
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    @property
+    def _has_started(self) -> bool:
+        return self._listener is not None
 
     def start(self) -> Self:
         """Listen and serve in background threads."""

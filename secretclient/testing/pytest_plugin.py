@@ -36,13 +36,30 @@ _NO_MARIADB = "mariadbd is not installed (apt-get install mariadb-server)"
 _NO_POSTGRES = "PostgreSQL (postgres, initdb) or psycopg is not installed (apt-get install postgresql)"
 
 
+def _installed_or_skip(installed: bool, missing: str, require_env: str) -> None:
+    """Skip the test when a server is not installed, or fail it when ``require_env`` is set."""
+    if not installed:
+        if os.environ.get(require_env):
+            pytest.fail(f"{missing} and {require_env} is set", pytrace=False)
+        pytest.skip(missing)
+
+
 def _started_mariadb(tls: bool) -> Iterator[MariaDB]:
-    if find_mariadbd() is None:
-        if os.environ.get("SECRETCLIENT_REQUIRE_MARIADB"):
-            pytest.fail(_NO_MARIADB + " and SECRETCLIENT_REQUIRE_MARIADB is set", pytrace=False)
-        pytest.skip(_NO_MARIADB)
+    _installed_or_skip(find_mariadbd() is not None, _NO_MARIADB, "SECRETCLIENT_REQUIRE_MARIADB")
     with MariaDB(tls=tls) as db:
         yield db
+
+
+def _started_postgresql(tls: bool) -> Iterator[PostgreSQL]:
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        installed = False
+    else:
+        installed = find_postgres() is not None
+    _installed_or_skip(installed, _NO_POSTGRES, "SECRETCLIENT_REQUIRE_POSTGRES")
+    with PostgreSQL(tls=tls) as pg:
+        yield pg
 
 
 @pytest.fixture(scope="session")
@@ -55,21 +72,6 @@ def mariadb() -> Iterator[MariaDB]:
 def mariadb_tls() -> Iterator[MariaDB]:
     """A throwaway MariaDB with TLS; verify it with ``ssl_ca=mariadb_tls.ca_file``."""
     yield from _started_mariadb(tls=True)
-
-
-def _started_postgresql(tls: bool) -> Iterator[PostgreSQL]:
-    try:
-        import psycopg  # noqa: F401
-    except ImportError:
-        installed = False
-    else:
-        installed = find_postgres() is not None
-    if not installed:
-        if os.environ.get("SECRETCLIENT_REQUIRE_POSTGRES"):
-            pytest.fail(_NO_POSTGRES + " and SECRETCLIENT_REQUIRE_POSTGRES is set", pytrace=False)
-        pytest.skip(_NO_POSTGRES)
-    with PostgreSQL(tls=tls) as pg:
-        yield pg
 
 
 @pytest.fixture(scope="session")

@@ -10,19 +10,15 @@ the pieces they are built from: request signing (:mod:`._signing`), :class:`Faul
 from __future__ import annotations
 
 import secrets as _secrets
-import shutil
-import ssl
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any, ClassVar, TypedDict, Unpack
 
 from secretclient.errors import InvalidParameter
 
 from ._faults import Faults
-from ._http import HttpService
+from ._http import HttpService, RpcHandler
 from ._router import ProxyRouter
 from ._rpc_errors import COMMON_ERRORS, RpcError, missing
 from ._signing import Authenticator, Incoming, sign, string_to_sign
@@ -75,6 +71,7 @@ class RpcEmulator(HttpService):
     documented statuses and messages), and implement :meth:`_actions` and :meth:`tls_hostnames`.
     """
 
+    handler_class = RpcHandler
     product: ClassVar[str] = ""
     endpoint_product: ClassVar[str] = ""
     api_version: ClassVar[str] = ""
@@ -101,9 +98,6 @@ class RpcEmulator(HttpService):
         )
         faults = options.get("faults")
         self.faults = faults if faults is not None else Faults(seed=options.get("seed"))
-        self._tmpdir: str | None = None
-        self._certs: Any = None
-        self._ctx: ssl.SSLContext | None = None
 
     # -- what subclasses define ----------------------------------------------------------
 
@@ -114,10 +108,6 @@ class RpcEmulator(HttpService):
     def _actions(self) -> Mapping[str, Handler]:
         """Action name -> handler of the request parameters, returning the answer's JSON."""
         raise NotImplementedError
-
-    def tls_hostnames(self) -> tuple[str, ...]:
-        """Host names the TLS certificate names (beside ``localhost`` and ``127.0.0.1``)."""
-        return ()
 
     def answers_host(self, hostname: str) -> bool:
         """Whether this emulator stands in for ``hostname`` (:class:`ProxyRouter` routes by it)."""
@@ -144,22 +134,11 @@ class RpcEmulator(HttpService):
     def route(self, hostname: str) -> RpcEmulator | None:
         return self  # alone, it answers for every host (proxy mode)
 
-    def stop(self) -> None:
-        """Stop serving, drop open connections, and free the port."""
-        super().stop()
-        if self._tmpdir:
-            shutil.rmtree(self._tmpdir, ignore_errors=True)
-            self._tmpdir, self._certs, self._ctx = None, None, None
-
     def __repr__(self) -> str:
         state = self.endpoint if self._server is not None else "stopped"
         return f"{type(self).__name__}({state}, region={self.region!r})"
 
     # -- addresses and credentials -------------------------------------------------------
-
-    @property
-    def endpoint(self) -> str:
-        return f"{'https' if self.https else 'http'}://{self.host_port}"
 
     @property
     def access_key_id(self) -> str:
@@ -177,26 +156,6 @@ class RpcEmulator(HttpService):
     def calls(self) -> Counter[str]:
         """Requests received per Action (``emu.calls["DescribeAccounts"]``)."""
         return self.faults.calls
-
-    @property
-    def ca_file(self) -> Path:
-        """The CA certificate that signed the emulator's TLS certificate (made on first use)."""
-        self._ssl_context()
-        return Path(self._certs.ca_file)
-
-    def _ssl_context(self) -> ssl.SSLContext:
-        with self._lock:
-            if self._ctx is None:
-                from secretclient.testing.certs import make_certificates
-
-                self._tmpdir = tempfile.mkdtemp(prefix=f"{self.product.lower()}-emulator-")
-                names = ("localhost", *self.tls_hostnames())
-                ips = ("127.0.0.1",) if self.host in ("127.0.0.1", "0.0.0.0", "localhost") else ("127.0.0.1", self.host)
-                self._certs = make_certificates(self._tmpdir, hostnames=names, ips=ips)
-                ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-                ctx.load_cert_chain(self._certs.cert_file, self._certs.key_file)
-                self._ctx = ctx
-            return self._ctx
 
     def acs_client(self, **kw: Any) -> Any:
         """An ``aliyunsdkcore.client.AcsClient`` whose endpoint for this product is this emulator.
