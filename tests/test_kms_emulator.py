@@ -869,7 +869,7 @@ def test_client_refreshes_a_generic_secret_at_the_tagged_rotation_time(emu):
         assert client.get_text("app") == "s3cret-value"
         executor.run_pending()  # DescribeSecret, tags included
         emu.backing_store.put_secret("app", "v2", "rotated")  # the engine rotates on time
-        clock.advance(120 + 31)
+        clock.advance(120 + 2 * 30 + 1)  # the refresh comes within twice rotation_delay
         client.get("app")
         executor.run_pending()
         assert client.get_text("app") == "rotated"  # long before the 1 h TTL
