@@ -873,6 +873,9 @@ def test_client_refreshes_a_generic_secret_at_the_tagged_rotation_time(emu):
         client.get("app")
         executor.run_pending()
         assert client.get_text("app") == "rotated"  # long before the 1 h TTL
+        clock.advance(30)  # the new version is described on a read within rotation_delay
+        client.get("app")
+        executor.run_pending()
     assert emu.calls["DescribeSecret"] == 2  # once per version, no extra request on reads
 
 
