@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import cachetools
 
@@ -51,6 +51,8 @@ from .stats import CachedVersion, ClientEvent, ClientObserver, ClientStats, Coun
 from .stores.base import SecretStore
 
 __all__ = ["DEFAULT_BACKOFF", "CachePolicy", "ClientClosed", "SecretClient"]
+
+_T = TypeVar("_T")
 
 logger = logging.getLogger("secretclient.client")
 
@@ -321,12 +323,18 @@ class SecretClient:
 
     def _read_store(self, key: Key) -> Secret:
         name = key[0]
+        if len(key) == 2:
+            secret: Secret = self._store_call(key, self._store.get_secret, name, stage=key[1])
+        else:
+            secret = self._store_call(key, self._store.get_secret, name, version_id=key[2])
+        logger.debug("read secret %r stage %r: version %r", name, _stage_of(key), secret.version_id)
+        return secret
+
+    def _store_call(self, key: Key, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        """``fn(*args, **kwargs)``, a store read for ``key``, counted and told to the observer."""
         t0 = time.perf_counter()
         try:
-            if len(key) == 2:
-                secret = self._store.get_secret(name, stage=key[1])
-            else:
-                secret = self._store.get_secret(name, version_id=key[2])
+            out = fn(*args, **kwargs)
         except BaseException as exc:
             self._counters.add("store_calls")
             # A not-found is an answer, not an error
@@ -335,9 +343,10 @@ class SecretClient:
             self._emit("store_call", key, duration=time.perf_counter() - t0, error_code=code)
             raise
         self._counters.add("store_calls")
-        self._emit("store_call", key, version_id=secret.version_id, duration=time.perf_counter() - t0)
-        logger.debug("read secret %r stage %r: version %r", name, _stage_of(key), secret.version_id)
-        return secret
+        found = out if isinstance(out, Secret) else out.get(self._labels.current)  # type: ignore[attr-defined]
+        self._emit("store_call", key, version_id=found.version_id if found is not None else None,
+                   duration=time.perf_counter() - t0)
+        return out
 
     @property
     def reads_every_stage(self) -> bool:
@@ -349,19 +358,8 @@ class SecretClient:
         """:meth:`refresh` on a store that reads every stage at once: cache each stage (CURRENT
         first: a new CURRENT drops the other stages cached), remember the absent ones."""
         name = key[0]
-        t0 = time.perf_counter()
-        try:
-            staged = self._get_stages(name)  # type: ignore[misc]
-        except BaseException as exc:
-            self._counters.add("store_calls")
-            self._counters.add("store_not_found" if isinstance(exc, SecretNotFound) else "store_errors")
-            code = exc.code if isinstance(exc, StoreError) and exc.code else type(exc).__name__
-            self._emit("store_call", key, duration=time.perf_counter() - t0, error_code=code)
-            raise
-        self._counters.add("store_calls")
-        current = staged.get(self._labels.current)
-        self._emit("store_call", key, version_id=current.version_id if current else None,
-                   duration=time.perf_counter() - t0)
+        assert self._get_stages is not None
+        staged = self._store_call(key, self._get_stages, name)
         labels = self._labels
         for label in (labels.current, labels.pending, labels.previous):
             secret = staged.get(label)
