@@ -186,16 +186,11 @@ def main() -> None:
                        OURS: _python_cost(lambda m: our_engine(Connector("bench/db", client), module=m))}
 
         # Recovery after a rotation the client has not seen yet.
-        recover: list[float] = []
-        for i in range(args.recoveries):
-            new_password = secrets.token_urlsafe(16)
-            db.execute("ALTER USER %s@'%%' IDENTIFIED BY %s", (user, new_password))
-            store.put_secret("bench/db", f"v{i + 1}", _doc(db.host, db.port, user, new_password, database))
-            recover.append(_one(engines[OURS]))
-        stats = connector.stats()
-        for engine in engines.values():
-            engine.dispose()
-        client.close()
+        def rotate(i: int, password: str) -> None:
+            db.execute("ALTER USER %s@'%%' IDENTIFIED BY %s", (user, password))
+            store.put_secret("bench/db", f"v{i + 1}", _doc(db.host, db.port, user, password, database))
+
+        recover, stats = _recover(args.recoveries, rotate, engines, connector, client)
 
     print(f"MariaDB {db.version} on 127.0.0.1, PyMySQL {importlib.metadata.version('PyMySQL')}, "
           f"SQLAlchemy {sa.__version__}, NullPool, no TLS")
@@ -232,6 +227,21 @@ def _report(args: argparse.Namespace, medians: dict[str, list[float]], cpu: dict
     print(f"function calls per connection (sys.setprofile): plain, bounded {calls[BOUNDED]:.0f}, "
           f"ours {calls[OURS]:.0f} ({calls[OURS] - calls[BOUNDED]:+.0f})")
     print(f"host load average at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+
+
+def _recover(n: int, rotate: Callable[[int, str], None], engines: dict[str, sa.Engine], connector: Connector,
+             client: SecretClient) -> tuple[list[float], object]:
+    """Time the first connect after each of ``n`` password changes the client has not seen
+    (``rotate(i, password)`` changes the database and stores the new version); then close all."""
+    recover: list[float] = []
+    for i in range(n):
+        rotate(i, secrets.token_urlsafe(16))
+        recover.append(_one(engines[OURS]))
+    stats = connector.stats()
+    for engine in engines.values():
+        engine.dispose()
+    client.close()
+    return recover, stats
 
 
 def _report_recovery(recover: list[float], stats: object) -> None:
@@ -288,18 +298,12 @@ def bench_postgres(args: argparse.Namespace) -> None:
         medians, cpu = _rounds(engines, args.rounds, args.per_round)
         calls = {label: _calls(engines[label]) for label in (BOUNDED, OURS)}
 
-        recover: list[float] = []
-        for i in range(args.recoveries):
-            new_password = secrets.token_urlsafe(16)
+        def rotate(i: int, password: str) -> None:
             pg.execute(psycopg.sql.SQL("ALTER ROLE {} PASSWORD {}").format(
-                psycopg.sql.Identifier(user), psycopg.sql.Literal(new_password)))
-            store.put_secret("bench/pg", f"v{i + 1}",
-                             _doc(pg.host, pg.port, user, new_password, database, "postgres"))
-            recover.append(_one(engines[OURS]))
-        stats = connector.stats()
-        for engine in engines.values():
-            engine.dispose()
-        client.close()
+                psycopg.sql.Identifier(user), psycopg.sql.Literal(password)))
+            store.put_secret("bench/pg", f"v{i + 1}", _doc(pg.host, pg.port, user, password, database, "postgres"))
+
+        recover, stats = _recover(args.recoveries, rotate, engines, connector, client)
 
     print(f"PostgreSQL {pg.version} on 127.0.0.1 (scram-sha-256), psycopg {psycopg.__version__}, "
           f"SQLAlchemy {sa.__version__}, NullPool, no TLS")

@@ -40,6 +40,11 @@ def setup(db: MariaDB, store, n: int) -> str:
     db.execute("GRANT ALL ON *.* TO %s@%s WITH GRANT OPTION", (f"adm{n}", "%"))
     db.create_user(f"app{n}", "app-pw-0123456789", grants=(f"SELECT, INSERT, UPDATE ON {database}.*",))
     common = {"Endpoint": db.host, "Port": db.port, "SSL": False}
+    return _secrets(store, n, common, database)
+
+
+def _secrets(store, n: int, common: dict, database: str) -> str:
+    """The MasterSecret and the application's secret of bench account ``n``; the secret's name."""
     store.create_secret(f"master{n}", json.dumps({**common, "AccountName": f"adm{n}",
                                                   "AccountPassword": "admin-pw-0123456789"}), version_id="m")
     store.create_secret(f"app{n}", json.dumps({**common, "AccountName": f"app{n}", "DBName": database,
@@ -53,12 +58,7 @@ def setup_postgres(pg: PostgreSQL, store, n: int) -> str:
     pg.create_user(f"adm{n}", "admin-pw-0123456789", attributes="CREATEROLE")
     pg.create_user(f"app{n}", "app-pw-0123456789", grants=(f"ALL ON DATABASE {database}",))
     common = {"engine": "postgres", "Endpoint": pg.host, "Port": pg.port, "SSL": False}
-    store.create_secret(f"master{n}", json.dumps({**common, "AccountName": f"adm{n}",
-                                                  "AccountPassword": "admin-pw-0123456789"}), version_id="m")
-    store.create_secret(f"app{n}", json.dumps({**common, "AccountName": f"app{n}", "DBName": database,
-                                               "AccountPassword": "app-pw-0123456789",
-                                               "MasterSecret": f"master{n}"}), version_id="v0")
-    return f"app{n}"
+    return _secrets(store, n, common, database)
 
 
 def measure(rotator: Rotator, name: str) -> list[float]:
