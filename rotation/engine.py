@@ -28,12 +28,13 @@ from secretclient.stores.base import SecretStore
 from ._dry_run import Plan, make_plan
 from ._next_rotation import record_next_rotation
 from .errors import (
+    AccountInUse,
     InvalidRotationSetup,
     LoginFailed,
     RotationConflict,
     RotationInProgress,
 )
-from .events import Events, Listener, RotationEvent
+from .events import Events, Listener, RotationEvent, SessionRows
 from .lock import Lock, LockHandle, MySqlLock
 from .status import Status, make_status, stage_holder
 from .store_retry import RetryingStore, StoreRetryPolicy
@@ -211,7 +212,8 @@ class Rotator:
                 self._timed(ctx, "end", vid, lambda: self._end(ctx, vid, verified=True))
                 return self._finish(secret_name, vid, current_vid, resumed, started)
             except Exception as exc:
-                self._emit("failed", secret_name, vid, detail=f"{type(exc).__name__}: {exc}")
+                self._emit("failed", secret_name, vid, detail=f"{type(exc).__name__}: {exc}",
+                           sessions=self._in_use(secret_name, exc))
                 raise
 
     def step(self, secret_name: str, step: str, version_id: str | None = None) -> str:
@@ -246,7 +248,8 @@ class Rotator:
                     self._record_next(secret_name)
                 return version_id
             except Exception as exc:
-                self._emit("failed", secret_name, version_id, step=step, detail=f"{type(exc).__name__}: {exc}")
+                self._emit("failed", secret_name, version_id, step=step, detail=f"{type(exc).__name__}: {exc}",
+                           sessions=self._in_use(secret_name, exc))
                 raise
 
     def plan(self, secret_name: str) -> Plan:
@@ -272,6 +275,7 @@ class Rotator:
             return replace(status, sessions_error=f"{type(exc).__name__}: {exc}")
         rows = tuple((label, account, host, n) for label, account in accounts for host, n in seen[account].items())
         rows += tuple((label, account, "", 0) for label, account in accounts if not seen[account])
+        self._emit("sessions", secret_name, status.current_version_id, sessions=rows)
         return replace(status, sessions=rows)
 
     def abort(self, secret_name: str) -> AbortResult:
@@ -454,8 +458,19 @@ class Rotator:
         if self.client is not None:
             self.client.publish(self._store.get_secret(name, version_id=vid))
 
+    def _in_use(self, secret_name: str, exc: Exception) -> SessionRows:
+        """The sessions an :class:`AccountInUse` counted, as (PREVIOUS label, its account, host,
+        count) rows for listeners (metrics); () for another error or when the account is unknown."""
+        if not isinstance(exc, AccountInUse) or not exc.sessions:
+            return ()
+        try:
+            account = self._store.get_secret(secret_name, stage=Stage.PREVIOUS).db_credentials().account_name
+        except SecretClientError:  # the refusal is reported either way
+            return ()
+        return tuple((self.labels.previous, account, host, n) for host, n in exc.sessions.items())
+
     def _emit(self, kind: Any, name: str, vid: str | None, *, step: str | None = None,
-              duration: float | None = None, detail: str = "") -> None:
-        self.events.emit(RotationEvent(kind, name, vid, step, duration, detail, self.clock()))
+              duration: float | None = None, detail: str = "", sessions: SessionRows = ()) -> None:
+        self.events.emit(RotationEvent(kind, name, vid, step, duration, detail, self.clock(), sessions))
 
 

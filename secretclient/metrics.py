@@ -10,10 +10,13 @@ Nothing runs on the read path: client metrics come from :meth:`SecretClient.stat
 rotator's events, counted as they happen. The metric names are a public contract (dashboards
 and alert rules are built on them, see docs/operations.md); none carries a secret value.
 
-``secretclient_db_logins_rejected_total``, ``secretclient_db_credential_recoveries_total`` and
-``rotation_account_sessions`` are declared here and are fed by the connection layer and the
-rotation's session check through :meth:`Metrics.db_login_rejected`,
-:meth:`Metrics.db_credential_recovered` and :meth:`Metrics.account_sessions`.
+``secretclient_db_logins_rejected_total`` and ``secretclient_db_credential_recoveries_total``
+are read at scrape time from the counters of every :class:`~secretclient.db.Connector` (each
+engine and connection of :mod:`secretclient.db` has one) built on a watched client.
+``rotation_account_sessions`` comes from the rotator's ``sessions`` events (each
+:meth:`rotation.Rotator.status` that counts sessions) and from a rotation refused with
+:class:`rotation.AccountInUse`; a promotion clears the secret's series (its accounts changed
+stages) until they are counted again.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from .db.connector import live_connectors
 from .errors import InvalidParameter
 from .model import stage_labels
 
@@ -67,8 +71,6 @@ class Metrics:
         self._last_success: dict[str, float] = {}
         self._buckets = [0] * (len(DURATION_BUCKETS) + 1)  # the last one is +Inf
         self._duration_sum = 0.0
-        self._rejected: Counter[tuple[str, str]] = Counter()
-        self._recovered: Counter[tuple[str, str]] = Counter()
         self._sessions: dict[tuple[str, str, str], int] = {}
 
     # -- what feeds it -------------------------------------------------------------------
@@ -79,32 +81,34 @@ class Metrics:
 
     def on_rotation_event(self, event: Any) -> None:
         """A rotator listener (:class:`rotation.events.RotationEvent`)."""
+        rows = getattr(event, "sessions", ())
+        if event.kind == "sessions":  # a full count of the secret's accounts: it replaces the last one
+            self._set_sessions(event.secret_name, rows, replace=True)
+            return
+        if rows:  # AccountInUse: the account that was to be reset
+            self._set_sessions(event.secret_name, rows, replace=False)
         outcome = _OUTCOMES.get(event.kind)
         if outcome is None:
             return
         with self._lock:
             self._runs[(event.secret_name, outcome)] += 1
             if event.kind == "promoted":
+                # its accounts changed stages: no count until the next one
+                self._sessions = {k: n for k, n in self._sessions.items() if k[0] != event.secret_name}
                 at = event.at.timestamp() if isinstance(event.at, datetime) else time.time()
                 self._last_success[event.secret_name] = at
                 if event.duration is not None:
                     self._buckets[bisect.bisect_left(DURATION_BUCKETS, event.duration)] += 1
                     self._duration_sum += event.duration
 
-    def db_login_rejected(self, secret: str, stage: str) -> None:
-        """The database rejected a login with the credentials of ``secret`` at ``stage``."""
+    def _set_sessions(self, secret: str, rows: Any, *, replace: bool) -> None:
+        counted: Counter[tuple[str, str, str]] = Counter()
+        for stage, account, _host, count in rows:
+            counted[(secret, account, stage)] += count
         with self._lock:
-            self._rejected[(secret, stage)] += 1
-
-    def db_credential_recovered(self, secret: str, stage: str) -> None:
-        """A connect succeeded with ``stage``'s credentials after a rejection."""
-        with self._lock:
-            self._recovered[(secret, stage)] += 1
-
-    def account_sessions(self, secret: str, account: str, stage: str, count: int) -> None:
-        """How many sessions are logged in as ``account`` (``secret``'s ``stage``) now."""
-        with self._lock:
-            self._sessions[(secret, account, stage)] = count
+            if replace:
+                self._sessions = {k: n for k, n in self._sessions.items() if k[0] != secret}
+            self._sessions.update(counted)
 
     # -- what Prometheus reads -----------------------------------------------------------
 
@@ -114,7 +118,7 @@ class Metrics:
             clients = list(self._clients)
             runs, last = dict(self._runs), dict(self._last_success)
             buckets, total_sum = list(self._buckets), self._duration_sum
-            rejected, recovered, sessions = dict(self._rejected), dict(self._recovered), dict(self._sessions)
+            sessions = dict(self._sessions)
 
         reads = p.CounterMetricFamily("secretclient_cache_reads", "Reads of SecretClient by result.",
                                       labels=["result"])
@@ -155,6 +159,15 @@ class Metrics:
         for name, seconds in sorted(oldest.items()):
             age.add_metric([name], seconds)
         yield from (reads, requests, versions, age)
+
+        rejected: Counter[tuple[str, str]] = Counter()
+        recovered: Counter[tuple[str, str]] = Counter()
+        watched = {id(c) for c in clients}
+        for connector in live_connectors():
+            if id(connector.client) not in watched:
+                continue
+            for (field, stage), count in connector.stage_stats().items():
+                (rejected if field == "rejected" else recovered)[(connector.secret, stage)] += count
 
         yield _labelled(p.CounterMetricFamily, "secretclient_db_logins_rejected",
                         "Logins the database rejected, by the secret and stage whose credentials were sent.",
