@@ -17,6 +17,9 @@ engine and connection of :mod:`secretclient.db` has one) built on a watched clie
 :meth:`rotation.Rotator.status` that counts sessions) and from a rotation refused with
 :class:`rotation.AccountInUse`; a promotion clears the secret's series (its accounts changed
 stages) until they are counted again.
+
+:func:`instrument_opentelemetry` publishes the same metrics through OpenTelemetry (extra
+``opentelemetry``), from the same :class:`Metrics`.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import time
 import weakref
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -37,13 +41,14 @@ from .model import stage_labels
 if TYPE_CHECKING:
     from .client import SecretClient
 
-__all__ = ["DURATION_BUCKETS", "Metrics", "instrument"]
+__all__ = ["DURATION_BUCKETS", "Family", "Metrics", "instrument", "instrument_opentelemetry"]
 
 #: ``rotation_duration_seconds`` buckets: a rotation takes from tens of milliseconds to minutes.
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 # Rotation event kind -> rotation_runs_total outcome.
 _OUTCOMES = {"promoted": "success", "failed": "failure", "skipped": "skipped", "aborted": "aborted"}
-# One collector per registry: series of several clients are summed, never registered twice.
+# One collector per Prometheus registry or OpenTelemetry meter provider: series of several
+# clients are summed, never registered twice.
 _BY_REGISTRY: weakref.WeakKeyDictionary[Any, Metrics] = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
 
@@ -59,6 +64,18 @@ def _prometheus() -> Any:
     return prometheus_client.core
 
 
+@dataclass(frozen=True, slots=True)
+class Family:
+    """One metric's samples: ``name`` (counters without ``_total``), ``kind`` (``counter`` or
+    ``gauge``), help text, label names and ``{label values: value}``."""
+
+    name: str
+    kind: str
+    doc: str
+    labels: tuple[str, ...]
+    values: Mapping[tuple[str, ...], float]
+
+
 class Metrics:
     """The collector :func:`instrument` registers: clients and rotators it watches, and the
     counts pushed to it. Thread-safe."""
@@ -72,6 +89,8 @@ class Metrics:
         self._buckets = [0] * (len(DURATION_BUCKETS) + 1)  # the last one is +Inf
         self._duration_sum = 0.0
         self._sessions: dict[tuple[str, str, str], int] = {}
+        #: Called with each counted rotation event (OpenTelemetry's histogram records there).
+        self.duration_sink: Callable[[Any], None] | None = None
 
     # -- what feeds it -------------------------------------------------------------------
 
@@ -90,6 +109,8 @@ class Metrics:
         outcome = _OUTCOMES.get(event.kind)
         if outcome is None:
             return
+        if self.duration_sink is not None:
+            self.duration_sink(event)
         with self._lock:
             self._runs[(event.secret_name, outcome)] += 1
             if event.kind == "promoted":
@@ -110,28 +131,18 @@ class Metrics:
                 self._sessions = {k: n for k, n in self._sessions.items() if k[0] != secret}
             self._sessions.update(counted)
 
-    # -- what Prometheus reads -----------------------------------------------------------
+    # -- what exporters read -------------------------------------------------------------
 
-    def collect(self) -> Iterator[Any]:
-        p = _prometheus()
+    def families(self) -> list[Family]:
+        """Every counter and gauge now (the histogram: :meth:`durations`), computed from the
+        watched clients' and connectors' counters and the rotation events received."""
         with self._lock:
             clients = list(self._clients)
             runs, last = dict(self._runs), dict(self._last_success)
-            buckets, total_sum = list(self._buckets), self._duration_sum
             sessions = dict(self._sessions)
-
-        reads = p.CounterMetricFamily("secretclient_cache_reads", "Reads of SecretClient by result.",
-                                      labels=["result"])
-        requests = p.CounterMetricFamily("secretclient_store_requests", "Store calls by SecretClient.",
-                                         labels=["action", "outcome"])
-        versions = p.GaugeMetricFamily("secretclient_secret_version_info",
-                                       "1 for the version a client holds for a secret's stage.",
-                                       labels=["secret", "stage", "version_id"])
-        age = p.GaugeMetricFamily("secretclient_secret_age_seconds",
-                                  "Seconds since the CURRENT version held was created.", labels=["secret"])
         totals: Counter[str] = Counter()
-        held: dict[tuple[str, str, str], int] = {}
-        oldest: dict[str, float] = {}
+        held: dict[tuple[str, ...], float] = {}
+        oldest: dict[tuple[str, ...], float] = {}
         now = self._wall_clock()
         for client in clients:
             s = client.stats()
@@ -143,46 +154,62 @@ class Metrics:
                 held[(v.name, v.stage, v.version_id)] = 1
                 if v.stage == current and v.created is not None:
                     created = v.created if v.created.tzinfo else v.created.replace(tzinfo=UTC)
-                    oldest[v.name] = max(oldest.get(v.name, 0.0), (now - created).total_seconds())
-        for result, field in (("hit", "hits"), ("miss", "misses"), ("stale", "stale_serves"),
-                              ("error", "caller_errors")):
-            reads.add_metric([result], totals[field])
+                    oldest[(v.name,)] = max(oldest.get((v.name,), 0.0), (now - created).total_seconds())
+        reads: dict[tuple[str, ...], float] = {(result,): float(totals[field]) for result, field in (
+            ("hit", "hits"), ("miss", "misses"), ("stale", "stale_serves"), ("error", "caller_errors"))}
         read_errors = totals["store_errors"] - totals["describe_errors"]
-        requests.add_metric(["GetSecretValue", "success"],
-                            totals["store_calls"] - read_errors - totals["store_not_found"])
-        requests.add_metric(["GetSecretValue", "not_found"], totals["store_not_found"])
-        requests.add_metric(["GetSecretValue", "error"], read_errors)
-        requests.add_metric(["DescribeSecret", "success"], totals["describe_calls"] - totals["describe_errors"])
-        requests.add_metric(["DescribeSecret", "error"], totals["describe_errors"])
-        for labels, one in sorted(held.items()):
-            versions.add_metric(list(labels), one)
-        for name, seconds in sorted(oldest.items()):
-            age.add_metric([name], seconds)
-        yield from (reads, requests, versions, age)
-
-        rejected: Counter[tuple[str, str]] = Counter()
-        recovered: Counter[tuple[str, str]] = Counter()
+        requests: dict[tuple[str, ...], float] = {
+            ("GetSecretValue", "success"): totals["store_calls"] - read_errors - totals["store_not_found"],
+            ("GetSecretValue", "not_found"): totals["store_not_found"],
+            ("GetSecretValue", "error"): read_errors,
+            ("DescribeSecret", "success"): totals["describe_calls"] - totals["describe_errors"],
+            ("DescribeSecret", "error"): totals["describe_errors"],
+        }
+        rejected: Counter[tuple[str, ...]] = Counter()
+        recovered: Counter[tuple[str, ...]] = Counter()
         watched = {id(c) for c in clients}
         for connector in live_connectors():
-            if id(connector.client) not in watched:
-                continue
-            for (field, stage), count in connector.stage_stats().items():
-                (rejected if field == "rejected" else recovered)[(connector.secret, stage)] += count
+            if id(connector.client) in watched:
+                for (field, stage), count in connector.stage_stats().items():
+                    (rejected if field == "rejected" else recovered)[(connector.secret, stage)] += count
+        return [
+            Family("secretclient_cache_reads", "counter", "Reads of SecretClient by result.", ("result",), reads),
+            Family("secretclient_store_requests", "counter", "Store calls by SecretClient.",
+                   ("action", "outcome"), requests),
+            Family("secretclient_secret_version_info", "gauge",
+                   "1 for the version a client holds for a secret's stage.", ("secret", "stage", "version_id"), held),
+            Family("secretclient_secret_age_seconds", "gauge",
+                   "Seconds since the CURRENT version held was created.", ("secret",), oldest),
+            Family("secretclient_db_logins_rejected", "counter",
+                   "Logins the database rejected, by the secret and stage whose credentials were sent.",
+                   ("secret", "stage"), dict(rejected)),
+            Family("secretclient_db_credential_recoveries", "counter",
+                   "Connects that succeeded with another stage's credentials after a rejection.",
+                   ("secret", "stage"), dict(recovered)),
+            Family("rotation_runs", "counter", "Rotations by outcome.", ("secret", "outcome"),
+                   {k: float(n) for k, n in runs.items()}),
+            Family("rotation_last_success_timestamp_seconds", "gauge", "Unix time of the last successful rotation.",
+                   ("secret",), {(name,): at for name, at in last.items()}),
+            Family("rotation_account_sessions", "gauge", "Sessions logged in as a secret's account, by stage.",
+                   ("secret", "account", "stage"), {k: float(n) for k, n in sessions.items()}),
+        ]
 
-        yield _labelled(p.CounterMetricFamily, "secretclient_db_logins_rejected",
-                        "Logins the database rejected, by the secret and stage whose credentials were sent.",
-                        ["secret", "stage"], rejected)
-        yield _labelled(p.CounterMetricFamily, "secretclient_db_credential_recoveries",
-                        "Connects that succeeded with another stage's credentials after a rejection.",
-                        ["secret", "stage"], recovered)
-        yield _labelled(p.CounterMetricFamily, "rotation_runs", "Rotations by outcome.",
-                        ["secret", "outcome"], runs)
-        yield _labelled(p.GaugeMetricFamily, "rotation_last_success_timestamp_seconds",
-                        "Unix time of the last successful rotation.", ["secret"],
-                        {(name,): at for name, at in last.items()})
-        yield _labelled(p.GaugeMetricFamily, "rotation_account_sessions",
-                        "Sessions logged in as a secret's account, by stage.",
-                        ["secret", "account", "stage"], sessions)
+    def durations(self) -> tuple[list[int], float]:
+        """``rotation_duration_seconds``: counts per bucket of :data:`DURATION_BUCKETS` (+Inf last,
+        not cumulative) and their sum."""
+        with self._lock:
+            return list(self._buckets), self._duration_sum
+
+    def collect(self) -> Iterator[Any]:
+        """The Prometheus collector protocol."""
+        p = _prometheus()
+        kinds = {"counter": p.CounterMetricFamily, "gauge": p.GaugeMetricFamily}
+        for family in self.families():
+            metric = kinds[family.kind](family.name, family.doc, labels=list(family.labels))
+            for key, value in sorted(family.values.items()):
+                metric.add_metric(list(key), value)
+            yield metric
+        buckets, total_sum = self.durations()
         cumulative, running = [], 0
         for bound, count in zip((*DURATION_BUCKETS, float("inf")), buckets, strict=True):
             running += count
@@ -199,13 +226,6 @@ def _bucket_label(bound: float) -> str:
     return "+Inf" if bound == float("inf") else repr(bound)
 
 
-def _labelled(family: Any, name: str, doc: str, labels: list[str], values: Mapping[Any, float]) -> Any:
-    metric = family(name, doc, labels=labels)
-    for key, value in sorted(values.items()):
-        metric.add_metric(list(key), value)
-    return metric
-
-
 def instrument(client: SecretClient | None = None, rotator: Any = None, registry: Any = None) -> Metrics:
     """Publish ``client``'s and ``rotator``'s metrics in ``registry`` (default: prometheus_client's
     global ``REGISTRY``). Call it once per client and rotator; every call for one registry
@@ -217,6 +237,47 @@ def instrument(client: SecretClient | None = None, rotator: Any = None, registry
         if metrics is None:
             metrics = _BY_REGISTRY[registry] = Metrics()
             registry.register(metrics)
+    return _watch(metrics, client, rotator)
+
+
+def instrument_opentelemetry(client: SecretClient | None = None, rotator: Any = None,
+                             meter_provider: Any = None) -> Metrics:
+    """The same metrics as OpenTelemetry instruments (``pip install
+    'secretclient-rotation[opentelemetry]'``) of ``meter_provider`` (default: the global one):
+    observable counters and gauges read at collection time, and ``rotation_duration_seconds``
+    recorded as each rotation is promoted. Counters are named without ``_total`` (OpenTelemetry's
+    Prometheus exporter adds it). Call it once per client and rotator; calls for one provider
+    share the returned :class:`Metrics`."""
+    try:
+        from opentelemetry import metrics as otel
+    except ImportError:  # pragma: no cover - depends on the environment
+        raise InvalidParameter(
+            "OpenTelemetry metrics need the 'opentelemetry-api' package: "
+            "pip install 'secretclient-rotation[opentelemetry]'"
+        ) from None
+    provider = otel.get_meter_provider() if meter_provider is None else meter_provider
+    with _LOCK:
+        metrics = _BY_REGISTRY.get(provider)
+        if metrics is None:
+            metrics = _BY_REGISTRY[provider] = Metrics()
+            meter = provider.get_meter("secretclient")
+            for family in metrics.families():
+                create = meter.create_observable_counter if family.kind == "counter" else meter.create_observable_gauge
+                create(family.name, callbacks=[_observer(metrics, family.name, family.labels, otel.Observation)],
+                       description=family.doc)
+            histogram = meter.create_histogram(
+                "rotation_duration_seconds", description="Duration of successful rotations.",
+                explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS))
+
+            def record(event: Any) -> None:
+                if event.kind == "promoted" and event.duration is not None:
+                    histogram.record(event.duration)
+
+            metrics.duration_sink = record
+    return _watch(metrics, client, rotator)
+
+
+def _watch(metrics: Metrics, client: SecretClient | None, rotator: Any) -> Metrics:
     if client is not None:
         if not callable(getattr(client, "cached_versions", None)):
             raise InvalidParameter("client must be a SecretClient")
@@ -227,3 +288,15 @@ def instrument(client: SecretClient | None = None, rotator: Any = None, registry
             raise InvalidParameter("rotator must be a rotation.Rotator (it has no add_listener method)")
         add(metrics.on_rotation_event)
     return metrics
+
+
+def _observer(metrics: Metrics, name: str, labels: tuple[str, ...], observation: Any) -> Callable[[Any], Any]:
+    """An OpenTelemetry callback yielding family ``name``'s samples (computed at collection)."""
+
+    def observe(_options: Any) -> Iterator[Any]:
+        for family in metrics.families():
+            if family.name == name:
+                for key, value in family.values.items():
+                    yield observation(value, dict(zip(labels, key, strict=True)))
+
+    return observe

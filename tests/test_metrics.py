@@ -140,3 +140,48 @@ def test_the_documented_dashboard_and_alerts_use_only_published_names():
     used = {m for e in exprs for m in re.findall(r"\b((?:secretclient|rotation)_[a-z_]+)", e)}
     published = set(NAMES) | {"rotation_duration_seconds_bucket"}
     assert used and used <= published, used - published
+
+
+def test_opentelemetry_gets_the_same_metrics_from_the_same_observer(mariadb, tmp_path, cleanup_accounts):
+    sdk_metrics = pytest.importorskip("opentelemetry.sdk.metrics")
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from secretclient.metrics import instrument_opentelemetry
+
+    reader = InMemoryMetricReader()
+    provider = sdk_metrics.MeterProvider(metric_readers=[reader])
+    handle = start_store("embedded", tmp_path)
+    try:
+        store = handle.store
+        app = make_app(mariadb, store, "self", account="otelmetricsuser")
+        cleanup_accounts.append("otelmetricsuser")
+        client = SecretClient(store, rotation_aware=False)
+        rotator = Rotator(store, strategy=make_strategy("self"))
+        metrics = instrument_opentelemetry(client=client, rotator=rotator, meter_provider=provider)
+        assert instrument_opentelemetry(client=client, meter_provider=provider) is metrics  # one per provider
+        connector = Connector(app.name, client)
+        connector.connect()[0].close()
+        rotator.rotate(app.name)
+        connector.connect()[0].close()  # rejected, recovered
+        rotator.status(app.name)
+        points = {}
+        for resource in reader.get_metrics_data().resource_metrics:
+            for scope in resource.scope_metrics:
+                for metric in scope.metrics:
+                    points[metric.name] = list(metric.data.data_points)
+        published = {name.removesuffix("_total") for name in NAMES}
+        assert published <= set(points), published - set(points)
+
+        def value(name, **attrs):
+            return sum(p.value for p in points[name] if all(p.attributes.get(k) == v for k, v in attrs.items()))
+
+        assert value("secretclient_db_logins_rejected", secret=app.name, stage="ACSCurrent") == 1
+        assert value("secretclient_db_credential_recoveries", secret=app.name, stage="ACSCurrent") == 1
+        assert value("rotation_runs", secret=app.name, outcome="success") == 1
+        assert points["rotation_duration_seconds"][0].count == 1
+        assert value("secretclient_cache_reads", result="miss") >= 1
+        password = app.current().account_password
+        assert all(password not in str(p.attributes) for ps in points.values() for p in ps)
+    finally:
+        provider.shutdown()
+        handle.close()
