@@ -197,7 +197,12 @@ class Rotator:
                     self._emit("resumed", secret_name, vid, detail=f"promotion done; clearing {self.labels.pending}")
                     self._end(ctx, vid, verified=True)
                     return self._finish(secret_name, vid, None, True, started)
-                if pending_vid is not None:
+                if pending_vid is not None and self._is_placeholder(secret_name, pending_vid):
+                    vid = pending_vid  # made by the store's own rotation call: this run fills it
+                    self._emit("started", secret_name, vid)
+                    self._timed(ctx, "new", vid, lambda: self._new(ctx, pending_vid))
+                    resumed = False
+                elif pending_vid is not None:
                     vid = pending_vid
                     self._emit("resumed", secret_name, vid, detail="resuming interrupted rotation")
                 else:
@@ -221,7 +226,9 @@ class Rotator:
         pass to the next step.
 
         ``new`` returns the VersionId of an interrupted rotation's PENDING instead of
-        creating another, so a re-run flow resumes it. ``set``, ``test`` and ``end`` need
+        creating another, so a re-run flow resumes it; a PENDING version without a value (AWS's
+        ``RotateSecret`` makes one before calling the rotation function) is filled with new
+        credentials in the format of CURRENT. ``set``, ``test`` and ``end`` need
         ``version_id``. Every step is idempotent.
         """
         if step not in STEPS:
@@ -308,14 +315,25 @@ class Rotator:
         if pending_vid is not None and pending_vid == current_vid:
             self._update_stage(ctx.secret_name, Stage.PENDING, remove_from=pending_vid)  # leftover label
         elif pending_vid is not None:
+            if self._is_placeholder(ctx.secret_name, pending_vid):
+                return self._new(ctx, pending_vid)
             if pending_vid != version_id:
                 self._emit("resumed", ctx.secret_name, pending_vid, detail="step new found an interrupted rotation")
             return pending_vid
         return self._new(ctx, version_id)
 
+    def _is_placeholder(self, secret_name: str, vid: str) -> bool:
+        """Whether version ``vid`` has stages but no value yet (a store-made PENDING to fill)."""
+        try:
+            self._store.get_secret(secret_name, version_id=vid)
+        except SecretNotFound:
+            return True
+        return False
+
     def _new(self, ctx: RotationContext, vid: str) -> str:
-        """Store version ``vid`` as PENDING; returns ``vid``, or the PENDING version another rotator
-        (whatever its lock) wrote meanwhile, which this rotation then joins rather than take its label."""
+        """Store version ``vid`` as PENDING (also when ``vid`` is a PENDING placeholder without a
+        value); returns ``vid``, or the PENDING version another rotator (whatever its lock) wrote
+        meanwhile, which this rotation then joins rather than take its label."""
         current = self._store.get_secret(ctx.secret_name, stage=Stage.CURRENT)
         self.strategy.preflight(ctx, current)
         try:
@@ -341,7 +359,7 @@ class Rotator:
                 f"{self.labels.current} of {ctx.secret_name!r} moved while the new version was prepared; "
                 "nothing was written: run again"
             )
-        if holder is not None:
+        if holder is not None and holder != vid:  # ``vid`` itself: the placeholder being filled
             return holder
         # Explicit stages: a version without them would become CURRENT before it was ever set.
         written = self._store.put_secret(ctx.secret_name, vid, pending.to_json(), stages=[Stage.PENDING])
