@@ -30,7 +30,8 @@ Environment (Lambda configuration), AWS's names first:
 ``PASSWORD_LENGTH``           default 32
 ``ROTATION_STRATEGY``         ``single`` or ``alternating`` to override the choice above
 ``ROTATION_NAME_LIMIT``       longest account name, default 32 (MySQL 5.7+; 80 on MariaDB)
-``ROTATION_GRACE_SECONDS``    alternating users: AWSPREVIOUS grace period, default 0
+``ROTATION_GRACE_SECONDS``    alternating users: AWSPREVIOUS grace period, default 3600 (one hour:
+                              AWS's caching clients' TTL; docs/concepts.md, "Grace periods")
 ``ROTATION_DRAIN_WAIT``       alternating users (MySQL): seconds to wait for sessions of the
                               AWSPREVIOUS account to end before resetting it, default 0
 ``ROTATION_DRAIN``            ``refuse`` (default: stop with AccountInUse while it has sessions)
@@ -56,7 +57,7 @@ from .engine import Rotator
 from .errors import InvalidRotationSetup, LoginFailed, RotationConflict
 from .passwords import MYSQL_PASSWORD_POLICY
 from .strategies import AlternatingUsersStrategy, SingleUserStrategy, Strategy
-from .strategies.base import DrainPolicy, RotationContext
+from .strategies.base import DEFAULT_GRACE, DrainPolicy, RotationContext
 from .strategies.by_engine import engine_of
 from .strategies.postgres import PostgresAlternatingUsersStrategy, PostgresSingleUserStrategy
 
@@ -105,12 +106,12 @@ def _strategy(store: AwsSecretsManagerStore, secret_id: str, env: Mapping[str, s
     if engine_of(current) == "postgres":  # "engine": "postgres", as AWS writes RDS PostgreSQL secrets
         options.pop("name_limit")
         if kind == "alternating":
-            grace = _number(env, "ROTATION_GRACE_SECONDS", 0)
+            grace = _number(env, "ROTATION_GRACE_SECONDS", DEFAULT_GRACE.total_seconds())
             return PostgresAlternatingUsersStrategy(suffix=CLONE_SUFFIX, grace=timedelta(seconds=grace), **options)
         if kind == "single":
             return PostgresSingleUserStrategy(**options)
     if kind == "alternating":
-        grace = _number(env, "ROTATION_GRACE_SECONDS", 0)
+        grace = _number(env, "ROTATION_GRACE_SECONDS", DEFAULT_GRACE.total_seconds())
         drain = env.get("ROTATION_DRAIN", "refuse")
         if drain not in ("refuse", "proceed"):
             raise InvalidRotationSetup("ROTATION_DRAIN must be 'refuse' or 'proceed'")

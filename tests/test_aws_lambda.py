@@ -235,3 +235,18 @@ def test_the_engine_fills_the_value_less_pending_version_rotate_secret_makes(sin
     result = rotator.rotate(single.name)
     assert (result.version_id, result.resumed) == (token, False)
     single.assert_rotated(token, before)
+
+
+def test_the_lambda_grace_defaults_to_one_hour(multi, monkeypatch):
+    """Without ROTATION_GRACE_SECONDS, a second alternating rotation right after the first refuses
+    to reset the AWSPREVIOUS account (consumers may cache it for AWS's default hour): nothing changes."""
+    from rotation.errors import RotationTooSoon
+
+    monkeypatch.delenv("ROTATION_GRACE_SECONDS")
+    token, before = rotate(multi)
+    multi.assert_rotated(token, before)
+    previous = multi.creds(stage="AWSPREVIOUS")
+    second = multi.start_rotation()
+    with pytest.raises(RotationTooSoon, match="3600 s"):
+        lambda_handler(multi.event(second, "createSecret"), None)
+    assert multi.holder("AWSCURRENT") == token and multi.logs_in(previous)

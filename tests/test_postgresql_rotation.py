@@ -520,6 +520,7 @@ def test_aws_lambda_handler_rotates_a_postgresql_secret(postgresql, moto_server,
     for key, value in moto_server.env.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("ROTATION_STRATEGY", raising=False)
+    monkeypatch.setenv("ROTATION_GRACE_SECONDS", "0")  # two rotations back to back: explicit, not the 1 h default
     user, password = f"awspg{uuid.uuid4().hex[:6]}", "initial-Pw-123456"
     db = postgresql.create_database("awspg")
     postgresql.create_user(user, password, grants=(f"ALL ON DATABASE {db}",))
