@@ -77,8 +77,9 @@ class Family:
 
 
 class Metrics:
-    """The collector :func:`instrument` registers: clients and rotators it watches, and the
-    counts pushed to it. Thread-safe."""
+    """What :func:`instrument` registers (a Prometheus collector) and
+    :func:`instrument_opentelemetry` observes: the clients it watches and what rotation events
+    told it. Thread-safe."""
 
     def __init__(self, wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self._lock = threading.Lock()
@@ -229,7 +230,7 @@ def _bucket_label(bound: float) -> str:
 def instrument(client: SecretClient | None = None, rotator: Any = None, registry: Any = None) -> Metrics:
     """Publish ``client``'s and ``rotator``'s metrics in ``registry`` (default: prometheus_client's
     global ``REGISTRY``). Call it once per client and rotator; every call for one registry
-    shares one collector, which is returned (it also takes counts from the connection layer)."""
+    shares one collector, which is returned."""
     prometheus = _prometheus()
     registry = prometheus.REGISTRY if registry is None else registry
     with _LOCK:
