@@ -118,24 +118,25 @@ def _setup(db: MariaDB, kms: KmsEmulator, kind: str) -> str:
 
 #: Alternating users: the instances learn a promotion from their TTL (the old account keeps
 #: working, nothing is rejected), and the rotator waits for the old account's sessions to end
-#: (the engines close their idle connections of a replaced version) before resetting it.
-ALTERNATING_TTL = 5.0
+#: (the engines close their idle connections of a replaced version) before resetting it. The TTL
+#: is sized as the reads' spread is: the fleet's refreshes take at most half the quota.
+def alternating_ttl(instances: int, quota: float | None) -> float:
+    return max(5.0, 2.0 * instances / quota) if quota else 5.0
 #: The rotator's store retries: the default backoff, up to 40 attempts within 60 s per call.
 ROTATOR_RETRY = StoreRetryPolicy(total=60.0, max_attempts=40)
 
 
-def _strategy(kind: str) -> Any:
+def _strategy(kind: str, ttl: float) -> Any:
     if kind == "alternating":
-        # Rotations back to back: grace 0, explicit.
-        return AlternatingUsersStrategy(grace=timedelta(0), drain=DrainPolicy(wait=60.0))
+        # Rotations back to back: grace 0, explicit. The old account's sessions end once every
+        # instance has refreshed (a TTL, stretched by throttled reads) and closed its idle ones.
+        return AlternatingUsersStrategy(grace=timedelta(0), drain=DrainPolicy(wait=max(60.0, 3 * ttl)))
     return SingleUserStrategy(use_master=True)
 
 
 def fleet_policy(instances: int, quota: float | None) -> RetryPolicy:
-    """The RetryPolicy docs/connections.md recommends for a fleet: the reads after a rotation
-    spread over about ``instances / quota`` seconds, and a connect budget that allows it."""
-    spread = instances / quota if quota else 1.0
-    return RetryPolicy(refresh_jitter=spread, total=max(10.0, 4 * spread))
+    """The RetryPolicy docs/connections.md recommends for a fleet (``RetryPolicy.for_fleet``)."""
+    return RetryPolicy.for_fleet(instances, quota) if quota else RetryPolicy(refresh_jitter=1.0)
 
 
 def run_fleet(db: MariaDB, kms: KmsEmulator, *, instances: int = 40, quota: float | None = 10.0,
@@ -147,7 +148,7 @@ def run_fleet(db: MariaDB, kms: KmsEmulator, *, instances: int = 40, quota: floa
     if policy is None:
         policy = fleet_policy(instances, quota)
     if settle is None:  # the fleet's reads after one rotation are over before the next one
-        settle = max(3.0, 2 * policy.refresh_jitter)
+        settle = max(3.0, policy.refresh_jitter + 2.0)
     name = _setup(db, kms, kind)
     result = FleetResult(kind, instances, quota)
     stop = threading.Event()
@@ -156,7 +157,7 @@ def run_fleet(db: MariaDB, kms: KmsEmulator, *, instances: int = 40, quota: floa
     connectors: list[Connector] = []
     for _ in range(instances):
         store = kms.store()
-        ttl = ALTERNATING_TTL if kind == "alternating" else 3600.0
+        ttl = alternating_ttl(instances, quota) if kind == "alternating" else 3600.0
         client = SecretClient(store, rotation_aware=rotation_aware, ttl=ttl)
         connector = Connector(name, client, policy=policy)
         connectors.append(connector)
@@ -188,7 +189,8 @@ def run_fleet(db: MariaDB, kms: KmsEmulator, *, instances: int = 40, quota: floa
 
     # The rotator shares the quota with the whole fleet: more attempts than the default 8 within
     # the same kind of bound (each attempt of a throttled call costs the quota nothing).
-    rotator = Rotator(rotator_store, strategy=_strategy(kind), lock=LocalLock(), listeners=[on_event],
+    strategy = _strategy(kind, alternating_ttl(instances, quota))
+    rotator = Rotator(rotator_store, strategy=strategy, lock=LocalLock(), listeners=[on_event],
                       store_retry=ROTATOR_RETRY)
     threads = [threading.Thread(target=worker, args=(i, e), daemon=True) for i, (_, _, e) in enumerate(fleet)]
     try:
@@ -256,7 +258,8 @@ def main() -> None:
     header = ("| rotation | N | quota (req/s) | failed queries | queries | rotations done | "
               "mean rotation (s) | max rotation (s) | GetSecretValue / rotation | store requests / rotation | "
               "peak store req/s |")
-    with tempfile.TemporaryDirectory() as tmp, MariaDB(audit=False) as db:
+    # Up to 4 connections per instance (pool_size=2, max_overflow=2): above MariaDB's default 151.
+    with tempfile.TemporaryDirectory() as tmp, MariaDB(options={"max_connections": 2000}, audit=False) as db:
         backing = EmbeddedStore(Path(tmp) / "kms.db")
         kms = KmsEmulator(store=backing).start()
         try:

@@ -198,9 +198,9 @@ class Rotator:
                     self._end(ctx, vid, verified=True)
                     return self._finish(secret_name, vid, None, True, started)
                 if pending_vid is not None and self._is_placeholder(secret_name, pending_vid):
-                    vid = pending_vid  # made by the store's own rotation call: this run fills it
+                    placeholder = vid = pending_vid  # made by the store's own rotation call: this run fills it
                     self._emit("started", secret_name, vid)
-                    self._timed(ctx, "new", vid, lambda: self._new(ctx, pending_vid))
+                    vid = self._timed(ctx, "new", vid, lambda: self._new(ctx, placeholder, fresh=True))
                     resumed = False
                 elif pending_vid is not None:
                     vid = pending_vid
@@ -208,13 +208,16 @@ class Rotator:
                 else:
                     fresh_vid = vid = self._version_ids()
                     self._emit("started", secret_name, vid)
-                    vid = self._timed(ctx, "new", vid, lambda: self._new(ctx, fresh_vid))
+                    vid = self._timed(ctx, "new", vid, lambda: self._new(ctx, fresh_vid, fresh=True))
                     if vid != fresh_vid:  # another rotator wrote a PENDING meanwhile: this run joins it
                         resumed = True
                         self._emit("resumed", secret_name, vid, detail="joined a rotation started meanwhile")
-                self._timed(ctx, "set", vid, lambda: self._set(ctx, vid, fresh=not resumed))
-                self._timed(ctx, "test", vid, lambda: self._test(ctx, vid))
-                self._timed(ctx, "end", vid, lambda: self._end(ctx, vid, verified=True))
+                # One read of both versions serves the three steps: the lock is held throughout, and
+                # the promotion is a compare-and-set. A store that a whole fleet is reading after the
+                # "set" step then serves the rotator's steps with fewer requests.
+                loaded = self._timed(ctx, "set", vid, lambda: self._set(ctx, vid, fresh=not resumed))
+                self._timed(ctx, "test", vid, lambda: self._test(ctx, vid, loaded))
+                self._timed(ctx, "end", vid, lambda: self._end(ctx, vid, verified=True, loaded=loaded))
                 return self._finish(secret_name, vid, current_vid, resumed, started)
             except Exception as exc:
                 self._emit("failed", secret_name, vid, detail=f"{type(exc).__name__}: {exc}",
@@ -316,7 +319,7 @@ class Rotator:
             self._update_stage(ctx.secret_name, Stage.PENDING, remove_from=pending_vid)  # leftover label
         elif pending_vid is not None:
             if self._is_placeholder(ctx.secret_name, pending_vid):
-                return self._new(ctx, pending_vid)
+                return self._new(ctx, pending_vid, fresh=True)
             if pending_vid != version_id:
                 self._emit("resumed", ctx.secret_name, pending_vid, detail="step new found an interrupted rotation")
             return pending_vid
@@ -330,16 +333,17 @@ class Rotator:
             return True
         return False
 
-    def _new(self, ctx: RotationContext, vid: str) -> str:
+    def _new(self, ctx: RotationContext, vid: str, *, fresh: bool = False) -> str:
         """Store version ``vid`` as PENDING (also when ``vid`` is a PENDING placeholder without a
         value); returns ``vid``, or the PENDING version another rotator (whatever its lock) wrote
-        meanwhile, which this rotation then joins rather than take its label."""
+        meanwhile, which this rotation then joins rather than take its label. ``fresh``: no version
+        ``vid`` with a value exists (just made up, or a placeholder), so there is none to look up."""
         current = self._store.get_secret(ctx.secret_name, stage=Stage.CURRENT)
         self.strategy.preflight(ctx, current)
-        try:
-            existing = self._store.get_secret(ctx.secret_name, version_id=vid)
-        except SecretNotFound:
-            existing = None
+        existing = None
+        if not fresh:
+            with suppress(SecretNotFound):
+                existing = self._store.get_secret(ctx.secret_name, version_id=vid)
         if existing is not None:
             if existing.stages & {self.labels.pending, self.labels.current}:
                 return vid  # a retry of this very step
@@ -383,23 +387,26 @@ class Rotator:
             )
         return self._store.get_secret(ctx.secret_name, stage=Stage.CURRENT), version
 
-    def _set(self, ctx: RotationContext, vid: str, *, fresh: bool) -> None:
-        current, version = self._load(ctx, vid)
+    def _set(self, ctx: RotationContext, vid: str, *, fresh: bool) -> tuple[Secret, Secret]:
+        """Set the database; returns what :meth:`_load` read, for the next steps of the same run."""
+        current, version = loaded = self._load(ctx, vid)
         if self.labels.current in version.stages:
-            return  # promoted already: its account is CURRENT now and must not be touched
+            return loaded  # promoted already: its account is CURRENT now and must not be touched
         self.strategy.preflight(ctx, current)
         self.strategy.set(ctx, current.db_credentials(), version.db_credentials(), fresh=fresh)
+        return loaded
 
-    def _test(self, ctx: RotationContext, vid: str) -> None:
-        current, version = self._load(ctx, vid)
+    def _test(self, ctx: RotationContext, vid: str, loaded: tuple[Secret, Secret] | None = None) -> None:
+        current, version = loaded or self._load(ctx, vid)
         if self.labels.current in version.stages:
             if not self.strategy.can_login(ctx, version.db_credentials()):
                 raise LoginFailed(f"{self.labels.current} version {vid!r} of {ctx.secret_name!r} does not log in")
             return
         self.strategy.test(ctx, current.db_credentials(), version.db_credentials())
 
-    def _end(self, ctx: RotationContext, vid: str, *, verified: bool) -> None:
-        current, version = self._load(ctx, vid)
+    def _end(self, ctx: RotationContext, vid: str, *, verified: bool,
+             loaded: tuple[Secret, Secret] | None = None) -> None:
+        current, version = loaded or self._load(ctx, vid)
         if self.labels.current not in version.stages:
             if not verified:  # never promote what has not logged in
                 self.strategy.test(ctx, current.db_credentials(), version.db_credentials())

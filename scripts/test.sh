@@ -8,7 +8,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/setup-env.sh"
 
 # The MariaDB and PostgreSQL fixtures fail, rather than skip, when a server is missing: it was just installed.
 export SECRETCLIENT_REQUIRE_MARIADB=1 SECRETCLIENT_REQUIRE_POSTGRES=1
-args=(-q -p no:cacheprovider)
+args=(-q -p no:cacheprovider --durations=15)
 if "$PY" -c 'import pytest_timeout' 2>/dev/null; then
     args+=("--timeout=${SECRETCLIENT_TEST_TIMEOUT:-300}")
 fi

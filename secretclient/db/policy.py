@@ -54,7 +54,7 @@ class RetryPolicy:
       once: the jitter spreads their store reads, and a rotation that is finishing meanwhile
       is then found in one read (its new CURRENT) rather than two. 0: read at once. The
       default, 0.1 s, keeps a single application's recovery well under 100 ms (p50) and
-      spreads a small fleet; a large fleet sets about instances / store quota (docs/connections.md).
+      spreads a small fleet; a large fleet uses :meth:`for_fleet` (docs/connections.md).
     - ``store_backoff``: the wait before reading the store again after it answered with
       throttling or unavailability (full jitter), within ``total``: the credentials cached (and
       pooled connections) keep working meanwhile, and retrying at once only deepens the
@@ -118,6 +118,26 @@ class RetryPolicy:
     def replace(self, **changes: Any) -> RetryPolicy:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def for_fleet(cls, instances: int, store_quota: float, **changes: Any) -> RetryPolicy:
+        """The policy for one of ``instances`` processes sharing a store quota of ``store_quota``
+        requests per second (docs/connections.md, "A fleet and a store quota").
+
+        A rotation rejects every instance at once and costs each one or two reads (its new
+        CURRENT, or CURRENT then PENDING while the rotation is between its "set" and "end"
+        steps): ``refresh_jitter`` spreads them over ``2 * instances / store_quota`` seconds, so
+        the fleet takes at most about half the quota and the rotator's own requests still get
+        through; ``total`` allows a connect to wait out the jitter and a throttled read.
+        Other fields may be given as in the constructor.
+        """
+        if not isinstance(instances, int) or isinstance(instances, bool) or instances < 1:
+            raise InvalidParameter("RetryPolicy.for_fleet: instances must be an int >= 1")
+        if (not isinstance(store_quota, (int, float)) or isinstance(store_quota, bool)
+                or not store_quota > 0):
+            raise InvalidParameter("RetryPolicy.for_fleet: store_quota must be requests per second > 0")
+        spread = 2.0 * instances / store_quota
+        return cls(**{"refresh_jitter": spread, "total": max(30.0, 4.0 * spread), **changes})
 
     @classmethod
     def no_retry(cls) -> RetryPolicy:
