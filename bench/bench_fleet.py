@@ -42,8 +42,10 @@ from secretclient.client import SecretClient
 from secretclient.db import Connector, RetryPolicy
 from secretclient.db.sqlalchemy import create_engine
 from secretclient.stores.embedded import EmbeddedStore
+from rotation.ncp import for_engine
 from secretclient.testing.kms_emulator import KmsEmulator
 from secretclient.testing.mariadb import MariaDB
+from secretclient.testing.ncp_emulator import NcpEmulator
 
 _PASSWORD = "app-pw-0123456789"
 _ADMIN_PASSWORD = "admin-pw-0123456789"
@@ -97,9 +99,19 @@ class _RateProbe:
         self._thread.join()
 
 
-def _setup(db: MariaDB, kms: KmsEmulator, kind: str) -> str:
+def _setup(db: MariaDB, kms: KmsEmulator | NcpEmulator, kind: str) -> str:
     """An application account, its admin (MasterSecret) and the secret, in the emulator's store."""
     n = next(_names)
+    if isinstance(kms, NcpEmulator):
+        # NCP's format (the seed's keys); the account changes its own password (no MasterSecret).
+        if kind != "single":
+            raise SystemExit("--store ncp rotates single-user secrets only")
+        database = db.create_database("fleet")
+        app = f"flncp{n}"
+        db.create_user(app, _PASSWORD, grants=(f"SELECT ON {database}.*",))
+        value = {"cdbHost": db.host, "cdbPort": str(db.port), "cdbUser": app, "cdbDatabase": database,
+                 "cdbPassword": _PASSWORD}
+        return kms.create_secret(f"fleet-ncp-{n}", json.dumps(value), rotation_targets=["cdbPassword"])
     database = db.create_database("fleet")
     admin, app = f"fladm{n}", f"flapp{n}"
     db.create_user(admin, _ADMIN_PASSWORD)
@@ -126,7 +138,9 @@ def alternating_ttl(instances: int, quota: float | None) -> float:
 ROTATOR_RETRY = StoreRetryPolicy(total=60.0, max_attempts=40)
 
 
-def _strategy(kind: str, ttl: float) -> Any:
+def _strategy(kind: str, ttl: float, ncp: bool) -> Any:
+    if ncp:
+        return SingleUserStrategy()
     if kind == "alternating":
         # Rotations back to back: grace 0, explicit. The old account's sessions end once every
         # instance has refreshed (a TTL, stretched by throttled reads) and closed its idle ones.
@@ -139,12 +153,13 @@ def fleet_policy(instances: int, quota: float | None) -> RetryPolicy:
     return RetryPolicy.for_fleet(instances, quota) if quota else RetryPolicy(refresh_jitter=1.0)
 
 
-def run_fleet(db: MariaDB, kms: KmsEmulator, *, instances: int = 40, quota: float | None = 10.0,
+def run_fleet(db: MariaDB, kms: KmsEmulator | NcpEmulator, *, instances: int = 40, quota: float | None = 10.0,
               kind: str = "single", rotations: int = 3, rotation_timeout: float = 60.0,
               drop: float = 0.05, rotation_aware: bool = False, settle: float | None = None,
               policy: RetryPolicy | None = None) -> FleetResult:
     """Start ``instances`` instances on a new secret, rotate it ``rotations`` times through a
-    KMS throttled to ``quota`` requests/s, and measure. ``kms.faults`` is left unthrottled."""
+    KMS (or NCP Secret Manager: an ``NcpEmulator``, single user) throttled to ``quota``
+    requests/s, and measure. ``kms.faults`` is left unthrottled."""
     if policy is None:
         policy = fleet_policy(instances, quota)
     if settle is None:  # the fleet's reads after one rotation are over before the next one
@@ -189,8 +204,9 @@ def run_fleet(db: MariaDB, kms: KmsEmulator, *, instances: int = 40, quota: floa
 
     # The rotator shares the quota with the whole fleet: more attempts than the default 8 within
     # the same kind of bound (each attempt of a throttled call costs the quota nothing).
-    strategy = _strategy(kind, alternating_ttl(instances, quota))
-    rotator = Rotator(rotator_store, strategy=strategy, lock=LocalLock(), listeners=[on_event],
+    ncp = isinstance(kms, NcpEmulator)
+    strategy = _strategy(kind, alternating_ttl(instances, quota), ncp)
+    rotator = Rotator(for_engine(rotator_store) if ncp else rotator_store, strategy=strategy, lock=LocalLock(), listeners=[on_event],
                       store_retry=ROTATOR_RETRY)
     threads = [threading.Thread(target=worker, args=(i, e), daemon=True) for i, (_, _, e) in enumerate(fleet)]
     try:
@@ -253,6 +269,8 @@ def main() -> None:
                         help="clients with rotation_aware=True (a DescribeSecret per instance and new version)")
     parser.add_argument("--jitter", type=float, default=None,
                         help="RetryPolicy.refresh_jitter (default: instances / quota, see fleet_policy)")
+    parser.add_argument("--store", choices=("kms", "ncp"), default="kms",
+                        help="the store: Alibaba KMS (default) or NCP Secret Manager (single user only)")
     parser.add_argument("--verbose", action="store_true", help="print the first failures of each run")
     args = parser.parse_args()
     header = ("| rotation | N | quota (req/s) | failed queries | queries | rotations done | "
@@ -261,9 +279,10 @@ def main() -> None:
     # Up to 4 connections per instance (pool_size=2, max_overflow=2): above MariaDB's default 151.
     with tempfile.TemporaryDirectory() as tmp, MariaDB(options={"max_connections": 2000}, audit=False) as db:
         backing = EmbeddedStore(Path(tmp) / "kms.db")
-        kms = KmsEmulator(store=backing).start()
+        kms: KmsEmulator | NcpEmulator = KmsEmulator(store=backing) if args.store == "kms" else NcpEmulator()
+        kms.start()
         try:
-            print(f"MariaDB {db.version}, KmsEmulator over HTTP, {args.rotations} rotations per row")
+            print(f"MariaDB {db.version}, {type(kms).__name__} over HTTP, {args.rotations} rotations per row")
             print(header)
             print("|---" * (header.count("|") - 1) + "|")
             for kind in args.kind.split(","):

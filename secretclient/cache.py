@@ -40,6 +40,8 @@ class Entry:
     (and publishes) by when they began, so an older, slower call never overwrites a newer
     value: a counter, not a clock reading, because an injected clock may step back.
     ``rotation_at`` (monotonic) and ``described_version`` come from DescribeSecret.
+    ``describe_at``: a DescribeSecret is due then (spread after a rotation); ``refresh_at`` is
+    at most it, so the first read from then on sends it.
     """
 
     secret: Secret
@@ -50,6 +52,7 @@ class Entry:
     described_version: str | None = None
     #: The value as ``str`` (the same object for text secrets), ``None`` if binary and not UTF-8.
     text: str | None = None
+    describe_at: float | None = None
 
     @staticmethod
     def text_of(secret: Secret) -> str | None:

@@ -46,7 +46,9 @@ class CachePolicy:
     :param max_size: most entries kept (one per secret and stage, and per VersionId read).
     :param rotation_aware: call DescribeSecret once per secret and version, and refresh right
         after the store's next rotation time.
-    :param rotation_delay: seconds after the next rotation time to refresh.
+    :param rotation_delay: seconds after the next rotation time to refresh; each client picks a
+        random point between it and twice it, and describes a new version that replaced a cached
+        one on a read within it, so that a fleet's requests are spread.
     :param wait_timeout: seconds a reader waits for the same read started by another thread
         before giving up on it (then the stale value if allowed, else
         :class:`~secretclient.errors.StoreTimeout`).

@@ -16,7 +16,7 @@ import random
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -106,6 +106,8 @@ class SecretClient:
         self._policy = (policy or CachePolicy()).with_overrides(policy_fields)
         self._store = store
         self._labels = stage_labels(store)
+        get_stages = getattr(store, "get_stages", None)
+        self._get_stages: Callable[[str], Mapping[str, Secret]] | None = get_stages if callable(get_stages) else None
         self._observer = observer
         self._clock = clock
         self._wall_clock = wall_clock
@@ -337,6 +339,40 @@ class SecretClient:
         logger.debug("read secret %r stage %r: version %r", name, _stage_of(key), secret.version_id)
         return secret
 
+    @property
+    def reads_every_stage(self) -> bool:
+        """Whether the store answers every stage of a secret in one request (its optional
+        ``get_stages``, e.g. NCP's chain): then :meth:`refresh` caches them all from one read."""
+        return self._get_stages is not None
+
+    def _refresh_stages(self, key: Key, started: float, ticket: int) -> None:
+        """:meth:`refresh` on a store that reads every stage at once: cache each stage (CURRENT
+        first: a new CURRENT drops the other stages cached), remember the absent ones."""
+        name = key[0]
+        t0 = time.perf_counter()
+        try:
+            staged = self._get_stages(name)  # type: ignore[misc]
+        except BaseException as exc:
+            self._counters.add("store_calls")
+            self._counters.add("store_not_found" if isinstance(exc, SecretNotFound) else "store_errors")
+            code = exc.code if isinstance(exc, StoreError) and exc.code else type(exc).__name__
+            self._emit("store_call", key, duration=time.perf_counter() - t0, error_code=code)
+            raise
+        self._counters.add("store_calls")
+        current = staged.get(self._labels.current)
+        self._emit("store_call", key, version_id=current.version_id if current else None,
+                   duration=time.perf_counter() - t0)
+        labels = self._labels
+        for label in (labels.current, labels.pending, labels.previous):
+            secret = staged.get(label)
+            if secret is not None:
+                self._install((name, label), secret, started, ticket)
+            elif label != key[1]:
+                self._remember_not_found((name, label), SecretNotFound(
+                    f"secret {name!r} has no {label} version", code="NOT_FOUND"))
+        if key[1] not in staged:
+            raise SecretNotFound(f"secret {name!r} has no {key[1]} version", code="NOT_FOUND")
+
     def _remember_not_found(self, key: Key, exc: SecretNotFound) -> None:
         with self._lock:
             if self._negative is not None:
@@ -397,12 +433,14 @@ class SecretClient:
         if len(key) == 3:
             return Entry(secret, ticket, INFINITY, INFINITY, text=text)
         refresh_at, expires_at = deadlines(started, self._policy.ttl_of(key[0]), self._policy.refresh_ahead)
-        rotation_at = described = None
+        rotation_at = described = describe_at = None
         if old is not None and old.secret.version_id == secret.version_id:
-            rotation_at, described = old.rotation_at, old.described_version
+            rotation_at, described, describe_at = old.rotation_at, old.described_version, old.describe_at
             if rotation_at is not None and rotation_at > started:
                 refresh_at = min(refresh_at, rotation_at)
-        return Entry(secret, ticket, refresh_at, expires_at, rotation_at, described, text)
+            if describe_at is not None:
+                refresh_at = min(refresh_at, describe_at)
+        return Entry(secret, ticket, refresh_at, expires_at, rotation_at, described, text, describe_at)
 
     def _current_news(self, key: Key, secret: Secret, old: Entry | None) -> _News:
         """Under the lock, for a CURRENT value just cached: drop the other stages if the
@@ -418,13 +456,21 @@ class SecretClient:
             if self._negative is not None:
                 for other in [k for k in list(self._negative) if k[0] == name and len(k) == 2]:
                     self._negative.pop(other, None)
+        entry = self._view[key]
         describe = (
             self._policy.rotation_aware
-            and self._view[key].described_version != secret.version_id
+            and entry.described_version != secret.version_id
             and name not in self._describing
         )
         if describe:
             self._describing.add(name)
+            if changed_from is not None and self._policy.rotation_delay > 0:
+                # A rotation: every instance of a fleet sees it at about the same moment, and the
+                # next rotation time is not needed at once. Describe on the first read after a
+                # random point within rotation_delay (see _refresh_ahead).
+                at = self._clock() + (self._rng or random).uniform(0.0, self._policy.rotation_delay)
+                self._cache.put(key, replace(entry, describe_at=at, refresh_at=min(entry.refresh_at, at)))
+                describe = False
         return changed_from, self._subscriptions.due(secret), describe
 
     # -- background work -----------------------------------------------------------------
@@ -455,10 +501,24 @@ class SecretClient:
         future.add_done_callback(done)
 
     def _refresh_ahead(self, key: Key, now: float) -> None:
-        """Start a background refresh of ``key`` unless one runs or the store is backing off."""
+        """Start a background refresh of ``key`` unless one runs or the store is backing off
+        (or, when only a spread DescribeSecret is due, send that instead)."""
         with self._lock:
             self._cache.touch(key)  # an entry in use stays in the LRU
             failure = self._failures.get(key)
+            entry = self._view.get(key)
+            describe: str | None = None  # the VersionId to describe now
+            if entry is not None and entry.describe_at is not None and now >= entry.describe_at:
+                refresh_at = self._refresh_time(key[0], entry)
+                self._cache.put(key, replace(entry, describe_at=None, refresh_at=refresh_at))
+                if now < refresh_at:
+                    describe = entry.secret.version_id
+                else:  # a refresh is due too: its news sends the DescribeSecret
+                    self._describing.discard(key[0])
+        if describe is not None:
+            name = key[0]
+            self._submit(self._describe, name, describe, on_cancel=lambda: self._describing.discard(name))
+            return
         if failure is not None and now < failure.retry_at:
             return
         flight, leader = self._flights.begin(key)
@@ -470,6 +530,13 @@ class SecretClient:
                 self._flights.finish(key, flight, error=ClientClosed("this SecretClient is closed"))
 
         self._submit(self._background_fetch, key, flight, on_cancel=cancelled)
+
+    def _refresh_time(self, name: str, entry: Entry) -> float:
+        """When ``entry`` is due for a refresh by its TTL (the time :func:`deadlines` gave it)
+        or its rotation time, whichever comes first."""
+        ttl = self._policy.ttl_of(name)
+        refresh_at = INFINITY if ttl == INFINITY else entry.expires_at - ttl * self._policy.refresh_ahead
+        return refresh_at if entry.rotation_at is None else min(refresh_at, entry.rotation_at)
 
     def _background_fetch(self, key: Key, flight: Flight) -> None:
         if not flight.claim():
@@ -530,7 +597,10 @@ class SecretClient:
             return None
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
-        delay = (when - self._wall_clock()).total_seconds() + self._policy.rotation_delay
+        # Spread over [rotation_delay, 2 x rotation_delay] after the rotation time: a fleet's
+        # instances all learnt the same time, and would otherwise read the store together.
+        spread = self._policy.rotation_delay * (1.0 + (self._rng or random).random())
+        delay = (when - self._wall_clock()).total_seconds() + spread
         return self._clock() + delay if delay > 0 else None
 
     def _evicted(self, key: Key, entry: Entry) -> None:
@@ -552,14 +622,16 @@ class SecretClient:
         old = self._view.get(key)
         started, ticket = self._clock(), next(self._tickets)
         try:
-            secret = self._read_store(key)
+            if self.reads_every_stage:
+                self._refresh_stages(key, started, ticket)
+            else:
+                self._install(key, self._read_store(key), started, ticket)
         except SecretClientError as exc:
             if isinstance(exc, SecretNotFound):
                 self._remember_not_found(key, exc)
             self._counters.add("caller_errors")
             self._emit("caller_error", key, error_code=exc.code or type(exc).__name__)
             raise
-        self._install(key, secret, started, ticket)
         now_cached = self._view.get(key)  # ours, or a later read's
         return now_cached is not None and (old is None or now_cached.secret.version_id != old.secret.version_id)
 
@@ -636,6 +708,12 @@ class SecretClient:
         self._subscriptions.after_fork_in_child()
         if self._owns_executor:
             self._executor = None  # a new pool on first use; the parent's threads did not fork
+
+    def cached_version_id(self, name: str, stage: str = Stage.CURRENT) -> str | None:
+        """The VersionId cached for ``stage`` of ``name`` right now, or None (no store call,
+        no lock): which of two versions a caller read is the newer one."""
+        entry = self._view.get((name, self._labels.label(stage)))
+        return None if entry is None else entry.secret.version_id
 
     def cached_versions(self) -> list[CachedVersion]:
         """The version held for each secret's stage (no values, no store call): what a

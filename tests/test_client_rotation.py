@@ -38,7 +38,7 @@ def make_client(store, clock, executor, **kw) -> SecretClient:
     return SecretClient(store, clock=clock, wall_clock=clock.utc, executor=executor, **kw)
 
 
-def test_refreshes_right_after_the_next_rotation(store, clock, executor):
+def test_refreshes_after_the_next_rotation_within_twice_rotation_delay(store, clock, executor):
     client = make_client(store, clock, executor, ttl=86400, rotation_delay=60)
     client.get("db")
     executor.run_pending()  # DescribeSecret: next rotation in 2 h
@@ -47,11 +47,49 @@ def test_refreshes_right_after_the_next_rotation(store, clock, executor):
     client.get("db")
     assert executor.pending == 0
     store.inner.put_secret("db", "v2", "pw-2")  # the rotation happened
-    clock.advance(1)
+    clock.advance(61)  # the refresh comes between rotation_delay and twice it after the rotation
     assert client.get_text("db") == "pw-1"  # callers keep the cached value...
     executor.run_pending()  # ...while the refresh runs
     assert client.get_text("db") == "pw-2"
-    assert store.describes == 2  # a new version: when does it rotate next?
+    # A new version: when does it rotate next? Asked on a read within rotation_delay, not at once.
+    assert store.describes == 1 and executor.pending == 0
+    clock.advance(60)
+    client.get("db")
+    executor.run_pending()
+    assert store.describes == 2 and store.reads == 2
+
+
+def test_a_fleet_spreads_its_refreshes_and_describes_over_rotation_delay(store, clock):
+    # Clients that learnt the same rotation time refresh at different moments in
+    # [rotation_delay, 2 x rotation_delay] after it, then describe the new version at different
+    # moments within rotation_delay: a fleet does not hit the store all at once.
+    import random
+
+    fleet = []
+    for i in range(20):
+        executor = ManualExecutor()
+        client = make_client(store, clock, executor, ttl=86400, rotation_delay=60, rng=random.Random(i))
+        client.get("db")
+        executor.run_pending()
+        fleet.append((client, executor))
+    store.inner.put_secret("db", "v2", "pw-2")
+    clock.advance(7200 + 59)
+    refreshed_at, described_at = {}, {}
+    for second in range(60, 200):
+        clock.advance(1)
+        for i, (client, executor) in enumerate(fleet):
+            client.get("db")
+            ran = executor.run_pending()
+            if ran and i not in refreshed_at:
+                refreshed_at[i] = second
+            elif ran:
+                described_at.setdefault(i, second)
+    assert len(refreshed_at) == 20 and all(60 <= s <= 120 for s in refreshed_at.values())
+    assert len(set(refreshed_at.values())) > 10  # spread, not one burst
+    assert len(described_at) == 20
+    assert all(0 <= described_at[i] - refreshed_at[i] <= 61 for i in range(20))
+    assert len(set(described_at.values())) > 10
+    assert all(client.get_text("db") == "pw-2" for client, _ in fleet)
 
 
 def test_without_a_next_rotation_date_last_rotation_plus_interval_is_used(store, clock, executor):
@@ -69,9 +107,9 @@ def test_without_a_next_rotation_date_last_rotation_plus_interval_is_used(store,
     clock.advance(90 * 60 + 59)
     client.get("db")
     assert executor.pending == 0
-    clock.advance(1)
+    clock.advance(61)
     client.get("db")
-    assert executor.pending == 1  # the refresh right after the rotation is queued
+    assert executor.pending == 1  # the refresh after the rotation is queued
     executor.run_pending()
     assert interval_store.reads == 2
 
@@ -84,8 +122,10 @@ def test_describe_once_per_version_not_per_refresh(store, clock, executor):
         clock.advance(60)
     assert store.reads == 10 and store.describes == 1
     store.inner.put_secret("plain", "p2", "y")
-    client.get("plain")
-    executor.run_pending()
+    for _ in range(3):  # the new version's DescribeSecret comes within rotation_delay (60 s)
+        client.get("plain")
+        executor.run_pending()
+        clock.advance(30)
     assert store.describes == 2
 
 

@@ -189,3 +189,37 @@ def test_a_rotation_reads_the_rotated_secret_three_times(mariadb, cleanup_accoun
     for step in ("set", "test", "end"):
         rotator.step(app.name, step, vid)
     assert store.reads[app.name] > 3
+
+
+# -- NCP: the same herd behaviour, and its chain read in one request ---------------------------
+
+
+def test_a_refresh_on_ncp_caches_every_stage_of_the_chain_from_one_request(ncp_emulator):
+    from secretclient.errors import SecretNotFound
+    from secretclient.model import Stage
+
+    sid = ncp_emulator.create_secret("chain-one-read", '{"cdbPassword": "pw-1"}', rotation_targets=["cdbPassword"])
+    with ncp_emulator.store() as store:
+        store.put_secret(sid, None, '{"cdbPassword": "pw-2"}', stages=[Stage.PENDING])
+        client = SecretClient(store, rotation_aware=False)
+        assert client.reads_every_stage
+        before = ncp_emulator.calls["GetSecretValue"]
+        assert client.refresh(sid, Stage.PENDING)
+        assert ncp_emulator.calls["GetSecretValue"] == before + 1
+        # Both stages the chain holds are cached; the absent one is remembered as absent.
+        assert client.get_json(sid)["cdbPassword"] == "pw-1"
+        assert client.get_json(sid, Stage.PENDING)["cdbPassword"] == "pw-2"
+        with pytest.raises(SecretNotFound):
+            client.get(sid, Stage.PREVIOUS)
+        assert ncp_emulator.calls["GetSecretValue"] == before + 1
+        client.close()
+
+
+def test_forty_instances_on_ncp_survive_rotations_through_a_throttled_secret_manager(mariadb, ncp_emulator):
+    # NCP's errors map throttling to Throttled, so the same search (jitter, backoff, one read per
+    # instance) applies; and one chain read answers CURRENT and PENDING together.
+    result = run_fleet(mariadb, ncp_emulator, instances=40, quota=10.0, kind="single", rotations=2)
+    print(f"\nncp fleet: {result}")
+    assert result.failures == []
+    assert result.rotation_errors == [] and result.rotations == 2
+    assert result.get_secret_value / result.rotations <= 2 * 40

@@ -62,8 +62,11 @@ def test_a_client_in_another_process_follows_a_scheduled_rotation_well_before_it
             time.sleep(0.01)
         assert client.get(app.name).version_id != first, "the client kept the old version"
         assert client.get(app.name).version_id in {v.version_id for v in store.list_versions(app.name)}
-        describe_deadline = time.monotonic() + 10.0
+        # The new version is described on a read within rotation_delay (spread across a fleet).
+        describe_deadline = time.monotonic() + INTERVAL + 5.0
         while client.stats().describe_calls < 2 and time.monotonic() < describe_deadline:
+            client.get(app.name)
+            reads += 1
             time.sleep(0.05)
         stats = client.stats()
         # Warm path: hundreds of reads, two store reads (the first, and the one at rotation time).

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..cache import copy_error
-from ..errors import InvalidParameter, StoreError, StoreUnavailable, Throttled
+from ..errors import InvalidParameter, SecretNotFound, StoreError, StoreUnavailable, Throttled
 from ..model import DbCredentials, Secret, stage_labels
 from ._family import DbFamily
 from ._gate import GATE
@@ -177,6 +177,8 @@ class Connector:
         # One entry is enough for the usual one engine (or one set of kwargs) per connector.
         self._last_args: tuple[DbCredentials, dict[str, Any], LoginArgs, Translate | None] | None = None
         self._unsubscribe: Callable[[], None] | None = None
+        peek = getattr(client, "cached_version_id", None)
+        self._peek: Callable[[str], str | None] | None = peek if callable(peek) else None
         self._retire_listeners: tuple[Callable[[], None], ...] = ()
         self._view = _View(self, clock, rng or random.Random())
         with _LIVE_LOCK:
@@ -209,6 +211,15 @@ class Connector:
         if version_id == self._current:
             return
         with self._lock:
+            if version_id == self._current:
+                return
+            # A connect that read CURRENT just before a refresh cached a newer version can get
+            # here after that refresh did: taking its version would retire the newer one (and
+            # sweep its connections). The client's cache says which version is current now.
+            if self._current is not None and self._peek is not None:
+                cached = self._peek(self.secret)
+                if cached is not None and cached != version_id:
+                    return
             old, self._current = self._current, version_id
             if old is not None and old != version_id:
                 self._retired[old] = None
@@ -300,6 +311,13 @@ class Connector:
                 transient = isinstance(error, (Throttled, StoreUnavailable))
                 self._store_failures = self._store_failures + 1 if transient else 0
                 self._refresh_started[stage] = (started, error)
+                if self.client.reads_every_stage and (error is None or isinstance(error, SecretNotFound)):
+                    # That one request read every stage (NCP's chain): a search that wants PENDING
+                    # next finds it cached, read after its failure.
+                    labels = self._view.labels
+                    for other in (labels.current, labels.pending, labels.previous):
+                        if other != stage:
+                            self._refresh_started[other] = (started, None)
             if error is not None:  # the shared read failed: so does ours, without another call
                 raise copy_error(error)
             return self.credentials(stage)

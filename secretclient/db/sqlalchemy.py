@@ -8,7 +8,8 @@ options included) reach PyMySQL unchanged, only user and password (and host, por
 when the URL leaves them out) come from the secret. Each pooled connection carries the VersionId
 it logged in with in ``connection_record.info[VERSION_KEY]``; after the secret's CURRENT stage
 moves on, connections of the replaced version are closed lazily at their next checkout (a
-``DisconnectionError`` in the ``checkout`` event, which makes the pool open a new one) unless
+``DisconnectionError`` in the ``checkout`` event, which makes the pool open a new one; one just
+opened for that checkout serves it and is closed at checkin) unless
 ``rollover=False``: MySQL and MariaDB keep open sessions valid after a password change.
 Connect errors are PyMySQL ``OperationalError`` subclasses, so SQLAlchemy wraps them in its own
 ``sqlalchemy.exc.OperationalError`` (``.orig`` is ours) like any driver error.
@@ -49,6 +50,7 @@ _FAMILIES: dict[str, DbFamily] = {"pymysql": MYSQL, "psycopg": POSTGRES}
 #: Key of ``connection_record.info`` holding the credential VersionId of a pooled connection.
 VERSION_KEY = "secretclient.version"
 _SWEPT = "secretclient.swept"  # closed by the sweep while idle
+_FRESH = "secretclient.fresh"  # a new connection, not yet checked out
 
 
 def create_engine(
@@ -158,6 +160,10 @@ def _roll_over(engine: Engine, connector: Connector, *, sweep: bool = True) -> N
     lock = threading.RLock()  # re-entered: invalidating a record fires our "close" listener
     idle: dict[int, Any] = {}  # id(connection record) -> record, for records in the pool
 
+    @event.listens_for(engine, "connect")
+    def _connected(dbapi_conn: Any, conn_rec: Any) -> None:
+        conn_rec.info[_FRESH] = True
+
     @event.listens_for(engine, "checkout")
     def _checkout(dbapi_conn: Any, conn_rec: Any, conn_proxy: Any) -> None:
         # The hot path of every checkout: no store call, a short lock.
@@ -165,6 +171,11 @@ def _roll_over(engine: Engine, connector: Connector, *, sweep: bool = True) -> N
         with lock:
             idle.pop(id(conn_rec), None)
             swept = info.pop(_SWEPT, False)
+        if info.pop(_FRESH, False):
+            # Logged in for this very checkout: it serves it even if its version was replaced
+            # while it logged in (two rotations in quick succession), and is closed at checkin.
+            # Dropping it would make the pool log in again, and after two drops give up.
+            return
         version = info.get(VERSION_KEY)
         if swept or connector.is_retired(version):
             if not swept:

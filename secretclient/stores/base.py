@@ -13,6 +13,11 @@
   ``Date`` of their last answer carried forward by the monotonic clock (one-second resolution);
   the rotation engine measures the age of versions with it, so that a rotator's clock that is
   off does not shorten a grace period. All the project's stores have it.
+- Optional: ``get_stages(name) -> dict[str, Secret]``, every version that holds a stage, keyed by
+  stage label, from one request — for a store whose API answers a secret's stages together (NCP's
+  Get Secret Value returns the whole chain). :meth:`SecretClient.refresh
+  <secretclient.client.SecretClient.refresh>` then caches every stage from one read, and a
+  credential search that needs CURRENT and then PENDING costs the store one request, not two.
 """
 
 from __future__ import annotations

@@ -337,6 +337,20 @@ class NcpSecretManagerStore:
                 raise SecretNotFound(f"secret {name!r} has no {label} value", code="NOT_FOUND")
             version_id = self.version_id(sid, chain.chain[label])
             labels = by_id[version_id]
+        return self._secret(name, chain, version_id, labels)
+
+    def get_stages(self, name: str) -> dict[str, Secret]:
+        """Every value of the chain from one request: stage label (``active``, ``pending``,
+        ``previous``) -> its version. Stages the chain lacks are absent."""
+        _, chain, by_id = self._versions(name)
+        out: dict[str, Secret] = {}
+        for version_id, labels in by_id.items():
+            secret = self._secret(name, chain, version_id, labels)
+            out.update(dict.fromkeys(labels, secret))
+        return out
+
+    @staticmethod
+    def _secret(name: str, chain: NcpJobChain, version_id: str, labels: set[str]) -> Secret:
         value = next(chain.chain[lb] for lb in ("pending", "active", "previous") if lb in labels)
         return Secret(name=name, version_id=version_id, stages=frozenset(labels), data=value, secret_type="BASIC")
 
