@@ -30,7 +30,8 @@ Environment (Lambda configuration), AWS's names first:
 ``PASSWORD_LENGTH``           default 32
 ``ROTATION_STRATEGY``         ``single`` or ``alternating`` to override the choice above
 ``ROTATION_NAME_LIMIT``       longest account name, default 32 (MySQL 5.7+; 80 on MariaDB)
-``ROTATION_GRACE_SECONDS``    alternating users: AWSPREVIOUS grace period, default 0
+``ROTATION_GRACE_SECONDS``    alternating users: AWSPREVIOUS grace period, default 3600 (one hour:
+                              AWS's caching clients' TTL; docs/concepts.md, "Grace periods")
 ``ROTATION_DRAIN_WAIT``       alternating users (MySQL): seconds to wait for sessions of the
                               AWSPREVIOUS account to end before resetting it, default 0
 ``ROTATION_DRAIN``            ``refuse`` (default: stop with AccountInUse while it has sessions)
@@ -48,16 +49,15 @@ from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
-from secretclient.errors import SecretNotFound
 from secretclient.model import PasswordPolicy, Stage, stage_labels
 from secretclient.stores.aws import AwsSecretsManagerStore
 
 from .dbconn import ConnectOptions
 from .engine import Rotator
-from .errors import InvalidRotationSetup, LoginFailed, RotationConflict, RotationInProgress
+from .errors import InvalidRotationSetup, LoginFailed, RotationConflict
 from .passwords import MYSQL_PASSWORD_POLICY
 from .strategies import AlternatingUsersStrategy, SingleUserStrategy, Strategy
-from .strategies.base import DrainPolicy, RotationContext
+from .strategies.base import DEFAULT_GRACE, DrainPolicy, RotationContext
 from .strategies.by_engine import engine_of
 from .strategies.postgres import PostgresAlternatingUsersStrategy, PostgresSingleUserStrategy
 
@@ -104,7 +104,7 @@ def _strategy(store: AwsSecretsManagerStore, secret_id: str, env: Mapping[str, s
     current = store.get_secret(secret_id, stage=Stage.CURRENT).db_credentials()
     kind = env.get("ROTATION_STRATEGY") or ("alternating" if current.master_secret else "single")
     if kind == "alternating":
-        options["grace"] = timedelta(seconds=_number(env, "ROTATION_GRACE_SECONDS", 0))
+        options["grace"] = timedelta(seconds=_number(env, "ROTATION_GRACE_SECONDS", DEFAULT_GRACE.total_seconds()))
         drain = env.get("ROTATION_DRAIN", "refuse")
         if drain not in ("refuse", "proceed"):
             raise InvalidRotationSetup("ROTATION_DRAIN must be 'refuse' or 'proceed'")
@@ -145,30 +145,6 @@ def rotator_from_environment(event: Mapping[str, str], context: Any, env: Mappin
     return Rotator(store, strategy=strategy, lock_timeout=_number(env, "ROTATION_LOCK_TIMEOUT", 10))
 
 
-def _fill_placeholder(rotator: Rotator, secret_id: str, token: str) -> None:
-    """createSecret: store new credentials in the token's AWSPENDING version, unless a
-    previous attempt did (Secrets Manager made the version, without a value, before calling us)."""
-    store, strategy = rotator.store, rotator.strategy
-    handle = rotator.lock.acquire(secret_id, rotator.lock_timeout)
-    if handle is None:
-        raise RotationInProgress(f"another rotator is rotating {secret_id!r} right now")
-    try:
-        try:
-            store.get_secret(secret_id, version_id=token)
-            return  # filled by an earlier attempt: keep its password (the database may have it)
-        except SecretNotFound:
-            pass
-        current = store.get_secret(secret_id, stage=Stage.CURRENT)
-        ctx = RotationContext(store=store, secret_name=secret_id, now=rotator.clock,
-                              checkpoint=lambda _: handle.check())
-        strategy.preflight(ctx, current)
-        pending = strategy.pending_credentials(current.db_credentials(), strategy.new_password(store))
-        handle.check()
-        store.put_secret(secret_id, token, pending.to_json(), stages=[Stage.PENDING])
-    finally:
-        handle.release()
-
-
 def _is_configuration_test(rotator: Rotator, secret_id: str, token: str) -> bool:
     """``RotateSecret`` without an immediate rotation makes an AWSPENDING copy of AWSCURRENT and
     calls only testSecret: then AWSCURRENT must log in (nothing is rotated). True when that was it."""
@@ -207,11 +183,9 @@ def make_handler(factory: Callable[[Mapping[str, str], Any], Rotator]) -> Callab
             return
         if labels.pending not in versions[token]:
             raise RotationConflict(f"version {token!r} of {secret_id!r} is not {labels.pending}")
-        if step == "createSecret":
-            _fill_placeholder(rotator, secret_id, token)
-        elif step == "testSecret" and _is_configuration_test(rotator, secret_id, token):
-            pass
-        else:
+        # createSecret: the engine's step new fills the token's value-less AWSPENDING version (or
+        # keeps the value an earlier attempt stored: the database may have its password).
+        if not (step == "testSecret" and _is_configuration_test(rotator, secret_id, token)):
             rotator.step(secret_id, STEPS[step], token)
         log.info("%s: done for version %s of %r", step, token, secret_id)
 

@@ -28,12 +28,13 @@ from secretclient.stores.base import SecretStore
 from ._dry_run import Plan, make_plan
 from ._next_rotation import record_next_rotation
 from .errors import (
+    AccountInUse,
     InvalidRotationSetup,
     LoginFailed,
     RotationConflict,
     RotationInProgress,
 )
-from .events import Events, Listener, RotationEvent
+from .events import Events, Listener, RotationEvent, SessionRows
 from .lock import Lock, LockHandle, MySqlLock
 from .status import Status, make_status, stage_holder
 from .store_retry import RetryingStore, StoreRetryPolicy
@@ -196,7 +197,12 @@ class Rotator:
                     self._emit("resumed", secret_name, vid, detail=f"promotion done; clearing {self.labels.pending}")
                     self._end(ctx, vid, verified=True)
                     return self._finish(secret_name, vid, None, True, started)
-                if pending_vid is not None:
+                if pending_vid is not None and self._is_placeholder(secret_name, pending_vid):
+                    placeholder = vid = pending_vid  # made by the store's own rotation call: this run fills it
+                    self._emit("started", secret_name, vid)
+                    vid = self._timed(ctx, "new", vid, lambda: self._new(ctx, placeholder, fresh=True))
+                    resumed = False
+                elif pending_vid is not None:
                     vid = pending_vid
                     self._emit("resumed", secret_name, vid, detail="resuming interrupted rotation")
                 else:
@@ -214,7 +220,8 @@ class Rotator:
                 self._timed(ctx, "end", vid, lambda: self._end(ctx, vid, verified=True, loaded=loaded))
                 return self._finish(secret_name, vid, current_vid, resumed, started)
             except Exception as exc:
-                self._emit("failed", secret_name, vid, detail=f"{type(exc).__name__}: {exc}")
+                self._emit("failed", secret_name, vid, detail=f"{type(exc).__name__}: {exc}",
+                           sessions=self._in_use(secret_name, exc))
                 raise
 
     def step(self, secret_name: str, step: str, version_id: str | None = None) -> str:
@@ -222,7 +229,9 @@ class Rotator:
         pass to the next step.
 
         ``new`` returns the VersionId of an interrupted rotation's PENDING instead of
-        creating another, so a re-run flow resumes it. ``set``, ``test`` and ``end`` need
+        creating another, so a re-run flow resumes it; a PENDING version without a value (AWS's
+        ``RotateSecret`` makes one before calling the rotation function) is filled with new
+        credentials in the format of CURRENT. ``set``, ``test`` and ``end`` need
         ``version_id``. Every step is idempotent.
         """
         if step not in STEPS:
@@ -249,7 +258,8 @@ class Rotator:
                     self._record_next(secret_name)
                 return version_id
             except Exception as exc:
-                self._emit("failed", secret_name, version_id, step=step, detail=f"{type(exc).__name__}: {exc}")
+                self._emit("failed", secret_name, version_id, step=step, detail=f"{type(exc).__name__}: {exc}",
+                           sessions=self._in_use(secret_name, exc))
                 raise
 
     def plan(self, secret_name: str) -> Plan:
@@ -275,6 +285,7 @@ class Rotator:
             return replace(status, sessions_error=f"{type(exc).__name__}: {exc}")
         rows = tuple((label, account, host, n) for label, account in accounts for host, n in seen[account].items())
         rows += tuple((label, account, "", 0) for label, account in accounts if not seen[account])
+        self._emit("sessions", secret_name, status.current_version_id, sessions=rows)
         return replace(status, sessions=rows)
 
     def abort(self, secret_name: str) -> AbortResult:
@@ -307,15 +318,26 @@ class Rotator:
         if pending_vid is not None and pending_vid == current_vid:
             self._update_stage(ctx.secret_name, Stage.PENDING, remove_from=pending_vid)  # leftover label
         elif pending_vid is not None:
+            if self._is_placeholder(ctx.secret_name, pending_vid):
+                return self._new(ctx, pending_vid, fresh=True)
             if pending_vid != version_id:
                 self._emit("resumed", ctx.secret_name, pending_vid, detail="step new found an interrupted rotation")
             return pending_vid
         return self._new(ctx, version_id)
 
+    def _is_placeholder(self, secret_name: str, vid: str) -> bool:
+        """Whether version ``vid`` has stages but no value yet (a store-made PENDING to fill)."""
+        try:
+            self._store.get_secret(secret_name, version_id=vid)
+        except SecretNotFound:
+            return True
+        return False
+
     def _new(self, ctx: RotationContext, vid: str, *, fresh: bool = False) -> str:
-        """Store version ``vid`` as PENDING; returns ``vid``, or the PENDING version another rotator
-        (whatever its lock) wrote meanwhile, which this rotation then joins rather than take its label.
-        ``fresh``: ``vid`` was just made up (not a retry of this step), so no version has it."""
+        """Store version ``vid`` as PENDING (also when ``vid`` is a PENDING placeholder without a
+        value); returns ``vid``, or the PENDING version another rotator (whatever its lock) wrote
+        meanwhile, which this rotation then joins rather than take its label. ``fresh``: no version
+        ``vid`` with a value exists (just made up, or a placeholder), so there is none to look up."""
         current = self._store.get_secret(ctx.secret_name, stage=Stage.CURRENT)
         self.strategy.preflight(ctx, current)
         existing = None
@@ -341,7 +363,7 @@ class Rotator:
                 f"{self.labels.current} of {ctx.secret_name!r} moved while the new version was prepared; "
                 "nothing was written: run again"
             )
-        if holder is not None:
+        if holder is not None and holder != vid:  # ``vid`` itself: the placeholder being filled
             return holder
         # Explicit stages: a version without them would become CURRENT before it was ever set.
         written = self._store.put_secret(ctx.secret_name, vid, pending.to_json(), stages=[Stage.PENDING])
@@ -461,8 +483,19 @@ class Rotator:
         if self.client is not None:
             self.client.publish(self._store.get_secret(name, version_id=vid))
 
+    def _in_use(self, secret_name: str, exc: Exception) -> SessionRows:
+        """The sessions an :class:`AccountInUse` counted, as (PREVIOUS label, its account, host,
+        count) rows for listeners (metrics); () for another error or when the account is unknown."""
+        if not isinstance(exc, AccountInUse) or not exc.sessions:
+            return ()
+        try:
+            account = self._store.get_secret(secret_name, stage=Stage.PREVIOUS).db_credentials().account_name
+        except SecretClientError:  # the refusal is reported either way
+            return ()
+        return tuple((self.labels.previous, account, host, n) for host, n in exc.sessions.items())
+
     def _emit(self, kind: Any, name: str, vid: str | None, *, step: str | None = None,
-              duration: float | None = None, detail: str = "") -> None:
-        self.events.emit(RotationEvent(kind, name, vid, step, duration, detail, self.clock()))
+              duration: float | None = None, detail: str = "", sessions: SessionRows = ()) -> None:
+        self.events.emit(RotationEvent(kind, name, vid, step, duration, detail, self.clock(), sessions))
 
 

@@ -12,16 +12,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
-__all__ = ["EventKind", "Events", "Listener", "RotationEvent"]
+__all__ = ["EventKind", "Events", "Listener", "RotationEvent", "SessionRows"]
 
 log = logging.getLogger("rotation")
 
-EventKind = Literal["started", "resumed", "step_done", "promoted", "failed", "skipped", "aborted"]
+EventKind = Literal["started", "resumed", "step_done", "promoted", "failed", "skipped", "aborted", "sessions"]
+
+#: Live sessions counted: (stage label, account, client host, count); a count of 0 with host ``""``
+#: for an account without sessions.
+SessionRows = tuple[tuple[str, str, str, int], ...]
 
 #: Called with every event; exceptions it raises are logged and otherwise ignored.
 Listener = Callable[["RotationEvent"], None]
 
-_LEVELS = {"failed": logging.ERROR, "skipped": logging.INFO, "step_done": logging.DEBUG}
+_LEVELS = {"failed": logging.ERROR, "skipped": logging.INFO, "step_done": logging.DEBUG, "sessions": logging.DEBUG}
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +34,10 @@ class RotationEvent:
 
     ``duration`` is in seconds (for ``step_done`` the step's, for ``promoted`` the whole
     rotation's). ``detail`` is a short human text (an error's class and message, a reason for
-    skipping); it never holds secret values.
+    skipping); it never holds secret values. ``sessions`` (kind ``sessions``: every account
+    counted by :meth:`~rotation.Rotator.status`; kind ``failed`` by
+    :class:`~rotation.errors.AccountInUse`: the account that was to be reset) are live database
+    sessions per stage, account and client host.
     """
 
     kind: EventKind
@@ -40,6 +47,7 @@ class RotationEvent:
     duration: float | None = None
     detail: str = ""
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    sessions: SessionRows = ()
 
     def log_line(self) -> str:
         parts = [f"rotation {self.kind}", f"secret={self.secret_name}"]
@@ -51,6 +59,8 @@ class RotationEvent:
             parts.append(f"duration_ms={self.duration * 1000:.1f}")
         if self.detail:
             parts.append(f"detail={self.detail!r}")
+        for stage, account, host, count in self.sessions:
+            parts.append(f"sessions[{stage},{account},{host or '-'}]={count}")
         return " ".join(parts)
 
 

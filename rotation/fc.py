@@ -48,6 +48,7 @@ from secretclient.model import Stage
 from ._factories import lock_for, make_strategy, open_store
 from .engine import Rotator
 from .errors import InvalidRotationSetup
+from .strategies.base import DEFAULT_GRACE
 
 __all__ = ["handler", "make_handler", "parse_event", "rotator_from_environment"]
 
@@ -112,7 +113,7 @@ def rotator_from_environment(event: Mapping[str, Any], context: Any, env: Mappin
         strategy = make_strategy(
             kind,
             name_limit=int(env.get("ROTATION_NAME_LIMIT", "16")),
-            grace_seconds=float(env.get("ROTATION_GRACE_SECONDS", "3600")),
+            grace_seconds=float(env.get("ROTATION_GRACE_SECONDS", DEFAULT_GRACE.total_seconds())),
             drain_wait=float(env.get("ROTATION_DRAIN_WAIT", "0")),
             drain_proceed=_drain_proceed(env.get("ROTATION_DRAIN", "refuse")),
             master_secret=env.get("ROTATION_MASTER_SECRET"),

@@ -2,7 +2,9 @@
 
 "Last rotation" is read from the store — the CURRENT version's creation time — so a
 restarted process neither rotates early nor skips a rotation, and many instances agree on
-when a secret is due. Instances racing for a due secret are serialised by the Rotator's lock,
+when a secret is due. Due times are compared with the store's time (:meth:`Rotator.store_now`),
+the clock those creation times come from, so an instance whose clock is off neither rotates
+early nor late. Instances racing for a due secret are serialised by the Rotator's lock,
 and the due check is repeated under the lock, so exactly one of them rotates.
 """
 
@@ -95,9 +97,10 @@ class Scheduler:
         return f"Scheduler({self.secret_names!r}, interval={self.interval})"
 
     def due_at(self, secret_name: str) -> datetime:
-        """When ``secret_name`` is due next (the store's CURRENT creation time + interval + jitter)."""
+        """When ``secret_name`` is due next (the store's CURRENT creation time + interval + jitter),
+        in the store's time."""
         current = self.rotator.store.get_secret(secret_name, stage=Stage.CURRENT)
-        last = current.created or self.rotator.clock()
+        last = current.created or self.rotator.store_now()
         seed = hashlib.sha256(f"{secret_name}\0{current.version_id}".encode()).digest()
         offset = self.jitter * (int.from_bytes(seed[:8], "big") / 2**64)
         due = last + self.interval + offset
@@ -111,9 +114,11 @@ class Scheduler:
         results = []
         with self._run_lock:
             for name in self.secret_names:
-                now = self.rotator.clock()
+                now = self.rotator.store_now()
                 try:
-                    if now < self.due_at(name) or (self.window and not self.window.contains(now)):
+                    due = self.due_at(name)
+                    now = self.rotator.store_now()  # after that read, a store over HTTP knows its time
+                    if now < due or (self.window and not self.window.contains(now)):
                         continue
                     result = self.rotator.rotate(name, due_after=self.interval)
                     results.append(result)
@@ -128,7 +133,7 @@ class Scheduler:
                 except Exception as exc:  # the thread must survive any failure
                     attempt = self._failures.get(name, (0, now))[0]
                     delay = timedelta(seconds=self.retry.delay(attempt))
-                    self._failures[name] = (attempt + 1, self.rotator.clock() + delay)
+                    self._failures[name] = (attempt + 1, self.rotator.store_now() + delay)
                     log.warning("scheduled rotation of %s failed (%s); retrying in %.0f s",
                                 name, type(exc).__name__, delay.total_seconds())
         with self._passed:
@@ -193,7 +198,7 @@ class Scheduler:
             wait = self.poll
             for name in self.secret_names:
                 try:
-                    wait = min(wait, (self.due_at(name) - self.rotator.clock()).total_seconds())
+                    wait = min(wait, (self.due_at(name) - self.rotator.store_now()).total_seconds())
                 except Exception:  # the store is down: try again after poll
                     log.warning("cannot read the due time of %s", name, exc_info=False)
             self._stop.wait(max(wait, 0.05))

@@ -34,10 +34,14 @@ class StoreRetryPolicy:
     calls sent at most; ``backoff``: the wait before each retry (full jitter). Retried: the
     store's :class:`~secretclient.errors.Throttled` and :class:`~secretclient.errors.StoreUnavailable`
     (timeouts included); every other error is raised at once.
+
+    The default outlasts the refresh herd a rotation causes in a fleet sharing the store's quota
+    (docs/rotation.md, "Transient store errors"): the herd lasts about instances / quota seconds,
+    and a call waits up to 60 s for a free slot (about 25 attempts with these waits; 40 at most).
     """
 
-    total: float = 30.0
-    max_attempts: int = 8
+    total: float = 60.0
+    max_attempts: int = 40
     backoff: Backoff = Backoff(base=0.2, cap=5.0)  # noqa: RUF009 - a frozen value, safe to share
 
     def __post_init__(self) -> None:

@@ -78,6 +78,7 @@ def aws_env(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> MotoSer
     for key, value in moto_server.env.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("ROTATION_STRATEGY", raising=False)
+    monkeypatch.setenv("ROTATION_GRACE_SECONDS", "0")  # rotations back to back: explicit, not the 1 h default
     return moto_server
 
 

@@ -36,7 +36,7 @@ _names = itertools.count(1)
 
 def make_strategy(kind: str, **kw: Any) -> Any:
     if kind == "alternating":
-        return PostgresAlternatingUsersStrategy(**kw)
+        return PostgresAlternatingUsersStrategy(**{"grace": timedelta(0), **kw})  # back to back: explicit
     return PostgresSingleUserStrategy(use_master=(kind == "single-master"), **kw)
 
 

@@ -215,3 +215,38 @@ def test_rotation_cli_with_store_aws(single, aws_env):
     assert res.exit_code == 0, res.output
     after = single.holder("AWSCURRENT")
     assert after != before and single.labels()[before] == {"AWSPREVIOUS"} and single.logs_in(single.creds())
+
+
+def test_the_engine_fills_the_value_less_pending_version_rotate_secret_makes(single):
+    """RotateSecret leaves the token's AWSPENDING without a value: the engine's step new fills it
+    (what createSecret runs) and keeps it on a retry; rotate() fills it too instead of failing."""
+    from rotation import SingleUserStrategy
+
+    rotator = Rotator(single.store, strategy=SingleUserStrategy())
+    token = single.start_rotation()
+    assert rotator.step(single.name, "new") == token
+    stored = single.store.get_secret(single.name, version_id=token)
+    assert stored.db_credentials().account_name == single.user and "username" in json.loads(stored.data)
+    assert rotator.step(single.name, "new", token) == token
+    assert single.store.get_secret(single.name, version_id=token).data == stored.data  # kept, not replaced
+    rotator.abort(single.name)
+    before = single.holder("AWSCURRENT")
+    token = single.start_rotation()
+    result = rotator.rotate(single.name)
+    assert (result.version_id, result.resumed) == (token, False)
+    single.assert_rotated(token, before)
+
+
+def test_the_lambda_grace_defaults_to_one_hour(multi, monkeypatch):
+    """Without ROTATION_GRACE_SECONDS, a second alternating rotation right after the first refuses
+    to reset the AWSPREVIOUS account (consumers may cache it for AWS's default hour): nothing changes."""
+    from rotation.errors import RotationTooSoon
+
+    monkeypatch.delenv("ROTATION_GRACE_SECONDS")
+    token, before = rotate(multi)
+    multi.assert_rotated(token, before)
+    previous = multi.creds(stage="AWSPREVIOUS")
+    second = multi.start_rotation()
+    with pytest.raises(RotationTooSoon, match="3600 s"):
+        lambda_handler(multi.event(second, "createSecret"), None)
+    assert multi.holder("AWSCURRENT") == token and multi.logs_in(previous)

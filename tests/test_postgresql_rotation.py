@@ -453,7 +453,7 @@ def test_tls_secret_rotates_over_verified_tls_and_the_twin_stays_tls_only(postgr
             data = json.loads(store.get_secret(name).text)
             store.put_secret(name, "tls", json.dumps({**data, "SSL": True}), stages=["ACSCurrent"])
         options = ConnectOptions(ca_file=str(pg.ca_file))
-        rotator = Rotator(store, strategy=PostgresAlternatingUsersStrategy(connect_options=options))
+        rotator = Rotator(store, strategy=PostgresAlternatingUsersStrategy(connect_options=options, grace=timedelta(0)))
         rotator.rotate(app.name)
         twin = app.current()
         assert twin.account_name == app.account + "_rt"
@@ -463,7 +463,7 @@ def test_tls_secret_rotates_over_verified_tls_and_the_twin_stays_tls_only(postgr
             assert conn.pgconn.ssl_in_use  # (pg_stat_ssl hides its row from a session acting as app)
         # Without the CA the strategy refuses to log in rather than fall back to plain text.
         blind = Rotator(store, strategy=PostgresAlternatingUsersStrategy(
-            connect_options=ConnectOptions(ca_file=str(pg.directory / "tls" / "server.pem"))))
+            connect_options=ConnectOptions(ca_file=str(pg.directory / "tls" / "server.pem")), grace=timedelta(0)))
         with pytest.raises(Exception, match="certificate|SSL") as err:
             blind.rotate(app.name)
         assert twin.account_password not in str(err.value)
@@ -520,6 +520,7 @@ def test_aws_lambda_handler_rotates_a_postgresql_secret(postgresql, moto_server,
     for key, value in moto_server.env.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("ROTATION_STRATEGY", raising=False)
+    monkeypatch.setenv("ROTATION_GRACE_SECONDS", "0")  # two rotations back to back: explicit, not the 1 h default
     user, password = f"awspg{uuid.uuid4().hex[:6]}", "initial-Pw-123456"
     db = postgresql.create_database("awspg")
     postgresql.create_user(user, password, grants=(f"ALL ON DATABASE {db}",))

@@ -98,3 +98,86 @@ def test_retries_stop_at_their_bounds_and_other_errors_are_not_retried(tmp_path)
 def test_store_retry_policy_checks_its_values(bad):
     with pytest.raises(InvalidRotationSetup):
         StoreRetryPolicy(**bad)
+
+
+def test_the_default_retry_is_bounded_jittered_and_outlasts_a_herd(tmp_path):
+    """Pure logic: a store throttled for good is given up within the default's 60 s and 40
+    calls; the waits are jittered (a fleet's rotators do not retry in step)."""
+    store = FlakyStore(tmp_path / "s.db")
+    store.create_secret("s", "x", version_id="v1")
+    default = StoreRetryPolicy()
+    assert (default.total, default.max_attempts) == (60.0, 40)
+    now = [0.0]
+    slept = []
+
+    def sleep(seconds):
+        slept.append(seconds)
+        now[0] += seconds
+
+    store.failures = 1000
+    with pytest.raises(Throttled):
+        RetryingStore(store, default, sleep=sleep, monotonic=lambda: now[0]).get_secret("s")
+    assert now[0] <= default.total and len(slept) + 1 <= default.max_attempts
+    assert len(slept) >= 10  # a throttled herd of tens of seconds gets many chances, not 8
+    assert len(set(slept)) == len(slept)  # full jitter: no two waits alike
+    # A store that frees up after 30 s of throttling is outlasted.
+    store.failures, now[0] = 0, 0.0
+
+    class ThrottledFor30s(FlakyStore):
+        def get_secret(self, name, *, stage=None, version_id=None):
+            if now[0] < 30.0:
+                raise Throttled("throttled", code="Rejected.Throttling")
+            return super().get_secret(name, stage=stage, version_id=version_id)
+
+    busy = ThrottledFor30s(tmp_path / "b.db")
+    busy.create_secret("s", "x", version_id="v1")
+    assert RetryingStore(busy, default, sleep=sleep, monotonic=lambda: now[0]).get_secret("s").data == "x"
+    busy.close()
+    store.close()
+
+
+def test_the_default_retry_rotates_while_a_herd_saturates_a_throttled_kms(mariadb, kms, cleanup_accounts, caplog):
+    """The KMS emulator throttled to 6 requests/s while 6 readers (backing off as clients do)
+    take most of the quota: a Rotator with the default store retry still rotates."""
+    import random
+    import threading
+
+    emulator, store = kms
+    app = make_app(mariadb, store, "alternating", rich=False)
+    cleanup_accounts.append(app.account)
+    caplog.set_level(logging.INFO, logger="rotation")
+    rotator = Rotator(store, strategy=make_strategy("alternating"), lock=LocalLock())  # the default retry
+    stop = threading.Event()
+    throttled = [0]
+
+    def reader(seed):
+        rng, reader_store = random.Random(seed), emulator.store()
+        try:
+            attempt = 0
+            while not stop.is_set():
+                try:
+                    reader_store.get_secret(app.name)
+                    attempt = 0
+                    stop.wait(rng.uniform(0.5, 1.5))
+                except Throttled:
+                    throttled[0] += 1
+                    stop.wait(Backoff(base=0.2, cap=2.0).delay(attempt, rng))
+                    attempt += 1
+        finally:
+            reader_store.close()
+
+    threads = [threading.Thread(target=reader, args=(i,), daemon=True) for i in range(6)]
+    emulator.faults.throttle(6)
+    try:
+        for t in threads:
+            t.start()
+        assert rotator.rotate(app.name).rotated
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
+        emulator.faults.throttle(None)
+    assert throttled[0] > 0  # the herd did hit the quota
+    retried = [r.getMessage() for r in caplog.records if "retrying in" in r.getMessage()]
+    assert retried and all("(Throttled)" in line for line in retried)  # and so did the rotator
+    assert app.can_login(app.current())

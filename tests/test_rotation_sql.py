@@ -231,10 +231,13 @@ def test_scheduler_due_time_comes_from_the_store():
     from secretclient.stores.embedded import EmbeddedStore
 
     created = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
-    store = EmbeddedStore(clock=lambda: created)
+    now = [created]  # the store's clock: due times are compared with the store's time
+    store = EmbeddedStore(clock=lambda: now[0])
     store.create_secret("s", '{"AccountName": "a", "AccountPassword": "p"}', version_id="v1")
-    now = [created + timedelta(hours=1)]
-    rotator = Rotator(store, strategy=AlternatingUsersStrategy(), lock=LocalLock(), clock=lambda: now[0])
+    now[0] = created + timedelta(hours=1)
+    # the rotator's own clock is two days ahead: it must not matter
+    rotator = Rotator(store, strategy=AlternatingUsersStrategy(), lock=LocalLock(),
+                      clock=lambda: now[0] + timedelta(days=2))
     sched = Scheduler(rotator, "s", interval=timedelta(days=1), jitter=timedelta(hours=2))
     due = sched.due_at("s")
     assert created + timedelta(days=1) <= due <= created + timedelta(days=1, hours=2)

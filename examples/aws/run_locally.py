@@ -41,6 +41,7 @@ def main() -> None:
         # The application's sessions as the AWSPREVIOUS account end within moments (the engine rolls
         # its pool over to AWSCURRENT): the rotation waits for them rather than refusing.
         os.environ["ROTATION_DRAIN_WAIT"] = "30"
+        os.environ["ROTATION_GRACE_SECONDS"] = "0"  # two rotations back to back: no grace (the default is 1 h)
         from lambda_function import lambda_handler  # imported as Lambda does, after its environment is set
 
         database = db.create_database("shop")

@@ -21,7 +21,6 @@ SUPERUSER, REPLICATION or BYPASSRLS attributes can only be copied by a superuser
 from __future__ import annotations
 
 from contextlib import closing
-from datetime import timedelta
 from typing import Any
 
 from secretclient.db import POSTGRES
@@ -218,9 +217,6 @@ class PostgresAlternatingUsersStrategy(AlternatingUsersBase, _PostgresStrategy):
     with ``SET role = 'app'``. It never changes the CURRENT role, and refuses to reset the
     PREVIOUS role within ``grace`` of the current version's creation.
     """
-
-    def __init__(self, *, grace: timedelta = timedelta(0), **options: Any) -> None:
-        super().__init__(grace=grace, **options)
 
     def alternate(self, account: str) -> str:
         """The other login of the pair (``app`` ↔ ``app_rt``), both names validated."""

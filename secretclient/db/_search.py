@@ -176,6 +176,9 @@ class SearchView(Protocol):
     def count(self, *fields: str) -> None:
         """Add one to each counter ``fields`` of :class:`~secretclient.db.ConnectorStats`."""
 
+    def count_at(self, field: str, stage: str) -> None:
+        """Add one to the counter ``field``, also counted for the store label ``stage``."""
+
 
 def drive(steps: Steps, login: Login, sleep: Callable[[float], None],
           family: DbFamily | None = None) -> tuple[Any, DbCredentials]:
@@ -454,7 +457,7 @@ class CredentialSearch:
             log.debug("secret %r version %r (%s) login failed: %s %s", view.secret, creds.version_id,
                       stage, kind.value, verdict.errno)
             if kind is ErrorKind.BAD_CREDENTIALS:
-                view.count("rejected")
+                view.count_at("rejected", stage)
                 self.note_rejected(creds, stage, started)
                 return None
             if (kind is ErrorKind.NETWORK and self.policy.retry_network) or (
@@ -489,7 +492,7 @@ class CredentialSearch:
         view = self.view
         rejected = sum(a.kind is ErrorKind.BAD_CREDENTIALS for a in self.attempts)
         if rejected or self.skipped:
-            view.count("recovered")
+            view.count_at("recovered", stage)
             log.info("secret %r: logged in with version %r (%s) after %d rejected login(s), %d not sent",
                      view.secret, creds.version_id, stage, rejected, len(self.skipped))
             if self.current_rejected is not None:

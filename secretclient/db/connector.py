@@ -14,6 +14,7 @@ import logging
 import random
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -52,6 +53,7 @@ __all__ = [
     "Translate",
     "WaitRequest",
     "drive",
+    "live_connectors",
 ]
 
 log = logging.getLogger("secretclient.db")
@@ -85,15 +87,26 @@ class ConnectorStats:
 
 _STAT_FIELDS = tuple(f.name for f in dataclasses.fields(ConnectorStats))
 
+# Every connector alive, for secretclient.metrics to read at scrape time (weak: no leak).
+_LIVE: weakref.WeakSet[Connector] = weakref.WeakSet()
+_LIVE_LOCK = threading.Lock()
+
+
+def live_connectors() -> list[Connector]:
+    """The connectors alive in this process (metrics read their counters at scrape time)."""
+    with _LIVE_LOCK:
+        return list(_LIVE)
+
 
 class _Tally:
     """Counters that many threads add to: plain ints under a lock (a few tens of ns)."""
 
-    __slots__ = ("_counts", "_lock")
+    __slots__ = ("_by_stage", "_counts", "_lock")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counts = dict.fromkeys(_STAT_FIELDS, 0)
+        self._by_stage: dict[tuple[str, str], int] = {}
 
     def add(self, *fields: str) -> None:
         counts = self._counts
@@ -101,9 +114,20 @@ class _Tally:
             for field in fields:
                 counts[field] += 1
 
+    def add_at(self, field: str, stage: str) -> None:
+        """Add one to ``field`` and to its count for the store label ``stage``."""
+        with self._lock:
+            self._counts[field] += 1
+            key = (field, stage)
+            self._by_stage[key] = self._by_stage.get(key, 0) + 1
+
     def snapshot(self) -> ConnectorStats:
         with self._lock:
             return ConnectorStats(**self._counts)
+
+    def by_stage(self) -> dict[tuple[str, str], int]:
+        with self._lock:
+            return dict(self._by_stage)
 
 
 class Connector:
@@ -157,6 +181,8 @@ class Connector:
         self._peek: Callable[[str], str | None] | None = peek if callable(peek) else None
         self._retire_listeners: tuple[Callable[[], None], ...] = ()
         self._view = _View(self, clock, rng or random.Random())
+        with _LIVE_LOCK:
+            _LIVE.add(self)
 
     def __repr__(self) -> str:
         return f"Connector(secret={self.secret!r}, current_version={self._current!r})"
@@ -239,6 +265,11 @@ class Connector:
     def stats(self) -> ConnectorStats:
         """The counters since this connector was created."""
         return self._tally.snapshot()
+
+    def stage_stats(self) -> dict[tuple[str, str], int]:
+        """``rejected`` and ``recovered`` of :meth:`stats` by store label:
+        ``{(counter, stage label): count}`` (the stage whose credentials were rejected, or worked)."""
+        return self._tally.by_stage()
 
     # -- credentials ------------------------------------------------------------------------
 
@@ -349,7 +380,7 @@ class _View:
     The calls of every connect are bound methods of the connector's (one call, no extra frame).
     """
 
-    __slots__ = ("_c", "clock", "count", "family", "fresh", "gate", "labels", "login_args", "policy", "rng",
+    __slots__ = ("_c", "clock", "count", "count_at", "family", "fresh", "gate", "labels", "login_args", "policy", "rng",
                  "secret")
 
     def __init__(self, connector: Connector, clock: Callable[[], float], rng: random.Random) -> None:
@@ -362,6 +393,7 @@ class _View:
         self.clock = clock
         self.rng = rng
         self.count = connector._tally.add
+        self.count_at = connector._tally.add_at
         self.login_args = connector._login_args
         self.fresh = connector._fresh
 
