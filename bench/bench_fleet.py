@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import sqlalchemy as sa
 
-from rotation import AlternatingUsersStrategy, DrainPolicy, LocalLock, Rotator, SingleUserStrategy, StoreRetryPolicy
+from rotation import AlternatingUsersStrategy, DrainPolicy, LocalLock, Rotator, SingleUserStrategy
 from secretclient.client import SecretClient
 from secretclient.db import Connector, RetryPolicy
 from secretclient.db.sqlalchemy import create_engine
@@ -134,8 +134,6 @@ def _setup(db: MariaDB, kms: KmsEmulator | NcpEmulator, kind: str) -> str:
 #: is sized as the reads' spread is: the fleet's refreshes take at most half the quota.
 def alternating_ttl(instances: int, quota: float | None) -> float:
     return max(5.0, 2.0 * instances / quota) if quota else 5.0
-#: The rotator's store retries: the default backoff, up to 40 attempts within 60 s per call.
-ROTATOR_RETRY = StoreRetryPolicy(total=60.0, max_attempts=40)
 
 
 def _strategy(kind: str, ttl: float, ncp: bool) -> Any:
@@ -202,12 +200,12 @@ def run_fleet(db: MariaDB, kms: KmsEmulator | NcpEmulator, *, instances: int = 4
         if e.kind == "step_done":
             steps.append(f"{e.step}={e.duration:.2f}")
 
-    # The rotator shares the quota with the whole fleet: more attempts than the default 8 within
-    # the same kind of bound (each attempt of a throttled call costs the quota nothing).
     ncp = isinstance(kms, NcpEmulator)
     strategy = _strategy(kind, alternating_ttl(instances, quota), ncp)
-    rotator = Rotator(for_engine(rotator_store) if ncp else rotator_store, strategy=strategy, lock=LocalLock(), listeners=[on_event],
-                      store_retry=ROTATOR_RETRY)
+    # The rotator shares the quota with the whole fleet: its default StoreRetryPolicy (60 s,
+    # 40 attempts, jittered) waits the throttling out.
+    rotator = Rotator(for_engine(rotator_store) if ncp else rotator_store, strategy=strategy, lock=LocalLock(),
+                      listeners=[on_event])
     threads = [threading.Thread(target=worker, args=(i, e), daemon=True) for i, (_, _, e) in enumerate(fleet)]
     try:
         for t in threads:
