@@ -737,9 +737,11 @@ class SecretClient:
             jobs = list(self._jobs)
         if executor is not None:
             executor.shutdown(wait=False, cancel_futures=True)
-        # A refresh in progress finishes (its store call is bounded by the store's timeouts);
-        # waiting is bounded here too, should a store hang.
-        _, unfinished = wait(jobs, timeout=self._policy.wait_timeout)
+        # Jobs not started yet are dropped (a caller's executor may never run them: waiting for
+        # them would only time out). A refresh in progress finishes (its store call is bounded
+        # by the store's timeouts); waiting is bounded here too, should a store hang.
+        started = [job for job in jobs if not job.cancel()]
+        _, unfinished = wait(started, timeout=self._policy.wait_timeout)
         if executor is not None and not unfinished:
             executor.shutdown(wait=True)  # idle threads: joined at once
         if self._close_store:

@@ -173,3 +173,21 @@ def test_close_waits_a_bounded_time_for_a_hung_refresh():
     finished = done.wait(10)  # returns after wait_timeout, long before the gate opens
     store.gate.set()
     assert finished
+
+
+def test_close_drops_the_jobs_a_callers_executor_has_not_run_instead_of_waiting_for_them():
+    # A DescribeSecret queued on an executor that never runs it used to hold close() for the
+    # whole wait_timeout (30 s).
+    from store_helpers import CountingStore
+
+    store = CountingStore(EmbeddedStore())
+    store.inner.create_secret("db", "pw", version_id="v1")
+    executor = ManualExecutor()
+    client = SecretClient(store, executor=executor, wait_timeout=30)
+    client.get("db")
+    assert executor.pending == 1  # the first DescribeSecret
+    started = time.monotonic()
+    client.close()
+    assert time.monotonic() - started < 15  # not the 30 s wait_timeout
+    executor.run_pending()  # the dropped job does not run on a closed client
+    assert store.describes == 0
