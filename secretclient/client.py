@@ -171,22 +171,31 @@ class SecretClient:
         CURRENT = Stage.CURRENT
 
         def get(name: str, stage: str = CURRENT, *, version_id: str | None = None) -> Secret:
-            if version_id is None:
-                # `is`: the default argument is this very object; the store's own labels take
-                # the tuple-keyed dict (which holds CURRENT entries too), other spellings of a
-                # role the slow path, which translates them.
-                entry = current_get(name) if stage is CURRENT else view_get((name, stage))
-                if entry is not None and clock() < entry.refresh_at:
-                    count(hits)
-                    return entry.secret
+            # `is`: the default argument is this very object; the store's own labels take the
+            # tuple-keyed dict (which holds CURRENT entries too), other spellings of a role the
+            # slow path, which translates them.
+            if stage is CURRENT and version_id is None:
+                entry = current_get(name)
+            elif version_id is None:
+                entry = view_get((name, stage))
+            else:
+                return get_slow(name, stage, version_id)
+            if entry is not None and clock() < entry.refresh_at:
+                count(hits)
+                return entry.secret
             return get_slow(name, stage, version_id)
 
         def get_text(name: str, stage: str = CURRENT, *, version_id: str | None = None) -> str:
-            if version_id is None:  # get()'s hot path, returning the text kept in the entry
-                entry = current_get(name) if stage is CURRENT else view_get((name, stage))
-                if entry is not None and entry.text is not None and clock() < entry.refresh_at:
-                    count(hits)
-                    return entry.text
+            # get()'s hot path, returning the text kept in the entry.
+            if stage is CURRENT and version_id is None:
+                entry = current_get(name)
+            elif version_id is None:
+                entry = view_get((name, stage))
+            else:
+                return get_slow(name, stage, version_id).text
+            if entry is not None and entry.text is not None and clock() < entry.refresh_at:
+                count(hits)
+                return entry.text
             return get_slow(name, stage, version_id).text  # get()'s warm look was just done
 
         get.__doc__, get_text.__doc__ = SecretClient.get.__doc__, SecretClient.get_text.__doc__
