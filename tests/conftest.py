@@ -1,6 +1,6 @@
 """Fixtures shared by several test modules. Helpers that are not fixtures live in modules not named
 ``test_*.py``: ``db_support``, ``rotation_support`` (and ``rotation_child``, the process it starts),
-``store_helpers``, ``seed_harness``. The library's own fixtures (``mariadb``, ``kms_emulator``, …)
+``store_helpers``, ``seed_harness``, ``server_support``. The library's own fixtures (``mariadb``, ``kms_emulator``, …)
 come from its pytest plugin, registered by installing the package."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import pytest
 from db_support import Account
 from rotation_support import StoreHandle, drop_accounts, start_store
 
+from secretclient.stores.embedded import EmbeddedStore
 from secretclient.testing import MariaDB
 
 
@@ -23,6 +24,16 @@ def account(mariadb: MariaDB) -> Iterator[Account]:
     acc = Account(mariadb)
     yield acc
     acc.client.close()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[EmbeddedStore]:
+    """An EmbeddedStore in a file of its own (modules that define ``store`` use theirs)."""
+    s = EmbeddedStore(tmp_path / "secrets.db")
+    try:
+        yield s
+    finally:
+        s.close()
 
 
 @pytest.fixture(params=["embedded", "kms"])

@@ -1,12 +1,18 @@
 """A database account behind a secret, for the connection tests (no tests here; its fixture,
-``account``, is in conftest.py)."""
+``account``, is in conftest.py), and threads that query through an engine while a test rotates."""
 
 from __future__ import annotations
 
 import json
+import random
 import secrets
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
+import sqlalchemy as sa
 from store_helpers import CountingStore
 
 from secretclient.client import SecretClient
@@ -68,3 +74,48 @@ class Account:
 
     def failed_logins(self) -> int:
         return self.db.failed_logins(self.user)
+
+
+@dataclass
+class Load:
+    """What the querying threads did: queries per thread, and each failure as "Type: message"."""
+
+    per_thread: list[int]
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def queries(self) -> int:
+        return sum(self.per_thread)
+
+
+@contextmanager
+def querying(engine: sa.Engine, threads: int, *, pause: float = 0.0) -> Iterator[Load]:
+    """``threads`` threads run ``SELECT 1`` through ``engine`` until the block ends, ``pause``
+    seconds apart; one connection in five is dropped after its query, so new logins keep
+    happening all the time, across every rotation."""
+    load = Load([0] * threads)
+    stop = threading.Event()
+
+    def worker(i: int) -> None:
+        rng = random.Random(i)
+        while not stop.is_set():
+            try:
+                with engine.connect() as conn:
+                    assert conn.execute(sa.text("SELECT 1")).scalar_one() == 1
+                    if rng.random() < 0.2:
+                        conn.invalidate()
+                load.per_thread[i] += 1
+            except Exception as exc:  # noqa: BLE001 - any failure at all is what the tests count
+                load.failures.append(f"{type(exc).__name__}: {exc}")
+            if pause:
+                stop.wait(pause)
+
+    workers = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(threads)]
+    for t in workers:
+        t.start()
+    try:
+        yield load
+    finally:
+        stop.set()
+        for t in workers:
+            t.join(30)

@@ -4,15 +4,13 @@ and 8 threads querying through a SQLAlchemy engine whose credentials come from t
 from __future__ import annotations
 
 import json
-import random
 import secrets
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import db_support
 import pymysql
-import sqlalchemy as sa
 
 from secretclient import SecretClient
 from secretclient.db.policy import RetryPolicy
@@ -68,47 +66,16 @@ class CdbAccount:
         return any(self.can_login(self.stage(label)) for label in ("active", "pending", "previous"))
 
 
-@dataclass
-class Load:
-    queries: int = 0
-    failures: list[str] = field(default_factory=list)
-
-
 @contextmanager
-def querying(account: CdbAccount, store: object, policy: RetryPolicy | None = None) -> Iterator[Load]:
+def querying(account: CdbAccount, store: object, policy: RetryPolicy | None = None) -> Iterator[db_support.Load]:
     """8 threads query through ``create_engine(..., secret=<secret id>, client=SecretClient(store))``
-    until the block ends; one connection in five is dropped after its query, so new logins keep
-    happening across the rotations."""
+    until the block ends (db_support.querying)."""
     client = SecretClient(store)
     engine = create_engine("mysql+pymysql:///", secret=account.secret_id, client=client, policy=policy,
                            pool_size=THREADS, max_overflow=THREADS, pool_timeout=20)
-    load = Load()
-    stop = threading.Event()
-    lock = threading.Lock()
-
-    def worker(i: int) -> None:
-        rng = random.Random(i)
-        while not stop.is_set():
-            try:
-                with engine.connect() as conn:
-                    assert conn.execute(sa.text("SELECT 1")).scalar_one() == 1
-                    if rng.random() < 0.2:
-                        conn.invalidate()
-                with lock:
-                    load.queries += 1
-            except Exception as exc:  # noqa: BLE001 - any failure is what the test counts
-                with lock:
-                    load.failures.append(type(exc).__name__)
-            stop.wait(0.005)
-
-    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(THREADS)]
-    for t in threads:
-        t.start()
     try:
-        yield load
+        with db_support.querying(engine, THREADS, pause=0.005) as load:
+            yield load
     finally:
-        stop.set()
-        for t in threads:
-            t.join(30)
         engine.dispose()
         client.close()

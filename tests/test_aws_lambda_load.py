@@ -4,13 +4,11 @@ secretclient.db tries AWSPENDING / AWSPREVIOUS on the AWS store, so no query fai
 
 from __future__ import annotations
 
-import random
-import threading
 import time
 
 import pytest
-import sqlalchemy as sa
 from aws_support import Setup, aws_env, multi, rotate, single, store  # noqa: F401 - fixtures
+from db_support import querying
 
 from secretclient.client import SecretClient
 from secretclient.db.sqlalchemy import create_engine
@@ -31,41 +29,20 @@ def test_eight_threads_query_through_five_rotations_without_a_failure(kind, requ
     client = SecretClient(moto.store(), close_store=True, ttl=1)
     engine = create_engine("mysql+pymysql:///", secret=setup.name, client=client,
                            pool_size=8, max_overflow=8, pool_timeout=20)
-    stop = threading.Event()
-    counts = [0] * 8
-    failures: list[str] = []
     durations: list[float] = []
-
-    def worker(i: int) -> None:
-        rng = random.Random(i)
-        while not stop.is_set():
-            try:
-                with engine.connect() as conn:
-                    assert conn.execute(sa.text("SELECT 1")).scalar_one() == 1
-                    if rng.random() < 0.2:
-                        conn.invalidate()
-                counts[i] += 1
-            except Exception as exc:
-                failures.append(f"{type(exc).__name__}: {exc}")
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
     try:
-        for _ in range(5):
-            stop.wait(0.3)
-            t0 = time.monotonic()
-            token, before = rotate(setup)
-            durations.append(time.monotonic() - t0)
-            setup.assert_rotated(token, before)
-        stop.wait(0.3)
+        with querying(engine, 8) as load:
+            for _ in range(5):
+                time.sleep(0.3)
+                t0 = time.monotonic()
+                token, before = rotate(setup)
+                durations.append(time.monotonic() - t0)
+                setup.assert_rotated(token, before)
+            time.sleep(0.3)
     finally:
-        stop.set()
-        for t in threads:
-            t.join(30)
         engine.dispose()
         client.close()
-    print(f"\n{kind}: {sum(counts)} queries by 8 threads through 5 rotations "
-          f"({', '.join(f'{d:.2f}' for d in durations)} s each), {len(failures)} failed")
-    assert failures == []
-    assert all(counts)
+    print(f"\n{kind}: {load.queries} queries by 8 threads through 5 rotations "
+          f"({', '.join(f'{d:.2f}' for d in durations)} s each), {len(load.failures)} failed")
+    assert load.failures == []
+    assert all(load.per_thread)

@@ -7,7 +7,6 @@ happen all the time, across every rotation.
 
 from __future__ import annotations
 
-import random
 import secrets
 import threading
 import time
@@ -15,7 +14,7 @@ from collections.abc import Callable
 
 import pytest
 import sqlalchemy as sa
-from db_support import Account
+from db_support import Account, querying
 
 from secretclient.client import SecretClient
 from secretclient.db import Connector
@@ -29,21 +28,7 @@ ROTATE_EVERY = 1.0
 
 def _run_load(engine: sa.Engine, rotate: Callable[[], None]) -> tuple[int, int, list[str]]:
     stop = threading.Event()
-    counts = [0] * THREADS
-    failures: list[str] = []
     rotations = 0
-
-    def worker(i: int) -> None:
-        rng = random.Random(i)
-        while not stop.is_set():
-            try:
-                with engine.connect() as conn:
-                    assert conn.execute(sa.text("SELECT 1")).scalar_one() == 1
-                    if rng.random() < 0.2:
-                        conn.invalidate()
-                counts[i] += 1
-            except Exception as exc:  # noqa: BLE001 - any failure at all is what the test counts
-                failures.append(f"{type(exc).__name__}: {exc}")
 
     def rotator() -> None:
         nonlocal rotations
@@ -54,15 +39,13 @@ def _run_load(engine: sa.Engine, rotate: Callable[[], None]) -> tuple[int, int, 
             rotations += 1
             next_at += ROTATE_EVERY
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(THREADS)]
-    threads.append(threading.Thread(target=rotator))
-    for t in threads:
-        t.start()
-    time.sleep(DURATION)
-    stop.set()
-    for t in threads:
-        t.join(30)
-    return sum(counts), rotations, failures
+    with querying(engine, THREADS) as load:
+        thread = threading.Thread(target=rotator)
+        thread.start()
+        time.sleep(DURATION)
+        stop.set()
+        thread.join(30)
+    return load.queries, rotations, load.failures
 
 
 def _report(title: str, queries: int, rotations: int, connector: Connector, account: Account, user: str) -> None:

@@ -16,20 +16,10 @@ from postgresql_rotation_support import drop_app, make_app, make_strategy  # noq
 from rotation import AccountInUse, DrainPolicy, Rotator  # noqa: E402
 from rotation._factories import make_strategy as cli_strategy  # noqa: E402
 from secretclient.model import Stage  # noqa: E402
-from secretclient.stores.embedded import EmbeddedStore  # noqa: E402
 
 # A session just closed may stay in pg_stat_activity for a moment: "proceeds once it has
 # closed" is checked with a short bounded wait rather than a race.
 SETTLE = DrainPolicy(wait=10, poll=0.05)
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = EmbeddedStore(tmp_path / "secrets.db")
-    try:
-        yield s
-    finally:
-        s.close()
 
 
 def _verifier(pg, role):

@@ -9,17 +9,6 @@ from rotation_support import make_app, make_strategy
 
 from rotation import AccountInUse, DrainPolicy, InvalidRotationSetup, Rotator
 from secretclient.model import Stage
-from secretclient.stores.embedded import EmbeddedStore
-
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = EmbeddedStore(tmp_path / "secrets.db")
-    try:
-        yield s
-    finally:
-        s.close()
 
 
 def _password_hash(db, account):

@@ -13,15 +13,6 @@ from rotation import ProtectedAccount, RotationTooSoon, Rotator
 from secretclient.stores.embedded import EmbeddedStore
 
 
-@pytest.fixture
-def store(tmp_path):
-    s = EmbeddedStore(tmp_path / "secrets.db")
-    try:
-        yield s
-    finally:
-        s.close()
-
-
 def _point_at(store, app, account, password="x" * 12, version_id="hostile"):
     """Make the rotated secret's CURRENT name ``account`` (what a writer of that secret can do)."""
     data = json.loads(store.get_secret(app.name).text)
