@@ -54,6 +54,11 @@ __all__ = ["DEFAULT_BACKOFF", "CachePolicy", "ClientClosed", "SecretClient"]
 
 _T = TypeVar("_T")
 
+
+def _version_of(secret: Secret) -> str | None:
+    return secret.version_id
+
+
 logger = logging.getLogger("secretclient.client")
 
 # Clients to repair in a forked child (gunicorn --preload forks after the app made one).
@@ -333,17 +338,18 @@ class SecretClient:
     def _read_store(self, key: Key) -> Secret:
         name = key[0]
         if len(key) == 2:
-            secret: Secret = self._store_call(key, self._store.get_secret, name, stage=key[1])
+            secret = self._store_call(key, lambda: self._store.get_secret(name, stage=key[1]), _version_of)
         else:
-            secret = self._store_call(key, self._store.get_secret, name, version_id=key[2])
+            secret = self._store_call(key, lambda: self._store.get_secret(name, version_id=key[2]), _version_of)
         logger.debug("read secret %r stage %r: version %r", name, _stage_of(key), secret.version_id)
         return secret
 
-    def _store_call(self, key: Key, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
-        """``fn(*args, **kwargs)``, a store read for ``key``, counted and told to the observer."""
+    def _store_call(self, key: Key, call: Callable[[], _T], version_of: Callable[[_T], str | None]) -> _T:
+        """``call()``, a store read for ``key``, counted and told to the observer (with the
+        VersionId ``version_of`` its answer names)."""
         t0 = time.perf_counter()
         try:
-            out = fn(*args, **kwargs)
+            out = call()
         except BaseException as exc:
             self._counters.add("store_calls")
             # A not-found is an answer, not an error
@@ -352,9 +358,7 @@ class SecretClient:
             self._emit("store_call", key, duration=time.perf_counter() - t0, error_code=code)
             raise
         self._counters.add("store_calls")
-        found = out if isinstance(out, Secret) else out.get(self._labels.current)  # type: ignore[attr-defined]
-        self._emit("store_call", key, version_id=found.version_id if found is not None else None,
-                   duration=time.perf_counter() - t0)
+        self._emit("store_call", key, version_id=version_of(out), duration=time.perf_counter() - t0)
         return out
 
     @property
@@ -366,10 +370,14 @@ class SecretClient:
     def _refresh_stages(self, key: Key, started: float, ticket: int) -> None:
         """:meth:`refresh` on a store that reads every stage at once: cache each stage (CURRENT
         first: a new CURRENT drops the other stages cached), remember the absent ones."""
-        name = key[0]
-        assert self._get_stages is not None
-        staged = self._store_call(key, self._get_stages, name)
-        labels = self._labels
+        name, labels, get_stages = key[0], self._labels, self._get_stages
+        assert get_stages is not None
+
+        def current_of(staged: Mapping[str, Secret]) -> str | None:
+            found = staged.get(labels.current)
+            return None if found is None else found.version_id
+
+        staged = self._store_call(key, lambda: get_stages(name), current_of)
         for label in (labels.current, labels.pending, labels.previous):
             secret = staged.get(label)
             if secret is not None:
@@ -516,7 +524,7 @@ class SecretClient:
             entry = self._view.get(key)
             describe: str | None = None  # the VersionId to describe now
             if entry is not None and entry.describe_at is not None and now >= entry.describe_at:
-                refresh_at = self._refresh_time(key[0], entry)
+                refresh_at = self._refresh_time(key[0], entry, now)
                 self._cache.put(key, replace(entry, describe_at=None, refresh_at=refresh_at))
                 if now < refresh_at:
                     describe = entry.secret.version_id
@@ -538,12 +546,13 @@ class SecretClient:
 
         self._submit(self._background_fetch, key, flight, on_cancel=cancelled)
 
-    def _refresh_time(self, name: str, entry: Entry) -> float:
+    def _refresh_time(self, name: str, entry: Entry, now: float) -> float:
         """When ``entry`` is due for a refresh by its TTL (the time :func:`deadlines` gave it)
-        or its rotation time, whichever comes first."""
+        or by a rotation time still ahead (as :meth:`_entry_for` counts it), whichever comes first."""
         ttl = self._policy.ttl_of(name)
         refresh_at = INFINITY if ttl == INFINITY else entry.expires_at - ttl * self._policy.refresh_ahead
-        return refresh_at if entry.rotation_at is None else min(refresh_at, entry.rotation_at)
+        rotation_at = entry.rotation_at
+        return refresh_at if rotation_at is None or rotation_at <= now else min(refresh_at, rotation_at)
 
     def _background_fetch(self, key: Key, flight: Flight) -> None:
         if not flight.claim():
