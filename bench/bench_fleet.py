@@ -105,7 +105,7 @@ def _setup(db: MariaDB, kms: KmsEmulator | NcpEmulator, kind: str) -> str:
     if isinstance(kms, NcpEmulator):
         # NCP's format (the seed's keys); the account changes its own password (no MasterSecret).
         if kind != "single":
-            raise SystemExit("--store ncp rotates single-user secrets only")
+            raise ValueError("--store ncp rotates single-user secrets only")
         database = db.create_database("fleet")
         app = f"flncp{n}"
         db.create_user(app, _PASSWORD, grants=(f"SELECT ON {database}.*",))
