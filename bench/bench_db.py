@@ -40,6 +40,7 @@ import time
 import timeit
 import types
 from collections.abc import Callable
+from typing import Any
 
 import pymysql
 import sqlalchemy as sa
@@ -67,6 +68,19 @@ def _doc(host: str, port: int, user: str, password: str, database: str, engine: 
     if engine:
         doc["engine"] = engine
     return json.dumps(doc)
+
+
+def bench_account(server: Any, user: str, grants: str, engine: str | None = None
+                  ) -> tuple[str, str, str, EmbeddedStore, SecretClient]:
+    """On a throwaway ``server`` (MariaDB or PostgreSQL): a database ``bench``, the account
+    ``user`` with ``grants`` on it ({db} is the database), and a secret ``bench/db`` for it in a
+    fresh embedded store. Returns (database, user, password, store, client)."""
+    database = server.create_database("bench")
+    password = secrets.token_urlsafe(16)
+    server.create_user(user, password, grants=(grants.format(db=database),))
+    store = EmbeddedStore()
+    store.create_secret("bench/db", _doc(server.host, server.port, user, password, database, engine), version_id="v0")
+    return database, user, password, store, SecretClient(store)
 
 
 def _one(engine: sa.Engine) -> float:
@@ -155,12 +169,7 @@ def main() -> None:
         return
 
     with MariaDB(audit=False) as db:
-        database = db.create_database("bench")
-        user, password = "bench_app", secrets.token_urlsafe(16)
-        db.create_user(user, password, grants=(f"ALL ON {database}.*",))
-        store = EmbeddedStore()
-        store.create_secret("bench/db", _doc(db.host, db.port, user, password, database), version_id="v0")
-        client = SecretClient(store)
+        database, user, password, store, client = bench_account(db, "bench_app", "ALL ON {db}.*")
         connector = Connector("bench/db", client)
         static_url = sa.URL.create("mysql+pymysql", username=user, password=password, host=db.host,
                                    port=db.port, database=database)
@@ -270,13 +279,8 @@ def bench_postgres(args: argparse.Namespace) -> None:
     from secretclient.testing.postgresql import PostgreSQL
 
     with PostgreSQL() as pg:
-        database = pg.create_database("bench")
-        user, password = "bench_app", secrets.token_urlsafe(16)
-        pg.create_user(user, password, grants=(f"ALL ON DATABASE {database}",))
-        store = EmbeddedStore()
-        store.create_secret("bench/pg", _doc(pg.host, pg.port, user, password, database, "postgres"), version_id="v0")
-        client = SecretClient(store)
-        connector = Connector("bench/pg", client, family=POSTGRES)
+        database, user, password, store, client = bench_account(pg, "bench_app", "ALL ON DATABASE {db}", "postgres")
+        connector = Connector("bench/db", client, family=POSTGRES)
         static_url = sa.URL.create("postgresql+psycopg", username=user, password=password, host=pg.host,
                                    port=pg.port, database=database)
 
@@ -289,7 +293,7 @@ def bench_postgres(args: argparse.Namespace) -> None:
         def our_engine(connector: Connector = connector) -> sa.Engine:
             return create_engine("postgresql+psycopg:///", connector=connector, poolclass=NullPool)
 
-        unbounded = Connector("bench/pg", client, policy=RetryPolicy(handshake_timeout=None), family=POSTGRES)
+        unbounded = Connector("bench/db", client, policy=RetryPolicy(handshake_timeout=None), family=POSTGRES)
         engines = {PLAIN: plain_engine(), CONTROL: plain_engine(), BOUNDED: plain_engine(connect_timeout=30),
                    OURS: our_engine(), UNBOUNDED: our_engine(unbounded)}
         for engine in engines.values():
@@ -301,7 +305,7 @@ def bench_postgres(args: argparse.Namespace) -> None:
         def rotate(i: int, password: str) -> None:
             pg.execute(psycopg.sql.SQL("ALTER ROLE {} PASSWORD {}").format(
                 psycopg.sql.Identifier(user), psycopg.sql.Literal(password)))
-            store.put_secret("bench/pg", f"v{i + 1}", _doc(pg.host, pg.port, user, password, database, "postgres"))
+            store.put_secret("bench/db", f"v{i + 1}", _doc(pg.host, pg.port, user, password, database, "postgres"))
 
         recover, stats = _recover(args.recoveries, rotate, engines, connector, client)
 

@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import itertools
 import os
-import secrets
 import statistics
 import time
 
@@ -25,12 +24,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.ext.asyncio import create_async_engine as plain_async_engine
 from sqlalchemy.pool import NullPool
 
-from bench_db import _doc  # the same secret document as the sync bench (bench/ is on sys.path)
+from bench_db import bench_account  # the same account and secret as the sync bench (bench/ is on sys.path)
 
-from secretclient.client import SecretClient
 from secretclient.db import Connector, RetryPolicy
 from secretclient.db.asyncio import create_async_engine
-from secretclient.stores.embedded import EmbeddedStore
 from secretclient.testing import MariaDB
 
 NAMES = {
@@ -73,12 +70,7 @@ def main() -> None:
     args = parser.parse_args()
 
     with MariaDB(audit=False) as db:
-        database = db.create_database("bench")
-        user, password = "bench_async", secrets.token_urlsafe(16)
-        db.create_user(user, password, grants=(f"ALL ON {database}.*",))
-        store = EmbeddedStore()
-        store.create_secret("bench/db", _doc(db.host, db.port, user, password, database), version_id="v0")
-        client = SecretClient(store)
+        database, user, password, _, client = bench_account(db, "bench_async", "ALL ON {db}.*")
         url = sa.URL.create("mysql+aiomysql", username=user, password=password, host=db.host,
                             port=db.port, database=database)
         engines = {
@@ -95,12 +87,13 @@ def main() -> None:
 
     med = {k: statistics.median(v) for k, v in medians.items()}
     print(f"MariaDB {db.version} on 127.0.0.1, SQLAlchemy {sa.__version__} asyncio + aiomysql, NullPool, no TLS")
-    print(f"new connection + SELECT 1 + close: {args.rounds} rounds x {args.per_round} per engine, engines taking turns")
+    print(f"new connection + SELECT 1 + close: {args.rounds} rounds x {args.per_round} per engine, "
+          "engines taking turns")
     print(f"{'engine':<46}{'median of round medians, ms':>28}")
     for label, name in NAMES.items():
         print(f"{name:<46}{med[label] * 1e3:>28.3f}")
     for label in ("control", "ours", "unbounded"):
-        d = statistics.median(a - b for a, b in zip(medians[label], medians["plain"]))
+        d = statistics.median(a - b for a, b in zip(medians[label], medians["plain"], strict=True))
         print(f"{label:<9} - plain: {d * 1e6:+6.1f} us per connection = {d / med['plain'] * 100:+5.2f} %")
     print(f"host load average at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
 

@@ -33,7 +33,7 @@ from secretclient.db import (
     RetryPolicy,
 )
 from secretclient.db.asyncio import create_async_engine
-from secretclient.db.connector import LoginRequest, SleepRequest, StoreRequest
+from secretclient.db._search import LoginRequest, SleepRequest, StoreRequest
 from secretclient.db.sqlalchemy import VERSION_KEY
 from secretclient.model import CURRENT, PENDING, PREVIOUS
 from secretclient.testing import FaultProxy

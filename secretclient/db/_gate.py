@@ -38,6 +38,10 @@ class Outcome(enum.Enum):
     UNKNOWN = "unknown"  # network, timeout, cancelled: a waiting login takes the place
 
 
+# Enum members read through the class cost ~0.1 us each on Python 3.11: the hot path reads these.
+_OK, _REJECTED = Outcome.OK, Outcome.REJECTED
+
+
 class Flight:
     """The next end of a login with one credential, which waiting logins wait for."""
 
@@ -118,7 +122,11 @@ class LoginGate:
         with this credential are in flight: wait for ``flight`` (the next of them to end), then,
         unless it was rejected, ask again. ``(SKIP, None)``: rejected already, do not send it.
         """
-        with self._lock:
+        # acquire/release rather than ``with``: half the cost on Python 3.11, and every login
+        # passes here twice (admit, settle).
+        lock = self._lock
+        lock.acquire()
+        try:
             entry = self._entries.get(key)
             if entry is None:
                 entry = self._entries[key] = _Entry()
@@ -136,22 +144,27 @@ class LoginGate:
                 entry.inflight += 1
                 return _GO
             if entry.flight is None:
-                entry.flight = Flight(self._lock, entry.started)
+                entry.flight = Flight(lock, entry.started)
             return Admission.WAIT, entry.flight
+        finally:
+            lock.release()
 
     def settle(self, key: bytes, outcome: Outcome, role: str, now: float, remember: float,
                errno: int | None = None) -> None:
         """End a login that :meth:`admit` let go: record a rejection (for ``remember`` seconds)
         and wake the logins waiting for a place."""
-        with self._lock:
+        lock = self._lock
+        lock.acquire()
+        try:
             entry = self._entries.get(key)
             if entry is None:
                 return
-            entry.inflight = max(entry.inflight - 1, 0)
-            if outcome is Outcome.REJECTED:
+            if entry.inflight:
+                entry.inflight -= 1
+            if outcome is _REJECTED:
                 entry.rejected = entry.rejected | {role}
                 entry.forget_at = now + remember
-            elif outcome is Outcome.OK and entry.rejected:
+            elif outcome is _OK and entry.rejected:
                 entry.rejected = frozenset()
             flight, entry.flight = entry.flight, None
             if flight is None:
@@ -159,6 +172,8 @@ class LoginGate:
             flight.outcome, flight.errno = outcome, errno
             event, callbacks = flight._event, flight._callbacks
             flight._callbacks = None
+        finally:
+            lock.release()
         if event is not None:
             event.set()
         for callback in callbacks or ():

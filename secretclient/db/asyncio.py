@@ -52,7 +52,8 @@ from pymysql.constants import CLIENT
 from ..model import DbCredentials
 from ._mysql import MYSQL
 from ._postgres import POSTGRES
-from .connector import Connector, LoginRequest, SleepRequest, Steps, WaitRequest
+from ._search import LoginRequest, SleepRequest, Steps, WaitRequest
+from .connector import Connector
 from .policy import RetryPolicy
 from .sqlalchemy import VERSION_KEY, _check_arguments, _resolve_connector, _roll_over
 

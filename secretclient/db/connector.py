@@ -10,6 +10,7 @@ in :mod:`secretclient.db._search`; it sees the connector through a narrow view.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import random
 import threading
@@ -25,36 +26,13 @@ from ..model import DbCredentials, Secret, stage_labels
 from ._family import DbFamily
 from ._gate import GATE
 from ._mysql import MYSQL
-from ._search import (
-    CredentialSearch,
-    Login,
-    LoginArgs,
-    LoginRequest,
-    SleepRequest,
-    Steps,
-    StoreRequest,
-    Translate,
-    WaitRequest,
-    drive,
-)
+from ._search import CredentialSearch, Login, LoginArgs, Steps, Translate, drive
 from .policy import RetryPolicy
 
 if TYPE_CHECKING:
     from ..client import SecretClient
 
-__all__ = [
-    "Connector",
-    "ConnectorStats",
-    "Login",
-    "LoginRequest",
-    "SleepRequest",
-    "Steps",
-    "StoreRequest",
-    "Translate",
-    "WaitRequest",
-    "drive",
-    "live_connectors",
-]
+__all__ = ["Connector", "ConnectorStats", "live_connectors"]
 
 log = logging.getLogger("secretclient.db")
 
@@ -99,31 +77,34 @@ def live_connectors() -> list[Connector]:
 
 
 class _Tally:
-    """Counters that many threads add to: plain ints under a lock (a few tens of ns)."""
+    """Counters that many threads add to. ``next()`` on an ``itertools.count`` is atomic under
+    the GIL (``x += 1`` is not) and needs no lock: a connect adds two or three of them. Reading
+    one takes a value too, so a snapshot subtracts the values earlier snapshots took."""
 
-    __slots__ = ("_by_stage", "_counts", "_lock")
+    __slots__ = ("_by_stage", "_counters", "_lock", "_reads")
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._counts = dict.fromkeys(_STAT_FIELDS, 0)
+        self._lock = threading.Lock()  # snapshots and the per-stage counts (rejections: slow path)
+        self._counters = {field: itertools.count() for field in _STAT_FIELDS}
+        self._reads = 0
         self._by_stage: dict[tuple[str, str], int] = {}
 
     def add(self, *fields: str) -> None:
-        counts = self._counts
-        with self._lock:
-            for field in fields:
-                counts[field] += 1
+        counters = self._counters
+        for field in fields:
+            next(counters[field])
 
     def add_at(self, field: str, stage: str) -> None:
         """Add one to ``field`` and to its count for the store label ``stage``."""
+        next(self._counters[field])
         with self._lock:
-            self._counts[field] += 1
             key = (field, stage)
             self._by_stage[key] = self._by_stage.get(key, 0) + 1
 
     def snapshot(self) -> ConnectorStats:
         with self._lock:
-            return ConnectorStats(**self._counts)
+            reads, self._reads = self._reads, self._reads + 1
+            return ConnectorStats(**{field: next(count) - reads for field, count in self._counters.items()})
 
     def by_stage(self) -> dict[tuple[str, str], int]:
         with self._lock:
@@ -399,10 +380,11 @@ class _View:
 
     def cached_current(self) -> Secret | None:
         c = self._c
-        return None if c._current is None else c.client.get(self.secret, self.labels.current)
+        # The role, not the store's label: the client's quickest lookup.
+        return None if c._current is None else c.client.get(self.secret)
 
     def read_current(self) -> Secret:
-        return self._c.client.get(self.secret, self.labels.current)
+        return self._c.client.get(self.secret)
 
     def credentials(self, secret: Secret) -> DbCredentials:
         c = self._c

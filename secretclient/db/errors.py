@@ -154,3 +154,24 @@ class SecretUnavailable(DbConnectError):
 class SessionAttributesUnavailable(SecretClientError):
     """The server keeps no connection attributes (its performance schema is off), so the
     secret version of its sessions cannot be read (:func:`secretclient.db.tags.tagged_sessions`)."""
+
+
+_MISCONFIGURED = (ClientMisconfigured, "the client is misconfigured (TLS verification, TLS required, or a missing auth "
+                  "dependency such as cryptography or PyNaCl)")
+_GAVE_UP: dict[ErrorKind | None, tuple[type[DbConnectError], str]] = {
+    None: (CredentialsRejected, "the database rejected every credential the secret's stages offered; "
+                                "the secret's user or password does not match the database"),
+    ErrorKind.ACCOUNT_UNAVAILABLE: (AccountUnavailable,
+                                    "the account is locked, expired or blocked; an administrator must unlock it"),
+    ErrorKind.SERVER_BUSY: (ServerBusy, "the server refused for too many connections"),
+    ErrorKind.NETWORK: (DatabaseUnreachable, "the database could not be reached"),
+    ErrorKind.ACCESS: (DatabaseAccessDenied,
+                       "logged in but the account may not use the database (grants or DBName)"),
+}
+_GAVE_UP[ErrorKind.BAD_CREDENTIALS] = _GAVE_UP[None]
+
+
+def gave_up(kind: ErrorKind | None) -> tuple[type[DbConnectError], str]:
+    """The error a connect raises when it gives up after a failure of ``kind`` (None: nothing
+    was sent), and the sentence its message starts with."""
+    return _GAVE_UP.get(kind, _MISCONFIGURED)
