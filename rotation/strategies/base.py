@@ -32,6 +32,7 @@ __all__ = [
     "Strategy",
     "StrategyPlan",
     "allow_list",
+    "alternate_credentials",
     "check_grace",
     "check_not_reserved",
     "swap_suffix",
@@ -182,6 +183,13 @@ def swap_suffix(account: str, suffix: str) -> str:
     if account.endswith(suffix) and len(account) > len(suffix):
         return account[: -len(suffix)]
     return account + suffix
+
+
+def alternate_credentials(current: DbCredentials, alternate: str, password: str) -> DbCredentials:
+    """The pending version of an alternating rotation: ``current`` as the ``alternate`` account
+    with ``password`` (a new version, on no stage yet)."""
+    return current.with_changes(account_name=alternate, account_password=password, version_id=None,
+                                stages=frozenset())
 
 
 def check_grace(ctx: RotationContext, current: Secret, alternate: str, grace: timedelta) -> None:
@@ -413,10 +421,7 @@ class AlternatingUsersBase(SqlStrategy):
             )
 
     def pending_credentials(self, current: DbCredentials, password: str) -> DbCredentials:
-        return current.with_changes(
-            account_name=self.alternate(current.account_name), account_password=password,
-            version_id=None, stages=frozenset(),
-        )
+        return alternate_credentials(current, self.alternate(current.account_name), password)
 
     def _drain_check(self, conn: Any, account: str) -> Check:
         """For dry runs: whether ``account`` could be reset now (no live sessions, or told to proceed)."""

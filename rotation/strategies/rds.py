@@ -35,6 +35,7 @@ from .base import (
     RotationContext,
     StrategyPlan,
     allow_list,
+    alternate_credentials,
     check_grace,
     check_not_reserved,
     swap_suffix,
@@ -181,10 +182,7 @@ class RdsApiStrategy:
                 )
 
     def pending_credentials(self, current: DbCredentials, password: str) -> DbCredentials:
-        return current.with_changes(
-            account_name=self.alternate(current.account_name), account_password=password,
-            version_id=None, stages=frozenset(),
-        )
+        return alternate_credentials(current, self.alternate(current.account_name), password)
 
     def _current_account(self, current: DbCredentials) -> RdsAccount:
         account = self.api.describe(current.account_name)
