@@ -191,6 +191,18 @@ def test_delete_with_recovery_window_reads_as_not_found_until_restored(store):
         store.delete_secret("app", force=True)
 
 
+def test_list_secrets_reads_every_page(moto_server, store):
+    client = moto_server.client()
+    names = [f"app/{i:03d}" for i in range(101)]  # ListSecrets answers 100 per page
+    for name in reversed(names):
+        client.create_secret(Name=name, SecretString="listed-Value-42")
+    client.delete_secret(SecretId="app/050", RecoveryWindowInDays=7)
+    listed = store.list_secrets()
+    assert [info.name for info in listed] == names
+    assert [info.name for info in listed if info.planned_deletion is not None] == ["app/050"]
+    assert all(info.arn and info.arn.startswith("arn:aws:secretsmanager:") for info in listed)
+
+
 def test_botocore_debug_logs_hold_no_secret_values(store, caplog):
     secret = "pw-" + uuid.uuid4().hex
     binary = b"bin-" + uuid.uuid4().hex.encode()
@@ -291,6 +303,9 @@ def test_every_error_is_mapped_after_one_attempt(status, code, expected):
         assert err.value.code == code and err.value.request_id == "req-123" and err.value.http_status == status
         assert server.requests == 1  # botocore's retries are off
         assert err.value.__cause__ is None and err.value.__context__ is None
+        with pytest.raises(expected) as err:
+            store.list_secrets()
+        assert type(err.value) is expected and "ListSecrets" in str(err.value)
         # Server text is never copied for calls that carry secret data.
         with pytest.raises(expected) as err:
             store.put_secret("app", vid(), "sekrit")
@@ -345,3 +360,13 @@ def test_open_store_aws_and_the_cli(moto_server):
     assert res.exit_code == 0 and "AWSPENDING" in res.output, res.output
     res = CliRunner().invoke(main, [*args, "get", "shop/app", "--version-id", "short"])
     assert res.exit_code == 1 and "SecretNotFound" in res.output
+    assert CliRunner().invoke(main, [*args, "create", "shop/token"], input="t").exit_code == 0
+    res = CliRunner().invoke(main, [*args, "list"])
+    assert res.exit_code == 0, res.output
+    assert [line.split()[0] for line in res.output.splitlines()] == ["shop/app", "shop/token"]
+    assert "cli-Secret-42" not in res.output
+    res = CliRunner().invoke(main, [*args, "delete", "shop/app", "--yes", "--recovery-window-days", "7"])
+    assert res.exit_code == 0, res.output
+    assert "deletion planned" in CliRunner().invoke(main, [*args, "list"]).output.splitlines()[0]
+    assert CliRunner().invoke(main, [*args, "restore", "shop/app"]).exit_code == 0
+    assert "deletion planned" not in CliRunner().invoke(main, [*args, "list"]).output

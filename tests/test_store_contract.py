@@ -367,14 +367,35 @@ def test_delete_removes_every_version(store):
     assert store.get_secret("s").data == "new life"
 
 
-@pytest.mark.parametrize("variant", ["embedded-memory", "embedded-file", *KMS], indirect=True)
 def test_list_secrets_names_every_secret(variant):
     store, _ = variant
     for name in ("b/two", "a/one", "c"):
-        store.create_secret(name, "x", version_id="v1")
+        store.create_secret(name, "listed-Value-42", version_id="v1")
+    listed = store.list_secrets()
+    assert [info.name for info in listed] == ["a/one", "b/two", "c"]  # by name
+    assert listed[2].secret_type == "Generic"
+    assert all(info.planned_deletion is None for info in listed)
+    assert "listed-Value-42" not in repr(listed)  # metadata only
+
+
+def test_list_secrets_includes_those_scheduled_for_deletion(variant):
+    store, _ = variant
+    store.create_secret("kept", "one", version_id="v1")
+    store.create_secret("going", "two", version_id="v1")
+    created = store.describe("going").created
+    store.delete_secret("going", recovery_window_days=7)
     listed = {info.name: info for info in store.list_secrets()}
-    assert set(listed) == {"a/one", "b/two", "c"}
-    assert listed["c"].secret_type == "Generic"
+    assert set(listed) == {"going", "kept"} and listed["kept"].planned_deletion is None
+    planned = listed["going"].planned_deletion
+    # AWS documents ListSecrets' DeletedDate both as the scheduled date (DescribeSecret) and as
+    # the time of the request (SecretListEntry); moto, like the other stores, gives the date
+    # the secret goes: seven days on.
+    assert planned is not None and created is not None
+    assert timedelta(days=6, hours=23) < planned - created <= timedelta(days=7, minutes=5)
+    store.restore_secret("going")
+    assert [(i.name, i.planned_deletion) for i in store.list_secrets()] == [("going", None), ("kept", None)]
+    store.delete_secret("going", force=True)
+    assert [i.name for i in store.list_secrets()] == ["kept"]
 
 
 @pytest.mark.parametrize("variant", KMS, indirect=True)

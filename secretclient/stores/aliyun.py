@@ -439,6 +439,7 @@ class AliyunKmsStore(StoreBase):
             if not items or len(out) >= int(resp.get("TotalCount") or 0) or page >= 1000:
                 break
             page += 1
+        out.sort(key=lambda info: info.name)  # the contract's order, whatever the server's
         return out
 
     def random_password(self, policy: PasswordPolicy = DEFAULT_PASSWORD_POLICY) -> str:

@@ -18,7 +18,9 @@ The same contract as every store (:mod:`secretclient.stores.base`), with AWS's l
 - AWS has no secret types and no ``ExtendedConfig``; automatic rotation needs a rotation
   Lambda (``rotation_lambda_arn``).
 - ``delete_secret`` schedules the deletion (30 days unless told otherwise) as AWS does;
-  ``force=True`` deletes at once. A scheduled secret reads as not found until restored.
+  ``force=True`` deletes at once. A scheduled secret reads as not found until restored
+  (``describe`` too), but :meth:`~AwsSecretsManagerStore.list_secrets` lists it with its
+  ``planned_deletion``.
 
 The store makes one attempt per call (botocore's retries are off: retries and backoff
 belong to :class:`~secretclient.SecretClient`) with connect and read timeouts, and keeps
@@ -44,6 +46,7 @@ __all__ = ["MAX_TOKEN_LENGTH", "MIN_TOKEN_LENGTH", "AwsSecretsManagerStore"]
 MIN_TOKEN_LENGTH = 32
 MAX_TOKEN_LENGTH = 64
 _MAX_PAGES = 100  # ListSecretVersionIds pages of 100: far beyond AWS's ~100 versions
+_MAX_LIST_PAGES = 5000  # ListSecrets pages of 100: AWS's quota is 500 000 secrets per region
 
 
 def _boto3() -> Any:
@@ -59,6 +62,23 @@ def _aware(value: Any) -> datetime | None:
     if not isinstance(value, datetime):
         return None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _info(entry: Mapping[str, Any], name: str) -> SecretInfo:
+    """Metadata from a ``DescribeSecret`` answer or a ``ListSecrets`` entry (same fields)."""
+    days = (entry.get("RotationRules") or {}).get("AutomaticallyAfterDays")
+    return SecretInfo(
+        name=str(entry.get("Name") or name),
+        description=entry.get("Description") or "",
+        created=_aware(entry.get("CreatedDate")),
+        updated=_aware(entry.get("LastChangedDate")),
+        automatic_rotation=bool(entry.get("RotationEnabled")),
+        rotation_interval=timedelta(days=int(days)) if days else None,
+        last_rotation=_aware(entry.get("LastRotatedDate")),
+        next_rotation=_aware(entry.get("NextRotationDate")),
+        arn=entry.get("ARN"),
+        planned_deletion=_aware(entry.get("DeletedDate")),
+    )
 
 
 class AwsSecretsManagerStore(StoreBase):
@@ -353,20 +373,25 @@ class AwsSecretsManagerStore(StoreBase):
         self._check_name(name)
         resp = self._call("DescribeSecret", name, SecretId=name)
         self._refuse_deleted(resp, name)
-        days = (resp.get("RotationRules") or {}).get("AutomaticallyAfterDays")
-        info = SecretInfo(
-            name=resp.get("Name", name),
-            description=resp.get("Description") or "",
-            created=_aware(resp.get("CreatedDate")),
-            updated=_aware(resp.get("LastChangedDate")),
-            automatic_rotation=bool(resp.get("RotationEnabled")),
-            rotation_interval=timedelta(days=int(days)) if days else None,
-            last_rotation=_aware(resp.get("LastRotatedDate")),
-            next_rotation=_aware(resp.get("NextRotationDate")),
-            arn=resp.get("ARN"),
-        )
         stages = {vid: frozenset(labels) for vid, labels in (resp.get("VersionIdsToStages") or {}).items()}
-        return info, stages
+        return _info(resp, name), stages
+
+    def list_secrets(self) -> list[SecretInfo]:
+        """Every secret's metadata by name (``ListSecrets``, all pages), never a value; those
+        scheduled for deletion included, with ``planned_deletion`` (AWS's ``DeletedDate``).
+
+        ``ListSecrets`` is eventually consistent on AWS: a secret created or deleted in the last
+        minutes may be missing or listed as it was (``describe`` is up to date)."""
+        out: list[SecretInfo] = []
+        token: str | None = None
+        for _ in range(_MAX_LIST_PAGES):
+            resp = self._call("ListSecrets", IncludePlannedDeletion=True, MaxResults=100, NextToken=token)
+            out.extend(_info(item, "") for item in resp.get("SecretList") or () if item.get("Name"))
+            token = resp.get("NextToken") or None
+            if token is None:
+                break
+        out.sort(key=lambda info: info.name)
+        return out
 
     def random_password(self, policy: PasswordPolicy = DEFAULT_PASSWORD_POLICY) -> str:
         resp = self._call(
@@ -454,4 +479,5 @@ _SNAKE = {
     "RotateSecret": "rotate_secret",
     "DeleteSecret": "delete_secret",
     "RestoreSecret": "restore_secret",
+    "ListSecrets": "list_secrets",
 }

@@ -112,7 +112,7 @@ class SecretStore(Protocol):
         all its versions at once.
 
         Stores with the full lifecycle also have ``restore_secret(name) -> None`` and
-        ``list_secrets() -> list[SecretInfo]`` (EmbeddedStore does).
+        ``list_secrets() -> list[SecretInfo]`` (:class:`LifecycleStore`).
         """
         ...
 
@@ -123,12 +123,13 @@ class SecretStore(Protocol):
 @runtime_checkable
 class LifecycleStore(SecretStore, Protocol):
     """A store that also lists secrets and restores one scheduled for deletion
-    (:class:`~secretclient.stores.EmbeddedStore`)."""
+    (EmbeddedStore, AliyunKmsStore, AwsSecretsManagerStore)."""
 
     def restore_secret(self, name: str) -> None:
         """Cancel the scheduled deletion of ``name`` (nothing to do if none is scheduled)."""
         ...
 
     def list_secrets(self) -> list[SecretInfo]:
-        """Every secret's metadata by name, those scheduled for deletion included."""
+        """Every secret's metadata (never a value) sorted by name, those scheduled for deletion
+        included (with ``planned_deletion``)."""
         ...
