@@ -47,19 +47,28 @@ def make_strategy(
     engine: str = "auto",
     drain_wait: float = 0.0,
     drain_proceed: bool = False,
+    suffix: str | None = None,
 ) -> Strategy:
     """A database strategy: ``alternating`` (the seed's ``_rt`` users) or ``single``; or ``rds``,
     alternating users through the RDS API on instance ``instance_id`` with ``rds_client`` (an
     ``AcsClient``, see :func:`rotation.strategies.rds.rds_client`).
 
     ``engine``: ``mysql`` (MySQL / MariaDB) or ``postgres``; ``auto`` picks per secret from its
-    ``engine`` field (MySQL when absent), see :mod:`rotation.strategies.by_engine`."""
+    ``engine`` field (MySQL when absent), see :mod:`rotation.strategies.by_engine`.
+
+    ``suffix``: the alternate account's suffix of the alternating strategies (default ``_rt``;
+    ``_clone`` is AWS's multi-user template's), checked by each strategy; refused for ``single``."""
     if not isinstance(grace_seconds, (int, float)) or not math.isfinite(grace_seconds) or not (
         0 <= grace_seconds <= MAX_GRACE_SECONDS
     ):
         raise InvalidRotationSetup(f"the grace period must be 0 to {MAX_GRACE_SECONDS:.0f} seconds")
     if engine not in ENGINES:
         raise InvalidRotationSetup(f"engine must be one of {', '.join(ENGINES)}")
+    if suffix is not None and not isinstance(suffix, str):
+        raise InvalidRotationSetup("suffix must be a string")
+    if suffix is not None and kind == "single":
+        raise InvalidRotationSetup("a suffix names the second account of alternating users: strategy 'single' has none")
+    alternate: dict[str, Any] = {} if suffix is None else {"suffix": suffix}
     if kind == "rds":
         if not instance_id:
             raise InvalidRotationSetup(
@@ -73,7 +82,7 @@ def make_strategy(
         return RdsApiStrategy(
             instance_id, rds_client, name_limit=name_limit, grace=timedelta(seconds=grace_seconds),
             password_policy=policy, connect_options=ConnectOptions(ca_file=ca_file or None),
-            allow_accounts=allow_accounts,
+            allow_accounts=allow_accounts, **alternate,
         )
     policy = PasswordPolicy(
         length=password_length,
@@ -88,8 +97,9 @@ def make_strategy(
     if kind == "alternating":
         grace = timedelta(seconds=grace_seconds)
         drain = DrainPolicy(wait=drain_wait, proceed=drain_proceed)
-        mysql: Strategy = AlternatingUsersStrategy(grace=grace, name_limit=name_limit, drain=drain, **common)
-        postgres: Strategy = PostgresAlternatingUsersStrategy(grace=grace, drain=drain, **common)
+        mysql: Strategy = AlternatingUsersStrategy(grace=grace, name_limit=name_limit, drain=drain,
+                                                   **alternate, **common)
+        postgres: Strategy = PostgresAlternatingUsersStrategy(grace=grace, drain=drain, **alternate, **common)
     elif kind == "single":
         mysql, postgres = SingleUserStrategy(name_limit=name_limit, **common), PostgresSingleUserStrategy(**common)
     else:

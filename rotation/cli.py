@@ -36,20 +36,24 @@ def _rotator(obj: dict[str, Any]) -> Rotator:
 
         assert isinstance(store, NcpSecretManagerStore)
         store = for_engine(store)
-    rds = None
-    if obj["strategy"] == "rds":
-        from .strategies.rds import rds_client
+    try:
+        rds = None
+        if obj["strategy"] == "rds":
+            from .strategies.rds import rds_client
 
-        rds = rds_client(obj["region"] or "", endpoint=obj["rds_endpoint"],
-                         access_key_id=obj["access_key_id"], access_key_secret=obj["access_key_secret"])
-    strategy = make_strategy(
-        obj["strategy"], name_limit=obj["name_limit"], grace_seconds=obj["grace"],
-        master_secret=obj["master_secret"], exclude_characters=obj["exclude_characters"],
-        password_length=obj["password_length"], ca_file=obj["ca_file"],
-        instance_id=obj["instance_id"], rds_client=rds, allow_accounts=obj["allow_account"],
-        drain_wait=obj["drain_wait"], drain_proceed=obj["drain_proceed"],
-    )
-    return Rotator(store, strategy=strategy, lock_timeout=obj["lock_timeout"], lock=lock_for(strategy, store))
+            rds = rds_client(obj["region"] or "", endpoint=obj["rds_endpoint"],
+                             access_key_id=obj["access_key_id"], access_key_secret=obj["access_key_secret"])
+        strategy = make_strategy(
+            obj["strategy"], name_limit=obj["name_limit"], grace_seconds=obj["grace"],
+            master_secret=obj["master_secret"], exclude_characters=obj["exclude_characters"],
+            password_length=obj["password_length"], ca_file=obj["ca_file"],
+            instance_id=obj["instance_id"], rds_client=rds, allow_accounts=obj["allow_account"],
+            drain_wait=obj["drain_wait"], drain_proceed=obj["drain_proceed"], suffix=obj["suffix"],
+        )
+        return Rotator(store, strategy=strategy, lock_timeout=obj["lock_timeout"], lock=lock_for(strategy, store))
+    except BaseException:
+        store.close()  # refused options: the store opened above is not handed to anyone
+        raise
 
 
 def _run(ctx: click.Context, action: Any) -> None:
@@ -74,6 +78,9 @@ def _run(ctx: click.Context, action: Any) -> None:
 @click.option("--instance-id", envvar="ROTATION_RDS_INSTANCE_ID", help="ApsaraDB RDS instance id (strategy rds).")
 @click.option("--rds-endpoint", envvar="ROTATION_RDS_ENDPOINT",
               help="RDS endpoint: host or http(s)://host[:port] (strategy rds; default: the SDK's for --region).")
+@click.option("--suffix", envvar="ROTATION_SUFFIX",
+              help="Alternating users: the second account is NAME+SUFFIX (default _rt; _clone is AWS's "
+                   "multi-user template's): letters, digits and _.")
 @click.option("--name-limit", type=click.IntRange(1, 80), default=32, show_default=True,
               help="Longest account name: 16 RDS, 32 MySQL, 80 MariaDB (PostgreSQL: 63 bytes, always).")
 @click.option("--grace", type=click.FloatRange(0), default=DEFAULT_GRACE.total_seconds(), show_default=True,

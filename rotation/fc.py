@@ -18,6 +18,7 @@ credentials                  ``context.credentials`` (the FC role's STS token), 
 ``ROTATION_RDS_ENDPOINT``    strategy ``rds``: RDS endpoint, default the SDK's for the region
 ``ROTATION_RDS_INSTANCE_ID`` strategy ``rds``: instance id when the event has no ``InstanceId``
 ``ROTATION_NAME_LIMIT``      longest account name, default 16 (RDS, as the seed)
+``ROTATION_SUFFIX``          alternating users (and ``rds``): the second account's suffix, default ``_rt``
 ``ROTATION_GRACE_SECONDS``   PREVIOUS grace period, default 3600 (see docs/rotation.md, "grace")
 ``ROTATION_INTERVAL_SECONDS`` how often the flow's timer rotates; step ``end`` then records the next
                              rotation (now + interval) in the secret's ``secretclient:NextRotation`` tag, so
@@ -123,6 +124,7 @@ def rotator_from_environment(event: Mapping[str, Any], context: Any, env: Mappin
             instance_id=str(event.get("InstanceId") or env.get("ROTATION_RDS_INSTANCE_ID") or ""),
             rds_client=rds,
             allow_accounts=tuple(a.strip() for a in env.get("ROTATION_ALLOW_ACCOUNTS", "").split(",") if a.strip()),
+            suffix=env.get("ROTATION_SUFFIX") or None,
         )
     except ValueError:
         store.close()

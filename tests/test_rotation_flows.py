@@ -84,6 +84,18 @@ def test_fc_handler_rejects_malformed_events_and_non_generic_secrets(tmp_path, m
         handle.close()
 
 
+def test_fc_suffix_from_the_environment(tmp_path):
+    handle = start_store("embedded", tmp_path)
+    handle.close()
+    env = {"ROTATION_STORE": f"embedded:{handle.spec['path']}", "ROTATION_SUFFIX": "_clone"}
+    event = {"SecretName": "app/db", "Step": "new"}
+    rotator = rotation.fc.rotator_from_environment(event, SimpleNamespace(), env)
+    rotator.store.close()
+    assert rotator.strategy.mysql.suffix == rotator.strategy.postgres.suffix == "_clone"
+    with pytest.raises(InvalidRotationSetup, match="suffix"):
+        rotation.fc.rotator_from_environment(event, SimpleNamespace(), {**env, "ROTATION_SUFFIX": "_x'"})
+
+
 @pytest.mark.parametrize("store_kind", ["embedded", "kms"])
 def test_four_schedulers_rotate_a_due_secret_exactly_once(mariadb, tmp_path, cleanup_accounts, store_kind):
     clock = ShiftedClock()
@@ -137,5 +149,37 @@ def test_cli_status_plan_rotate_abort(mariadb, tmp_path, cleanup_accounts):
         assert [v["version_id"] for v in current] == [rotated["version_id"]]
         res = runner.invoke(cli, [*base, "--name-limit", "4", "rotate", app.name])
         assert res.exit_code == 1 and "UnsafeAccountName" in res.output
+    finally:
+        handle.close()
+
+
+def test_cli_suffix_names_the_alternate_account(mariadb, tmp_path, cleanup_accounts):
+    """``--suffix _clone`` (AWS's multi-user template's name) through a real MariaDB rotation;
+    a bad suffix is refused before anything changes."""
+    handle = start_store("embedded", tmp_path)
+    try:
+        app = make_app(mariadb, handle.store, "alternating", rich=False)
+        cleanup_accounts.extend([app.account, app.account + "_clone"])
+        base = ["--store", f"embedded:{handle.spec['path']}", "--name-limit", "80", "--grace", "0"]
+        runner = CliRunner()
+        before = handle.store.list_versions(app.name, include_deprecated=True)
+        for bad in (["--suffix", ""], ["--suffix", "_rt'--"], ["--suffix", "_a.b"], ["--strategy", "single", "--suffix", "_clone"]):
+            for command in ("plan", "rotate"):
+                res = runner.invoke(cli, [*base, *bad, command, app.name])
+                assert res.exit_code == 1, res.output
+                assert res.output.startswith("Error: InvalidRotationSetup:") and "suffix" in res.output
+        assert handle.store.list_versions(app.name, include_deprecated=True) == before
+        assert not mariadb.execute("SELECT User FROM mysql.user WHERE User LIKE %s", (app.account + "\\_%",))
+
+        res = runner.invoke(cli, [*base, "--suffix", "_clone", "plan", app.name])
+        assert res.exit_code == 0 and f"account: {app.account}_clone@%" in res.output, res.output
+        res = runner.invoke(cli, [*base, "--suffix", "_clone", "rotate", app.name])
+        assert res.exit_code == 0, res.output
+        assert app.current().account_name == app.account + "_clone" and app.can_login(app.current())
+        # The environment variable, as the FC handler's: the next rotation goes back to the base name.
+        res = runner.invoke(cli, [*base, "rotate", app.name], env={"ROTATION_SUFFIX": "_clone"})
+        assert res.exit_code == 0, res.output
+        assert app.current().account_name == app.account and app.can_login(app.current())
+        assert not mariadb.execute("SELECT User FROM mysql.user WHERE User = %s", (app.account + "_rt",))
     finally:
         handle.close()
