@@ -38,6 +38,13 @@ Environment (Lambda configuration), AWS's names first:
                               or ``proceed`` (reset it anyway, as AWS's template does)
 ``ROTATION_CA_FILE``          CA bundle for secrets with ``"ssl": true``
 ``ROTATION_LOCK_TIMEOUT``     seconds to wait for another rotator's lock, default 10
+
+Store calls that are throttled or fail transiently are retried (:class:`~rotation.StoreRetryPolicy`,
+60 s by default) but never past ``context.get_remaining_time_in_millis()`` minus
+:data:`~rotation.store_retry.INVOCATION_MARGIN`: the step then fails with the store's typed error
+(and its logs) instead of being killed at the function's timeout, and Secrets Manager's retry of
+the step resumes it. A factory given to :func:`make_handler` does the same with
+``StoreRetryPolicy().within_invocation(context)``.
 """
 
 from __future__ import annotations
@@ -56,6 +63,7 @@ from .dbconn import ConnectOptions
 from .engine import Rotator
 from .errors import InvalidRotationSetup, LoginFailed, RotationConflict
 from .passwords import MYSQL_PASSWORD_POLICY
+from .store_retry import StoreRetryPolicy
 from .strategies import AlternatingUsersStrategy, SingleUserStrategy, Strategy
 from .strategies.base import DEFAULT_GRACE, DrainPolicy, RotationContext
 from .strategies.by_engine import engine_of
@@ -141,8 +149,11 @@ def rotator_from_environment(event: Mapping[str, str], context: Any, env: Mappin
     (credentials and region: the function's role, as boto3 finds them when the container starts)."""
     env = os.environ if env is None else env
     store = _store(env.get("SECRETS_MANAGER_ENDPOINT") or None)
+    retry = StoreRetryPolicy().within_invocation(context)  # at the invocation's start
     strategy = _strategy(store, event["SecretId"], env)
-    return Rotator(store, strategy=strategy, lock_timeout=_number(env, "ROTATION_LOCK_TIMEOUT", 10))
+    # Retries of throttled store calls end before Lambda's timeout would kill the invocation.
+    return Rotator(store, strategy=strategy, lock_timeout=_number(env, "ROTATION_LOCK_TIMEOUT", 10),
+                   store_retry=retry)
 
 
 def _is_configuration_test(rotator: Rotator, secret_id: str, token: str) -> bool:

@@ -124,6 +124,8 @@ class Rotator:
             raise InvalidRotationSetup("rotation_interval must be a positive timedelta")
         self.rotation_interval = rotation_interval
         self.store = store
+        #: How this Rotator retries store calls (read only: build another Rotator to change it).
+        self.store_retry = store_retry
         # Every store call of a step goes through this view: transient failures are retried.
         self._store = RetryingStore(store, store_retry, sleep=sleep, monotonic=monotonic, on_retry=self._retrying)
         #: The store's own labels for the three roles (messages name them as the store does).

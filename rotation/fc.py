@@ -34,6 +34,12 @@ credentials                  ``context.credentials`` (the FC role's STS token), 
 
 ``InstanceId`` (Scenario 1's field) names the ApsaraDB RDS instance for strategy ``rds``; the
 MySQL strategies ignore it. The RDS API is called with the same credentials as KMS.
+
+Store calls that are throttled or fail transiently are retried (:class:`~rotation.StoreRetryPolicy`,
+60 s by default) but never past the function's timeout (``context.function.timeout``) minus
+:data:`~rotation.store_retry.INVOCATION_MARGIN`: the step then fails with the store's typed error
+and the flow's retry resumes it. A factory given to :func:`make_handler` does the same with
+``StoreRetryPolicy().within_invocation(context)``.
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ from secretclient.model import Stage
 from ._factories import lock_for, make_strategy, open_store
 from .engine import Rotator
 from .errors import InvalidRotationSetup
+from .store_retry import StoreRetryPolicy
 from .strategies.base import DEFAULT_GRACE
 
 __all__ = ["handler", "make_handler", "parse_event", "rotator_from_environment"]
@@ -91,6 +98,7 @@ def _context_credentials(context: Any) -> dict[str, str | None]:
 def rotator_from_environment(event: Mapping[str, Any], context: Any, env: Mapping[str, str] | None = None) -> Rotator:
     """A Rotator configured by the environment variables listed in this module's docstring."""
     env = os.environ if env is None else env
+    retry = StoreRetryPolicy().within_invocation(context)  # at the invocation's start
     region = event.get("RegionId") or env.get("ALIBABA_CLOUD_REGION_ID")
     spec = env.get("ROTATION_STORE", "kms")
     interval = _interval(env.get("ROTATION_INTERVAL_SECONDS"))
@@ -134,7 +142,9 @@ def rotator_from_environment(event: Mapping[str, Any], context: Any, env: Mappin
     except InvalidRotationSetup:
         store.close()
         raise
-    return Rotator(store, strategy=strategy, lock=lock_for(strategy, store), rotation_interval=interval)
+    # Retries of throttled store calls end before FC's timeout would kill the invocation.
+    return Rotator(store, strategy=strategy, lock=lock_for(strategy, store), rotation_interval=interval,
+                   store_retry=retry)
 
 
 def _interval(value: str | None) -> timedelta | None:

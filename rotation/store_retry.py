@@ -6,21 +6,32 @@ full-jitter backoff within a bounded time; every call the engine makes is idempo
 ``put_secret`` of the same VersionId and data; stage moves that are no-ops once done), so a
 retry after a call that took effect but whose answer was lost is safe. When the bound is
 reached the error is raised and the interrupted rotation resumes on the next run.
+
+A function runtime (AWS Lambda, Function Compute) kills an invocation at its timeout, which may
+come long before the policy's ``total``: :meth:`StoreRetryPolicy.within_invocation` derives a
+policy whose retries end :data:`INVOCATION_MARGIN` seconds before the invocation does, so the
+handler ends with the store's typed error and its logs instead of being killed mid-wait.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from secretclient.backoff import Backoff
 from secretclient.errors import StoreUnavailable, Throttled
 
 from .errors import InvalidRotationSetup
 
-__all__ = ["NO_STORE_RETRY", "RetryingStore", "StoreRetryPolicy"]
+__all__ = ["INVOCATION_MARGIN", "NO_STORE_RETRY", "RetryingStore", "StoreRetryPolicy", "remaining_time"]
+
+#: Seconds of a function invocation left free of retries: the last attempt's own timeouts (the
+#: stores' connect + read timeouts are 3 + 5 s), the rest of the step and the error's logs.
+INVOCATION_MARGIN = 10.0
 
 # The store operations the engine and strategies call; anything else passes through untouched.
 _RETRIED = frozenset({"get_secret", "put_secret", "update_stage", "list_versions", "describe", "random_password"})
@@ -43,6 +54,9 @@ class StoreRetryPolicy:
     total: float = 60.0
     max_attempts: int = 40
     backoff: Backoff = Backoff(base=0.2, cap=5.0)  # noqa: RUF009 - a frozen value, safe to share
+    #: A time of the Rotator's monotonic clock (``time.monotonic`` unless injected) after which no
+    #: retry waits, whatever ``total`` leaves: the end of a function invocation (:meth:`until`).
+    deadline: float | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.total, bool) or not isinstance(self.total, (int, float)) or not 0 <= self.total <= 3600:
@@ -55,6 +69,49 @@ class StoreRetryPolicy:
             raise InvalidRotationSetup("StoreRetryPolicy.max_attempts must be 1 to 100")
         if not isinstance(self.backoff, Backoff):
             raise InvalidRotationSetup("StoreRetryPolicy.backoff must be a secretclient.backoff.Backoff")
+        if self.deadline is not None and not _is_finite(self.deadline):
+            raise InvalidRotationSetup("StoreRetryPolicy.deadline must be a time of the monotonic clock (or None)")
+
+    def until(self, deadline: float) -> StoreRetryPolicy:
+        """This policy with no retry waiting past ``deadline`` (a time of the Rotator's monotonic
+        clock); an earlier deadline this policy already has is kept. The policy is not changed."""
+        if not _is_finite(deadline):
+            raise InvalidRotationSetup("deadline must be a time of the monotonic clock")
+        if self.deadline is not None:
+            deadline = min(deadline, self.deadline)
+        return dataclasses.replace(self, deadline=float(deadline))
+
+    def within_invocation(
+        self, context: Any, *, margin: float = INVOCATION_MARGIN, monotonic: Callable[[], float] = time.monotonic
+    ) -> StoreRetryPolicy:
+        """This policy, its retries ending ``margin`` seconds before the function invocation
+        ``context`` describes times out (:func:`remaining_time`); unchanged when the context does
+        not tell. Call it when the invocation starts (the handler's factory does)."""
+        if not _is_finite(margin) or margin < 0:
+            raise InvalidRotationSetup("margin must be a number of seconds >= 0")
+        remaining = remaining_time(context)
+        return self if remaining is None else self.until(monotonic() + remaining - margin)
+
+
+def _is_finite(value: Any) -> TypeGuard[float]:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def remaining_time(context: Any) -> float | None:
+    """Seconds left before the invocation ``context`` describes times out, or None when it does
+    not say. Duck-typed on what the runtimes hand a Python handler:
+
+    - AWS Lambda: ``context.get_remaining_time_in_millis()``;
+    - Function Compute: no remaining-time call; ``context.function.timeout`` is the function's
+      whole timeout in seconds, so read at the handler's start it slightly overstates what is
+      left (by the time before the handler ran: the margin covers it).
+    """
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if callable(remaining):
+        millis = remaining()
+        return max(millis / 1000.0, 0.0) if _is_finite(millis) else None
+    timeout = getattr(getattr(context, "function", None), "timeout", None)
+    return max(float(timeout), 0.0) if _is_finite(timeout) else None
 
 
 #: One attempt per call: the behaviour before retries existed.
@@ -98,6 +155,8 @@ class RetryingStore:
     def _call(self, name: str, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         policy = self.policy
         deadline = self._monotonic() + policy.total
+        if policy.deadline is not None:
+            deadline = min(deadline, policy.deadline)
         attempt = 0
         while True:
             try:

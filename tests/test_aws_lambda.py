@@ -250,3 +250,34 @@ def test_the_lambda_grace_defaults_to_one_hour(multi, monkeypatch):
     with pytest.raises(RotationTooSoon, match="3600 s"):
         lambda_handler(multi.event(second, "createSecret"), None)
     assert multi.holder("AWSCURRENT") == token and multi.logs_in(previous)
+
+
+class LambdaContext:
+    """What AWS Lambda hands a handler, as far as time goes (plain data, not an SDK)."""
+
+    def __init__(self, millis: int) -> None:
+        self.millis = millis
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.millis
+
+
+def test_store_retries_end_before_the_lambda_times_out(single):
+    """The Rotator the handler builds retries store calls only until the invocation's remaining
+    time less the margin (a 60 s retry in a 30 s function would be killed mid-wait); without a
+    context it keeps the default. A rotation with a context runs as before."""
+    import time
+
+    from rotation.store_retry import INVOCATION_MARGIN
+
+    event = {"SecretId": single.name, "ClientRequestToken": uuid.uuid4().hex, "Step": "createSecret"}
+    start = time.monotonic()
+    bounded = rotator_from_environment(event, LambdaContext(30_000))
+    end = time.monotonic()
+    assert start + 30 - INVOCATION_MARGIN <= bounded.store_retry.deadline <= end + 30 - INVOCATION_MARGIN
+    assert rotator_from_environment(event, None).store_retry.deadline is None
+    before = single.holder("AWSCURRENT")
+    token = single.start_rotation()
+    for step in STEPS:
+        lambda_handler(single.event(token, step), LambdaContext(300_000))
+    single.assert_rotated(token, before)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+from types import SimpleNamespace
 
 import pytest
 from rotation_support import make_app, make_strategy
 
 from rotation import InvalidRotationSetup, LocalLock, Rotator, StoreRetryPolicy
-from rotation.store_retry import NO_STORE_RETRY, RetryingStore
+from rotation.store_retry import INVOCATION_MARGIN, NO_STORE_RETRY, RetryingStore, remaining_time
 from secretclient.backoff import Backoff
 from secretclient.errors import SecretNotFound, Throttled
 from secretclient.stores.embedded import EmbeddedStore
@@ -180,4 +181,111 @@ def test_the_default_retry_rotates_while_a_herd_saturates_a_throttled_kms(mariad
     assert throttled[0] > 0  # the herd did hit the quota
     retried = [r.getMessage() for r in caplog.records if "retrying in" in r.getMessage()]
     assert retried and all("(Throttled)" in line for line in retried)  # and so did the rotator
+    assert app.can_login(app.current())
+
+
+# -- bounded by the function invocation (AWS Lambda, Function Compute) -------------------------
+
+
+class LambdaContext:
+    """What AWS Lambda hands a handler, as far as time goes (plain data, not an SDK)."""
+
+    def __init__(self, millis):
+        self.millis = millis
+
+    def get_remaining_time_in_millis(self):
+        return self.millis
+
+
+def fc_context(timeout):
+    """What Function Compute hands a Python handler: ``function.timeout`` in seconds, no remaining-time call."""
+    return SimpleNamespace(request_id="req-1", function=SimpleNamespace(name="rotate", timeout=timeout))
+
+
+def test_retries_are_bounded_by_the_invocation_context():
+    policy = StoreRetryPolicy()
+    assert remaining_time(LambdaContext(30_000)) == 30.0
+    assert remaining_time(fc_context(15)) == 15.0
+    assert remaining_time(LambdaContext(-5)) == 0.0
+    for unknown in (None, SimpleNamespace(), SimpleNamespace(function=SimpleNamespace(timeout=None)),
+                    LambdaContext("soon"), LambdaContext(True), fc_context(float("inf"))):
+        assert remaining_time(unknown) is None
+        assert policy.within_invocation(unknown) is policy  # the policy as it was
+    clock = lambda: 100.0  # noqa: E731 - a monotonic clock that stands still
+    lam = policy.within_invocation(LambdaContext(30_000), monotonic=clock)
+    assert lam.deadline == 100.0 + 30.0 - INVOCATION_MARGIN
+    assert (lam.total, lam.max_attempts, lam.backoff) == (policy.total, policy.max_attempts, policy.backoff)
+    assert policy.deadline is None  # derived, not changed: policies are frozen values
+    assert policy.within_invocation(fc_context(15), margin=5, monotonic=clock).deadline == 110.0
+    assert lam.until(500.0).deadline == lam.deadline and lam.until(101.0).deadline == 101.0  # the earlier wins
+    with pytest.raises(InvalidRotationSetup):
+        policy.until(float("nan"))
+    with pytest.raises(InvalidRotationSetup):
+        policy.within_invocation(LambdaContext(1000), margin=-1)
+    with pytest.raises(InvalidRotationSetup):
+        StoreRetryPolicy(deadline="soon")
+
+
+def test_no_retry_waits_past_the_deadline_across_calls(tmp_path):
+    """One deadline for the whole invocation: each call's ``total`` would allow 60 s, the
+    calls together get what is left before the deadline."""
+    store = FlakyStore(tmp_path / "s.db")
+    store.create_secret("s", "x", version_id="v1")
+    now = [0.0]
+    slept = []
+
+    def sleep(seconds):
+        slept.append(seconds)
+        now[0] += seconds
+
+    policy = StoreRetryPolicy(backoff=Backoff(base=1, cap=4)).within_invocation(
+        LambdaContext(30_000), monotonic=lambda: now[0])  # retries end at 20 s
+    view = RetryingStore(store, policy, sleep=sleep, monotonic=lambda: now[0])
+    store.failures = 1000
+    with pytest.raises(Throttled):
+        view.get_secret("s")
+    first = now[0]
+    assert 0 < first <= 20.0 and len(slept) >= 2
+    with pytest.raises(Throttled):
+        view.get_secret("s")
+    assert now[0] <= 20.0  # the second call only had what the first left
+    now[0] = 25.0
+    slept.clear()
+    with pytest.raises(Throttled):
+        view.get_secret("s")
+    assert slept == []  # past the deadline: one attempt, no wait
+    store.close()
+
+
+def test_fc_handler_gives_up_before_its_timeout(mariadb, kms, cleanup_accounts, monkeypatch):
+    """End to end: the FC handler over the KMS emulator, every PutSecretValue throttled. With no
+    more time than the margin, the step sends one PutSecretValue and ends with Throttled (a 60 s
+    retry would send about 25); the rotation then runs once the store answers again."""
+    import rotation.fc
+
+    emulator, store = kms
+    app = make_app(mariadb, store, "alternating", rich=False)
+    cleanup_accounts.append(app.account)
+    monkeypatch.setenv("ROTATION_STORE", "kms")
+    monkeypatch.setenv("ROTATION_KMS_ENDPOINT", emulator.endpoint)
+    monkeypatch.setenv("ROTATION_GRACE_SECONDS", "0")
+    monkeypatch.setenv("ROTATION_NAME_LIMIT", "80")
+    creds = SimpleNamespace(access_key_id=emulator.access_key_id, access_key_secret=emulator.access_key_secret)
+    event = {"SecretName": app.name, "RegionId": emulator.region}
+    before = [v.version_id for v in store.list_versions(app.name)]
+    emulator.faults.set_error_rate(1.0, code="Rejected.Throttling", actions={"PutSecretValue"})
+    emulator.faults.reset_calls()
+    context = fc_context(INVOCATION_MARGIN)
+    context.credentials = creds
+    with pytest.raises(Throttled):
+        rotation.fc.handler({**event, "Step": "new"}, context)
+    assert emulator.faults.calls["PutSecretValue"] == 1
+    assert [v.version_id for v in store.list_versions(app.name)] == before  # nothing changed
+    emulator.faults.set_error_rate(0.0)
+    context = fc_context(300)
+    context.credentials = creds
+    local = rotation.fc.handler({**event, "Step": "new"}, context)
+    for step in ("set", "test", "end"):
+        assert rotation.fc.handler({**event, "Step": step, **local}, context) == local
+    assert store.get_secret(app.name).version_id == local["VersionId"] == "req-1"
     assert app.can_login(app.current())
