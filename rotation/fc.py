@@ -11,7 +11,8 @@ Configuration comes from environment variables (FC function settings):
                              ``SECRETCLIENT_EMBEDDED_KEY``)
 ``ROTATION_KMS_ENDPOINT``    default ``kms-vpc.<RegionId>.aliyuncs.com`` (the seed's VPC endpoint)
 credentials                  ``context.credentials`` (the FC role's STS token), else ``ALIBABA_CLOUD_ACCESS_KEY_ID`` /
-                             ``ALIBABA_CLOUD_ACCESS_KEY_SECRET``
+                             ``ALIBABA_CLOUD_ACCESS_KEY_SECRET`` / ``ALIBABA_CLOUD_SECURITY_TOKEN`` (runtimes
+                             whose context has no credentials put the role's token there)
 ``ROTATION_STRATEGY``        ``alternating`` (the seed's ``_rt`` scheme; the default without ``InstanceId``),
                              ``single``, or ``rds`` (the default when the event has ``InstanceId``:
                              Scenario 1, alternating users through the RDS API)
