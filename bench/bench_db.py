@@ -13,7 +13,8 @@
    so load that drifts during the run hits every engine alike.
 2. The same connect path without the network: each engine's pool ``creator`` with the DBAPI's
    ``connect`` answering at once (a stub module), so only the Python work on our side is left
-   (garbage collection on, as in the real run). Then two figures that load on the host does not
+   (garbage collection on, as in the real run); once with warm CPU caches, once with caches made
+   cold before each call, as a real login leaves them. Then two figures that load on the host does not
    blur: the client process's CPU time per connection (``time.process_time``, taken in the same
    rounds), and the Python function calls per real connection (``sys.setprofile``), per engine.
 3. Recovery: the password changes (ALTER USER + a new ACSCurrent version in the store) while the
@@ -141,13 +142,26 @@ def _diff(a: list[float], b: list[float]) -> tuple[float, float, float]:
     return statistics.median(d), q[0], q[2]
 
 
-def _python_cost(make: Callable[[types.ModuleType], sa.Engine], n: int = 20000) -> float:
-    """Seconds per call of an engine's pool creator whose DBAPI connect returns at once."""
+def _python_cost(make: Callable[[types.ModuleType], sa.Engine], n: int = 20000, *, cold: bool = False) -> float:
+    """Seconds per call of an engine's pool creator whose DBAPI connect returns at once.
+
+    ``cold``: 16 MiB are written between calls (evicting the CPU caches, as a real login's wait
+    on the network and the server's work do), and each call is timed alone (median)."""
     stub_connection = types.SimpleNamespace(_read_timeout=None)
     stub = types.ModuleType("pymysql_stub")
     stub.__dict__.update(vars(pymysql))
     stub.connect = stub.Connect = lambda *a, **kw: stub_connection  # type: ignore[attr-defined]
     creator = make(stub).pool._creator  # type: ignore[attr-defined]
+    if cold:
+        scratch = bytearray(16 << 20)
+        line = b"\x01" * (len(scratch) // 64)
+        times = []
+        for _ in range(n // 10):
+            scratch[::64] = line  # one byte per 64-byte cache line
+            t0 = time.perf_counter()
+            creator(None)
+            times.append(time.perf_counter() - t0)
+        return statistics.median(times)
 
     def loop() -> None:
         for _ in range(n):
@@ -193,6 +207,8 @@ def main() -> None:
         calls = {label: _calls(engines[label]) for label in (BOUNDED, OURS)}
         python_cost = {PLAIN: _python_cost(lambda m: plain_engine(module=m)),
                        OURS: _python_cost(lambda m: our_engine(Connector("bench/db", client), module=m))}
+        cold_cost = {PLAIN: _python_cost(lambda m: plain_engine(module=m), cold=True),
+                     OURS: _python_cost(lambda m: our_engine(Connector("bench/db", client), module=m), cold=True)}
 
         # Recovery after a rotation the client has not seen yet.
         def rotate(i: int, password: str) -> None:
@@ -207,6 +223,9 @@ def main() -> None:
     extra = python_cost[OURS] - python_cost[PLAIN]
     print(f"same path without the network (pool creator, DBAPI stub): plain {python_cost[PLAIN] * 1e6:.2f} us, "
           f"ours {python_cost[OURS] * 1e6:.2f} us, our Python work {extra * 1e6:+.2f} us per connection")
+    extra = cold_cost[OURS] - cold_cost[PLAIN]
+    print(f"the same with cold CPU caches (16 MiB written before each call): plain {cold_cost[PLAIN] * 1e6:.2f} us, "
+          f"ours {cold_cost[OURS] * 1e6:.2f} us, our Python work {extra * 1e6:+.2f} us per connection")
     _report_recovery(recover, stats)
 
 
