@@ -185,6 +185,37 @@ def test_gate_forgets_after_remember_rejected_and_allows_a_promoted_pending_once
     assert gate.admit(k, Stage.CURRENT, 61.0) == (Admission.GO, None)  # forgotten
 
 
+def test_gate_sends_a_pending_rejected_before_a_database_change_once_more():
+    gate = LoginGate()
+    old, new, stale = (gate.key("mysql", "h:1", "u", pw) for pw in ("old", "new", "stale"))
+    assert gate.admit(old, Stage.CURRENT, 0.0) == (Admission.GO, None)
+    gate.settle(old, Outcome.OK, Stage.CURRENT, 0.0, 60.0)
+    for key, role in ((new, Stage.PENDING), (stale, Stage.PREVIOUS)):  # rejected: "set" has not run
+        assert gate.admit(key, role, 1.0) == (Admission.GO, None)
+        gate.settle(key, Outcome.REJECTED, role, 1.0, 60.0)
+    assert gate.admit(new, Stage.PENDING, 2.0) == (Admission.SKIP, None)
+    # "set" runs: the password that logged in is rejected, the database changed.
+    assert gate.admit(old, Stage.CURRENT, 3.0) == (Admission.GO, None)
+    gate.settle(old, Outcome.REJECTED, Stage.CURRENT, 3.0, 60.0)
+    assert gate.admit(old, Stage.CURRENT, 4.0) == (Admission.SKIP, None)  # the change itself
+    assert gate.admit(stale, Stage.PREVIOUS, 4.0) == (Admission.SKIP, None)  # not PENDING
+    assert gate.admit(new, Stage.PENDING, 4.0) == (Admission.GO, None)  # once more
+    gate.settle(new, Outcome.REJECTED, Stage.PENDING, 4.0, 60.0)
+    assert gate.admit(new, Stage.PENDING, 5.0) == (Admission.SKIP, None)  # rejected since: no more
+
+
+def test_gate_dates_a_rejection_by_when_the_login_was_sent():
+    gate = LoginGate()
+    old, new = gate.key("mysql", "h:1", "u", "old"), gate.key("mysql", "h:1", "u", "new")
+    assert gate.admit(old, Stage.CURRENT, 0.0) == (Admission.GO, None)
+    gate.settle(old, Outcome.OK, Stage.CURRENT, 0.0, 60.0)
+    assert gate.admit(new, Stage.PENDING, 1.0) == (Admission.GO, None)  # sent before "set"
+    assert gate.admit(old, Stage.CURRENT, 2.0) == (Admission.GO, None)  # sent after it
+    gate.settle(old, Outcome.REJECTED, Stage.CURRENT, 2.0, 60.0)
+    gate.settle(new, Outcome.REJECTED, Stage.PENDING, 3.0, 60.0)  # its answer comes later
+    assert gate.admit(new, Stage.PENDING, 4.0) == (Admission.GO, None)
+
+
 def test_gate_lets_one_login_fly_and_the_others_wait_for_its_answer():
     gate = LoginGate()
     k = gate.key("mysql", "h:1", "u", "pw")

@@ -75,10 +75,12 @@ class Setup:
             self.store.put_secret(SECRET, version, doc, stages=stages)
         return version
 
-    def run(self, script: list[int | str], after_login: Any = None) -> Any:
+    def run(self, script: list[int | str], after_login: Any = None, before_read: Any = None) -> Any:
         """Drive one search; each login takes the next outcome of ``script``;
-        ``after_login(logins sent so far)`` runs after each."""
+        ``after_login(logins sent so far)`` runs after each, ``before_read(store requests so
+        far)`` before each store request."""
         outcomes: Iterator[int | str] = iter(script)
+        reads = 0
         steps = self.connector.search({})
         value: Any = None
         error: BaseException | None = None
@@ -103,6 +105,9 @@ class Setup:
                 self.clock.sleep(request.seconds)
             else:
                 assert isinstance(request, StoreRequest)
+                if before_read is not None:
+                    before_read(reads)
+                reads += 1
                 try:
                     value = request.fn(*request.args)
                 except Exception as exc:
@@ -173,6 +178,35 @@ def test_pending_rejected_is_sent_once_more_after_its_promotion():
     # cached v1 (an old cache), fresh CURRENT v2, PENDING v3, PREVIOUS v1 (skipped: rejected
     # already); the next round finds v3 promoted and sends it once more, as CURRENT.
     assert [p for _, p in s.sent[1:]] == ["pw-1", "bad", "pw-3", "pw-3"]
+
+
+def test_pending_rejected_before_its_set_step_is_sent_again_once_the_database_changed():
+    """Single user: a search that read CURRENT before rotation 1 ended and PENDING after
+    rotation 2 began sends rotation 2's password before its "set" step (rejected, rightly).
+    When "set" then changes the database (the CURRENT that worked is rejected), that password
+    is the only one that works: it must be sent again, not skipped until "end" promotes it."""
+    s = Setup(policy=RetryPolicy(backoff=Backoff(base=0.01, cap=0.02)))
+    s.run([OK])
+    v2 = s.put("app", "pw-2", [PENDING])  # rotation 1: new; then set (pw-1 no longer logs in)
+    v3 = ""
+
+    def rotation_1_ends_and_2_begins(reads: int) -> None:
+        nonlocal v3
+        if reads == 1:  # between this search's reads of CURRENT (v1) and PENDING
+            s.store.update_stage(SECRET, CURRENT, move_to=v2)
+            s.store.update_stage(SECRET, PENDING, remove_from=v2)
+            v3 = s.put("app", "pw-3", [PENDING])  # rotation 2: new (its set has not run)
+
+    # Cached v1 rejected, fresh CURRENT v1 (skipped), PENDING v3 rejected, PREVIOUS v1
+    # (skipped); the next round finds CURRENT v2, which works.
+    _, creds = s.run([1045, 1045, OK], before_read=rotation_1_ends_and_2_begins)
+    assert creds.version_id == v2
+    assert [p for _, p in s.sent[1:]] == ["pw-1", "pw-3", "pw-2"]
+    # Rotation 2's set: pw-2 stops working, pw-3 works. Its end has not run: PENDING v3.
+    s.sent.clear()
+    _, creds = s.run([1045, OK])
+    assert creds.version_id == v3
+    assert s.sent == [("app", "pw-2"), ("app", "pw-3")]
 
 
 def test_network_errors_retry_with_backoff_inside_the_budget():

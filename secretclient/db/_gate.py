@@ -3,9 +3,13 @@
 MySQL's FAILED_LOGIN_ATTEMPTS and MariaDB's max_password_errors lock an account after a few
 failed logins, wherever they come from. So the limit is per process and per credential, not
 per search: once a server rejected a (server, user, password), no search of this process sends
-it again (except once more as CURRENT, after the store promoted it: the rotation has then
-changed the database); and at most ``RetryPolicy.concurrent_logins`` logins with one credential
-are in flight at once (default 1), the others wait for a place. A password that was good can
+it again, with two exceptions where the rotation has changed the database since: once more as
+CURRENT, after the store promoted it; and, when it was rejected only as PENDING (its rotation's
+"set" step had not run), once more after a credential that had logged in was rejected (a
+database change, likely that "set": a search that read CURRENT before one rotation ended and
+PENDING after the next began sends the next password early, and it is the one that works
+between that "set" and "end"); and at most ``RetryPolicy.concurrent_logins`` logins with one
+credential are in flight at once (default 1), the others wait for a place. A password that was good can
 stop working at any moment (the rotation's ALTER USER): only the logins in flight at that moment
 fail, so the process costs the account at most that many failed logins. After a rejection the
 waiting logins go on with other credentials without sending it.
@@ -86,14 +90,17 @@ class Admission(enum.Enum):
 
 
 class _Entry:
-    __slots__ = ("flight", "forget_at", "inflight", "rejected", "started")
+    __slots__ = ("flight", "forget_at", "inflight", "rejected", "rejected_in", "sent_in", "started", "worked")
 
     def __init__(self) -> None:
         self.inflight = 0  # logins with this credential sent and not yet ended
         self.flight: Flight | None = None  # what the logins waiting for a free place wait on
         self.started = 0.0  # when the oldest login in flight was sent
+        self.sent_in = 0  # the gate's changes when the oldest login in flight was sent
         self.rejected: frozenset[str] = frozenset()  # the stage roles it was rejected as
+        self.rejected_in = 0  # the gate's changes when the rejected login was sent
         self.forget_at = 0.0
+        self.worked = False  # logged in since its last rejection
 
 
 class LoginGate:
@@ -104,6 +111,8 @@ class LoginGate:
         self._key = os.urandom(32)
         self._lock = threading.Lock()
         self._entries: dict[bytes, _Entry] = {}  # insertion-ordered: the oldest go first
+        # Database changes seen: credentials that had logged in and then were rejected.
+        self._changes = 0
 
     def key(self, family: str, server: str | None, user: str, password: bytes | str) -> bytes:
         """The digest naming one credential on one server (computed once per credential version)."""
@@ -135,12 +144,15 @@ class LoginGate:
             elif entry.rejected:
                 if now >= entry.forget_at:
                     entry.rejected = frozenset()
-                # Sent once more only after the store promoted it to CURRENT.
-                elif role != Stage.CURRENT or Stage.CURRENT in entry.rejected:
+                # Sent once more only after the store promoted it to CURRENT, or (rejected as
+                # PENDING only) after the database changed since it was sent.
+                elif not ((role == Stage.CURRENT and Stage.CURRENT not in entry.rejected)
+                          or (entry.rejected == _PENDING_ONLY and entry.rejected_in < self._changes)):
                     return _SKIP
             if entry.inflight < limit:
                 if not entry.inflight:
                     entry.started = now
+                    entry.sent_in = self._changes
                 entry.inflight += 1
                 return _GO
             if entry.flight is None:
@@ -162,10 +174,19 @@ class LoginGate:
             if entry.inflight:
                 entry.inflight -= 1
             if outcome is _REJECTED:
+                if entry.worked:  # it logged in before: the database changed since
+                    entry.worked = False
+                    self._changes += 1
+                    entry.rejected_in = self._changes
+                else:
+                    entry.rejected_in = entry.sent_in
                 entry.rejected = entry.rejected | {role}
                 entry.forget_at = now + remember
-            elif outcome is _OK and entry.rejected:
-                entry.rejected = frozenset()
+            elif outcome is _OK:
+                if not entry.worked:
+                    entry.worked = True
+                if entry.rejected:
+                    entry.rejected = frozenset()
             flight, entry.flight = entry.flight, None
             if flight is None:
                 return
@@ -200,6 +221,7 @@ class LoginGate:
 
 _GO = (Admission.GO, None)
 _SKIP = (Admission.SKIP, None)
+_PENDING_ONLY = frozenset({Stage.PENDING})
 
 #: The gate of this process.
 GATE = LoginGate()

@@ -12,7 +12,8 @@ The order: the cached CURRENT version; when the server rejects it (1045/1698), t
 again and only credentials not yet sent are tried: a new CURRENT version, then PENDING (a
 rotation between its "set" and "end" steps), then PREVIOUS (in alternating-users rotation the
 previous account still works). A rejected (user, password) pair is not sent again, except once
-more as CURRENT after the store promoted it (the rotation has then changed the database):
+more as CURRENT after the store promoted it, or (rejected as PENDING) after the process saw the
+database change (see :mod:`secretclient.db._gate`):
 MySQL's FAILED_LOGIN_ATTEMPTS and MariaDB's max_password_errors lock accounts that repeat bad
 passwords. Network and "too many connections" errors retry the same credentials with backoff
 (full jitter). A fleet's instances are all rejected by one rotation: the first store read after
