@@ -237,3 +237,14 @@ def test_secretclient_command_reads_ncp(emu):
     for args, stdin in ((["delete", "sec-1", "--yes"], None), (["create", "sec-2"], "v"), (["put", "sec-1"], "v")):
         refused = runner.invoke(main, [*base, *args], input=stdin)
         assert refused.exit_code == 1 and "NcpUnsupported" in refused.output, refused.output
+
+
+def test_list_secrets_reads_every_page_sorted_by_name_without_values(store, emu):
+    # 25 secrets over the emulator's pages of 20, created out of name order.
+    names = [f"s{(i * 7) % 25:02d}" for i in range(25)]
+    for name in names:
+        emu.create_secret(name, json.dumps({"cdbPassword": f"value-of-{name}"}))
+    infos = store.list_secrets()
+    assert [i.name for i in infos] == sorted(names)
+    assert all(i.arn == emu.secret_id(i.name) for i in infos)
+    assert "value-of-" not in repr(infos)

@@ -241,7 +241,8 @@ class NcpSecretManagerStore(StoreBase):
     # -- helpers ----------------------------------------------------------------------------
 
     def list_secrets(self) -> list[SecretInfo]:
-        """Every secret (``GET /api/v1/secrets``, all pages): name, type, creation; ``arn`` is the id."""
+        """Every secret (``GET /api/v1/secrets``, all pages), sorted by name: name, type, creation;
+        ``arn`` is the id."""
         out: list[SecretInfo] = []
         page = 1
         while page <= 1000:  # bounded: 20 000 secrets
@@ -253,9 +254,9 @@ class NcpSecretManagerStore(StoreBase):
                         created=_ms(item.get("registerDate")), arn=str(item.get("secretId") or "") or None,
                     ))
             if page >= int(data.get("totalPageNo") or 1):
-                return out
+                break
             page += 1
-        return out
+        return sorted(out, key=lambda info: info.name)  # the contract's order, as the other stores
 
     def secret_id(self, name: str) -> str:
         """The secret id of ``name`` (a name, resolved once through the list API, or an id)."""
