@@ -124,8 +124,6 @@ class Rotator:
             raise InvalidRotationSetup("rotation_interval must be a positive timedelta")
         self.rotation_interval = rotation_interval
         self.store = store
-        #: How this Rotator retries store calls (read only: build another Rotator to change it).
-        self.store_retry = store_retry
         # Every store call of a step goes through this view: transient failures are retried.
         self._store = RetryingStore(store, store_retry, sleep=sleep, monotonic=monotonic, on_retry=self._retrying)
         #: The store's own labels for the three roles (messages name them as the store does).
@@ -154,6 +152,11 @@ class Rotator:
 
     def __repr__(self) -> str:
         return f"Rotator(store={self.store!r}, strategy={self.strategy!r})"
+
+    @property
+    def store_retry(self) -> StoreRetryPolicy:
+        """How this Rotator retries store calls (build another Rotator to change it)."""
+        return self._store.policy
 
     def _retrying(self, operation: str, error: Exception, delay: float) -> None:
         log.info("rotation: store %s failed (%s); retrying in %.2f s", operation, type(error).__name__, delay)

@@ -20,11 +20,16 @@ def _value(password: str) -> str:
     return json.dumps({"AccountName": "app", "AccountPassword": password, "Endpoint": "127.0.0.1", "Port": 3306})
 
 
-def test_a_late_note_of_the_older_current_version_does_not_retire_the_newer_one():
+def _one_secret() -> tuple[EmbeddedStore, SecretClient, Connector]:
+    """A store with the secret "db" at version v1, a client (no DescribeSecret) and a connector."""
     store = EmbeddedStore()
     store.create_secret("db", _value("pw-1"), version_id="v1")
     client = SecretClient(store, rotation_aware=False)
-    connector = Connector("db", client)
+    return store, client, Connector("db", client)
+
+
+def test_a_late_note_of_the_older_current_version_does_not_retire_the_newer_one():
+    store, client, connector = _one_secret()
     connector.watch()
     retired_events = []
     connector.on_retire(lambda: retired_events.append(connector.current_version))
@@ -43,10 +48,7 @@ def test_a_late_note_of_the_older_current_version_does_not_retire_the_newer_one(
 
 
 def test_a_rollback_in_the_store_makes_the_older_version_current_again():
-    store = EmbeddedStore()
-    store.create_secret("db", _value("pw-1"), version_id="v1")
-    client = SecretClient(store, rotation_aware=False)
-    connector = Connector("db", client)
+    store, client, connector = _one_secret()
     connector.credentials()
     store.put_secret("db", "v2", _value("pw-2"))
     client.refresh("db")

@@ -11,11 +11,11 @@ import json
 import random
 import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import pymysql
 import pytest
+from fake_clock import FakeClock
 
 from secretclient import Backoff
 from secretclient.client import SecretClient
@@ -36,19 +36,6 @@ OK = "ok"
 SECRET = "db/app"
 
 
-@dataclass
-class FakeClock:
-    now: float = 1000.0
-    slept: list[float] = field(default_factory=list)
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-
-
 class Setup:
     """An embedded store with one secret, a client and a connector on a fake clock."""
 
@@ -56,7 +43,7 @@ class Setup:
         self.store = EmbeddedStore()
         # Rejections are remembered per process (server, user, password): users of their own.
         self.suffix = "_" + secrets.token_hex(4)
-        self.clock = FakeClock()
+        self.clock = FakeClock(now=1000.0)
         self.login_seconds = login_seconds
         self.versions = 0
         self.put("app", "pw-1", None)

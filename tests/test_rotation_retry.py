@@ -6,6 +6,7 @@ import logging
 from types import SimpleNamespace
 
 import pytest
+from fake_clock import FakeClock
 from rotation_support import make_app, make_strategy
 
 from rotation import InvalidRotationSetup, LocalLock, Rotator, StoreRetryPolicy
@@ -14,7 +15,6 @@ from secretclient.backoff import Backoff
 from secretclient.errors import SecretNotFound, Throttled
 from secretclient.stores.embedded import EmbeddedStore
 from secretclient.testing.kms_emulator import KmsEmulator
-
 
 FAST = StoreRetryPolicy(total=30, max_attempts=10, backoff=Backoff(base=0.01, cap=0.05))
 
@@ -49,7 +49,8 @@ def test_rotations_complete_through_a_throttling_kms(mariadb, kms, cleanup_accou
     emulator.faults.set_error_rate(0.3, code="Rejected.Throttling", seed=11)
     with pytest.raises(Throttled):
         for _ in range(3):
-            Rotator(store, strategy=make_strategy("alternating"), lock=LocalLock(), store_retry=NO_STORE_RETRY).rotate(app.name)
+            Rotator(store, strategy=make_strategy("alternating"), lock=LocalLock(),
+                    store_retry=NO_STORE_RETRY).rotate(app.name)
 
 
 class FlakyStore(EmbeddedStore):
@@ -67,15 +68,10 @@ class FlakyStore(EmbeddedStore):
 def test_retries_stop_at_their_bounds_and_other_errors_are_not_retried(tmp_path):
     store = FlakyStore(tmp_path / "s.db")
     store.create_secret("s", "x", version_id="v1")
-    now = [0.0]
-    slept = []
-
-    def sleep(seconds):
-        slept.append(seconds)
-        now[0] += seconds
-
+    clock = FakeClock()
+    slept = clock.slept
     policy = StoreRetryPolicy(total=10, max_attempts=4, backoff=Backoff(base=1, cap=8))
-    view = RetryingStore(store, policy, sleep=sleep, monotonic=lambda: now[0])
+    view = RetryingStore(store, policy, sleep=clock.sleep, monotonic=clock)
     store.failures = 3
     assert view.get_secret("s").data == "x" and len(slept) == 3  # three waits, the fourth call works
     store.failures = 4
@@ -84,11 +80,11 @@ def test_retries_stop_at_their_bounds_and_other_errors_are_not_retried(tmp_path)
         view.get_secret("s")
     assert len(slept) == 3 and sum(slept) <= 10  # max_attempts=4: four calls, three waits
     store.failures = 100
-    now[0] = 0.0
+    clock.now = 0.0
     with pytest.raises(Throttled):
         RetryingStore(store, StoreRetryPolicy(total=0.5, max_attempts=100, backoff=Backoff(base=1, cap=1)),
-                      sleep=sleep, monotonic=lambda: now[0]).get_secret("s")
-    assert now[0] <= 0.5  # no wait would end past the total
+                      sleep=clock.sleep, monotonic=clock).get_secret("s")
+    assert clock.now <= 0.5  # no wait would end past the total
     store.failures = 0
     with pytest.raises(SecretNotFound):  # not transient: raised at once
         view.get_secret("missing")
@@ -108,31 +104,26 @@ def test_the_default_retry_is_bounded_jittered_and_outlasts_a_herd(tmp_path):
     store.create_secret("s", "x", version_id="v1")
     default = StoreRetryPolicy()
     assert (default.total, default.max_attempts) == (60.0, 40)
-    now = [0.0]
-    slept = []
-
-    def sleep(seconds):
-        slept.append(seconds)
-        now[0] += seconds
-
+    clock = FakeClock()
+    slept = clock.slept
     store.failures = 1000
     with pytest.raises(Throttled):
-        RetryingStore(store, default, sleep=sleep, monotonic=lambda: now[0]).get_secret("s")
-    assert now[0] <= default.total and len(slept) + 1 <= default.max_attempts
+        RetryingStore(store, default, sleep=clock.sleep, monotonic=clock).get_secret("s")
+    assert clock.now <= default.total and len(slept) + 1 <= default.max_attempts
     assert len(slept) >= 10  # a throttled herd of tens of seconds gets many chances, not 8
     assert len(set(slept)) == len(slept)  # full jitter: no two waits alike
     # A store that frees up after 30 s of throttling is outlasted.
-    store.failures, now[0] = 0, 0.0
+    store.failures, clock.now = 0, 0.0
 
     class ThrottledFor30s(FlakyStore):
         def get_secret(self, name, *, stage=None, version_id=None):
-            if now[0] < 30.0:
+            if clock.now < 30.0:
                 raise Throttled("throttled", code="Rejected.Throttling")
             return super().get_secret(name, stage=stage, version_id=version_id)
 
     busy = ThrottledFor30s(tmp_path / "b.db")
     busy.create_secret("s", "x", version_id="v1")
-    assert RetryingStore(busy, default, sleep=sleep, monotonic=lambda: now[0]).get_secret("s").data == "x"
+    assert RetryingStore(busy, default, sleep=clock.sleep, monotonic=clock).get_secret("s").data == "x"
     busy.close()
     store.close()
 
@@ -231,25 +222,20 @@ def test_no_retry_waits_past_the_deadline_across_calls(tmp_path):
     calls together get what is left before the deadline."""
     store = FlakyStore(tmp_path / "s.db")
     store.create_secret("s", "x", version_id="v1")
-    now = [0.0]
-    slept = []
-
-    def sleep(seconds):
-        slept.append(seconds)
-        now[0] += seconds
-
+    clock = FakeClock()
+    slept = clock.slept
     policy = StoreRetryPolicy(backoff=Backoff(base=1, cap=4)).within_invocation(
-        LambdaContext(30_000), monotonic=lambda: now[0])  # retries end at 20 s
-    view = RetryingStore(store, policy, sleep=sleep, monotonic=lambda: now[0])
+        LambdaContext(30_000), monotonic=clock)  # retries end at 20 s
+    view = RetryingStore(store, policy, sleep=clock.sleep, monotonic=clock)
     store.failures = 1000
     with pytest.raises(Throttled):
         view.get_secret("s")
-    first = now[0]
+    first = clock.now
     assert 0 < first <= 20.0 and len(slept) >= 2
     with pytest.raises(Throttled):
         view.get_secret("s")
-    assert now[0] <= 20.0  # the second call only had what the first left
-    now[0] = 25.0
+    assert clock.now <= 20.0  # the second call only had what the first left
+    clock.now = 25.0
     slept.clear()
     with pytest.raises(Throttled):
         view.get_secret("s")

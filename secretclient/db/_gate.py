@@ -183,8 +183,7 @@ class LoginGate:
                 entry.rejected = entry.rejected | {role}
                 entry.forget_at = now + remember
             elif outcome is _OK:
-                if not entry.worked:
-                    entry.worked = True
+                entry.worked = True
                 if entry.rejected:
                     entry.rejected = frozenset()
             flight, entry.flight = entry.flight, None
