@@ -4,13 +4,18 @@
 
 1. New-connection overhead: ``engine.connect()`` + ``SELECT 1`` + close with ``NullPool`` (every
    iteration is a full login) through our engine (credentials from a warm SecretClient) vs plain
-   SQLAlchemy + PyMySQL with a static password in the URL. Same server, same TLS settings
-   (plaintext on loopback: PyMySQL's default "preferred" TLS builds a new SSLContext per login,
-   ~25 ms, which would hide any overhead). A second, identical plain engine is the control: its
-   difference to the first shows the noise floor of this host. The engines take turns call by
-   call (the order cycles through every permutation), in rounds; each engine's figure is the
-   median of its per-round medians, and the overhead is the median of the per-round differences,
-   so load that drifts during the run hits every engine alike.
+   SQLAlchemy + PyMySQL with a static password in the URL. A "floor" engine splits the overhead:
+   a ``do_connect`` listener that sends exactly our login arguments (session tag, connect
+   timeout, the handshake bound taken off after the login) with no search, cache read or login
+   gate: floor - bounded is what integrating and those arguments cost, ours - floor what the
+   search does. Same server, same TLS settings (plaintext on loopback: PyMySQL's default
+   "preferred" TLS builds a new SSLContext per login, ~25 ms, which would hide any overhead). A
+   second, identical plain engine is the control: its difference to the first shows the noise
+   floor of this host. The engines take turns call by call (the order cycles through the
+   rotations of the list and of its reverse, so that each engine takes each place in the turn
+   equally often), in rounds; each engine's figure is the median of its per-round medians, and
+   the overhead is the median of the per-round differences, so load that drifts during the run
+   hits every engine alike.
 2. The same connect path without the network: each engine's pool ``creator`` with the DBAPI's
    ``connect`` answering at once (a stub module), so only the Python work on our side is left
    (garbage collection on, as in the real run); once with warm CPU caches, once with caches made
@@ -49,15 +54,18 @@ from sqlalchemy.pool import NullPool
 
 from secretclient.client import SecretClient
 from secretclient.db import POSTGRES, Connector, RetryPolicy
+from secretclient.db._mysql import MYSQL
 from secretclient.db.sqlalchemy import create_engine
 from secretclient.stores.embedded import EmbeddedStore
 from secretclient.testing import MariaDB
 
 PLAIN, CONTROL, BOUNDED, OURS, UNBOUNDED = "plain", "plain (control)", "plain, bounded", "ours", "ours, unbounded"
+FLOOR = "floor"
 NAMES = {
     PLAIN: "plain SQLAlchemy+PyMySQL, static password",
     CONTROL: "plain again (control: noise floor)",
     BOUNDED: "plain with read_timeout=30 (a bounded login)",
+    FLOOR: "floor: do_connect sending our login arguments",
     OURS: "secretclient.db engine, warm cache",
     UNBOUNDED: "same, RetryPolicy(handshake_timeout=None)",
 }
@@ -118,14 +126,16 @@ def _rounds(engines: dict[str, sa.Engine], rounds: int, per_round: int
             ) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
     """Per-round medians of each engine (wall time), and per-round means of the client's CPU
     time per connection; the engines take turns in every order."""
-    orders = list(itertools.permutations(engines))
+    labels = list(engines)
+    orders = [seq[k:] + seq[:k] for seq in (labels, labels[::-1]) for k in range(len(seq))]
     medians: dict[str, list[float]] = {k: [] for k in engines}
     cpu: dict[str, list[float]] = {k: [] for k in engines}
+    turn = itertools.count()
     for _ in range(rounds):
         times: dict[str, list[float]] = {k: [] for k in engines}
         spent = dict.fromkeys(engines, 0.0)
-        for i in range(per_round):
-            for label in orders[i % len(orders)]:
+        for _ in range(per_round):
+            for label in orders[next(turn) % len(orders)]:
                 c0 = time.process_time()
                 times[label].append(_one(engines[label]))
                 spent[label] += time.process_time() - c0
@@ -197,18 +207,33 @@ def main() -> None:
         def our_engine(connector: Connector = connector, **kw: object) -> sa.Engine:
             return create_engine("mysql+pymysql:///", connector=connector, poolclass=NullPool, **kw)
 
+        def floor_engine(**kw: object) -> sa.Engine:
+            engine = sa.create_engine("mysql+pymysql:///", poolclass=NullPool, **kw)
+            dbapi_connect = engine.dialect.loaded_dbapi.connect
+            cparams = engine.dialect.create_connect_args(engine.url)[1]
+            ours = connector.build_kwargs(connector.credentials(), cparams)  # what our login sends
+            handshake = connector.policy.handshake_timeout
+
+            @sa.event.listens_for(engine, "do_connect")
+            def _send_ours(dialect: object, conn_rec: object, cargs: object, cparams: dict[str, Any]) -> Any:
+                kw = ours.copy()
+                kw["connect_timeout"] = 10.0
+                return MYSQL.login_with(dbapi_connect, kw, handshake)
+
+            return engine
+
         unbounded = Connector("bench/db", client, policy=RetryPolicy(handshake_timeout=None))
         engines = {PLAIN: plain_engine(), CONTROL: plain_engine(), BOUNDED: plain_engine(read_timeout=30.0),
-                   OURS: our_engine(), UNBOUNDED: our_engine(unbounded)}
+                   FLOOR: floor_engine(), OURS: our_engine(), UNBOUNDED: our_engine(unbounded)}
         for engine in engines.values():  # warm up: imports, dialect initialisation, the cache
             for _ in range(100):
                 _one(engine)
         medians, cpu = _rounds(engines, args.rounds, args.per_round)
         calls = {label: _calls(engines[label]) for label in (BOUNDED, OURS)}
-        python_cost = {PLAIN: _python_cost(lambda m: plain_engine(module=m)),
-                       OURS: _python_cost(lambda m: our_engine(Connector("bench/db", client), module=m))}
-        cold_cost = {PLAIN: _python_cost(lambda m: plain_engine(module=m), cold=True),
-                     OURS: _python_cost(lambda m: our_engine(Connector("bench/db", client), module=m), cold=True)}
+        makers = {PLAIN: lambda m: plain_engine(read_timeout=30.0, module=m), FLOOR: lambda m: floor_engine(module=m),
+                  OURS: lambda m: our_engine(Connector("bench/db", client), module=m)}
+        python_cost = {label: _python_cost(make) for label, make in makers.items()}
+        cold_cost = {label: _python_cost(make, cold=True) for label, make in makers.items()}
 
         # Recovery after a rotation the client has not seen yet.
         def rotate(i: int, password: str) -> None:
@@ -220,12 +245,12 @@ def main() -> None:
     print(f"MariaDB {db.version} on 127.0.0.1, PyMySQL {importlib.metadata.version('PyMySQL')}, "
           f"SQLAlchemy {sa.__version__}, NullPool, no TLS")
     _report(args, medians, cpu, calls, NAMES)
-    extra = python_cost[OURS] - python_cost[PLAIN]
-    print(f"same path without the network (pool creator, DBAPI stub): plain {python_cost[PLAIN] * 1e6:.2f} us, "
-          f"ours {python_cost[OURS] * 1e6:.2f} us, our Python work {extra * 1e6:+.2f} us per connection")
-    extra = cold_cost[OURS] - cold_cost[PLAIN]
-    print(f"the same with cold CPU caches (16 MiB written before each call): plain {cold_cost[PLAIN] * 1e6:.2f} us, "
-          f"ours {cold_cost[OURS] * 1e6:.2f} us, our Python work {extra * 1e6:+.2f} us per connection")
+    for what, cost in (("same path without the network (pool creator, DBAPI stub)", python_cost),
+                       ("the same with cold CPU caches (16 MiB written before each call)", cold_cost)):
+        us = {label: value * 1e6 for label, value in cost.items()}
+        print(f"{what}: plain, bounded {us[PLAIN]:.2f} us, floor {us[FLOOR]:.2f} us, ours {us[OURS]:.2f} us; "
+              f"our Python work {us[OURS] - us[PLAIN]:+.2f} us per connection, of which the search "
+              f"{us[OURS] - us[FLOOR]:+.2f} us")
     _report_recovery(recover, stats)
 
 
@@ -237,13 +262,16 @@ def _report(args: argparse.Namespace, medians: dict[str, list[float]], cpu: dict
     print(f"new connection + SELECT 1 + close: {args.rounds} rounds x {args.per_round} per engine "
           f"({n} each), engines taking turns")
     print(f"{'engine':<48}{'median of round medians, ms':>28}")
-    for label in (PLAIN, CONTROL, BOUNDED, OURS, UNBOUNDED):
+    for label in names:
         print(f"{names[label]:<48}{med[label] * ms:>28.3f}")
     # Each of ours against the plain engine that gives the same guarantee on a silent server.
-    for label, base, what in ((CONTROL, PLAIN, "control   - plain          "),
-                              (OURS, PLAIN, "ours      - plain          "),
-                              (UNBOUNDED, PLAIN, "unbounded - plain          "),
-                              (OURS, BOUNDED, "ours      - plain, bounded ")):
+    pairs = [(CONTROL, PLAIN, "control   - plain          "),
+             (OURS, PLAIN, "ours      - plain          "),
+             (UNBOUNDED, PLAIN, "unbounded - plain          "),
+             (OURS, BOUNDED, "ours      - plain, bounded ")]
+    if FLOOR in names:
+        pairs += [(FLOOR, BOUNDED, "floor     - plain, bounded "), (OURS, FLOOR, "ours      - floor          ")]
+    for label, base, what in pairs:
         d, lo, hi = _diff(medians[label], medians[base])
         print(f"{what}: {d * us:+6.1f} us per connection = {d / med[base] * 100:+5.2f} %"
               f"   (round differences, quartiles {lo * us:+.1f} .. {hi * us:+.1f} us)")

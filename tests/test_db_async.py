@@ -172,7 +172,7 @@ def test_only_the_slow_path_reads_the_store_off_the_event_loop(account):
     # The search's requests, inspected directly (pure logic): the asyncio driver sends each
     # StoreRequest to a worker thread and answers LoginRequests with an awaited login.
     connector = Connector(account.secret, account.client)
-    cold = connector.search({})
+    cold = connector.search({}).steps()
     assert isinstance(next(cold), StoreRequest)  # nothing read yet: the first read may block
     cold.close()
     engine = create_async_engine("mysql+aiomysql:///", connector=connector, poolclass=NullPool)
@@ -184,7 +184,7 @@ def test_only_the_slow_path_reads_the_store_off_the_event_loop(account):
             await engine.dispose()
 
     asyncio.run(main())
-    warm = connector.search({})
+    warm = connector.search({}).steps()
     assert isinstance(next(warm), LoginRequest)  # the cached ACSCurrent, read in the loop
     rejected = pymysql.err.OperationalError(1045, "Access denied")
     request = warm.throw(rejected)

@@ -1,8 +1,10 @@
 """The credential search driven by hand: scripted login errors, a fake clock, no database.
 
-Each test runs the search's generator (``Connector.search``) against an in-memory embedded store:
-store requests are performed for real, sleeps move the fake clock, and logins answer from a
-script — an error number (raised as PyMySQL raises it) or ``OK``.
+Each test runs twice against an in-memory embedded store: once stepping the search's generator
+by hand (``Connector.search().steps()``), once through ``Connector.connect`` (whose usual first
+login skips the generator, which takes over when it fails). Store requests are performed for
+real, sleeps move the fake clock, and logins answer from a script — an error number (raised as
+PyMySQL raises it) or ``OK``.
 """
 
 from __future__ import annotations
@@ -36,8 +38,17 @@ OK = "ok"
 SECRET = "db/app"
 
 
+@pytest.fixture(params=["steps", "connect"], autouse=True)
+def driver(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """How every Setup of a test runs its searches (see Setup.run)."""
+    monkeypatch.setattr(Setup, "driver", request.param)
+    return str(request.param)
+
+
 class Setup:
     """An embedded store with one secret, a client and a connector on a fake clock."""
+
+    driver = "steps"
 
     def __init__(self, policy: RetryPolicy | None = None, login_seconds: float = 0.001) -> None:
         self.store = EmbeddedStore()
@@ -68,7 +79,36 @@ class Setup:
         far)`` before each store request."""
         outcomes: Iterator[int | str] = iter(script)
         reads = 0
-        steps = self.connector.search({})
+
+        def login(**kwargs: Any) -> object:
+            user = kwargs["user"].removesuffix(self.suffix)
+            self.sent.append((user, kwargs["password"].decode()))
+            self.clock.now += self.login_seconds
+            outcome = next(outcomes)
+            try:
+                if outcome != OK:
+                    raise pymysql.err.OperationalError(outcome, "scripted")
+                return object()
+            finally:
+                if after_login is not None:
+                    after_login(len(self.sent))
+
+        def store_request(fn: Any, *args: Any) -> Any:
+            nonlocal reads
+            if before_read is not None:
+                before_read(reads)
+            reads += 1
+            return fn(*args)
+
+        if self.driver == "connect":
+            view = self.connector._view
+            fresh = view.fresh
+            view.fresh = lambda *args: store_request(fresh, *args)
+            try:
+                return self.connector.connect({}, login)
+            finally:
+                view.fresh = fresh
+        steps = self.connector.search({}).steps()
         value: Any = None
         error: BaseException | None = None
         while True:
@@ -77,34 +117,22 @@ class Setup:
             except StopIteration as done:
                 return done.value
             value = error = None
-            if isinstance(request, LoginRequest):
-                user = request.kwargs["user"].removesuffix(self.suffix)
-                self.sent.append((user, request.kwargs["password"].decode()))
-                self.clock.now += self.login_seconds
-                outcome = next(outcomes)
-                if outcome == OK:
-                    value = object()
+            try:
+                if isinstance(request, LoginRequest):
+                    value = login(**request.kwargs)
+                elif isinstance(request, SleepRequest):
+                    self.clock.sleep(request.seconds)
                 else:
-                    error = pymysql.err.OperationalError(outcome, "scripted")
-                if after_login is not None:
-                    after_login(len(self.sent))
-            elif isinstance(request, SleepRequest):
-                self.clock.sleep(request.seconds)
-            else:
-                assert isinstance(request, StoreRequest)
-                if before_read is not None:
-                    before_read(reads)
-                reads += 1
-                try:
-                    value = request.fn(*request.args)
-                except Exception as exc:
-                    error = exc
+                    assert isinstance(request, StoreRequest)
+                    value = store_request(request.fn, *request.args)
+            except BaseException as exc:  # thrown in, as a driver does
+                error = exc
 
 
 def test_warm_path_is_one_login_and_no_request_before_it():
     s = Setup()
     s.run([OK])  # cold: one store read first
-    steps = s.connector.search({})
+    steps = s.connector.search({}).steps()
     assert isinstance(next(steps), LoginRequest)  # warm: straight to the login
     steps.close()
 
@@ -266,3 +294,16 @@ def test_after_a_recovery_new_logins_go_straight_to_what_worked():
     _, creds = s.run([OK])
     assert creds.version_id == "v2" and s.sent == [("app", "pw-2")]
     assert s.connector.stats().store_reads == reads == 2
+
+
+def test_a_cancelled_login_counts_as_a_failure_and_frees_the_gate():
+    s = Setup(policy=RetryPolicy(total=1.0))
+    s.run([OK])
+    with pytest.raises(KeyboardInterrupt):
+        s.run([OK], after_login=lambda sent: (_ for _ in ()).throw(KeyboardInterrupt()))
+    stats = s.connector.stats()
+    assert (stats.logins, stats.connects, stats.failures) == (2, 1, 1)
+    # The gate let the next login go at once (a place left taken would make it wait).
+    s.sent.clear()
+    _, creds = s.run([OK])
+    assert creds.version_id == "v1" and len(s.sent) == 1 and not s.clock.slept

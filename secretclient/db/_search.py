@@ -28,13 +28,12 @@ import logging
 import random
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import Any, NoReturn, Protocol, cast
 
 from ..errors import SecretNotFound, StoreError, StoreUnavailable, Throttled
 from ..model import DbCredentials, Secret, Stage, StageLabels
 from ._family import DbFamily
 from ._gate import Admission, Flight, LoginGate, Outcome
-from ._mysql import set_read_timeout
 from .classify import ErrorKind
 from .errors import (
     Attempt,
@@ -144,6 +143,10 @@ class SearchView(Protocol):
     def cached_current(self) -> Secret | None:
         """The cached CURRENT version when it was read before (a cache lookup), else None."""
 
+    def usual(self) -> DbCredentials | None:
+        """The cached CURRENT credentials when a search sends them first (no hint replaces
+        them), else None (nothing cached yet, or a hint). A cache lookup, like :meth:`cached_current`."""
+
     def read_current(self) -> Secret:
         """The CURRENT version, through the cache (a store read when the cache is cold)."""
 
@@ -177,12 +180,11 @@ class SearchView(Protocol):
         """Add one to the counter ``field``, also counted for the store label ``stage``."""
 
 
-def drive(steps: Steps, login: Login, sleep: Callable[[float], None],
-          family: DbFamily | None = None) -> tuple[Any, DbCredentials]:
-    """Perform the requests of ``steps`` with blocking calls: ``login(**kwargs)`` (a PyMySQL
-    ``connect``, or through ``family.login_with`` for another family), ``sleep(seconds)``, store
-    reads in the calling thread."""
-    login_with = None if family is None or family.name == "mysql" else family.login_with
+def drive(steps: Steps, login: Login, sleep: Callable[[float], None], family: DbFamily) -> tuple[Any, DbCredentials]:
+    """Perform the requests of ``steps`` with blocking calls: logins through
+    ``family.login_with(login, ...)`` (``login``: ``pymysql.connect``, ``psycopg.connect`` or the
+    caller's), ``sleep(seconds)``, store reads in the calling thread."""
+    login_with = family.login_with
     value: Any = None
     error: BaseException | None = None
     while True:
@@ -193,14 +195,7 @@ def drive(steps: Steps, login: Login, sleep: Callable[[float], None],
         value = error = None
         try:
             if isinstance(request, LoginRequest):
-                if login_with is not None:
-                    value = login_with(login, request.kwargs, request.handshake)
-                elif request.handshake is None:
-                    value = login(**request.kwargs)
-                else:  # bound the login only: the caller asked for no read timeout
-                    request.kwargs["read_timeout"] = request.handshake
-                    value = login(**request.kwargs)
-                    set_read_timeout(value, None)
+                value = login_with(login, request.kwargs, request.handshake)
             elif isinstance(request, SleepRequest):
                 sleep(request.seconds)
             elif isinstance(request, WaitRequest):
@@ -216,7 +211,8 @@ _OUTCOME = {ErrorKind.BAD_CREDENTIALS: Outcome.REJECTED, ErrorKind.ACCOUNT_UNAVA
 _CONNECTED, _CONNECTED_RETRY = ("logins", "connects"), ("logins", "connects", "retries")
 _FAILED, _FAILED_RETRY = ("logins",), ("logins", "retries")
 # Enum members read through the class cost ~0.1 us each on Python 3.11: the hot path reads these.
-_CURRENT, _SKIP, _OK, _UNKNOWN = Stage.CURRENT, Admission.SKIP, Outcome.OK, Outcome.UNKNOWN
+_CURRENT, _GO, _SKIP = Stage.CURRENT, Admission.GO, Admission.SKIP
+_OK, _UNKNOWN = Outcome.OK, Outcome.UNKNOWN
 _GO_ON = object()  # from CredentialSearch.offer: these credentials did not work, try the next ones
 
 
@@ -232,6 +228,7 @@ class CredentialSearch:
     store_gave_up = False  # the store throttled past the budget: read no other stage
     store_last_read = False  # the next store read is the last the budget allows
     last_kind: ErrorKind | None = None
+    sent: tuple[DbCredentials, LoginArgs]  # the login of first(), once it is sent
 
     def __init__(self, view: SearchView, kwargs: Mapping[str, Any], translate: Translate | None = None) -> None:
         self.view = view
@@ -343,28 +340,69 @@ class CredentialSearch:
             yield SleepRequest(delay)
 
     # -- the search -------------------------------------------------------------------------
+    #
+    # Nearly every connect is one login with the cached CURRENT credentials. A blocking driver
+    # makes that login without running the generator (first, then landed or steps(failure));
+    # steps() is the whole search, and takes over after a failed first login.
 
-    def steps(self) -> Steps:
+    def first(self) -> LoginRequest | None:
+        """The first login, when it can be sent at once: CURRENT is cached (no store read), no
+        hint replaces it, and the gate lets it go. The caller performs it, then calls
+        :meth:`landed` (it worked), ``steps(failure)`` (it raised an Exception) or
+        :meth:`abandoned` (cancelled). None: run :meth:`steps` from the start instead."""
         view = self.view
         try:
-            try:
-                secret = view.cached_current()  # the hot path: a cache hit, no request
-                if secret is None:  # nothing read yet: the cache is likely cold (a store read)
-                    secret = yield StoreRequest(view.read_current, ())
-            except SecretNotFound:
-                raise
-            except StoreError as exc:
-                raise self.unavailable(exc) from exc
-            current = view.credentials(secret)
-            # Credentials that worked after this CURRENT version was rejected, if any.
-            hint = view.hint(secret.version_id)
-            role: str
-            if hint is None:
-                first, stage, role = current, view.labels.current, _CURRENT
+            creds = view.usual()
+        except BaseException as exc:
+            view.count("failures")
+            self.unreadable(exc)
+        if creds is None:
+            return None
+        args = view.login_args(creds, self.kwargs, self.translate)
+        # The search's start is the login's: the budget is whole, and the clock is read once.
+        if view.gate.admit(args.gate_key, _CURRENT, self.start, self.policy.concurrent_logins)[0] is not _GO:
+            return None  # the gate says wait or skip: steps() asks it again and does so
+        self.sent = (creds, args)
+        return self.request(args, self.start)
+
+    def landed(self, conn: Any) -> tuple[Any, DbCredentials]:
+        """The login of :meth:`first` worked: ``(conn, credentials)``."""
+        creds, args = self.sent
+        self.view.gate.settle(args.gate_key, _OK, _CURRENT, self.start, 0.0)
+        self.view.count(*_CONNECTED)
+        return conn, creds
+
+    def abandoned(self) -> None:
+        """The login of :meth:`first` was cancelled (KeyboardInterrupt, task cancelled)."""
+        self.cancelled(self.sent[1], _CURRENT, False)
+        self.view.count("failures")
+
+    def steps(self, failure: Exception | None = None) -> Steps:
+        """The whole search as a generator of requests (see the module's documentation).
+        ``failure``: what the login of :meth:`first`, made by the caller, raised; the search
+        goes on from there."""
+        view = self.view
+        try:
+            if failure is None:
+                try:
+                    secret = view.cached_current()  # a cache hit, no request
+                    if secret is None:  # nothing read yet: the cache is likely cold (a store read)
+                        secret = yield StoreRequest(view.read_current, ())
+                except BaseException as exc:
+                    self.unreadable(exc)
+                current = view.credentials(secret)
+                # Credentials that worked after this CURRENT version was rejected, if any.
+                hint = view.hint(secret.version_id)
+                role: str
+                if hint is None:
+                    first, stage, role = current, view.labels.current, _CURRENT
+                else:
+                    first, stage = hint
+                    role = view.labels.role(stage) or stage
+                conn = yield from self.try_login(first, stage, role)
             else:
-                first, stage = hint
-                role = view.labels.role(stage) or stage
-            conn = yield from self.try_login(first, stage, role)
+                first, hint = self.sent[0], None
+                conn = yield from self.try_login(first, view.labels.current, _CURRENT, failure)
             if conn is not None:
                 return conn, first
             found = yield from self.after(None if hint is None else current)
@@ -376,10 +414,36 @@ class CredentialSearch:
         view.count("failures")
         raise self.final_error()
 
-    def try_login(self, creds: DbCredentials, stage: str, role: str | None = None) -> Generator[Any, Any, Any]:
+    def unreadable(self, exc: BaseException) -> NoReturn:
+        """Raise what a connect raises when reading CURRENT raised ``exc``."""
+        if isinstance(exc, StoreError) and not isinstance(exc, SecretNotFound):
+            raise self.unavailable(exc) from exc
+        raise exc
+
+    def request(self, args: LoginArgs, started: float) -> LoginRequest:
+        """The login with ``args`` sent at ``started``: the timeouts follow the budget left."""
+        remaining = self.deadline - started
+        if remaining < 0.001:
+            remaining = 0.001
+        kw = args.kwargs.copy()  # the login's own copy: the cached one stays as it is
+        if args.own_connect_timeout:
+            kw["connect_timeout"] = _CONNECT_TIMEOUT if remaining > _CONNECT_TIMEOUT else remaining
+        handshake = args.handshake_timeout
+        if handshake is not None and handshake > remaining:
+            handshake = remaining
+        return LoginRequest(kw, handshake)
+
+    def cancelled(self, args: LoginArgs, role: str, retry: bool) -> None:
+        """A login ended neither way (cancelled, or the search closed): the waiting logins go on."""
+        self.view.gate.settle(args.gate_key, _UNKNOWN, role, self.view.clock(), 0.0)
+        self.view.count(*(_FAILED_RETRY if retry else _FAILED))
+
+    def try_login(self, creds: DbCredentials, stage: str, role: str | None = None,
+                  failure: Exception | None = None) -> Generator[Any, Any, Any]:
         """Log in with ``creds`` found as the store label ``stage`` (of ``role``), retrying
         network/busy errors; None when they were rejected (by the server now, or before: then
-        they are not sent)."""
+        they are not sent). ``failure``: the first login with them was made (by :meth:`first`)
+        and raised it."""
         view = self.view
         args = view.login_args(creds, self.kwargs, self.translate)
         if role is None:
@@ -387,46 +451,39 @@ class CredentialSearch:
         gate = view.gate
         transient = 0
         while True:
-            started = view.clock()
-            admission, flight = gate.admit(args.gate_key, role, started, self.policy.concurrent_logins)
-            if flight is not None:  # other logins with these credentials are in flight: wait
-                if not (yield WaitRequest(flight, max(self.remaining(), 0.0))):
-                    self.last_kind = self.last_kind or ErrorKind.NETWORK  # the logins in flight hang
-                    raise self.final_error()
-                if flight.outcome is Outcome.REJECTED:
-                    self.skip(creds, stage, args.server, flight.started)
+            if failure is None:
+                started = view.clock()
+                admission, flight = gate.admit(args.gate_key, role, started, self.policy.concurrent_logins)
+                if flight is not None:  # other logins with these credentials are in flight: wait
+                    if not (yield WaitRequest(flight, max(self.remaining(), 0.0))):
+                        self.last_kind = self.last_kind or ErrorKind.NETWORK  # the logins in flight hang
+                        raise self.final_error()
+                    if flight.outcome is Outcome.REJECTED:
+                        self.skip(creds, stage, args.server, flight.started)
+                        return None
+                    if flight.outcome is Outcome.UNAVAILABLE:
+                        self.last_kind = ErrorKind.ACCOUNT_UNAVAILABLE
+                        self.attempts += (Attempt(creds.version_id, stage, creds.account_name,
+                                                  ErrorKind.ACCOUNT_UNAVAILABLE, flight.errno, args.server),)
+                        raise self.final_error()
+                    continue  # a place is free: ask again
+                if admission is _SKIP:
+                    self.skip(creds, stage, args.server, started)
                     return None
-                if flight.outcome is Outcome.UNAVAILABLE:
-                    self.last_kind = ErrorKind.ACCOUNT_UNAVAILABLE
-                    self.attempts += (Attempt(creds.version_id, stage, creds.account_name,
-                                              ErrorKind.ACCOUNT_UNAVAILABLE, flight.errno, args.server),)
-                    raise self.final_error()
-                continue  # a place is free: ask again
-            if admission is _SKIP:
-                self.skip(creds, stage, args.server, started)
-                return None
-            remaining = self.deadline - started
-            if remaining < 0.001:
-                remaining = 0.001
-            kw = args.kwargs.copy()  # the login's own copy: the cached one stays as it is
-            if args.own_connect_timeout:
-                kw["connect_timeout"] = _CONNECT_TIMEOUT if remaining > _CONNECT_TIMEOUT else remaining
-            handshake = args.handshake_timeout
-            if handshake is not None and handshake > remaining:
-                handshake = remaining
-            retry = bool(self.attempts)
-            try:
-                conn = yield LoginRequest(kw, handshake)
-            except Exception as exc:
-                failure = exc
-            except BaseException:  # cancelled, or the search closed: the waiting logins go on
-                gate.settle(args.gate_key, _UNKNOWN, role, view.clock(), 0.0)
-                view.count(*(_FAILED_RETRY if retry else _FAILED))
-                raise
-            else:
-                gate.settle(args.gate_key, _OK, role, started, 0.0)
-                view.count(*(_CONNECTED_RETRY if retry else _CONNECTED))
-                return conn
+                retry = bool(self.attempts)
+                try:
+                    conn = yield self.request(args, started)
+                except Exception as exc:
+                    failure = exc
+                except BaseException:  # cancelled, or the search closed: the waiting logins go on
+                    self.cancelled(args, role, retry)
+                    raise
+                else:
+                    gate.settle(args.gate_key, _OK, role, started, 0.0)
+                    view.count(*(_CONNECTED_RETRY if retry else _CONNECTED))
+                    return conn
+            else:  # made by first(), at the search's start
+                started, retry = self.start, False
             view.count(*(_FAILED_RETRY if retry else _FAILED))
             verdict = view.family.classify(failure)
             kind = verdict.kind
@@ -447,6 +504,7 @@ class CredentialSearch:
             ):
                 if (yield from self.wait(transient)):
                     transient += 1
+                    failure = None
                     continue
                 raise self.final_error() from failure
             if kind is ErrorKind.OTHER:

@@ -52,7 +52,7 @@ from pymysql.constants import CLIENT
 from ..model import DbCredentials
 from ._mysql import MYSQL
 from ._postgres import POSTGRES
-from ._search import LoginRequest, SleepRequest, Steps, WaitRequest
+from ._search import CredentialSearch, LoginRequest, SleepRequest, Steps, WaitRequest
 from .connector import Connector
 from .policy import RetryPolicy
 from .sqlalchemy import VERSION_KEY, _check_arguments, _resolve_connector, _roll_over
@@ -92,7 +92,7 @@ def create_async_engine(
     translate, login = (_aiomysql_kwargs, _login) if mysql else (None, _psycopg_login)
 
     async def creator() -> Any:
-        conn, creds = await _drive(shared.search(params, translate), login)
+        conn, creds = await _connect(shared.search(params, translate), login)
         conn.credential_version = creds.version_id
         return conn
 
@@ -161,6 +161,22 @@ def _aiomysql_kwargs(secret: str, kw: dict[str, Any]) -> dict[str, Any]:
         # the URL, ssl_ca=, ...) become a verifying one, as PyMySQL would use them.
         MYSQL.require_tls(kw, secret=secret)
     return kw
+
+
+async def _connect(search: CredentialSearch, login: Callable[[LoginRequest], Awaitable[Any]]
+                   ) -> tuple[Any, DbCredentials]:
+    """One connect: the usual first login alone, the whole search when it cannot go at once or fails."""
+    request = search.first()
+    if request is None:
+        return await _drive(search.steps(), login)
+    try:
+        conn = await login(request)
+    except Exception as exc:
+        return await _drive(search.steps(exc), login)
+    except BaseException:
+        search.abandoned()
+        raise
+    return search.landed(conn)
 
 
 async def _drive(steps: Steps, login: Callable[[LoginRequest], Awaitable[Any]]) -> tuple[Any, DbCredentials]:

@@ -26,7 +26,7 @@ from ..model import DbCredentials, Secret, stage_labels
 from ._family import DbFamily
 from ._gate import GATE
 from ._mysql import MYSQL
-from ._search import CredentialSearch, Login, LoginArgs, Steps, Translate, drive
+from ._search import CredentialSearch, Login, LoginArgs, Translate, drive
 from .policy import RetryPolicy
 
 if TYPE_CHECKING:
@@ -312,14 +312,27 @@ class Connector:
         from the secret). Host, port and database come from the secret unless ``kwargs`` names
         them. ``login`` makes the connection (``pymysql.connect`` or ``psycopg.connect`` by default).
         """
-        return drive(self.search(kwargs), login or self.family.default_login, self._sleep, self.family)
+        search = self.search(kwargs)
+        if login is None:
+            login = self.family.default_login
+        request = search.first()
+        if request is None:
+            return drive(search.steps(), login, self._sleep, self.family)
+        try:
+            conn = self.family.login_with(login, request.kwargs, request.handshake)
+        except Exception as exc:
+            return drive(search.steps(exc), login, self._sleep, self.family)
+        except BaseException:
+            search.abandoned()
+            raise
+        return search.landed(conn)
 
-    def search(self, kwargs: Mapping[str, Any] | None = None, translate: Translate | None = None) -> Steps:
-        """The search of one connect as a generator of requests, for a driver to perform.
-
-        Send it the outcome of each request (or throw in the exception it raised); it returns
-        ``(connection, credentials used)`` or raises a
-        :class:`~secretclient.db.errors.DbConnectError`. ``kwargs`` as for :meth:`connect`;
+    def search(self, kwargs: Mapping[str, Any] | None = None, translate: Translate | None = None) -> CredentialSearch:
+        """The search of one connect, for a driver to perform: :meth:`CredentialSearch.steps`
+        yields its requests (send it the outcome of each, or throw in the exception it raised;
+        it returns ``(connection, credentials used)`` or raises a
+        :class:`~secretclient.db.errors.DbConnectError`), and :meth:`CredentialSearch.first`
+        gives its usual first login alone. ``kwargs`` as for :meth:`connect`;
         ``translate(secret, pymysql_kwargs)`` makes the login arguments fit another driver
         (called once per credential version and set of ``kwargs``, not per login).
         """
@@ -330,7 +343,7 @@ class Connector:
             raise InvalidParameter(
                 f"do not pass {', '.join(bad)}: user and password come from the secret {self.secret!r}"
             )
-        return CredentialSearch(self._view, kwargs, translate).steps()
+        return CredentialSearch(self._view, kwargs, translate)
 
     def _login_args(self, creds: DbCredentials, kwargs: Mapping[str, Any], translate: Translate | None) -> LoginArgs:
         """The login arguments for ``creds`` and ``kwargs``, reused while neither changes (this
@@ -382,6 +395,20 @@ class _View:
         c = self._c
         # The role, not the store's label: the client's quickest lookup.
         return None if c._current is None else c.client.get(self.secret)
+
+    def usual(self) -> DbCredentials | None:
+        c = self._c
+        if c._current is None:
+            return None
+        secret = c.client.get(self.secret)
+        version = secret.version_id
+        hint = c._hint
+        if hint is not None and hint[0] == version:
+            return None
+        if version != c._current:
+            c._note_current(version)
+        creds = c._parsed.get(version)
+        return creds if creds is not None else c._credentials(secret)
 
     def read_current(self) -> Secret:
         return self._c.client.get(self.secret)
