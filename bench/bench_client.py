@@ -374,7 +374,7 @@ def main() -> None:
 
 
 def _empty_call() -> float:
-    def get(name: str, stage: str = "CURRENT", *, version_id: str | None = None) -> None:
+    def get(name: str, stage: str = "CURRENT", version_id: str | None = None) -> None:
         return None
 
     return p50_per_op(get, "warm")

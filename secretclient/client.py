@@ -168,37 +168,50 @@ class SecretClient:
     def _warm_readers(self) -> tuple[Callable[..., Secret], Callable[..., str]]:
         """``get`` and ``get_text`` as closures: a warm hit reads only local cells, which
         makes it about 10 % faster than a method doing the same attribute lookups."""
-        current_get = self._current.get
+        current = self._current
         view_get = self._view.get
         clock = self._clock
         hits, count = self._counters.hit_counter, next
         get_slow = self._get_slow
         CURRENT = Stage.CURRENT
 
-        def get(name: str, stage: str = CURRENT, *, version_id: str | None = None) -> Secret:
+        # ``version_id`` is keyword-only in the documented signature (the methods above, which
+        # type checkers read), not in these closures: CPython 3.11 does not specialize calls to a
+        # function with keyword-only parameters, which costs a warm read ~20 ns (10 %).
+        def get(name: str, stage: str = CURRENT, version_id: str | None = None) -> Secret:
             # `is`: the default argument is this very object; the store's own labels take the
             # tuple-keyed dict (which holds CURRENT entries too), other spellings of a role the
             # slow path, which translates them.
             if stage is CURRENT and version_id is None:
-                entry = current_get(name)
+                try:
+                    entry = current[name]  # a subscript is cheaper than .get(); a miss is slow anyway
+                except KeyError:
+                    return get_slow(name, stage, version_id)
             elif version_id is None:
                 entry = view_get((name, stage))
+                if entry is None:
+                    return get_slow(name, stage, version_id)
             else:
                 return get_slow(name, stage, version_id)
-            if entry is not None and clock() < entry.refresh_at:
+            if clock() < entry.refresh_at:
                 count(hits)
                 return entry.secret
             return get_slow(name, stage, version_id)
 
-        def get_text(name: str, stage: str = CURRENT, *, version_id: str | None = None) -> str:
+        def get_text(name: str, stage: str = CURRENT, version_id: str | None = None) -> str:
             # get()'s hot path, returning the text kept in the entry.
             if stage is CURRENT and version_id is None:
-                entry = current_get(name)
+                try:
+                    entry = current[name]
+                except KeyError:
+                    return get_slow(name, stage, version_id).text
             elif version_id is None:
                 entry = view_get((name, stage))
+                if entry is None:
+                    return get_slow(name, stage, version_id).text
             else:
                 return get_slow(name, stage, version_id).text
-            if entry is not None and entry.text is not None and clock() < entry.refresh_at:
+            if entry.text is not None and clock() < entry.refresh_at:
                 count(hits)
                 return entry.text
             return get_slow(name, stage, version_id).text  # get()'s warm look was just done
