@@ -188,9 +188,10 @@ class SecretClient:
                 except KeyError:
                     return get_slow(name, stage, version_id)
             elif version_id is None:
-                entry = view_get((name, stage))
-                if entry is None:
+                found = view_get((name, stage))
+                if found is None:
                     return get_slow(name, stage, version_id)
+                entry = found
             else:
                 return get_slow(name, stage, version_id)
             if clock() < entry.refresh_at:
@@ -206,9 +207,10 @@ class SecretClient:
                 except KeyError:
                     return get_slow(name, stage, version_id).text
             elif version_id is None:
-                entry = view_get((name, stage))
-                if entry is None:
+                found = view_get((name, stage))
+                if found is None:
                     return get_slow(name, stage, version_id).text
+                entry = found
             else:
                 return get_slow(name, stage, version_id).text
             if entry.text is not None and clock() < entry.refresh_at:
