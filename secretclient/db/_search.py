@@ -176,6 +176,9 @@ class SearchView(Protocol):
     def count(self, *fields: str) -> None:
         """Add one to each counter ``fields`` of :class:`~secretclient.db.ConnectorStats`."""
 
+    def count_landed(self) -> object:
+        """Count a connect whose first login worked: one login, one connect (the usual case)."""
+
     def count_at(self, field: str, stage: str) -> None:
         """Add one to the counter ``field``, also counted for the store label ``stage``."""
 
@@ -369,7 +372,7 @@ class CredentialSearch:
         """The login of :meth:`first` worked: ``(conn, credentials)``."""
         creds, args = self.sent
         self.view.gate.settle(args.gate_key, _OK, _CURRENT, self.start, 0.0)
-        self.view.count(*_CONNECTED)
+        self.view.count_landed()
         return conn, creds
 
     def abandoned(self) -> None:

@@ -10,6 +10,7 @@ in :mod:`secretclient.db._search`; it sees the connector through a narrow view.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import logging
 import random
@@ -78,14 +79,18 @@ def live_connectors() -> list[Connector]:
 
 class _Tally:
     """Counters that many threads add to. ``next()`` on an ``itertools.count`` is atomic under
-    the GIL (``x += 1`` is not) and needs no lock: a connect adds two or three of them. Reading
-    one takes a value too, so a snapshot subtracts the values earlier snapshots took."""
+    the GIL (``x += 1`` is not) and needs no lock. Reading one takes a value too, so a snapshot
+    subtracts the values earlier snapshots took. ``landed()`` counts the usual connect (its first
+    login worked: one login, one connect) with one C call and no Python frame; a snapshot adds it
+    to both counters."""
 
-    __slots__ = ("_by_stage", "_counters", "_lock", "_reads")
+    __slots__ = ("_by_stage", "_counters", "_landed", "_lock", "_reads", "landed")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()  # snapshots and the per-stage counts (rejections: slow path)
         self._counters = {field: itertools.count() for field in _STAT_FIELDS}
+        self._landed = itertools.count()
+        self.landed: Callable[[], int] = functools.partial(next, self._landed)
         self._reads = 0
         self._by_stage: dict[tuple[str, str], int] = {}
 
@@ -104,7 +109,11 @@ class _Tally:
     def snapshot(self) -> ConnectorStats:
         with self._lock:
             reads, self._reads = self._reads, self._reads + 1
-            return ConnectorStats(**{field: next(count) - reads for field, count in self._counters.items()})
+            counts = {field: next(count) - reads for field, count in self._counters.items()}
+            landed = next(self._landed) - reads
+        counts["logins"] += landed
+        counts["connects"] += landed
+        return ConnectorStats(**counts)
 
     def by_stage(self) -> dict[tuple[str, str], int]:
         with self._lock:
@@ -374,8 +383,8 @@ class _View:
     The calls of every connect are bound methods of the connector's (one call, no extra frame).
     """
 
-    __slots__ = ("_c", "clock", "count", "count_at", "family", "fresh", "gate", "labels", "login_args", "policy", "rng",
-                 "secret")
+    __slots__ = ("_c", "clock", "count", "count_at", "count_landed", "family", "fresh", "gate", "labels", "login_args",
+                 "policy", "rng", "secret")
 
     def __init__(self, connector: Connector, clock: Callable[[], float], rng: random.Random) -> None:
         self._c = connector
@@ -388,6 +397,7 @@ class _View:
         self.rng = rng
         self.count = connector._tally.add
         self.count_at = connector._tally.add_at
+        self.count_landed = connector._tally.landed
         self.login_args = connector._login_args
         self.fresh = connector._fresh
 
