@@ -160,8 +160,7 @@ class MySqlFamily:
             return connect(**kwargs)
         kwargs["read_timeout"] = handshake
         conn = connect(**kwargs)
-        if hasattr(conn, "_read_timeout"):  # set_read_timeout(conn, None), inline: every login passes here
-            conn._read_timeout = None
+        set_read_timeout(conn, None)
         return conn
 
     def classify(self, exc: BaseException) -> Classification:

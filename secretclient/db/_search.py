@@ -143,10 +143,6 @@ class SearchView(Protocol):
     def cached_current(self) -> Secret | None:
         """The cached CURRENT version when it was read before (a cache lookup), else None."""
 
-    def usual(self) -> DbCredentials | None:
-        """The cached CURRENT credentials when a search sends them first (no hint replaces
-        them), else None (nothing cached yet, or a hint). A cache lookup, like :meth:`cached_current`."""
-
     def read_current(self) -> Secret:
         """The CURRENT version, through the cache (a store read when the cache is cold)."""
 
@@ -355,12 +351,13 @@ class CredentialSearch:
         :meth:`abandoned` (cancelled). None: run :meth:`steps` from the start instead."""
         view = self.view
         try:
-            creds = view.usual()
+            secret = view.cached_current()
         except BaseException as exc:
             view.count("failures")
             self.unreadable(exc)
-        if creds is None:
+        if secret is None or view.hint(secret.version_id) is not None:
             return None
+        creds = view.credentials(secret)
         args = view.login_args(creds, self.kwargs, self.translate)
         # The search's start is the login's: the budget is whole, and the clock is read once.
         if view.gate.admit(args.gate_key, _CURRENT, self.start, self.policy.concurrent_logins)[0] is not _GO:
@@ -397,18 +394,19 @@ class CredentialSearch:
                 # Credentials that worked after this CURRENT version was rejected, if any.
                 hint = view.hint(secret.version_id)
                 role: str
+                after_hint: DbCredentials | None = None  # CURRENT, offered when the hint fails
                 if hint is None:
                     first, stage, role = current, view.labels.current, _CURRENT
                 else:
-                    first, stage = hint
+                    (first, stage), after_hint = hint, current
                     role = view.labels.role(stage) or stage
                 conn = yield from self.try_login(first, stage, role)
             else:
-                first, hint = self.sent[0], None
+                first, after_hint = self.sent[0], None
                 conn = yield from self.try_login(first, view.labels.current, _CURRENT, failure)
             if conn is not None:
                 return conn, first
-            found = yield from self.after(None if hint is None else current)
+            found = yield from self.after(after_hint)
         except BaseException:
             view.count("failures")
             raise

@@ -406,20 +406,6 @@ class _View:
         # The role, not the store's label: the client's quickest lookup.
         return None if c._current is None else c.client.get(self.secret)
 
-    def usual(self) -> DbCredentials | None:
-        c = self._c
-        if c._current is None:
-            return None
-        secret = c.client.get(self.secret)
-        version = secret.version_id
-        hint = c._hint
-        if hint is not None and hint[0] == version:
-            return None
-        if version != c._current:
-            c._note_current(version)
-        creds = c._parsed.get(version)
-        return creds if creds is not None else c._credentials(secret)
-
     def read_current(self) -> Secret:
         return self._c.client.get(self.secret)
 
